@@ -1,0 +1,1 @@
+"""mallpoints: a GraphQL backend for a shopping mall's membership-points programme."""

@@ -1,0 +1,121 @@
+"""Starlette app factory: mounts the GraphQL endpoints, health and metrics; no logic."""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from api import db
+from api.auth import caller_for
+from api.config import settings
+from api.context import Context
+from api.services.errors import AuthError
+
+log = logging.getLogger("mallpoints")
+REQUESTS = Counter("mallpoints_graphql_requests_total", "GraphQL requests", ["endpoint", "outcome"])
+LATENCY = Histogram("mallpoints_graphql_request_seconds", "GraphQL request latency", ["endpoint"],
+                    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+
+class _View(GraphQL):
+    def __init__(self, schema, endpoint: str, **kwargs) -> None:
+        super().__init__(schema, **kwargs)
+        self.endpoint = endpoint
+
+    async def get_context(self, request, response) -> Context:
+        return Context(caller=request.scope["state"]["caller"], endpoint=self.endpoint, request=request,
+                       response=response, redis=request.app.state.redis)
+
+
+class GuardedGraphQL:
+    """Authenticates before Strawberry sees the request: a bad signature or token is refused with a
+    top-level error (extensions.code) and nothing is executed or recorded."""
+
+    def __init__(self, schema, endpoint: str, ide: bool) -> None:
+        self.endpoint = endpoint
+        self.view = _View(schema, endpoint, graphql_ide="graphiql" if ide else None, allow_queries_via_get=ide)
+
+    async def __call__(self, scope, receive, send) -> None:
+        started = time.perf_counter()
+        request = Request(scope, receive)
+        body = await request.body() if request.method == "POST" else b""
+        try:
+            caller = await caller_for(self.endpoint, request.headers, body)
+        except AuthError as err:
+            REQUESTS.labels(self.endpoint, err.code).inc()
+            response = JSONResponse({"data": None, "errors": [{"message": err.message, "extensions": {"code": err.code}}]})
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.view(scope, replay, send)
+        REQUESTS.labels(self.endpoint, "ok").inc()
+        LATENCY.labels(self.endpoint).observe(time.perf_counter() - started)
+
+
+async def healthz(request: Request) -> Response:
+    try:
+        await db.fetch("SELECT 1 AS ok")
+    except Exception as exc:  # the database is the one dependency that decides health
+        return JSONResponse({"status": "error", "database": str(exc.__class__.__name__)}, status_code=503)
+    redis_state = "not configured"
+    if request.app.state.redis is not None:
+        try:
+            await request.app.state.redis.ping()
+            redis_state = "ok"
+        except Exception:
+            redis_state = "unavailable"
+    return JSONResponse({"status": "ok", "database": "ok", "redis": redis_state})
+
+
+async def metrics(request: Request) -> Response:
+    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(*, manage_db: bool = True) -> Starlette:
+    """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
+    from api.schema.admin import schema as admin_schema
+    from api.schema.public import schema as public_schema
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        cfg = settings()
+        if manage_db:
+            await db.init_db(cfg)
+        app.state.redis = None
+        if cfg.redis_url:
+            from redis.asyncio import from_url
+
+            app.state.redis = from_url(cfg.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            yield
+        finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            if manage_db:
+                await db.close_db()
+
+    routes = [
+        Route("/graphql", GuardedGraphQL(public_schema, "public", ide=False), methods=["GET", "POST"]),
+        Route("/admin/graphql", GuardedGraphQL(admin_schema, "admin", ide=True), methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.redis = None
+    return app

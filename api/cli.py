@@ -1,0 +1,171 @@
+"""The `mallpoints` command: serve, migrate, seed, expire, export-schema, and key management."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from api import db
+from api.config import ConfigError, settings
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+
+
+def export_schema_text() -> str:
+    from api.schema.admin import schema as admin_schema
+    from api.schema.public import schema as public_schema
+
+    return (
+        "# The public endpoint: POST /graphql\n" + public_schema.as_str().strip() + "\n\n"
+        "# ---------------------------------------------------------------------------------------------\n"
+        "# The operators' endpoint: /admin/graphql (its own schema; shared types repeat)\n"
+        + "\n".join("# " + line if line else "#" for line in admin_schema.as_str().strip().splitlines()) + "\n"
+    )
+
+
+async def _with_db(work, *, migrate: bool = True):
+    if migrate:
+        await db.migrate_db()
+        await db.close_db()
+    await db.init_db()
+    try:
+        return await work()
+    finally:
+        await db.close_db()
+
+
+async def _seed() -> dict:
+    from seeds.loader import load_demo
+
+    return await load_demo()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise SystemExit("--as-of needs a zone, e.g. 2026-01-01T00:00:00+08:00")
+    return parsed
+
+
+def cmd_serve(args) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    cfg = settings()
+    asyncio.run(_with_db(_seed if args.demo else (lambda: asyncio.sleep(0))))
+    host = args.host
+    print(f"mallpoints on {cfg.dialect} ({'WAL, one server process' if cfg.dialect == 'sqlite' else 'pooled'})")
+    print(f"  public endpoint:     http://{host}:{args.port}/graphql")
+    print(f"  operators' GraphiQL: http://{host}:{args.port}/admin/graphql")
+    if not cfg.is_production:
+        print(f"  demo operator login: admin / {cfg.admin_password}")
+        print(f"  demo POS key:        demo-pos / {cfg.demo_pos_secret}")
+    workers = 1 if cfg.dialect == "sqlite" else args.workers
+    if workers > 1:
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=args.port, workers=workers,
+                    log_level="info", access_log=False)
+    else:
+        uvicorn.run(create_app(), host=host, port=args.port, log_level="info", access_log=False)
+
+
+def cmd_migrate(args) -> None:
+    asyncio.run(_with_db(lambda: asyncio.sleep(0)))
+    print("migrations applied")
+
+
+def cmd_seed(args) -> None:
+    print("seeded:", asyncio.run(_with_db(_seed)))
+
+
+def cmd_expire(args) -> None:
+    from api.services import operators
+
+    result = asyncio.run(_with_db(lambda: operators.run_expiry(("cli", None), _parse_time(args.as_of))))
+    print(f"expired {result.points_expired} points in {result.lots_expired} lots of {result.accounts} members")
+
+
+def cmd_tiers_evaluate(args) -> None:
+    from api.services import operators
+
+    result = asyncio.run(_with_db(lambda: operators.run_tier_evaluation(("cli", None), _parse_time(args.as_of))))
+    print(f"closed {result.members_evaluated} qualification periods: {result.downgraded} downgraded, {result.kept} kept")
+
+
+def cmd_export_schema(args) -> None:
+    text = export_schema_text()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+
+
+def cmd_key(args) -> None:
+    from api.services import integrations
+
+    async def work():
+        if args.key_command == "create":
+            key, secret = await integrations.create_key(args.name, args.merchant, ("cli", None))
+            print(f"key id: {key.key_id}\nsecret: {secret}\nmerchants: {', '.join(key.merchant_codes)}")
+            print("The secret is shown once; it is stored encrypted.")
+        elif args.key_command == "revoke":
+            key = await integrations.revoke_key(args.key_id, ("cli", None))
+            print(f"revoked {key.key_id}")
+        else:
+            for key in await integrations.list_keys():
+                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                print(f"{key.key_id}\t{state}\t{key.name}\t{','.join(key.merchant_codes)}")
+
+    asyncio.run(_with_db(work))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mallpoints", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="apply migrations and serve (optionally with the demo mall)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="load seeds/ (once; loading again changes nothing)")
+    serve.add_argument("--workers", type=int, default=1, help="PostgreSQL only; SQLite always runs one process")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply the committed migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("seed", help="load the demo mall (idempotent)").set_defaults(func=cmd_seed)
+    expire = sub.add_parser("expire", help="expire every points lot due at --as-of (default now)")
+    expire.add_argument("--as-of")
+    expire.set_defaults(func=cmd_expire)
+    evaluate = sub.add_parser("tiers-evaluate", help="close ended tier qualification periods")
+    evaluate.add_argument("--as-of")
+    evaluate.set_defaults(func=cmd_tiers_evaluate)
+    export = sub.add_parser("export-schema", help="print or write schema.graphql")
+    export.add_argument("--output", "-o", default=str(SCHEMA_FILE))
+    export.set_defaults(func=cmd_export_schema)
+    key = sub.add_parser("integration-key", help="create, revoke or list integration keys")
+    key_sub = key.add_subparsers(dest="key_command", required=True)
+    create = key_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--merchant", action="append", required=True, help="merchant code; repeat for several")
+    revoke = key_sub.add_parser("revoke")
+    revoke.add_argument("key_id")
+    key_sub.add_parser("list")
+    key.set_defaults(func=cmd_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings()
+    except ConfigError as err:
+        raise SystemExit(f"mallpoints: {err}") from None
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Settings from the environment, validated once at start.
+
+Every knob has a development default so that `mallpoints serve --demo` runs with nothing set.
+`MALLPOINTS_ENV=production` refuses the dev-only items and any default secret.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_SECRET_KEY = "dev-secret-key-change-me"
+DEFAULT_ADMIN_PASSWORD = "admin-demo-password"
+DEFAULT_DEMO_POS_SECRET = "demo-pos-secret"
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = "sqlite://var/mallpoints.sqlite3"
+    redis_url: str | None = None
+    secret_key: str = DEFAULT_SECRET_KEY
+    admin_password: str = DEFAULT_ADMIN_PASSWORD
+    test_sms_code: str | None = None
+    demo_pos_secret: str | None = DEFAULT_DEMO_POS_SECRET
+    # Earning: floor(amountFen / 100 × pointsPerYuan × tier multiplier); growth value per yuan.
+    points_per_yuan: int = 1
+    growth_per_yuan: int = 1
+    # Paying with points at the till: this many points are worth one yuan.
+    pay_points_per_yuan: int = 100
+    # Expiry policy: "rolling" (N months after the earn) or "year_end" (end of the year after the earn).
+    expiry_policy: str = "rolling"
+    expiry_months: int = 12
+    # Tier qualification period in months (growth earned in it keeps or loses the tier).
+    tier_period_months: int = 12
+    # One receipt may not exceed this amount (fen); anything above is treated as a typing error.
+    max_receipt_fen: int = 10_000_000
+    # One operator adjustment may not exceed this many points either way.
+    max_adjust_points: int = 1_000_000
+    member_code_ttl_seconds: int = 120
+    member_token_ttl_seconds: int = 30 * 24 * 3600
+    operator_token_ttl_seconds: int = 12 * 3600
+    sms_code_ttl_seconds: int = 300
+    sms_code_max_attempts: int = 5
+    sms_resend_seconds: int = 60
+    signature_window_seconds: int = 300
+    nonce_ttl_seconds: int = 600
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def dialect(self) -> str:
+        return "postgres" if self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://")) else "sqlite"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        mode = env.get("MALLPOINTS_ENV", "development")
+        if mode not in ("development", "production"):
+            raise ConfigError("MALLPOINTS_ENV must be 'development' or 'production'")
+        policy = env.get("MALLPOINTS_EXPIRY_POLICY", "rolling")
+        if policy not in ("rolling", "year_end"):
+            raise ConfigError("MALLPOINTS_EXPIRY_POLICY must be 'rolling' or 'year_end'")
+        settings = cls(
+            env=mode,
+            database_url=env.get("MALLPOINTS_DATABASE_URL") or "sqlite://var/mallpoints.sqlite3",
+            redis_url=env.get("MALLPOINTS_REDIS_URL") or None,
+            secret_key=env.get("MALLPOINTS_SECRET_KEY") or DEFAULT_SECRET_KEY,
+            admin_password=env.get("MALLPOINTS_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD,
+            test_sms_code=env.get("MALLPOINTS_TEST_SMS_CODE") or None,
+            demo_pos_secret=env.get("MALLPOINTS_DEMO_POS_SECRET") or DEFAULT_DEMO_POS_SECRET,
+            points_per_yuan=_int(env, "MALLPOINTS_POINTS_PER_YUAN", 1),
+            growth_per_yuan=_int(env, "MALLPOINTS_GROWTH_PER_YUAN", 1),
+            pay_points_per_yuan=_int(env, "MALLPOINTS_PAY_POINTS_PER_YUAN", 100, minimum=1),
+            expiry_policy=policy,
+            expiry_months=_int(env, "MALLPOINTS_EXPIRY_MONTHS", 12, minimum=1),
+            tier_period_months=_int(env, "MALLPOINTS_TIER_PERIOD_MONTHS", 12, minimum=1),
+            max_receipt_fen=_int(env, "MALLPOINTS_MAX_RECEIPT_FEN", 10_000_000, minimum=1),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.is_production:
+            return
+        problems = []
+        if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("MALLPOINTS_SECRET_KEY must be set to a random value of at least 32 characters")
+        if self.admin_password == DEFAULT_ADMIN_PASSWORD:
+            problems.append("MALLPOINTS_ADMIN_PASSWORD must be set (the default is refused)")
+        if self.test_sms_code:
+            problems.append("MALLPOINTS_TEST_SMS_CODE is dev-only")
+        if os.environ.get("MALLPOINTS_DEMO_POS_SECRET"):
+            problems.append("MALLPOINTS_DEMO_POS_SECRET is dev-only")
+        if problems:
+            raise ConfigError("production settings refused: " + "; ".join(problems))
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if self.dialect != "sqlite":
+            return None
+        path = self.database_url.split("://", 1)[1].split("?", 1)[0]
+        return None if path == ":memory:" else Path(path)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()
+
+
+def set_settings(settings: Settings) -> None:
+    """Replace the process settings (tests and the CLI)."""
+    get_settings.cache_clear()
+    _override.clear()
+    _override.append(settings)
+
+
+_override: list[Settings] = []
+
+
+def settings() -> Settings:
+    return _override[-1] if _override else get_settings()

@@ -1,0 +1,86 @@
+"""Per-request context: who is calling, DataLoaders, the Redis handle."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from api.services import ledger, members, merchants
+from api.services.errors import forbidden, unauthenticated
+from api.services.integrations import IntegrationIdentity
+
+
+@dataclass(frozen=True)
+class Caller:
+    member_id: int | None = None
+    operator_id: int | None = None
+    integration: IntegrationIdentity | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.member_id is not None:
+            return "member"
+        if self.operator_id is not None:
+            return "operator"
+        if self.integration is not None:
+            return "integration"
+        return "anonymous"
+
+
+ANONYMOUS = Caller()
+
+
+async def _load_balances(ids: list[int]) -> list[int]:
+    found = await ledger.balances(list(ids))
+    return [found.get(i, 0) for i in ids]
+
+
+async def _load_members(ids: list[int]) -> list[members.MemberRecord | None]:
+    found = await members.get_members(list(ids))
+    return [found.get(i) for i in ids]
+
+
+async def _load_merchants(ids: list[int]) -> list[merchants.MerchantInfo | None]:
+    found = await merchants.by_ids(list(ids))
+    return [found.get(i) for i in ids]
+
+
+@dataclass
+class Loaders:
+    balance: DataLoader[int, int] = field(default_factory=lambda: DataLoader(load_fn=_load_balances))
+    member: DataLoader[int, Any] = field(default_factory=lambda: DataLoader(load_fn=_load_members))
+    merchant: DataLoader[int, Any] = field(default_factory=lambda: DataLoader(load_fn=_load_merchants))
+
+
+@dataclass
+class Context:
+    caller: Caller
+    endpoint: str  # "public" or "admin"
+    request: Any = None
+    response: Any = None
+    redis: Any = None
+    loaders: Loaders = field(default_factory=Loaders)
+
+    def member_id(self) -> int:
+        if self.caller.member_id is None:
+            raise unauthenticated("sign in as a member first")
+        return self.caller.member_id
+
+    def integration(self) -> IntegrationIdentity:
+        if self.caller.integration is None:
+            raise unauthenticated("this mutation needs a signed integration request")
+        return self.caller.integration
+
+    def operator_id(self) -> int:
+        if self.caller.operator_id is None:
+            raise unauthenticated("sign in as an operator first")
+        return self.caller.operator_id
+
+    def may_read_member(self, member_id: int) -> bool:
+        """Operators read every member; a member reads only themself."""
+        return self.endpoint == "admin" and self.caller.operator_id is not None or self.caller.member_id == member_id
+
+    def require_member_access(self, member_id: int) -> None:
+        if not self.may_read_member(member_id):
+            raise forbidden("not your member record")

@@ -1,0 +1,129 @@
+"""Tortoise set-up and the one transaction helper.
+
+Nothing else in the code base opens a transaction: services call `transaction()` and run their
+statements on the `Tx` it yields. SQL is written once with PostgreSQL's `$1, $2…` placeholders; on
+SQLite they become `?1, ?2…`, which SQLite understands natively.
+"""
+from __future__ import annotations
+
+import re
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tortoise import Tortoise, connections
+from tortoise.transactions import in_transaction
+
+from api.config import Settings, settings
+
+MODEL_MODULES = ["api.models"]
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def db_url(cfg: Settings) -> str:
+    url = cfg.database_url
+    if cfg.dialect == "postgres":
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        # The default pool maximum (5) halves contended throughput; see PERFORMANCE.md.
+        query.setdefault("minsize", "2")
+        query.setdefault("maxsize", "20")
+        scheme = "postgres" if parts.scheme in ("postgresql", "postgres") else parts.scheme
+        return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+    path = cfg.sqlite_path
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def tortoise_config(cfg: Settings | None = None) -> dict[str, Any]:
+    cfg = cfg or settings()
+    return {
+        "connections": {"default": db_url(cfg)},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "api.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(cfg: Settings | None = None) -> None:
+    # The global fallback lets request tasks see the context that the lifespan task created.
+    await Tortoise.init(config=tortoise_config(cfg), _enable_global_fallback=True)
+
+
+async def migrate_db(cfg: Settings | None = None) -> None:
+    """Apply every committed migration (idempotent)."""
+    from tortoise.migrations.api import migrate
+
+    await migrate(config=tortoise_config(cfg))
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+def is_postgres() -> bool:
+    return connections.get("default").capabilities.dialect == "postgres"
+
+
+def _sql(sql: str) -> str:
+    return sql if is_postgres() else _PLACEHOLDER.sub(r"?\1", sql)
+
+
+class Tx:
+    """Statements inside one transaction. Rows come back as dicts (or asyncpg Records)."""
+
+    __slots__ = ("conn", "postgres")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.postgres = conn.capabilities.dialect == "postgres"
+
+    def _q(self, sql: str) -> str:
+        return sql if self.postgres else _PLACEHOLDER.sub(r"?\1", sql)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self.conn.execute_query_dict(self._q(sql), list(args)))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any | None:
+        rows = await self.conn.execute_query_dict(self._q(sql), list(args))
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else next(iter(row.values()))
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        count, _ = await self.conn.execute_query(self._q(sql), list(args))
+        return count
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[Tx]:
+    """The one way to open a transaction. Commits on exit, rolls back on any exception."""
+    async with in_transaction("default") as conn:
+        yield Tx(conn)
+
+
+async def fetch(sql: str, *args: Any) -> list[Any]:
+    """A read outside any transaction (autocommit)."""
+    conn = connections.get("default")
+    return list(await conn.execute_query_dict(_sql(sql), list(args)))
+
+
+async def fetchval(sql: str, *args: Any) -> Any:
+    rows = await fetch(sql, *args)
+    return next(iter(rows[0].values())) if rows else None
+
+
+def __getattr__(name: str) -> Any:
+    """`tortoise -c api.db.TORTOISE_ORM makemigrations` reads the config from here."""
+    if name == "TORTOISE_ORM":
+        return tortoise_config()
+    raise AttributeError(name)

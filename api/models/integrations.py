@@ -1,0 +1,38 @@
+from tortoise import fields
+from tortoise.models import Model
+
+
+class IntegrationKey(Model):
+    # A signing key of an integration (POS, parking, payment). The secret is stored encrypted.
+
+    id = fields.IntField(primary_key=True)
+    key_id = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128)
+    secret_encrypted = fields.TextField()
+    created_at = fields.DatetimeField()
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "integration_key"
+
+
+class IntegrationKeyMerchant(Model):
+    id = fields.IntField(primary_key=True)
+    key = fields.ForeignKeyField("models.IntegrationKey", related_name="merchant_links", on_delete=fields.CASCADE)
+    merchant = fields.ForeignKeyField("models.Merchant", related_name=False, on_delete=fields.RESTRICT)
+
+    class Meta:
+        table = "integration_key_merchant"
+        unique_together = (("key_id", "merchant_id"),)
+
+
+class IntegrationNonce(Model):
+    id = fields.BigIntField(primary_key=True)
+    key_id = fields.CharField(max_length=64)
+    nonce = fields.CharField(max_length=64)
+    seen_at = fields.DatetimeField()
+
+    class Meta:
+        table = "integration_nonce"
+        unique_together = (("key_id", "nonce"),)
+        indexes = (("seen_at",),)

@@ -1,0 +1,92 @@
+"""The points ledger. Rows of points_entry and points_lot_move are never updated or deleted."""
+from tortoise import fields
+from tortoise.migrations.constraints import CheckConstraint
+from tortoise.models import Model
+
+
+class PointsAccount(Model):
+    id = fields.BigIntField(primary_key=True)
+    member = fields.OneToOneField("models.Member", related_name="account", on_delete=fields.RESTRICT)
+    # Cached: always the sum of the account's entries and of its lots' remainders.
+    balance = fields.BigIntField(default=0)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "points_account"
+
+
+class PointsEntry(Model):
+    id = fields.BigIntField(primary_key=True)
+    account = fields.ForeignKeyField("models.PointsAccount", related_name="entries", on_delete=fields.RESTRICT)
+    kind = fields.CharField(max_length=8)  # EARN SPEND EXPIRE REVERSE ADJUST
+    points = fields.BigIntField()
+    balance_after = fields.BigIntField()
+    reason = fields.CharField(max_length=200)
+    source_type = fields.CharField(max_length=32)  # purchase, till_payment, refund, operator, expiry_run, rule
+    source_ref = fields.CharField(max_length=64, null=True)
+    operator = fields.ForeignKeyField("models.Operator", related_name=False, on_delete=fields.RESTRICT, null=True)
+    reverses = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    occurred_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "points_entry"
+        indexes = (("account_id", "id"), ("source_type", "source_ref"))
+        constraints = (
+            CheckConstraint(
+                check="(kind = 'EARN' AND points > 0) OR (kind IN ('SPEND', 'EXPIRE', 'REVERSE') AND points < 0)"
+                " OR (kind = 'ADJUST' AND points <> 0)",
+                name="points_entry_sign",
+            ),
+        )
+
+
+class PointsLot(Model):
+    # Points that expire together. A DEBT lot (at most one per account) holds a refund claw-back
+    # that could not be covered; it is paid off by later earnings before they become spendable.
+
+    id = fields.BigIntField(primary_key=True)
+    account = fields.ForeignKeyField("models.PointsAccount", related_name="lots", on_delete=fields.RESTRICT)
+    kind = fields.CharField(max_length=8, default="EARN")  # EARN or DEBT
+    entry = fields.ForeignKeyField("models.PointsEntry", related_name="lots", on_delete=fields.RESTRICT, null=True)
+    points = fields.BigIntField()
+    remaining = fields.BigIntField()
+    earned_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "points_lot"
+        indexes = (("account_id", "expires_at"), ("expires_at",))
+        constraints = (
+            CheckConstraint(
+                check="(kind = 'EARN' AND points > 0 AND remaining >= 0 AND remaining <= points)"
+                " OR (kind = 'DEBT' AND points = 0 AND remaining <= 0)",
+                name="points_lot_bounds",
+            ),
+        )
+
+
+class PointsLotMove(Model):
+    # What each entry did to each lot: lot.remaining = Σ delta of its moves, entry.points = Σ delta.
+
+    id = fields.BigIntField(primary_key=True)
+    entry = fields.ForeignKeyField("models.PointsEntry", related_name="moves", on_delete=fields.RESTRICT)
+    lot = fields.ForeignKeyField("models.PointsLot", related_name="moves", on_delete=fields.RESTRICT)
+    delta = fields.BigIntField()
+
+    class Meta:
+        table = "points_lot_move"
+        constraints = (CheckConstraint(check="delta <> 0", name="points_lot_move_nonzero"),)
+
+
+class IdempotencyRecord(Model):
+    id = fields.BigIntField(primary_key=True)
+    scope = fields.CharField(max_length=64)
+    key = fields.CharField(max_length=128)
+    request_hash = fields.CharField(max_length=64)
+    result = fields.TextField(null=True)  # JSON of the first result
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "idempotency_record"
+        unique_together = (("scope", "key"),)

@@ -1,0 +1,60 @@
+from tortoise import fields
+from tortoise.migrations.constraints import CheckConstraint
+from tortoise.models import Model
+
+
+class Purchase(Model):
+    id = fields.BigIntField(primary_key=True)
+    merchant = fields.ForeignKeyField("models.Merchant", related_name="purchases", on_delete=fields.RESTRICT)
+    member = fields.ForeignKeyField("models.Member", related_name="purchases", on_delete=fields.RESTRICT)
+    receipt_no = fields.CharField(max_length=64)
+    amount_fen = fields.BigIntField()
+    refunded_fen = fields.BigIntField(default=0)
+    points_earned = fields.BigIntField()
+    points_reversed = fields.BigIntField(default=0)
+    growth_earned = fields.BigIntField()
+    growth_reversed = fields.BigIntField(default=0)
+    occurred_at = fields.DatetimeField()
+    recorded_at = fields.DatetimeField()
+
+    class Meta:
+        table = "purchase"
+        unique_together = (("merchant_id", "receipt_no"),)
+        indexes = (("member_id", "occurred_at"),)
+        constraints = (
+            CheckConstraint(check="amount_fen > 0", name="purchase_amount_pos"),
+            CheckConstraint(check="refunded_fen >= 0 AND refunded_fen <= amount_fen", name="purchase_refund_bounds"),
+            CheckConstraint(
+                check="points_earned >= 0 AND points_reversed >= 0 AND points_reversed <= points_earned",
+                name="purchase_points_bounds",
+            ),
+        )
+
+
+class PurchaseRefund(Model):
+    id = fields.BigIntField(primary_key=True)
+    purchase = fields.ForeignKeyField("models.Purchase", related_name="refunds", on_delete=fields.RESTRICT)
+    amount_fen = fields.BigIntField()
+    points_reversed = fields.BigIntField()
+    recorded_at = fields.DatetimeField()
+
+    class Meta:
+        table = "purchase_refund"
+        constraints = (CheckConstraint(check="amount_fen > 0 AND points_reversed >= 0", name="refund_amounts"),)
+
+
+class TillPayment(Model):
+    # Points used as cash at a till (pointsPay).
+
+    id = fields.BigIntField(primary_key=True)
+    merchant = fields.ForeignKeyField("models.Merchant", related_name="till_payments", on_delete=fields.RESTRICT)
+    member = fields.ForeignKeyField("models.Member", related_name="till_payments", on_delete=fields.RESTRICT)
+    receipt_no = fields.CharField(max_length=64)
+    points = fields.BigIntField()
+    cash_value_fen = fields.BigIntField()
+    recorded_at = fields.DatetimeField()
+
+    class Meta:
+        table = "till_payment"
+        unique_together = (("merchant_id", "receipt_no"),)
+        constraints = (CheckConstraint(check="points > 0 AND cash_value_fen > 0", name="till_payment_pos"),)

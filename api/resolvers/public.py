@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+from strawberry.types import Info
+
+from api.resolvers import user_errors
+from api.schema import payloads as p
+from api.schema.errors import UserError
+from api.schema.ids import from_global_id, to_global_id
+from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
+from api.services import ledger, members, purchases, tiers
+
+
+async def viewer(info: Info) -> Viewer:
+    member_id = info.context.caller.member_id
+    record = await info.context.loaders.member.load(member_id) if member_id is not None else None
+    return Viewer(member=Member.of(record) if record else None)
+
+
+async def all_tiers() -> list[Tier]:
+    return [Tier.of(t) for t in await tiers.all_tiers()]
+
+
+async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
+    """Any object by global ID, if the caller may see it; otherwise null (never a hint why)."""
+    parsed = from_global_id(id)
+    if parsed is None:
+        return None
+    type_name, pk = parsed
+    if type_name == "Tier":
+        return next((Tier.of(t) for t in await tiers.all_tiers() if t.id == pk), None)
+    if type_name == "Member" and info.context.may_read_member(pk):
+        record = await info.context.loaders.member.load(pk)
+        return Member.of(record) if record else None
+    if type_name == "PointsEntry":
+        found = await ledger.entry_with_owner(pk)
+        return PointsEntry.of(found[0]) if found and info.context.may_read_member(found[1]) else None
+    return None
+
+
+@user_errors(p.AuthSmsCodeRequestPayload)
+async def auth_sms_code_request(input: p.AuthSmsCodeRequestInput) -> p.AuthSmsCodeRequestPayload:
+    expires_at = await members.request_sms_code(input.phone)
+    return p.AuthSmsCodeRequestPayload(code_expires_at=expires_at, resend_after_seconds=60)
+
+
+@user_errors(p.AuthSmsLoginPayload)
+async def auth_sms_login(input: p.AuthSmsLoginInput) -> p.AuthSmsLoginPayload:
+    result = await members.login_with_sms(input.phone, input.code)
+    return p.AuthSmsLoginPayload(token=result.token, member=Member.of(result.member), registered=result.registered)
+
+
+@user_errors(p.MemberProfileUpdatePayload)
+async def member_profile_update(info: Info, input: p.MemberProfileUpdateInput) -> p.MemberProfileUpdatePayload:
+    record = await members.update_profile(
+        info.context.member_id(), nickname=input.nickname, birthday=input.birthday,
+        gender=input.gender.value if input.gender else None,
+    )
+    return p.MemberProfileUpdatePayload(member=Member.of(record))
+
+
+def _purchase_input(data: p.PurchaseRecordInput) -> purchases.PurchaseInput:
+    return purchases.PurchaseInput(data.member_code, data.merchant_code, data.receipt_no, data.amount_fen,
+                                   data.occurred_at, data.idempotency_key)
+
+
+def _purchase_payload(result: purchases.PurchaseResult) -> p.PurchaseRecordPayload:
+    purchase = Purchase(id=strawberry.ID(to_global_id("Purchase", result.purchase_id)), pk=result.purchase_id,
+                        receipt_no=result.receipt_no, amount_fen=result.amount_fen)
+    return p.PurchaseRecordPayload(purchase=purchase, points_earned=result.points_earned,
+                                   points_balance=result.points_balance)
+
+
+@user_errors(p.PurchaseRecordPayload)
+async def purchase_record(info: Info, input: p.PurchaseRecordInput) -> p.PurchaseRecordPayload:
+    identity = info.context.integration()
+    return _purchase_payload(await purchases.record_purchase(identity, _purchase_input(input)))
+
+
+@user_errors(p.PurchaseRecordBatchPayload)
+async def purchase_record_batch(info: Info, input: p.PurchaseRecordBatchInput) -> p.PurchaseRecordBatchPayload:
+    identity = info.context.integration()
+    items = await purchases.record_batch(identity, [_purchase_input(i) for i in input.purchases])
+    return p.PurchaseRecordBatchPayload(results=[
+        _purchase_payload(item.result) if item.result else p.PurchaseRecordPayload(user_errors=[UserError.of(item.error)])
+        for item in items
+    ])
+
+
+@user_errors(p.PurchaseRefundPayload)
+async def purchase_refund(info: Info, input: p.PurchaseRefundInput) -> p.PurchaseRefundPayload:
+    result = await purchases.refund_purchase(
+        info.context.integration(), input.merchant_code, input.receipt_no, input.refund_amount_fen, input.idempotency_key
+    )
+    return p.PurchaseRefundPayload(points_reversed=result.points_reversed, points_balance=result.points_balance)
+
+
+@user_errors(p.PointsPayPayload)
+async def points_pay(info: Info, input: p.PointsPayInput) -> p.PointsPayPayload:
+    result = await purchases.pay_with_points(
+        info.context.integration(), input.member_code, input.merchant_code, input.receipt_no, input.points,
+        input.idempotency_key,
+    )
+    return p.PointsPayPayload(points_spent=result.points_spent, cash_value_fen=result.cash_value_fen,
+                              points_balance=result.points_balance)
+
+

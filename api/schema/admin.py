@@ -1,0 +1,55 @@
+"""The operators' endpoint schema (GraphiQL and introspection allowed; operator token required)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+from strawberry.extensions import MaskErrors, ParserCache, QueryDepthLimiter, ValidationCache
+
+from api.resolvers import admin as a
+from api.resolvers import public as r
+from api.schema import payloads as p
+from api.schema.errors import should_mask
+from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Purchase, Tier
+
+
+@strawberry.type
+class Query:
+    members: Connection[Member] = strawberry.field(
+        resolver=a.members_page, description="Members, searched by phone digits or nickname.")
+    member: Optional[Member] = strawberry.field(resolver=a.member)
+    merchants: Connection[Merchant] = strawberry.field(resolver=a.merchants_page)
+    tiers: list[Tier] = strawberry.field(resolver=r.all_tiers)
+    node: Optional[Node] = strawberry.field(resolver=r.node)
+    sms_messages: list[p.SmsMessage] = strawberry.field(
+        resolver=a.sms_messages, description="Dev-only: the console SMS sender's outbox, newest first.")
+    integration_keys: list[p.IntegrationKey] = strawberry.field(resolver=a.integration_keys)
+
+
+@strawberry.type
+class Mutation:
+    operator_login: p.OperatorLoginPayload = strawberry.mutation(resolver=a.operator_login)
+    points_adjust: p.PointsAdjustPayload = strawberry.mutation(
+        resolver=a.points_adjust, description="Adds or takes points with a reason; audited.")
+    points_expire_run: p.PointsExpireRunPayload = strawberry.mutation(resolver=a.points_expire_run)
+    tier_evaluation_run: p.TierEvaluationRunPayload = strawberry.mutation(
+        resolver=a.tier_evaluation_run, description="Closes ended qualification periods (downgrades are logged).")
+    integration_key_create: p.IntegrationKeyCreatePayload = strawberry.mutation(resolver=a.integration_key_create)
+    integration_key_revoke: p.IntegrationKeyRevokePayload = strawberry.mutation(resolver=a.integration_key_revoke)
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Member, PointsEntry, Tier, Purchase, Merchant],
+        extensions=[
+            ParserCache(maxsize=256),
+            QueryDepthLimiter(max_depth=15),
+            ValidationCache(maxsize=256),
+            MaskErrors(should_mask_error=should_mask),
+        ],
+    )
+
+
+schema = build_schema()

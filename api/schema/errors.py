@@ -1,0 +1,43 @@
+"""Error shapes: typed userErrors in payloads, and top-level errors with extensions.code."""
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+from graphql import GraphQLError
+
+from api.services.errors import AuthError, DomainError, ErrorCode
+
+UserErrorCode = strawberry.enum(ErrorCode, name="UserErrorCode", description="Why a mutation said no.")
+
+
+@strawberry.type(description="A problem with the input or a business rule; nothing was changed.")
+class UserError:
+    field: Optional[list[str]]
+    message: str
+    code: UserErrorCode  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, err: DomainError) -> "UserError":
+        return cls(field=err.field, message=err.message, code=err.code)
+
+
+class ApiError(GraphQLError):
+    """A top-level error with a code (UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, INVALID_INPUT)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message, extensions={"code": code})
+
+
+def top_level(err: AuthError) -> ApiError:
+    return ApiError(err.message, err.code)
+
+
+def should_mask(error: GraphQLError) -> bool:
+    """Mask internal faults only: syntax, validation and our own coded errors pass through."""
+    original = error.original_error
+    if original is None:
+        return False
+    return not isinstance(original, (ApiError, AuthError))
+
+

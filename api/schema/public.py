@@ -1,0 +1,65 @@
+"""The public endpoint's schema (members, merchant staff, integrations)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+from strawberry.extensions import (
+    AddValidationRules, DisableIntrospection, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache,
+    QueryDepthLimiter, ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from api.resolvers import public as r
+from api.schema import payloads as p
+from api.schema.errors import should_mask
+from api.schema.rules import OncePerRequest
+from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+
+
+@strawberry.type
+class Query:
+    viewer: Viewer = strawberry.field(resolver=r.viewer, description="The caller's own data.")
+    tiers: list[Tier] = strawberry.field(resolver=r.all_tiers)
+    node: Optional[Node] = strawberry.field(resolver=r.node)
+
+
+@strawberry.type
+class Mutation:
+    auth_sms_code_request: p.AuthSmsCodeRequestPayload = strawberry.mutation(resolver=r.auth_sms_code_request)
+    auth_sms_login: p.AuthSmsLoginPayload = strawberry.mutation(
+        resolver=r.auth_sms_login, description="Signs in with an SMS code; the first login registers.")
+    member_profile_update: p.MemberProfileUpdatePayload = strawberry.mutation(resolver=r.member_profile_update)
+    purchase_record: p.PurchaseRecordPayload = strawberry.mutation(
+        resolver=r.purchase_record, description="A till reports a purchase (signed integration).")
+    purchase_record_batch: p.PurchaseRecordBatchPayload = strawberry.mutation(
+        resolver=r.purchase_record_batch, description="Up to 100 purchases; results in input order, each on its own.")
+    purchase_refund: p.PurchaseRefundPayload = strawberry.mutation(resolver=r.purchase_refund)
+    points_pay: p.PointsPayPayload = strawberry.mutation(
+        resolver=r.points_pay, description="Points as payment at the till (signed integration).")
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Member, PointsEntry, Tier, Purchase],
+        config=StrawberryConfig(disable_field_suggestions=True),
+        extensions=[
+            ParserCache(maxsize=1024),
+            QueryDepthLimiter(max_depth=MAX_DEPTH),
+            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            DisableIntrospection(),
+            AddValidationRules([OncePerRequest]),
+            ValidationCache(maxsize=1024),
+            MaskErrors(should_mask_error=should_mask),
+        ],
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,214 @@
+"""Output types. Computed fields delegate to DataLoaders and services in one line each."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Generic, Optional, TypeVar
+
+import strawberry
+from strawberry.types import Info
+
+from api.schema.errors import ApiError
+from api.schema.ids import cursor_for, to_global_id
+from api.services import ledger, members, tiers
+from api.services.errors import forbidden
+
+MAX_PAGE = 100
+T = TypeVar("T")
+
+
+def check_first(first: int) -> None:
+    if not 1 <= first <= MAX_PAGE:
+        raise ApiError(f"first must be between 1 and {MAX_PAGE}", "INVALID_INPUT")
+
+
+@strawberry.interface(description="An object with an opaque global ID, fetchable with node(id:).")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: Optional[str]
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    node: T
+    cursor: str
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, items: list, limit: int, key=lambda item: item.pk) -> "Connection":
+        """`items` holds up to limit + 1 rows; the extra one only says that there is a next page."""
+        page = items[:limit]
+        edges = [Edge(node=item, cursor=cursor_for(key(item))) for item in page]
+        return cls(edges=edges, page_info=PageInfo(has_next_page=len(items) > limit,
+                                                   end_cursor=edges[-1].cursor if edges else None))
+
+
+@strawberry.type(description="A membership level. Upgrades happen as soon as growth value reaches the threshold.")
+class Tier(Node):
+    pk: strawberry.Private[int]
+    code: str
+    name: str
+    growth_threshold: int
+    earn_multiplier_percent: int
+
+    @classmethod
+    def of(cls, t: tiers.TierInfo) -> "Tier":
+        return cls(id=strawberry.ID(to_global_id("Tier", t.id)), pk=t.id, code=t.code, name=t.name,
+                   growth_threshold=t.growth_threshold, earn_multiplier_percent=t.earn_multiplier_percent)
+
+
+@strawberry.type
+class TierProgress:
+    tier: Tier
+    growth_value_needed: int
+
+
+@strawberry.type
+class PointsExpiry:
+    points: int
+    earliest_expires_at: Optional[datetime]
+
+
+@strawberry.enum
+class PointsEntryKind(Enum):
+    EARN = "EARN"
+    SPEND = "SPEND"
+    EXPIRE = "EXPIRE"
+    REVERSE = "REVERSE"
+    ADJUST = "ADJUST"
+
+
+@strawberry.type(description="One line of the points history (积分明细). points < 0 for SPEND, EXPIRE, REVERSE.")
+class PointsEntry(Node):
+    pk: strawberry.Private[int]
+    kind: PointsEntryKind
+    points: int
+    balance_after: int
+    reason: str
+    occurred_at: datetime
+    expires_at: Optional[datetime]
+
+    @classmethod
+    def of(cls, e: ledger.Entry) -> "PointsEntry":
+        return cls(id=strawberry.ID(to_global_id("PointsEntry", e.id)), pk=e.id, kind=PointsEntryKind(e.kind),
+                   points=e.points, balance_after=e.balance_after, reason=e.reason, occurred_at=e.occurred_at,
+                   expires_at=e.expires_at)
+
+
+@strawberry.type(description="A short-lived, signed code the member shows at the till.")
+class MemberCode:
+    code: str
+    expires_at: datetime
+
+
+@strawberry.enum
+class Gender(Enum):
+    MALE = "MALE"
+    FEMALE = "FEMALE"
+    UNDISCLOSED = "UNDISCLOSED"
+
+
+@strawberry.type
+class Member(Node):
+    pk: strawberry.Private[int]
+    rec: strawberry.Private[members.MemberRecord]
+    phone_masked: str
+    nickname: Optional[str]
+    growth_value: int
+
+    @classmethod
+    def of(cls, rec: members.MemberRecord) -> "Member":
+        return cls(id=strawberry.ID(to_global_id("Member", rec.id)), pk=rec.id, rec=rec,
+                   phone_masked=rec.phone_masked, nickname=rec.nickname, growth_value=rec.growth_value)
+
+    @strawberry.field(description="The full phone number: only in the member's own profile, else null.")
+    def phone(self, info: Info) -> Optional[str]:
+        return self.rec.phone if info.context.caller.member_id == self.pk else None
+
+    @strawberry.field
+    def gender(self) -> Optional[Gender]:
+        return Gender(self.rec.gender) if self.rec.gender else None
+
+    @strawberry.field
+    def birthday(self) -> Optional[date]:
+        return self.rec.birthday
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.rec.created_at
+
+    @strawberry.field
+    async def tier(self) -> Tier:
+        return Tier.of(await tiers.tier_by_id(self.rec.tier_id))
+
+    @strawberry.field(description="How far the next tier is; null at the top tier.")
+    async def next_tier(self) -> Optional[TierProgress]:
+        nxt = tiers.next_tier(await tiers.all_tiers(), await tiers.tier_by_id(self.rec.tier_id))
+        return nxt and TierProgress(tier=Tier.of(nxt), growth_value_needed=max(0, nxt.growth_threshold - self.growth_value))
+
+    @strawberry.field(description="Points spendable now.")
+    async def points_balance(self, info: Info) -> int:
+        return await info.context.loaders.balance.load(self.pk)
+
+    @strawberry.field
+    async def points_expiring_soon(self, days: int = 30) -> PointsExpiry:
+        if not 1 <= days <= 3660:
+            raise ApiError("days must be between 1 and 3660", "INVALID_INPUT")
+        points, earliest = await ledger.expiring_soon(self.pk, days)
+        return PointsExpiry(points=points, earliest_expires_at=earliest)
+
+    @strawberry.field(description="The points history, newest first.")
+    async def points_ledger(self, first: int, after: Optional[str] = None) -> Connection[PointsEntry]:
+        from api.schema.ids import from_cursor
+
+        check_first(first)
+        rows = await ledger.entries_page(self.pk, first + 1, from_cursor(after))
+        return Connection.of([PointsEntry.of(r) for r in rows], first)
+
+    @strawberry.field(description="A fresh till code, valid for two minutes. Only for the member themself.")
+    def member_code(self, info: Info) -> MemberCode:
+        if info.context.caller.member_id != self.pk:
+            raise forbidden("only the member can show their member code")
+        code, expires_at = members.member_code(self.pk)
+        return MemberCode(code=code, expires_at=expires_at)
+
+
+@strawberry.type
+class Viewer:
+    member: Optional[Member]
+
+
+@strawberry.type
+class Merchant(Node):
+    pk: strawberry.Private[int]
+    code: str
+    name: str
+    category: Optional[str]
+
+    @classmethod
+    def of(cls, m) -> "Merchant":
+        return cls(id=strawberry.ID(to_global_id("Merchant", m.id)), pk=m.id, code=m.code, name=m.name,
+                   category=m.category)
+
+
+@strawberry.type
+class Purchase(Node):
+    pk: strawberry.Private[int]
+    receipt_no: str
+    amount_fen: int
+
+
+__all__ = [
+    "Connection", "Edge", "Gender", "Member", "MemberCode", "Merchant", "Node", "PageInfo", "PointsEntry",
+    "PointsEntryKind", "PointsExpiry", "Purchase", "Tier", "TierProgress", "Viewer", "check_first",
+]

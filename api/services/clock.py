@@ -1,0 +1,42 @@
+"""The one source of 'now' for the domain, in UTC. Tests move it; nothing else does."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+_offset = [None]  # a fixed datetime that replaces now(), set only by tests
+
+
+def now() -> datetime:
+    fixed = _offset[0]
+    return fixed if fixed is not None else datetime.now(timezone.utc)
+
+
+def freeze(at: datetime | None) -> None:
+    _offset[0] = None if at is None else to_utc(at)
+
+
+def to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: times must carry a zone")
+    return value.astimezone(timezone.utc)
+
+
+def parse_db_time(value) -> datetime | None:
+    """Rows read with raw SQL: asyncpg gives datetimes, SQLite gives ISO strings."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def add_months(value: datetime, months: int) -> datetime:
+    month_index = value.month - 1 + months
+    year, month = value.year + month_index // 12, month_index % 12 + 1
+    for day in (value.day, 30, 29, 28):
+        try:
+            return value.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")

@@ -1,0 +1,227 @@
+"""Integration keys (POS, parking, payment) and the request signature of the contract:
+
+  X-Mallpoints-Signature = hex(HMAC-SHA256(secret, timestamp + "\\n" + nonce + "\\n" + raw body))
+
+Secrets are stored encrypted (Fernet, key derived from MALLPOINTS_SECRET_KEY) because verifying an
+HMAC needs the secret itself. A nonce is remembered for 10 minutes; a timestamp may be 300 s off.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from api.config import settings
+from api.db import Tx, fetch, transaction
+from api.services import clock
+from api.services.audit import audit
+from api.services.errors import DomainError, ErrorCode, unauthenticated
+
+MAX_NONCE = 64
+
+
+@dataclass(frozen=True)
+class IntegrationIdentity:
+    key_id: str
+    name: str
+    merchant_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    identity: IntegrationIdentity
+    secret: bytes
+    loaded_at: float
+
+
+_keys: dict[str, _CachedKey | None] = {}
+CACHE_SECONDS = 5.0  # a revoked key stops working within this time in every process
+
+
+def _fernet() -> Fernet:
+    raw = hashlib.sha256(f"{settings().secret_key}\x00integration-keys".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(raw))
+
+
+def encrypt_secret(secret: str) -> str:
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def sign(secret: str | bytes, timestamp: str, nonce: str, body: bytes) -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, timestamp.encode() + b"\n" + nonce.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+
+
+async def _load_key(key_id: str) -> _CachedKey | None:
+    cached = _keys.get(key_id)
+    if cached is not None and time.monotonic() - cached.loaded_at < CACHE_SECONDS:
+        return cached
+    rows = await fetch(
+        "SELECT k.id, k.name, k.secret_encrypted, k.revoked_at, km.merchant_id FROM integration_key k"
+        " LEFT JOIN integration_key_merchant km ON km.key_id = k.id WHERE k.key_id = $1",
+        key_id,
+    )
+    if not rows or rows[0]["revoked_at"] is not None:
+        _keys.pop(key_id, None)
+        return None
+    try:
+        secret = _fernet().decrypt(rows[0]["secret_encrypted"].encode())
+    except InvalidToken:
+        return None  # encrypted under another MALLPOINTS_SECRET_KEY
+    identity = IntegrationIdentity(
+        key_id, rows[0]["name"], frozenset(r["merchant_id"] for r in rows if r["merchant_id"] is not None)
+    )
+    entry = _CachedKey(identity, secret, time.monotonic())
+    _keys[key_id] = entry
+    return entry
+
+
+async def authenticate(
+    key_id: str | None, timestamp: str | None, nonce: str | None, signature: str | None, body: bytes
+) -> IntegrationIdentity:
+    """Checks a signed request; raises UNAUTHENTICATED and records nothing when anything is off."""
+    cfg = settings()
+    if not (key_id and timestamp and nonce and signature):
+        raise unauthenticated("signed request headers missing")
+    if len(nonce) > MAX_NONCE or len(key_id) > 64:
+        raise unauthenticated("malformed signature headers")
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        raise unauthenticated("malformed timestamp") from None
+    if abs(clock.now().timestamp() - ts) > cfg.signature_window_seconds:
+        raise unauthenticated("timestamp outside the allowed window")
+    key = await _load_key(key_id)
+    if key is None:
+        raise unauthenticated("unknown or revoked key")
+    expected = sign(key.secret, timestamp, nonce, body)
+    if not hmac.compare_digest(expected, signature.strip().lower()):
+        raise unauthenticated("bad signature")
+    if not await _remember_nonce(key_id, nonce):
+        raise unauthenticated("nonce already used")
+    return key.identity
+
+
+_nonce_inserts = [0]
+
+
+async def _remember_nonce(key_id: str, nonce: str) -> bool:
+    now = clock.now()
+    async with transaction() as tx:
+        inserted = await tx.fetchval(
+            "INSERT INTO integration_nonce (key_id, nonce, seen_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (key_id, nonce) DO NOTHING RETURNING id",
+            key_id, nonce, now,
+        )
+        if inserted is None:
+            seen = await tx.fetchval(
+                "SELECT seen_at FROM integration_nonce WHERE key_id = $1 AND nonce = $2", key_id, nonce
+            )
+            seen = clock.parse_db_time(seen)
+            if seen is not None and (now - seen).total_seconds() < settings().nonce_ttl_seconds:
+                return False
+            # An old nonce beyond the window: its timestamp check failed long ago anyway; renew it.
+            await tx.execute(
+                "UPDATE integration_nonce SET seen_at = $1 WHERE key_id = $2 AND nonce = $3", now, key_id, nonce
+            )
+    _nonce_inserts[0] += 1
+    if _nonce_inserts[0] % 1000 == 0:
+        await prune_nonces()
+    return True
+
+
+async def prune_nonces() -> int:
+    cutoff = clock.now().timestamp() - 2 * settings().nonce_ttl_seconds
+    from datetime import datetime, timezone
+
+    async with transaction() as tx:
+        return await tx.execute(
+            "DELETE FROM integration_nonce WHERE seen_at < $1", datetime.fromtimestamp(cutoff, tz=timezone.utc)
+        )
+
+
+def require_merchant(identity: IntegrationIdentity, merchant_id: int, field: list[str]) -> None:
+    if merchant_id not in identity.merchant_ids:
+        raise DomainError(ErrorCode.MERCHANT_NOT_ALLOWED, "this key may not act for that merchant", field)
+
+
+# --- key management (operators and the command line) ----------------------------------------
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    name: str
+    merchant_codes: list[str]
+    created_at: object
+    revoked_at: object
+
+
+async def create_key(
+    name: str, merchant_codes: list[str], actor: tuple[str, str | None], *, key_id: str | None = None,
+    secret: str | None = None,
+) -> tuple[KeyInfo, str]:
+    """Creates a key bound to merchants; returns it with its secret (shown once, stored encrypted)."""
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 128:
+        raise DomainError(ErrorCode.INVALID_INPUT, "name must be 1 to 128 characters", ["name"])
+    if not merchant_codes:
+        raise DomainError(ErrorCode.INVALID_INPUT, "bind the key to at least one merchant", ["merchantCodes"])
+    key_id = key_id or "key_" + secrets.token_hex(8)
+    secret = secret or secrets.token_urlsafe(32)
+    now = clock.now()
+    async with transaction() as tx:
+        merchants = await tx.fetch(
+            "SELECT id, code FROM merchant WHERE code IN (" + ", ".join(f"${i + 1}" for i in range(len(merchant_codes)))
+            + ")", *merchant_codes,
+        )
+        missing = sorted(set(merchant_codes) - {m["code"] for m in merchants})
+        if missing:
+            raise DomainError(ErrorCode.NOT_FOUND, f"unknown merchants: {', '.join(missing)}", ["merchantCodes"])
+        pk = await tx.fetchval(
+            "INSERT INTO integration_key (key_id, name, secret_encrypted, created_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (key_id) DO NOTHING RETURNING id",
+            key_id, name, encrypt_secret(secret), now,
+        )
+        if pk is None:
+            raise DomainError(ErrorCode.INVALID_INPUT, "a key with that id exists", ["keyId"])
+        for m in merchants:
+            await tx.execute("INSERT INTO integration_key_merchant (key_id, merchant_id) VALUES ($1, $2)", pk, m["id"])
+        await audit(tx, actor, "integration_key.create", "integration_key", key_id,
+                    {"name": name, "merchants": sorted(merchant_codes)})
+    return KeyInfo(key_id, name, sorted(merchant_codes), now, None), secret
+
+
+async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
+    now = clock.now()
+    async with transaction() as tx:
+        count = await tx.execute(
+            "UPDATE integration_key SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL", now, key_id
+        )
+        if not count:
+            raise DomainError(ErrorCode.NOT_FOUND, "no active key with that id", ["keyId"])
+        await audit(tx, actor, "integration_key.revoke", "integration_key", key_id, None)
+    _keys.pop(key_id, None)
+    return (await list_keys(key_id))[0]
+
+
+async def list_keys(key_id: str | None = None) -> list[KeyInfo]:
+    rows = await fetch(
+        "SELECT k.key_id, k.name, k.created_at, k.revoked_at, m.code FROM integration_key k"
+        " LEFT JOIN integration_key_merchant km ON km.key_id = k.id LEFT JOIN merchant m ON m.id = km.merchant_id"
+        + (" WHERE k.key_id = $1" if key_id else "") + " ORDER BY k.id, m.code",
+        *([key_id] if key_id else []),
+    )
+    keys: dict[str, KeyInfo] = {}
+    for r in rows:
+        info = keys.setdefault(
+            r["key_id"],
+            KeyInfo(r["key_id"], r["name"], [], clock.parse_db_time(r["created_at"]), clock.parse_db_time(r["revoked_at"])),
+        )
+        if r["code"]:
+            info.merchant_codes.append(r["code"])
+    return list(keys.values())

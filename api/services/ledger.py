@@ -1,0 +1,317 @@
+"""The points ledger: the only code that writes points_entry, points_lot, points_lot_move and the
+cached balance. Every function here runs inside a transaction opened by the caller through
+`api.db.transaction()`, on an account it locked with `lock_account`.
+
+Invariants (checked by tests after every move, see docs/ledger.md):
+  account.balance = Σ entry.points = Σ lot.remaining
+  lot.remaining   = lot.points + Σ move.delta (over the lot's moves)
+  entry.points    = Σ lot.points created by the entry + Σ move.delta (over the entry's moves)
+  a DEBT lot is non-zero only while the balance is negative, and then equals it.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from api.config import settings
+from api.db import Tx, fetch, transaction
+from api.services import clock
+
+KINDS = ("EARN", "SPEND", "EXPIRE", "REVERSE", "ADJUST")
+EXPIRE_REASON = "积分过期"
+
+
+@dataclass
+class LockedAccount:
+    id: int
+    member_id: int
+    balance: int
+    tier_id: int
+    growth_value: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    account_id: int
+    kind: str
+    points: int
+    balance_after: int
+    reason: str
+    occurred_at: datetime
+    expires_at: datetime | None
+
+
+def expiry_for(earned_at: datetime) -> datetime:
+    """Expiry of points earned at `earned_at` under the configured policy."""
+    cfg = settings()
+    if cfg.expiry_policy == "year_end":
+        local = earned_at.astimezone(clock.SHANGHAI)
+        end = datetime(local.year + 2, 1, 1, tzinfo=clock.SHANGHAI)  # end of the year after the earn
+        return clock.to_utc(end)
+    return clock.add_months(earned_at, cfg.expiry_months)
+
+
+async def lock_account(tx: Tx, member_id: int) -> LockedAccount | None:
+    """Locks the member's row and account row (PostgreSQL) and reads what a points move needs."""
+    row = await tx.fetchrow(
+        "SELECT a.id, a.balance, m.tier_id, m.growth_value FROM points_account a "
+        "JOIN member m ON m.id = a.member_id WHERE a.member_id = $1" + (" FOR UPDATE" if tx.postgres else ""),
+        member_id,
+    )
+    if row is None:
+        return None
+    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"])
+
+
+async def _insert_entry(
+    tx: Tx, acct: LockedAccount, kind: str, points: int, reason: str, source_type: str,
+    source_ref: str | None, occurred_at: datetime, expires_at: datetime | None = None,
+    operator_id: int | None = None, reverses_id: int | None = None,
+) -> Entry:
+    assert kind in KINDS and points != 0
+    balance_after = acct.balance + points
+    entry_id = await tx.fetchval(
+        "INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref,"
+        " operator_id, reverses_id, occurred_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        " RETURNING id",
+        acct.id, kind, points, balance_after, reason, source_type, source_ref, operator_id, reverses_id,
+        occurred_at, expires_at,
+    )
+    await tx.execute(
+        "UPDATE points_account SET balance = $1, updated_at = $2 WHERE id = $3", balance_after, clock.now(), acct.id
+    )
+    acct.balance = balance_after
+    return Entry(entry_id, acct.id, kind, points, balance_after, reason, occurred_at, expires_at)
+
+
+async def _insert_moves(tx: Tx, entry_id: int, moves: list[tuple[int, int]]) -> None:
+    """Applies (lot id, delta) pairs to the lots and records them."""
+    if not moves:
+        return
+    case = " ".join(f"WHEN {int(lot_id)} THEN {int(delta)}" for lot_id, delta in moves)
+    ids = ", ".join(str(int(lot_id)) for lot_id, _ in moves)
+    await tx.execute(f"UPDATE points_lot SET remaining = remaining + CASE id {case} END WHERE id IN ({ids})")
+    values = ", ".join(f"({int(entry_id)}, {int(lot_id)}, {int(delta)})" for lot_id, delta in moves)
+    await tx.execute(f"INSERT INTO points_lot_move (entry_id, lot_id, delta) VALUES {values}")
+
+
+async def _debt_lot(tx: Tx, account_id: int) -> int | None:
+    return await tx.fetchval("SELECT id FROM points_lot WHERE account_id = $1 AND kind = 'DEBT'", account_id)
+
+
+async def credit(
+    tx: Tx, acct: LockedAccount, *, points: int, kind: str, reason: str, source_type: str,
+    source_ref: str | None, occurred_at: datetime, operator_id: int | None = None,
+) -> Entry:
+    """Adds points as a new lot that expires under the policy. An outstanding claw-back debt is
+    paid off first, so only what is left over becomes spendable."""
+    assert points > 0
+    expires_at = expiry_for(occurred_at)
+    payoff = min(points, -acct.balance) if acct.balance < 0 else 0
+    entry = await _insert_entry(
+        tx, acct, kind, points, reason, source_type, source_ref, occurred_at, expires_at, operator_id
+    )
+    lot_id = await tx.fetchval(
+        "INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)"
+        " VALUES ($1, 'EARN', $2, $3, $4, $5, $6) RETURNING id",
+        acct.id, entry.id, points, points - payoff, occurred_at, expires_at,
+    )
+    if payoff:
+        debt_id = await _debt_lot(tx, acct.id)
+        assert debt_id is not None, "negative balance without a debt lot"
+        # The new lot's own move is recorded without touching its row again (it was inserted net).
+        await tx.execute(
+            "INSERT INTO points_lot_move (entry_id, lot_id, delta) VALUES ($1, $2, $3)", entry.id, lot_id, -payoff
+        )
+        await _insert_moves(tx, entry.id, [(debt_id, payoff)])
+    return entry
+
+
+async def debit(
+    tx: Tx, acct: LockedAccount, *, points: int, kind: str, reason: str, source_type: str,
+    source_ref: str | None, occurred_at: datetime, operator_id: int | None = None,
+    prefer_entry_id: int | None = None, allow_debt: bool = False, reverses_id: int | None = None,
+) -> Entry:
+    """Takes points from lots, earliest expiry first (the lots of `prefer_entry_id` before all).
+    Without `allow_debt` the caller must have checked the balance; with it (refund claw-back) any
+    shortfall goes to the account's DEBT lot and the balance turns negative."""
+    assert points > 0
+    rows = await tx.fetch(
+        "SELECT id, remaining FROM (SELECT id, remaining, SUM(remaining) OVER ("
+        "  ORDER BY CASE WHEN entry_id = $2 THEN 0 ELSE 1 END, expires_at NULLS LAST, id"
+        "  ROWS UNBOUNDED PRECEDING) AS running"
+        " FROM points_lot WHERE account_id = $1 AND kind = 'EARN' AND remaining > 0) t"
+        " WHERE running - remaining < $3 ORDER BY running",
+        acct.id, prefer_entry_id if prefer_entry_id is not None else -1, points,
+    )
+    moves: list[tuple[int, int]] = []
+    left = points
+    for row in rows:
+        take = min(left, row["remaining"])
+        moves.append((row["id"], -take))
+        left -= take
+    if left and not allow_debt:
+        raise AssertionError(f"debit of {points} on account {acct.id} exceeds its lots")
+    entry = await _insert_entry(
+        tx, acct, kind, -points, reason, source_type, source_ref, occurred_at,
+        operator_id=operator_id, reverses_id=reverses_id,
+    )
+    if left:
+        debt_id = await _debt_lot(tx, acct.id)
+        if debt_id is None:
+            debt_id = await tx.fetchval(
+                "INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at)"
+                " VALUES ($1, 'DEBT', $2, 0, 0, $3) RETURNING id",
+                acct.id, entry.id, occurred_at,
+            )
+        moves.append((debt_id, -left))
+    await _insert_moves(tx, entry.id, moves)
+    return entry
+
+
+async def expire_account(tx: Tx, acct: LockedAccount, as_of: datetime) -> Entry | None:
+    """Expires this account's lots due at `as_of` (called before spending, so that only points
+    valid now are spent)."""
+    rows = await tx.fetch(
+        "SELECT id, remaining FROM points_lot WHERE account_id = $1 AND kind = 'EARN' AND remaining > 0"
+        " AND expires_at <= $2",
+        acct.id, as_of,
+    )
+    total = sum(r["remaining"] for r in rows)
+    if not total:
+        return None
+    entry = await _insert_entry(tx, acct, "EXPIRE", -total, EXPIRE_REASON, "expiry", None, as_of)
+    await _insert_moves(tx, entry.id, [(r["id"], -r["remaining"]) for r in rows])
+    return entry
+
+
+@dataclass(frozen=True)
+class ExpiryResult:
+    lots_expired: int
+    points_expired: int
+    accounts: int
+
+
+EXPIRY_CHUNK = 2000  # accounts per transaction
+
+
+async def expire_due(as_of: datetime) -> ExpiryResult:
+    """Expires every lot due at `as_of`, in set-based statements, one account-id chunk per
+    transaction. Safe to repeat and to run twice at once: each chunk locks its accounts first and
+    then only finds lots that still have points left."""
+    bounds = await fetch(
+        "SELECT MIN(account_id) AS lo, MAX(account_id) AS hi FROM points_lot"
+        " WHERE kind = 'EARN' AND remaining > 0 AND expires_at <= $1",
+        as_of,
+    )
+    lo, hi = (bounds[0]["lo"], bounds[0]["hi"]) if bounds else (None, None)
+    lots = points = accounts = 0
+    if lo is None:
+        return ExpiryResult(0, 0, 0)
+    run = f"{as_of.isoformat()}#{uuid.uuid4().hex[:12]}"
+    start = lo
+    while start <= hi:
+        end = start + EXPIRY_CHUNK - 1
+        chunk = await _expire_chunk(as_of, run, start, end)
+        lots, points, accounts = lots + chunk[0], points + chunk[1], accounts + chunk[2]
+        start = end + 1
+    return ExpiryResult(lots, points, accounts)
+
+
+async def _expire_chunk(as_of: datetime, run: str, lo: int, hi: int) -> tuple[int, int, int]:
+    due = "kind = 'EARN' AND remaining > 0 AND expires_at <= $1 AND account_id BETWEEN $2 AND $3"
+    async with transaction() as tx:
+        if tx.postgres:
+            await tx.execute(
+                "SELECT id FROM points_account WHERE id IN (SELECT account_id FROM points_lot WHERE "
+                + due + ") ORDER BY id FOR UPDATE", as_of, lo, hi,
+            )
+        stats = await tx.fetchrow(
+            "SELECT COUNT(*) AS lots, COALESCE(SUM(remaining), 0) AS points,"
+            " COUNT(DISTINCT account_id) AS accounts FROM points_lot WHERE " + due, as_of, lo, hi,
+        )
+        if not stats["lots"]:
+            return 0, 0, 0
+        now = clock.now()
+        await tx.execute(
+            "INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref,"
+            " occurred_at) SELECT a.id, 'EXPIRE', -d.total, a.balance - d.total, $4, 'expiry_run', $5, $1"
+            " FROM points_account a JOIN (SELECT account_id, SUM(remaining) AS total FROM points_lot WHERE "
+            + due + " GROUP BY account_id) d ON d.account_id = a.id",
+            as_of, lo, hi, EXPIRE_REASON, run,
+        )
+        await tx.execute(
+            "INSERT INTO points_lot_move (entry_id, lot_id, delta) SELECT e.id, l.id, -l.remaining"
+            " FROM points_lot l JOIN points_entry e ON e.account_id = l.account_id"
+            " AND e.source_type = 'expiry_run' AND e.source_ref = $4"
+            " WHERE l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $1 AND l.account_id BETWEEN $2 AND $3",
+            as_of, lo, hi, run,
+        )
+        await tx.execute(
+            "UPDATE points_account SET updated_at = $4, balance = balance - (SELECT SUM(remaining) FROM points_lot l"
+            " WHERE l.account_id = points_account.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $1)"
+            " WHERE id IN (SELECT account_id FROM points_lot WHERE " + due + ")",
+            as_of, lo, hi, now,
+        )
+        await tx.execute("UPDATE points_lot SET remaining = 0 WHERE " + due, as_of, lo, hi)
+        return int(stats["lots"]), int(stats["points"]), int(stats["accounts"])
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+async def balances(member_ids: list[int], as_of: datetime | None = None) -> dict[int, int]:
+    """Points spendable now: the cached balance less lots already due but not yet expired by a run."""
+    if not member_ids:
+        return {}
+    as_of = as_of or clock.now()
+    ids = ", ".join(str(int(i)) for i in member_ids)
+    rows = await fetch(
+        "SELECT a.member_id, a.balance - COALESCE((SELECT SUM(l.remaining) FROM points_lot l WHERE"
+        " l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $1), 0) AS spendable"
+        f" FROM points_account a WHERE a.member_id IN ({ids})",
+        as_of,
+    )
+    return {r["member_id"]: int(r["spendable"]) for r in rows}
+
+
+async def expiring_soon(member_id: int, days: int) -> tuple[int, datetime | None]:
+    now = clock.now()
+    rows = await fetch(
+        "SELECT COALESCE(SUM(l.remaining), 0) AS points, MIN(l.expires_at) AS earliest FROM points_lot l"
+        " JOIN points_account a ON a.id = l.account_id WHERE a.member_id = $1 AND l.kind = 'EARN'"
+        " AND l.remaining > 0 AND l.expires_at > $2 AND l.expires_at <= $3",
+        member_id, now, now + timedelta(days=days),
+    )
+    row = rows[0]
+    return int(row["points"]), clock.parse_db_time(row["earliest"])
+
+
+ENTRY_COLUMNS = "e.id, e.account_id, e.kind, e.points, e.balance_after, e.reason, e.occurred_at, e.expires_at"
+
+
+def _entry(row) -> Entry:
+    return Entry(
+        row["id"], row["account_id"], row["kind"], int(row["points"]), int(row["balance_after"]), row["reason"],
+        clock.parse_db_time(row["occurred_at"]), clock.parse_db_time(row["expires_at"]),
+    )
+
+
+async def entries_page(member_id: int, limit: int, before_id: int | None) -> list[Entry]:
+    """A member's entries, newest first, `limit` of them after the cursor."""
+    rows = await fetch(
+        f"SELECT {ENTRY_COLUMNS} FROM points_entry e JOIN points_account a ON a.id = e.account_id"
+        " WHERE a.member_id = $1 AND e.id < $2 ORDER BY e.id DESC LIMIT $3",
+        member_id, before_id if before_id is not None else 2**62, limit,
+    )
+    return [_entry(r) for r in rows]
+
+
+async def entry_with_owner(entry_id: int) -> tuple[Entry, int] | None:
+    rows = await fetch(
+        f"SELECT {ENTRY_COLUMNS}, a.member_id FROM points_entry e JOIN points_account a ON a.id = e.account_id"
+        " WHERE e.id = $1",
+        entry_id,
+    )
+    return (_entry(rows[0]), rows[0]["member_id"]) if rows else None

@@ -1,0 +1,297 @@
+"""Earning at the till (purchaseRecord, purchaseRecordBatch), refunds, and paying with points."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from api.config import settings
+from api.db import Tx, transaction
+from api.services import clock, idempotency, ledger, merchants, signing, tiers
+from api.services.errors import DomainError, ErrorCode
+from api.services.integrations import IntegrationIdentity, require_merchant
+
+MAX_BATCH = 100
+RECEIPT_MAX_AGE = timedelta(days=30)
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_PAY_POINTS = 10_000_000
+
+
+def yuan(fen: int) -> str:
+    return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+def scope_of(identity: IntegrationIdentity) -> str:
+    return f"integration:{identity.key_id}"
+
+
+@dataclass(frozen=True)
+class PurchaseInput:
+    member_code: str
+    merchant_code: str
+    receipt_no: str
+    amount_fen: int
+    occurred_at: datetime
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    purchase_id: int
+    receipt_no: str
+    amount_fen: int
+    points_earned: int
+    points_balance: int
+
+
+def _check_receipt_no(receipt_no: str) -> str:
+    receipt_no = (receipt_no or "").strip()
+    if not 1 <= len(receipt_no) <= 64:
+        raise DomainError(ErrorCode.INVALID_INPUT, "receiptNo must be 1 to 64 characters", ["receiptNo"])
+    return receipt_no
+
+
+def _check_amount(amount_fen: int, field: str) -> None:
+    ceiling = settings().max_receipt_fen
+    if amount_fen <= 0:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"{field} must be positive (in fen)", [field])
+    if amount_fen > ceiling:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"{field} is above the ceiling of {ceiling} fen", [field])
+
+
+def _earned(amount_fen: int, multiplier_percent: int) -> tuple[int, int]:
+    """floor(amountFen / 100 × pointsPerYuan × multiplier), and the growth value, in integers."""
+    cfg = settings()
+    return (
+        amount_fen * cfg.points_per_yuan * multiplier_percent // 10_000,
+        amount_fen * cfg.growth_per_yuan // 100,
+    )
+
+
+async def record_purchase(identity: IntegrationIdentity, data: PurchaseInput) -> PurchaseResult:
+    key = idempotency.check_key(data.idempotency_key, ["idempotencyKey"])
+    receipt_no = _check_receipt_no(data.receipt_no)
+    _check_amount(data.amount_fen, "amountFen")
+    now = clock.now()
+    occurred_at = clock.to_utc(data.occurred_at)
+    if occurred_at > now + CLOCK_SKEW:
+        raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is in the future", ["occurredAt"])
+    if occurred_at < now - RECEIPT_MAX_AGE:
+        raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is more than 30 days ago", ["occurredAt"])
+    merchant = await merchants.by_code(data.merchant_code, ["merchantCode"])
+    require_merchant(identity, merchant.id, ["merchantCode"])
+    # An offline till uploads later: the code must have been valid when the purchase happened.
+    member_id = signing.read_member_code(data.member_code, as_of=occurred_at)
+    digest = idempotency.request_hash("purchaseRecord", {
+        "memberCode": data.member_code, "merchantCode": data.merchant_code, "receiptNo": receipt_no,
+        "amountFen": data.amount_fen, "occurredAt": occurred_at.isoformat(),
+    })
+    async with transaction() as tx:
+        record_id, stored = await idempotency.claim(tx, scope_of(identity), key, digest, ["idempotencyKey"])
+        if stored is not None:
+            return PurchaseResult(**stored)
+        result = await _earn(tx, member_id, merchant, receipt_no, data.amount_fen, occurred_at, now)
+        await idempotency.remember(tx, record_id, asdict(result))
+    return result
+
+
+async def _earn(
+    tx: Tx, member_id: int, merchant: merchants.MerchantInfo, receipt_no: str, amount_fen: int,
+    occurred_at: datetime, now: datetime,
+) -> PurchaseResult:
+    acct = await ledger.lock_account(tx, member_id)
+    if acct is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
+    tier = await tiers.tier_by_id(acct.tier_id)
+    points, growth = _earned(amount_fen, tier.earn_multiplier_percent)
+    purchase_id = await tx.fetchval(
+        "INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,"
+        " points_reversed, growth_earned, growth_reversed, occurred_at, recorded_at)"
+        " VALUES ($1, $2, $3, $4, 0, $5, 0, $6, 0, $7, $8)"
+        " ON CONFLICT (merchant_id, receipt_no) DO NOTHING RETURNING id",
+        merchant.id, member_id, receipt_no, amount_fen, points, growth, occurred_at, now,
+    )
+    if purchase_id is None:
+        raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "this receipt has been recorded already", ["receiptNo"])
+    await ledger.expire_account(tx, acct, now)
+    if points:
+        await ledger.credit(
+            tx, acct, points=points, kind="EARN", reason=f"{merchant.name} 消费 {yuan(amount_fen)}",
+            source_type="purchase", source_ref=str(purchase_id), occurred_at=occurred_at,
+        )
+    if growth:
+        await tiers.add_growth(
+            tx, member_id, acct.tier_id, acct.growth_value, growth, f"{merchant.name} 消费 {yuan(amount_fen)}",
+            "purchase", str(purchase_id), occurred_at,
+        )
+    return PurchaseResult(purchase_id, receipt_no, amount_fen, points, acct.balance)
+
+
+async def import_purchase(
+    member_id: int, merchant_code: str, receipt_no: str, amount_fen: int, occurred_at: datetime,
+) -> PurchaseResult | None:
+    """Books a historic purchase (seeds, data migration from another system): the same earn as a
+    till's, without a member code. Returns None when the receipt was booked already."""
+    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
+    _check_amount(amount_fen, "amountFen")
+    try:
+        async with transaction() as tx:
+            return await _earn(tx, member_id, merchant, _check_receipt_no(receipt_no), amount_fen,
+                               clock.to_utc(occurred_at), clock.now())
+    except DomainError as err:
+        if err.code is ErrorCode.DUPLICATE_RECEIPT:
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    result: PurchaseResult | None
+    error: DomainError | None
+
+
+async def record_batch(identity: IntegrationIdentity, items: list[PurchaseInput]) -> list[BatchItem]:
+    """Each receipt on its own: its own idempotency key, its own transaction, its own result."""
+    if len(items) > MAX_BATCH:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_BATCH} purchases per batch", ["purchases"])
+    out: list[BatchItem] = []
+    for index, item in enumerate(items):
+        try:
+            out.append(BatchItem(await record_purchase(identity, item), None))
+        except DomainError as err:
+            out.append(BatchItem(None, DomainError(err.code, err.message, ["purchases", str(index), *(err.field or [])])))
+    return out
+
+
+# --- refunds ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RefundResult:
+    points_reversed: int
+    points_balance: int
+
+
+async def refund_purchase(
+    identity: IntegrationIdentity, merchant_code: str, receipt_no: str, refund_amount_fen: int, idempotency_key: str,
+) -> RefundResult:
+    """Reverses points in proportion to the refunded amount (cumulatively, so that refunding the
+    whole amount in parts reverses exactly what was earned). The earn's own lots are taken first,
+    then other lots by earliest expiry; what still cannot be covered becomes a negative balance
+    (a claw-back debt) that blocks spending until later earnings pay it off."""
+    key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
+    receipt_no = _check_receipt_no(receipt_no)
+    _check_amount(refund_amount_fen, "refundAmountFen")
+    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
+    require_merchant(identity, merchant.id, ["merchantCode"])
+    digest = idempotency.request_hash("purchaseRefund", {
+        "merchantCode": merchant_code, "receiptNo": receipt_no, "refundAmountFen": refund_amount_fen,
+    })
+    now = clock.now()
+    async with transaction() as tx:
+        record_id, stored = await idempotency.claim(tx, scope_of(identity), key, digest, ["idempotencyKey"])
+        if stored is not None:
+            return RefundResult(**stored)
+        purchase = await tx.fetchrow(
+            "SELECT id, member_id, amount_fen, refunded_fen, points_earned, points_reversed, growth_earned,"
+            " growth_reversed FROM purchase WHERE merchant_id = $1 AND receipt_no = $2"
+            + (" FOR UPDATE" if tx.postgres else ""),
+            merchant.id, receipt_no,
+        )
+        if purchase is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "no such receipt at this merchant", ["receiptNo"])
+        refundable = purchase["amount_fen"] - purchase["refunded_fen"]
+        if refund_amount_fen > refundable:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, f"refund exceeds what is left to refund ({refundable} fen)", ["refundAmountFen"]
+            )
+        refunded = purchase["refunded_fen"] + refund_amount_fen
+        reverse = purchase["points_earned"] * refunded // purchase["amount_fen"] - purchase["points_reversed"]
+        growth_back = purchase["growth_earned"] * refunded // purchase["amount_fen"] - purchase["growth_reversed"]
+        acct = await ledger.lock_account(tx, purchase["member_id"])
+        assert acct is not None
+        await ledger.expire_account(tx, acct, now)
+        reason = f"{merchant.name} 退款 {yuan(refund_amount_fen)}"
+        if reverse:
+            earn_id = await tx.fetchval(
+                "SELECT id FROM points_entry WHERE source_type = 'purchase' AND source_ref = $1 AND kind = 'EARN'",
+                str(purchase["id"]),
+            )
+            await ledger.debit(
+                tx, acct, points=reverse, kind="REVERSE", reason=reason, source_type="purchase_refund",
+                source_ref=str(purchase["id"]), occurred_at=now, prefer_entry_id=earn_id, allow_debt=True,
+                reverses_id=earn_id,
+            )
+        await tx.execute(
+            "UPDATE purchase SET refunded_fen = $1, points_reversed = points_reversed + $2,"
+            " growth_reversed = growth_reversed + $3 WHERE id = $4",
+            refunded, reverse, growth_back, purchase["id"],
+        )
+        await tx.execute(
+            "INSERT INTO purchase_refund (purchase_id, amount_fen, points_reversed, recorded_at) VALUES ($1, $2, $3, $4)",
+            purchase["id"], refund_amount_fen, reverse, now,
+        )
+        if growth_back:
+            await tiers.add_growth(
+                tx, acct.member_id, acct.tier_id, acct.growth_value, -growth_back, reason, "purchase_refund",
+                str(purchase["id"]), now,
+            )
+        result = RefundResult(reverse, acct.balance)
+        await idempotency.remember(tx, record_id, asdict(result))
+    return result
+
+
+# --- paying with points at the till ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class PayResult:
+    points_spent: int
+    cash_value_fen: int
+    points_balance: int
+
+
+async def pay_with_points(
+    identity: IntegrationIdentity, member_code: str, merchant_code: str, receipt_no: str, points: int,
+    idempotency_key: str,
+) -> PayResult:
+    cfg = settings()
+    key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
+    receipt_no = _check_receipt_no(receipt_no)
+    if points <= 0 or points > MAX_PAY_POINTS:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"points must be 1 to {MAX_PAY_POINTS}", ["points"])
+    if (points * 100) % cfg.pay_points_per_yuan:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"points must be worth a whole number of fen ({cfg.pay_points_per_yuan} points = 1 yuan)", ["points"],
+        )
+    cash_value_fen = points * 100 // cfg.pay_points_per_yuan
+    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
+    require_merchant(identity, merchant.id, ["merchantCode"])
+    member_id = signing.read_member_code(member_code)  # spending: the code must be valid now
+    digest = idempotency.request_hash("pointsPay", {
+        "memberCode": member_code, "merchantCode": merchant_code, "receiptNo": receipt_no, "points": points,
+    })
+    now = clock.now()
+    async with transaction() as tx:
+        record_id, stored = await idempotency.claim(tx, scope_of(identity), key, digest, ["idempotencyKey"])
+        if stored is not None:
+            return PayResult(**stored)
+        acct = await ledger.lock_account(tx, member_id)
+        if acct is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
+        await ledger.expire_account(tx, acct, now)
+        if acct.balance < points:
+            detail = "a refund claw-back is outstanding" if acct.balance < 0 else f"balance is {acct.balance}"
+            raise DomainError(ErrorCode.INSUFFICIENT_POINTS, f"not enough points: {detail}", ["points"])
+        payment_id = await tx.fetchval(
+            "INSERT INTO till_payment (merchant_id, member_id, receipt_no, points, cash_value_fen, recorded_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (merchant_id, receipt_no) DO NOTHING RETURNING id",
+            merchant.id, member_id, receipt_no, points, cash_value_fen, now,
+        )
+        if payment_id is None:
+            raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "points were already used on this receipt", ["receiptNo"])
+        await ledger.debit(
+            tx, acct, points=points, kind="SPEND", reason=f"{merchant.name} 积分抵现 {yuan(cash_value_fen)}",
+            source_type="till_payment", source_ref=str(payment_id), occurred_at=now,
+        )
+        result = PayResult(points, cash_value_fen, acct.balance)
+        await idempotency.remember(tx, record_id, asdict(result))
+    return result

@@ -1,0 +1,84 @@
+"""Tokens and member codes, signed with the server's secret key (HMAC-SHA256, stateless)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from api.config import settings
+from api.services import clock
+from api.services.errors import DomainError, ErrorCode, unauthenticated
+
+
+def _mac(purpose: str, message: str) -> bytes:
+    key = hashlib.sha256(f"{settings().secret_key}\x00{purpose}".encode()).digest()
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    kind: str  # "member" or "operator"
+    subject_id: int
+    expires_at: int
+
+
+def issue_token(kind: str, subject_id: int, ttl_seconds: int) -> str:
+    exp = int(clock.now().timestamp()) + ttl_seconds
+    body = f"{kind}.{subject_id}.{exp}"
+    return f"{body}.{_b64(_mac('token', body))}"
+
+
+def read_token(token: str) -> TokenClaims:
+    """Verifies signature and expiry; raises UNAUTHENTICATED otherwise."""
+    parts = token.split(".")
+    if len(parts) != 4 or parts[0] not in ("member", "operator"):
+        raise unauthenticated("invalid token")
+    body = ".".join(parts[:3])
+    if not hmac.compare_digest(parts[3], _b64(_mac("token", body))):
+        raise unauthenticated("invalid token")
+    try:
+        subject_id, exp = int(parts[1]), int(parts[2])
+    except ValueError:
+        raise unauthenticated("invalid token") from None
+    if exp < clock.now().timestamp():
+        raise unauthenticated("token expired")
+    return TokenClaims(parts[0], subject_id, exp)
+
+
+# Member code shown at the till: 32 digits = member id (10) + expiry unix time (10) + MAC (12).
+# Digits only, so it fits a Code 128 barcode and a QR code alike; the MAC makes it unguessable.
+MEMBER_CODE_LENGTH = 32
+
+
+def _code_mac(member_id: int, exp: int) -> str:
+    digest = _mac("member-code", f"{member_id}:{exp}")
+    return f"{int.from_bytes(digest[:8], 'big') % 10**12:012d}"
+
+
+def issue_member_code(member_id: int, ttl_seconds: int) -> tuple[str, int]:
+    exp = int(clock.now().timestamp()) + ttl_seconds
+    return f"{member_id:010d}{exp:010d}{_code_mac(member_id, exp)}", exp
+
+
+def read_member_code(code: str, as_of: datetime | None = None) -> int:
+    """Returns the member id of a code valid at `as_of` (default now); NOT_FOUND if forged,
+    MEMBER_CODE_EXPIRED if stale."""
+    code = (code or "").strip()
+    if len(code) != MEMBER_CODE_LENGTH or not code.isdigit():
+        raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
+    member_id, exp = int(code[:10]), int(code[10:20])
+    if not hmac.compare_digest(code[20:], _code_mac(member_id, exp)):
+        raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
+    if exp < (as_of or clock.now()).timestamp():
+        raise DomainError(ErrorCode.MEMBER_CODE_EXPIRED, "member code expired: ask the member to refresh it", ["memberCode"])
+    return member_id
+
+
+def hash_secret(purpose: str, value: str) -> str:
+    return _mac(purpose, value).hex()

@@ -1,0 +1,1 @@
+"""Demo mall data and its loader."""

@@ -1,0 +1,74 @@
+"""Loads the demo mall idempotently: every step looks for what it would create first, purchases
+carry fixed receipt numbers, so running it twice changes nothing."""
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+from pathlib import Path
+
+from api.config import settings
+from api.db import transaction
+from api.services import clock, integrations, members, merchants, operators, purchases, tiers
+
+DATA = Path(__file__).with_name("demo.json")
+
+
+async def load_demo(*, with_history: bool = True) -> dict[str, int]:
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    cfg = settings()
+    counts = {"tiers": 0, "merchants": 0, "members": 0, "purchases": 0}
+    now = clock.now()
+    async with transaction() as tx:
+        for t in data["tiers"]:
+            created = await tx.fetchval(
+                "INSERT INTO tier (code, name, growth_threshold, earn_multiplier_percent, created_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (code) DO NOTHING RETURNING id",
+                t["code"], t["name"], t["growth_threshold"], t["earn_multiplier_percent"], now,
+            )
+            counts["tiers"] += created is not None
+        for m in data["merchants"]:
+            created = await tx.fetchval(
+                "INSERT INTO merchant (code, name, category, floor, created_at) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (code) DO NOTHING RETURNING id",
+                m["code"], m["name"], m["category"], m["floor"], now,
+            )
+            counts["merchants"] += created is not None
+        op = data["operator"]
+        await operators.ensure_operator(tx, op["username"], cfg.admin_password, op["display_name"])
+    tiers.invalidate_cache()
+    merchants.invalidate_cache()
+    key = data["integration_key"]
+    if not cfg.is_production and not await integrations.list_keys(key["key_id"]):
+        await integrations.create_key(key["name"], key["merchants"], ("cli", "seed"),
+                                      key_id=key["key_id"], secret=cfg.demo_pos_secret)
+    if with_history:
+        counts.update(await _members_with_history(data, now))
+    return counts
+
+
+async def _members_with_history(data: dict, now) -> dict[str, int]:
+    spec = data["members"]
+    rng = random.Random(spec["random_seed"])
+    merchant_codes = [m["code"] for m in data["merchants"]]
+    new_members = booked = 0
+    for n in range(1, spec["count"] + 1):
+        phone = f"{spec['phone_prefix']}{n:02d}"
+        joined = now - timedelta(days=rng.randint(30 * spec["months_of_history"] - 20, 30 * spec["months_of_history"]))
+        async with transaction() as tx:
+            existing = await tx.fetchval("SELECT id FROM member WHERE phone = $1", phone)
+            member_id = existing or await members.register_member(tx, phone, joined)
+            if existing is None:
+                nickname = f"{spec['nicknames'][n % len(spec['nicknames'])]}{n:02d}"
+                await tx.execute("UPDATE member SET nickname = $1 WHERE id = $2", nickname, member_id)
+                new_members += 1
+        visits = rng.randint(2, 14) * (3 if n % 10 == 0 else 1)  # every tenth member is a big spender
+        for v in range(visits):
+            when = joined + timedelta(days=rng.randint(0, (now - joined).days), minutes=rng.randint(600, 1300))
+            when = min(when, now - timedelta(minutes=5))
+            amount = rng.choice([2800, 3600, 8800, 15800, 29900, 59900, 128000, 268000])
+            result = await purchases.import_purchase(
+                member_id, rng.choice(merchant_codes), f"DEMO-{n:02d}-{v:03d}", amount, when
+            )
+            booked += result is not None
+    return {"members": new_members, "purchases": booked}
