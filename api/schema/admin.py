@@ -44,10 +44,10 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         types=[Member, PointsEntry, Tier, Purchase, Merchant],
         extensions=[
-            ParserCache(maxsize=256),
-            QueryDepthLimiter(max_depth=15),
-            ValidationCache(maxsize=256),
-            MaskErrors(should_mask_error=should_mask),
+            lambda: ParserCache(maxsize=256),
+            lambda: QueryDepthLimiter(max_depth=15),
+            lambda: ValidationCache(maxsize=256),
+            lambda: MaskErrors(should_mask_error=should_mask),
         ],
     )
 

@@ -50,14 +50,14 @@ def build_schema() -> strawberry.Schema:
         types=[Member, PointsEntry, Tier, Purchase],
         config=StrawberryConfig(disable_field_suggestions=True),
         extensions=[
-            ParserCache(maxsize=1024),
-            QueryDepthLimiter(max_depth=MAX_DEPTH),
-            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            DisableIntrospection(),
-            AddValidationRules([OncePerRequest]),
-            ValidationCache(maxsize=1024),
-            MaskErrors(should_mask_error=should_mask),
+            lambda: ParserCache(maxsize=1024),
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            DisableIntrospection,
+            lambda: AddValidationRules([OncePerRequest]),
+            lambda: ValidationCache(maxsize=1024),
+            lambda: MaskErrors(should_mask_error=should_mask),
         ],
     )
 
