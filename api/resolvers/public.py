@@ -41,8 +41,10 @@ async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
 
 
 @user_errors(p.AuthSmsCodeRequestPayload)
-async def auth_sms_code_request(input: p.AuthSmsCodeRequestInput) -> p.AuthSmsCodeRequestPayload:
-    expires_at = await members.request_sms_code(input.phone)
+async def auth_sms_code_request(info: Info, input: p.AuthSmsCodeRequestInput) -> p.AuthSmsCodeRequestPayload:
+    request = info.context.request
+    client = request.client.host if request is not None and request.client else None
+    expires_at = await members.request_sms_code(input.phone, client=client, redis=info.context.redis)
     return p.AuthSmsCodeRequestPayload(code_expires_at=expires_at, resend_after_seconds=60)
 
 

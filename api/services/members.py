@@ -10,7 +10,7 @@ import phonenumbers
 
 from api.config import settings
 from api.db import Tx, fetch, transaction
-from api.services import clock, signing, tiers
+from api.services import clock, ratelimit, signing, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.sms import get_sender
 
@@ -100,10 +100,16 @@ def _code_hash(phone: str, code: str) -> str:
     return signing.hash_secret("sms-code", f"{phone}:{code}")
 
 
-async def request_sms_code(raw_phone: str) -> datetime:
-    """Sends a sign-in code; one send per phone per `sms_resend_seconds`. Returns the code's expiry."""
+SMS_PER_CLIENT_PER_HOUR = 20
+
+
+async def request_sms_code(raw_phone: str, *, client: str | None = None, redis=None) -> datetime:
+    """Sends a sign-in code; one send per phone per `sms_resend_seconds`, and at most
+    SMS_PER_CLIENT_PER_HOUR per client address (against SMS pumping). Returns the code's expiry."""
     cfg = settings()
     phone = normalize_phone(raw_phone)
+    if client and not await ratelimit.allow(redis, f"sms:{client}", SMS_PER_CLIENT_PER_HOUR, 3600):
+        raise DomainError(ErrorCode.RATE_LIMITED, "too many codes requested from this address; try later", ["phone"])
     now = clock.now()
     code = cfg.test_sms_code if (cfg.test_sms_code and not cfg.is_production) else f"{secrets.randbelow(10**6):06d}"
     expires_at = now + timedelta(seconds=cfg.sms_code_ttl_seconds)

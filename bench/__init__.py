@@ -1,0 +1,1 @@
+"""Load benchmarks for mallpoints (figures, not tests). See bench/README.md."""
