@@ -14,16 +14,18 @@ from api.config import ConfigError, settings
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 
 
-def export_schema_text() -> str:
+ADMIN_SCHEMA_FILE = SCHEMA_FILE.with_name("schema.admin.graphql")
+
+
+def export_schema_texts() -> dict[Path, str]:
+    """The public endpoint's schema and the operators' endpoint's schema, as committed."""
     from api.schema.admin import schema as admin_schema
     from api.schema.public import schema as public_schema
 
-    return (
-        "# The public endpoint: POST /graphql\n" + public_schema.as_str().strip() + "\n\n"
-        "# ---------------------------------------------------------------------------------------------\n"
-        "# The operators' endpoint: /admin/graphql (its own schema; shared types repeat)\n"
-        + "\n".join("# " + line if line else "#" for line in admin_schema.as_str().strip().splitlines()) + "\n"
-    )
+    return {
+        SCHEMA_FILE: "# mallpoints public endpoint: POST /graphql\n" + public_schema.as_str().strip() + "\n",
+        ADMIN_SCHEMA_FILE: "# mallpoints operators' endpoint: /admin/graphql\n" + admin_schema.as_str().strip() + "\n",
+    }
 
 
 async def _with_db(work, *, migrate: bool = True):
@@ -98,12 +100,12 @@ def cmd_tiers_evaluate(args) -> None:
 
 
 def cmd_export_schema(args) -> None:
-    text = export_schema_text()
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}")
+    for path, text in export_schema_texts().items():
+        if args.stdout:
+            sys.stdout.write(text + "\n")
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.name}")
 
 
 def cmd_key(args) -> None:
@@ -142,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("tiers-evaluate", help="close ended tier qualification periods")
     evaluate.add_argument("--as-of")
     evaluate.set_defaults(func=cmd_tiers_evaluate)
-    export = sub.add_parser("export-schema", help="print or write schema.graphql")
-    export.add_argument("--output", "-o", default=str(SCHEMA_FILE))
+    export = sub.add_parser("export-schema", help="write schema.graphql and schema.admin.graphql")
+    export.add_argument("--stdout", action="store_true", help="print them instead")
     export.set_defaults(func=cmd_export_schema)
     key = sub.add_parser("integration-key", help="create, revoke or list integration keys")
     key_sub = key.add_subparsers(dest="key_command", required=True)

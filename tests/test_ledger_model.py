@@ -1,0 +1,448 @@
+"""A model-based test of the points ledger: a Hypothesis state machine drives earns, spends,
+refunds, operator adjustments, expiry runs and the passing of time at random, and after every
+step compares the database with a small Python model of each member's lots, debt, growth value and
+tier (plus the ledger invariant over the whole database).
+
+The rules are synchronous (as Hypothesis wants); each one runs the services' coroutines to
+completion on the session's event loop, the one Tortoise's connections belong to. The clock starts
+at a random date in the early 2000s and never passes CLOCK_CAP, and every example expires what is
+left of its own lots when it ends, so that expiry runs here and in other tests do not see each
+other's points. Each example makes members of its own.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pytest_asyncio
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test,
+)
+
+from api import db
+from api.services import clock, ledger, operators, purchases, tiers
+from api.services.errors import DomainError, ErrorCode
+from api.services.integrations import IntegrationIdentity
+from tests.conftest import assert_ledger_invariant, code_for, make_member, snapshot, unique
+
+import collections
+STATS=collections.Counter()
+MERCHANT_CODES = ("M001", "M002", "M003")
+CLOCK_START_MIN = datetime(2000, 1, 1)
+CLOCK_START_MAX = datetime(2004, 12, 31, 23, 59, 59)
+CLOCK_CAP = datetime(2018, 12, 31, tzinfo=timezone.utc)  # lots earned here all expire long before today
+ADJUST_REASON = "模型测试"
+
+# Earnings: small receipts (some below one yuan: no points) and large ones that move members up tiers.
+AMOUNTS = st.one_of(st.integers(1, 20_000), st.integers(20_001, 600_000))
+BACKDATE = st.one_of(st.just(timedelta(0)), st.timedeltas(timedelta(0), timedelta(days=29, hours=23)))
+STEPS = st.one_of(
+    st.timedeltas(timedelta(hours=1), timedelta(days=3)),
+    st.timedeltas(timedelta(days=1), timedelta(days=200)),
+)
+WHO = st.integers(0, 1)  # index into the example's members (taken modulo their number)
+
+
+def plus_months(value: datetime, months: int) -> datetime:
+    """The model's own rolling expiry: same day `months` later, clamped to the end of a short month."""
+    year, month = divmod(value.month - 1 + months, 12)
+    day = value.day
+    while True:
+        try:
+            return value.replace(year=value.year + year, month=month + 1, day=day)
+        except ValueError:
+            day -= 1
+
+
+# --- the model -------------------------------------------------------------------------------
+
+@dataclass
+class Lot:
+    points: int
+    remaining: int
+    expires_at: datetime
+    purchase_id: int | None  # the purchase whose earn made it (a refund takes from it first)
+    seq: int  # creation order: the tie-break after the expiry
+
+
+@dataclass
+class Member:
+    id: int
+    tier: tiers.TierInfo
+    growth: int = 0
+    debt: int = 0  # the claw-back a refund could not cover (never positive)
+    lots: list[Lot] = field(default_factory=list)
+
+    @property
+    def balance(self) -> int:
+        return sum(lot.remaining for lot in self.lots) + self.debt
+
+    def due(self, as_of: datetime) -> list[Lot]:
+        return [lot for lot in self.lots if lot.remaining > 0 and lot.expires_at <= as_of]
+
+    def spendable(self, as_of: datetime) -> int:
+        return self.balance - sum(lot.remaining for lot in self.due(as_of))
+
+    def expire(self, as_of: datetime) -> int:
+        total = 0
+        for lot in self.due(as_of):
+            total += lot.remaining
+            lot.remaining = 0
+        return total
+
+    def credit(self, points: int, expires_at: datetime, purchase_id: int | None, seq: int) -> None:
+        payoff = min(points, -self.debt)
+        self.debt += payoff
+        if payoff: STATS['debt paid']+=1
+        self.lots.append(Lot(points, points - payoff, expires_at, purchase_id, seq))
+
+    def debit(self, points: int, *, prefer: int | None = None, allow_debt: bool = False) -> None:
+        order = sorted(
+            (lot for lot in self.lots if lot.remaining > 0),
+            key=lambda lot: (0 if prefer is not None and lot.purchase_id == prefer else 1, lot.expires_at, lot.seq),
+        )
+        left = points
+        for lot in order:
+            take = min(left, lot.remaining)
+            lot.remaining -= take
+            left -= take
+        assert allow_debt or left == 0, "the model debited more than the lots hold"
+        self.debt -= left
+
+
+@dataclass
+class Purchase:
+    id: int
+    member: Member
+    merchant: str
+    receipt_no: str
+    amount: int
+    points: int
+    growth: int
+    refunded: int = 0
+    reversed: int = 0
+    growth_reversed: int = 0
+
+    @property
+    def refundable(self) -> int:
+        return self.amount - self.refunded
+
+    def __repr__(self) -> str:
+        return f"Purchase({self.merchant}/{self.receipt_no}, {self.amount} fen, refunded {self.refunded})"
+
+
+@dataclass
+class Env:
+    """What all examples of one backend share."""
+    loop: asyncio.AbstractEventLoop
+    identity: IntegrationIdentity
+    operator_id: int
+    tiers: list[tiers.TierInfo]
+
+
+def qualifying(levels: list[tiers.TierInfo], growth: int) -> tiers.TierInfo:
+    return max((t for t in levels if t.growth_threshold <= growth), key=lambda t: t.growth_threshold)
+
+
+# --- the machine -----------------------------------------------------------------------------
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self, env: Env) -> None:
+        super().__init__()
+        self.env = env
+        self.members: list[Member] = []
+        self.purchases: list[Purchase] = []
+        self.seq = itertools.count()
+        self.replayable = None  # (coroutine factory, first result, member) of the last call, while "now" stays
+
+    # helpers
+
+    def run(self, coro):
+        import sys; STATS[sys._getframe(1).f_code.co_name]+=1
+        return self.env.loop.run_until_complete(coro)
+
+    def member(self, who: int) -> Member:
+        return self.members[who % len(self.members)]
+
+    def add_growth(self, m: Member, delta: int) -> None:
+        new = max(0, m.growth + delta)
+        if new > m.growth:
+            target = qualifying(self.env.tiers, new)
+            if target.growth_threshold > m.tier.growth_threshold:
+                m.tier = target  # upgrades are immediate; downgrades wait for the period's end
+        m.growth = new
+
+    def expect_refusal(self, code: ErrorCode, coro_factory) -> None:
+        """The call fails with `code` and leaves every member (and the model) as it was."""
+        before = [self.run(snapshot(m.id)) for m in self.members]
+        try:
+            self.run(coro_factory())
+        except DomainError as err:
+            STATS['refused:'+err.code.value]+=1
+            assert err.code is code, f"expected {code.value}, got {err!r}"
+        else:
+            raise AssertionError(f"expected {code.value}, the call succeeded")
+        assert [self.run(snapshot(m.id)) for m in self.members] == before
+
+    def moved(self) -> None:
+        self.replayable = None
+
+    # set-up
+
+    @initialize(
+        start=st.datetimes(CLOCK_START_MIN, CLOCK_START_MAX, timezones=st.just(timezone.utc)),
+        count=st.integers(1, 2),
+    )
+    def start(self, start: datetime, count: int) -> None:
+        clock.freeze(start)
+        for _ in range(count):
+            member_id, _ = self.run(make_member(at=start))
+            self.members.append(Member(member_id, self.env.tiers[0]))
+
+    # time
+
+    @rule(step=STEPS)
+    def advance_clock(self, step: timedelta) -> None:
+        clock.freeze(min(clock.now() + step, CLOCK_CAP))
+        self.moved()
+
+    def _next_expiry(self) -> datetime | None:
+        now = clock.now()
+        pending = [lot.expires_at for m in self.members for lot in m.lots if lot.remaining > 0 and lot.expires_at > now]
+        return min(pending) if pending else None
+
+    @precondition(lambda self: self._next_expiry() is not None)
+    @rule(offset=st.sampled_from([timedelta(0), timedelta(microseconds=-1), timedelta(microseconds=1),
+                                  timedelta(seconds=-1), timedelta(seconds=1), timedelta(hours=8)]))
+    def advance_to_an_expiry(self, offset: timedelta) -> None:
+        """Lands on (or right next to) the moment a lot expires: a lot is due at its expires_at."""
+        target = self._next_expiry() + offset
+        if clock.now() < target <= CLOCK_CAP:
+            clock.freeze(target)
+            self.moved()
+
+    # earning
+
+    @rule(who=WHO, amount=AMOUNTS, merchant=st.sampled_from(MERCHANT_CODES), backdate=BACKDATE)
+    def earn(self, who: int, amount: int, merchant: str, backdate: timedelta) -> None:
+        m = self.member(who)
+        now = clock.now()
+        occurred_at = now - backdate
+        clock.freeze(occurred_at)  # an offline till: the code was shown when the purchase happened
+        code = code_for(m.id)
+        clock.freeze(now)
+        data = purchases.PurchaseInput(code, merchant, unique("R"), amount, occurred_at, unique("K"))
+        result = self.run(purchases.record_purchase(self.env.identity, data))
+
+        points = amount * m.tier.earn_multiplier_percent // 10_000  # floor(yuan × 1 point × multiplier)
+        growth = amount // 100
+        assert result.points_earned == points, (result, m.tier)
+        m.expire(now)
+        if points:
+            m.credit(points, plus_months(occurred_at, 12), result.purchase_id, next(self.seq))
+        if growth:
+            self.add_growth(m, growth)
+        STATS['tier %d'%m.tier.earn_multiplier_percent]+=1
+        assert result.points_balance == m.balance
+        self.purchases.append(Purchase(result.purchase_id, m, merchant, data.receipt_no, amount, points, growth))
+        self.replayable = (lambda: purchases.record_purchase(self.env.identity, data), result, m)
+
+    @precondition(lambda self: self.purchases)
+    @rule(data=st.data(), who=WHO)
+    def earn_on_a_booked_receipt(self, data, who: int) -> None:
+        p = data.draw(st.sampled_from(self.purchases), label="purchase")
+        m = self.member(who)
+        code = code_for(m.id)
+        dup = purchases.PurchaseInput(code, p.merchant, p.receipt_no, 500, clock.now(), unique("K"))
+        self.expect_refusal(ErrorCode.DUPLICATE_RECEIPT, lambda: purchases.record_purchase(self.env.identity, dup))
+
+    # refunds
+
+    @precondition(lambda self: any(p.refundable for p in self.purchases))
+    @rule(data=st.data())
+    def refund(self, data) -> None:
+        p = data.draw(st.sampled_from([p for p in self.purchases if p.refundable]), label="purchase")
+        amount = data.draw(st.one_of(st.just(p.refundable), st.integers(1, p.refundable)), label="refund fen")
+        key = unique("K")
+
+        def call():
+            return purchases.refund_purchase(self.env.identity, p.merchant, p.receipt_no, amount, key)
+
+        result = self.run(call())
+        m = p.member
+        m.expire(clock.now())
+        p.refunded += amount
+        reverse = p.points * p.refunded // p.amount - p.reversed
+        growth_back = p.growth * p.refunded // p.amount - p.growth_reversed
+        assert result.points_reversed == reverse
+        if reverse:
+            m.debit(reverse, prefer=p.id, allow_debt=True)
+        if growth_back:
+            self.add_growth(m, -growth_back)
+        p.reversed += reverse
+        p.growth_reversed += growth_back
+        assert result.points_balance == m.balance
+        self.replayable = (call, result, m)
+
+    @precondition(lambda self: self.purchases)
+    @rule(data=st.data(), extra=st.integers(1, 100_000))
+    def refund_more_than_is_left(self, data, extra: int) -> None:
+        p = data.draw(st.sampled_from(self.purchases), label="purchase")
+        self.expect_refusal(ErrorCode.INVALID_INPUT, lambda: purchases.refund_purchase(
+            self.env.identity, p.merchant, p.receipt_no, p.refundable + extra, unique("K")))
+
+    # spending
+
+    @rule(who=WHO, data=st.data(), merchant=st.sampled_from(MERCHANT_CODES))
+    def pay_with_points(self, who: int, data, merchant: str) -> None:
+        m = self.member(who)
+        now = clock.now()
+        available = m.spendable(now)
+        if available > 0 and data.draw(st.booleans(), label="within the balance"):
+            points = data.draw(st.integers(1, available), label="points")
+        else:
+            points = data.draw(st.integers(max(available, 0) + 1, max(available, 0) + 2_000), label="points")
+        code, receipt, key = code_for(m.id), unique("P"), unique("K")
+
+        def call():
+            return purchases.pay_with_points(self.env.identity, code, merchant, receipt, points, key)
+
+        if points > available:  # includes any balance held back by a claw-back debt
+            self.expect_refusal(ErrorCode.INSUFFICIENT_POINTS, call)
+            return
+        result = self.run(call())
+        STATS['lazy expired on pay']+=bool(m.expire(now))
+        m.debit(points)
+        assert (result.points_spent, result.cash_value_fen, result.points_balance) == (points, points, m.balance)
+        self.replayable = (call, result, m)
+
+    # operators
+
+    @rule(who=WHO, points=st.integers(-3_000, 3_000).filter(bool))
+    def adjust(self, who: int, points: int) -> None:
+        m = self.member(who)
+        now = clock.now()
+        key = unique("K")
+
+        def call():
+            return operators.adjust_points(self.env.operator_id, m.id, points, ADJUST_REASON, key)
+
+        if points < 0 and m.spendable(now) < -points:
+            self.expect_refusal(ErrorCode.INSUFFICIENT_POINTS, call)
+            return
+        result = self.run(call())
+        m.expire(now)
+        if points > 0:
+            m.credit(points, plus_months(now, 12), None, next(self.seq))
+        else:
+            m.debit(-points)
+        assert (result.member_id, result.points, result.balance_after) == (m.id, points, m.balance)
+        self.replayable = (call, result, m)
+
+    @rule(back=st.one_of(st.just(timedelta(0)), st.timedeltas(timedelta(0), timedelta(days=400))))
+    def expiry_run(self, back: timedelta) -> None:
+        as_of = clock.now() - back
+        ours = [m.id for m in self.members]
+        others = self.run(db.fetch(
+            "SELECT COUNT(*) AS lots, COALESCE(SUM(l.remaining), 0) AS points FROM points_lot l"
+            " JOIN points_account a ON a.id = l.account_id WHERE l.kind = 'EARN' AND l.remaining > 0"
+            f" AND l.expires_at <= $1 AND a.member_id NOT IN ({', '.join(map(str, ours))})", as_of,
+        ))[0]
+        result = self.run(operators.run_expiry(("operator", str(self.env.operator_id)), as_of if back else None))
+        lots = sum(len(m.due(as_of)) for m in self.members)
+        points = sum(m.expire(as_of) for m in self.members)
+        STATS['expired by run (points>0)'] += bool(points)
+        assert (result.lots_expired, result.points_expired) == (lots + others["lots"], points + others["points"])
+
+    @rule(ahead=st.timedeltas(timedelta(minutes=2), timedelta(days=400)))
+    def expiry_run_in_the_future_is_refused(self, ahead: timedelta) -> None:
+        self.expect_refusal(ErrorCode.INVALID_INPUT, lambda: operators.run_expiry(
+            ("operator", str(self.env.operator_id)), clock.now() + ahead))
+
+    # idempotency
+
+    @precondition(lambda self: self.replayable is not None)
+    @rule()
+    def replay_last_call(self) -> None:
+        """The same idempotency key and input answers the first result again and books nothing."""
+        call, first, _ = self.replayable
+        before = [self.run(snapshot(m.id)) for m in self.members]
+        assert self.run(call()) == first
+        assert [self.run(snapshot(m.id)) for m in self.members] == before
+
+    # the checks after every step
+
+    @invariant()
+    def database_matches_model(self) -> None:
+        self.run(self._check())
+
+    async def _check(self) -> None:
+        await assert_ledger_invariant()
+        now = clock.now()
+        ids = [m.id for m in self.members]
+        spendable = await ledger.balances(ids)
+        assert spendable == {m.id: m.spendable(now) for m in self.members}
+        for m in self.members:
+            state = await snapshot(m.id)
+            assert (state["balance"], state["growth_value"], state["tier_id"]) == (m.balance, m.growth, m.tier.id), m
+            rows = await db.fetch(
+                "SELECT l.kind, l.points, l.remaining, l.expires_at FROM points_lot l JOIN points_account a"
+                " ON a.id = l.account_id WHERE a.member_id = $1 ORDER BY l.id", m.id,
+            )
+            earned = [(r["points"], r["remaining"], clock.parse_db_time(r["expires_at"]))
+                      for r in rows if r["kind"] == "EARN"]
+            assert earned == [(lot.points, lot.remaining, lot.expires_at) for lot in m.lots]
+            assert sum(r["remaining"] for r in rows if r["kind"] == "DEBT") == m.debt
+        if self.purchases:
+            rows = await db.fetch(
+                "SELECT id, refunded_fen, points_earned, points_reversed FROM purchase WHERE id IN ("
+                + ", ".join(str(p.id) for p in self.purchases) + ") ORDER BY id"
+            )
+            assert [(r["id"], r["refunded_fen"], r["points_earned"], r["points_reversed"]) for r in rows] == [
+                (p.id, p.refunded, p.points, p.reversed) for p in sorted(self.purchases, key=lambda p: p.id)
+            ]
+
+    def teardown(self) -> None:
+        """Expire what is left of this example's lots (per account, after the last expiry), so that
+        no later expiry run, here or in another test, counts them."""
+        pending = [lot.expires_at for m in self.members for lot in m.lots if lot.remaining > 0]
+        if pending:
+            at = max(max(pending), clock.now())
+            clock.freeze(at)
+
+            async def expire_all():
+                for m in self.members:
+                    async with db.transaction() as tx:
+                        acct = await ledger.lock_account(tx, m.id)
+                        await ledger.expire_account(tx, acct, at)
+
+            self.run(expire_all())
+        clock.freeze(None)
+
+
+# --- the test --------------------------------------------------------------------------------
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ledger_env(backend) -> Env:
+    rows = await db.fetch(
+        "SELECT id FROM merchant WHERE code IN (" + ", ".join(f"'{c}'" for c in MERCHANT_CODES) + ")"
+    )
+    operator_id = await db.fetchval("SELECT id FROM operator WHERE username = 'admin'")
+    identity = IntegrationIdentity("model-test", "ledger model test", frozenset(r["id"] for r in rows))
+    return Env(asyncio.get_running_loop(), identity, operator_id, await tiers.all_tiers(refresh=True))
+
+
+def test_ledger_follows_the_model(ledger_env: Env) -> None:
+    run_state_machine_as_test(
+        lambda: LedgerMachine(ledger_env),
+        settings=settings(
+            max_examples=30, stateful_step_count=25, deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
+
+    print(dict(STATS))
