@@ -127,6 +127,26 @@ def cmd_key(args) -> None:
     asyncio.run(_with_db(work))
 
 
+def cmd_signed_call(args) -> None:
+    """Sends one signed integration request (what a POS does), for trying the API from a shell."""
+    import json
+    import time
+    import urllib.request
+    import uuid
+
+    from api.services.integrations import sign
+
+    body = json.dumps({"query": args.query, "variables": json.loads(args.variables)}).encode()
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex
+    request = urllib.request.Request(args.url, data=body, headers={
+        "content-type": "application/json", "X-Mallpoints-Key": args.key, "X-Mallpoints-Timestamp": timestamp,
+        "X-Mallpoints-Nonce": nonce,
+        "X-Mallpoints-Signature": sign(args.secret or settings().demo_pos_secret, timestamp, nonce, body),
+    })
+    with urllib.request.urlopen(request, timeout=30) as response:
+        print(json.dumps(json.loads(response.read()), ensure_ascii=False, indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mallpoints", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     key_sub.add_parser("list")
     key.set_defaults(func=cmd_key)
+    call = sub.add_parser("signed-call", help="send one signed integration request (development aid)")
+    call.add_argument("--url", default="http://127.0.0.1:8000/graphql")
+    call.add_argument("--key", default="demo-pos")
+    call.add_argument("--secret", help="default: MALLPOINTS_DEMO_POS_SECRET (dev)")
+    call.add_argument("--query", required=True)
+    call.add_argument("--variables", default="{}")
+    call.set_defaults(func=cmd_signed_call)
     return parser
 
 
