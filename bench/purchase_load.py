@@ -551,9 +551,14 @@ class Phase:
     cpu: dict[str, Any] = field(default_factory=dict)
     window: float = 0.0
     profile: list[Path] = field(default_factory=list)
+    wall_window: tuple[Any, Any] = (None, None)
+    committed_in_window: int | None = None  # rows the database recorded inside the window
+    rate_from_db: bool = False  # batch calls are long: count receipts where the database recorded them
 
     @property
     def rate(self) -> float:
+        if self.rate_from_db and self.committed_in_window is not None:
+            return self.committed_in_window / self.window if self.window else 0.0
         return self.ok / self.window if self.window else 0.0
 
     @property
@@ -589,15 +594,18 @@ async def run_phase(
                 phase.calls += 1
                 phase.ok += ok
                 phase.failed += len(errors)
+            if t1 >= w0 and t0 < w1:  # calls that overlap the window (long batch calls end after it)
                 phase.latencies.append(t1 - t0)
 
     async def sampler() -> None:
         await asyncio.sleep(max(0.0, w0 - time.perf_counter()))
         snapshots.append(probe.snapshot())
+        phase.wall_window = (datetime.now(timezone.utc), phase.wall_window[1])
         if on_window_start is not None:
             on_window_start()
         await asyncio.sleep(max(0.0, w1 - time.perf_counter()))
         snapshots.append(probe.snapshot())
+        phase.wall_window = (phase.wall_window[0], datetime.now(timezone.utc))
 
     tasks = [asyncio.ensure_future(client(c)) for c in calls]
     await sampler()
@@ -787,6 +795,26 @@ def start_profilers(pids: list[int], outdir: Path, phase: str, duration: float, 
 
 # --- verification ---------------------------------------------------------------------------------------
 
+PHASE_PREFIX = {"single": "S", "batch": "B", "raw": "RC", "raw-steps": "RS"}
+
+
+async def count_in_window(db_url: str, phase: Phase, run_tag: str) -> None:
+    """Purchases of this phase whose recorded_at (the server's clock at the start of the earn) falls in
+    the measured window: the throughput as the database saw it, independent of how long calls are."""
+    import asyncpg
+
+    start, end = phase.wall_window
+    if start is None or end is None:
+        return
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        phase.committed_in_window = await conn.fetchval(
+            "SELECT count(*) FROM purchase WHERE receipt_no LIKE $1 AND recorded_at >= $2 AND recorded_at < $3",
+            f"{PHASE_PREFIX[phase.name]}-{run_tag}-%", start, end,
+        )
+    finally:
+        await conn.close()
+
 async def verify(db_url: str, phases: list[Phase], run_tag: str) -> bool:
     import asyncpg
 
@@ -827,7 +855,7 @@ async def verify(db_url: str, phases: list[Phase], run_tag: str) -> bool:
             ("every idempotency record has its result", pending == 0, f"{pending} without"),
         ]
         for phase in phases:
-            prefix = {"single": "S", "batch": "B", "raw": "RC", "raw-steps": "RS"}[phase.name] + f"-{run_tag}-"
+            prefix = PHASE_PREFIX[phase.name] + f"-{run_tag}-"
             purchases = await conn.fetchval("SELECT count(*) FROM purchase WHERE receipt_no LIKE $1", prefix + "%")
             keys = await conn.fetchval(
                 "SELECT count(*) FROM idempotency_record WHERE scope = $1 AND key LIKE $2", SCOPE, prefix + "%")
@@ -848,14 +876,19 @@ async def verify(db_url: str, phases: list[Phase], run_tag: str) -> bool:
 def print_phase(phase: Phase) -> None:
     lat = phase.latencies
     cpu = phase.cpu
-    units = max(phase.ok, 1)
+    units = max(round(phase.rate * phase.window), 1)
     print()
     print(f"phase {phase.name}: {phase.clients} clients, {phase.window:.0f}s measured")
-    per_call = f" ({phase.call_rate:,.1f} calls/s of {phase.per_call})" if phase.per_call > 1 else ""
-    print(f"  {phase.rate:,.0f} {phase.unit}/s{per_call}; ok {phase.ok:,}, failed {phase.failed:,} in the window")
+    per_call = f" ({phase.call_rate:,.2f} calls/s of {phase.per_call})" if phase.per_call > 1 else ""
+    how = "recorded by the database in the window" if phase.rate_from_db else "completed in the window"
+    print(f"  {phase.rate:,.0f} {phase.unit}/s{per_call} ({how});"
+          f" calls completed in the window: {phase.calls:,} with {phase.ok:,} ok and {phase.failed:,} failed {phase.unit}")
+    if phase.committed_in_window is not None and not phase.rate_from_db:
+        print(f"  cross-check: the database recorded {phase.committed_in_window / phase.window:,.0f} {phase.unit}/s"
+              f" in the window")
     if lat:
-        print(f"  latency per call: p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms,"
-              f" max {lat[-1] * 1000:.1f} ms")
+        print(f"  latency per call ({len(lat):,} calls overlapping the window): p50 {pct(lat, 0.5) * 1000:.1f} ms,"
+              f" p99 {pct(lat, 0.99) * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
     wall = cpu.get("wall") or phase.window
     print(f"  CPU over the window ({wall:.1f}s wall, 2 cores = {2 * wall:.0f} core-s):"
           f" load generator {cpu['client']:.1f}s, server {cpu['server']:.1f}s, PostgreSQL {cpu['pg']:.1f}s"
@@ -1001,7 +1034,7 @@ async def amain(args) -> int:
                     phase = Phase("single", "mutations", n_clients)
                     calls = [http_single_call(box, server.port, signer, receipts) for box in conns]
                 else:
-                    phase = Phase("batch", "receipts", n_clients, per_call=args.batch_size)
+                    phase = Phase("batch", "receipts", n_clients, per_call=args.batch_size, rate_from_db=True)
                     calls = [http_batch_call(box, server.port, signer, receipts, args.batch_size) for box in conns]
                 profilers: list[tuple[subprocess.Popen, Path]] = []
 
@@ -1021,6 +1054,7 @@ async def amain(args) -> int:
                         proc.kill()
                     phase.profile.append(path)
                 phases[name] = phase
+                await count_in_window(args.database_url, phase, run_tag)
                 print_phase(phase)
                 for path in phase.profile:
                     print(f"  profile: {path}")
@@ -1041,6 +1075,7 @@ async def amain(args) -> int:
                     log(f"phase {name}: {args.raw_clients} asyncpg connections")
                     await run_phase(phase, [make(c, earns) for c in conns], args.warmup, args.duration, probe)
                     phases[name] = phase
+                    await count_in_window(args.database_url, phase, run_tag)
                     print_phase(phase)
             finally:
                 await asyncio.gather(*(c.close(timeout=5) for c in conns), return_exceptions=True)

@@ -15,8 +15,13 @@ DATA = Path(__file__).with_name("demo.json")
 
 
 async def load_demo(*, with_history: bool = True) -> dict[str, int]:
+    """Tiers and the operator `admin` always; in development also the demo merchants, the `demo-pos`
+    key and (with_history) 50 members with months of purchases. Production gets only the base."""
     data = json.loads(DATA.read_text(encoding="utf-8"))
     cfg = settings()
+    if cfg.is_production:
+        data["merchants"] = []
+        with_history = False
     counts = {"tiers": 0, "merchants": 0, "members": 0, "purchases": 0}
     now = clock.now()
     async with transaction() as tx:
@@ -63,9 +68,12 @@ async def _members_with_history(data: dict, now) -> dict[str, int]:
                 await tx.execute("UPDATE member SET nickname = $1 WHERE id = $2", nickname, member_id)
                 new_members += 1
         visits = rng.randint(2, 14) * (3 if n % 10 == 0 else 1)  # every tenth member is a big spender
-        for v in range(visits):
-            when = joined + timedelta(days=rng.randint(0, (now - joined).days), minutes=rng.randint(600, 1300))
-            when = min(when, now - timedelta(minutes=5))
+        times = sorted(
+            min(joined + timedelta(days=rng.randint(0, (now - joined).days), minutes=rng.randint(600, 1300)),
+                now - timedelta(minutes=5))
+            for _ in range(visits)
+        )
+        for v, when in enumerate(times):
             amount = rng.choice([2800, 3600, 8800, 15800, 29900, 59900, 128000, 268000])
             result = await purchases.import_purchase(
                 member_id, rng.choice(merchant_codes), f"DEMO-{n:02d}-{v:03d}", amount, when

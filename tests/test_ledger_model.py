@@ -39,7 +39,7 @@ ADJUST_REASON = "模型测试"
 
 # Earnings: small receipts (some below one yuan: no points) and large ones that move members up tiers.
 AMOUNTS = st.one_of(st.integers(1, 20_000), st.integers(20_001, 600_000))
-BACKDATE = st.one_of(st.just(timedelta(0)), st.timedeltas(timedelta(0), timedelta(days=29, hours=23)))
+BACKDATE = st.timedeltas(timedelta(seconds=1), timedelta(days=29, hours=23))
 STEPS = st.one_of(
     st.timedeltas(timedelta(hours=1), timedelta(days=3)),
     st.timedeltas(timedelta(days=1), timedelta(days=200)),
@@ -92,6 +92,7 @@ class Member:
         for lot in self.due(as_of):
             total += lot.remaining
             lot.remaining = 0
+        if total: STATS['expired in '+sys._getframe(1).f_code.co_name]+=1
         return total
 
     def credit(self, points: int, expires_at: datetime, purchase_id: int | None, seq: int) -> None:
@@ -228,12 +229,20 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # earning
 
+    @rule(who=WHO, amount=AMOUNTS, merchant=st.sampled_from(MERCHANT_CODES))
+    def earn(self, who: int, amount: int, merchant: str) -> None:
+        self._earn(self.member(who), amount, merchant, timedelta(0))
+
     @rule(who=WHO, amount=AMOUNTS, merchant=st.sampled_from(MERCHANT_CODES), backdate=BACKDATE)
-    def earn(self, who: int, amount: int, merchant: str, backdate: timedelta) -> None:
-        m = self.member(who)
+    def earn_uploaded_later(self, who: int, amount: int, merchant: str, backdate: timedelta) -> None:
+        """An offline till uploads a purchase of up to 30 days ago: its points expire 12 months
+        after the purchase, not after the upload."""
+        self._earn(self.member(who), amount, merchant, backdate)
+
+    def _earn(self, m: Member, amount: int, merchant: str, backdate: timedelta) -> None:
         now = clock.now()
         occurred_at = now - backdate
-        clock.freeze(occurred_at)  # an offline till: the code was shown when the purchase happened
+        clock.freeze(occurred_at)  # the code was valid when the purchase happened
         code = code_for(m.id)
         clock.freeze(now)
         data = purchases.PurchaseInput(code, merchant, unique("R"), amount, occurred_at, unique("K"))
@@ -295,12 +304,22 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # spending
 
-    @rule(who=WHO, data=st.data(), merchant=st.sampled_from(MERCHANT_CODES))
-    def pay_with_points(self, who: int, data, merchant: str) -> None:
-        m = self.member(who)
+    def _can_pay_or_owes(self) -> bool:
         now = clock.now()
+        return any(m.spendable(now) > 0 or m.debt for m in self.members)
+
+    @precondition(_can_pay_or_owes)
+    @rule(data=st.data(), merchant=st.sampled_from(MERCHANT_CODES))
+    def pay_with_points(self, data, merchant: str) -> None:
+        """Spends earliest-expiring points first; more than the balance, or anything while a
+        claw-back debt is outstanding, is refused."""
+        now = clock.now()
+        who = data.draw(st.sampled_from([i for i, m in enumerate(self.members) if m.spendable(now) > 0 or m.debt]),
+                        label="member")
+        m = self.members[who]
         available = m.spendable(now)
-        if available > 0 and data.draw(st.sampled_from(["within", "within", "beyond"]), label="balance") == "within":
+        if available > 0 and data.draw(st.sampled_from(["within", "within", "within", "beyond"]),
+                                       label="balance") == "within":
             points = data.draw(st.one_of(st.just(available), st.integers(1, available)), label="points")
         else:
             points = data.draw(st.integers(max(available, 0) + 1, max(available, 0) + 2_000), label="points")
@@ -320,16 +339,25 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # operators
 
-    @rule(who=WHO, points=st.integers(-3_000, 3_000).filter(bool))
-    def adjust(self, who: int, points: int) -> None:
+    @rule(who=WHO, change=st.sampled_from(["add", "take", "take", "take too much"]), data=st.data())
+    def adjust(self, who: int, change: str, data) -> None:
+        """An operator's correction: adding makes a lot (paying any debt first); taking spends
+        earliest-expiring points and may not exceed the balance."""
         m = self.member(who)
         now = clock.now()
+        available = m.spendable(now)
+        if change == "add":
+            points = data.draw(st.integers(1, 3_000), label="points")
+        elif change == "take" and available > 0:
+            points = -data.draw(st.one_of(st.just(available), st.integers(1, available)), label="points taken")
+        else:
+            points = -data.draw(st.integers(max(available, 0) + 1, max(available, 0) + 3_000), label="points taken")
         key = unique("K")
 
         def call():
             return operators.adjust_points(self.env.operator_id, m.id, points, ADJUST_REASON, key)
 
-        if points < 0 and m.spendable(now) < -points:
+        if points < 0 and available < -points:
             self.expect_refusal(ErrorCode.INSUFFICIENT_POINTS, call)
             return
         result = self.run(call())
@@ -406,7 +434,7 @@ class LedgerMachine(RuleBasedStateMachine):
             ]
 
     def teardown(self) -> None:
-        STATS['examples']+=1; STATS['debt at end']+=bool(any(m.debt for m in self.members))
+        STATS['examples']+=1; STATS['debt at end']+=bool(any(m.debt for m in self.members)); STATS['lots at end']+=sum(len(m.lots) for m in self.members)
         """Expire what is left of this example's lots (per account, after the last expiry), so that
         no later expiry run, here or in another test, counts them."""
         pending = [lot.expires_at for m in self.members for lot in m.lots if lot.remaining > 0]
