@@ -103,12 +103,38 @@ class Tx:
         count, _ = await self.conn.execute_query(self._q(sql), list(args))
         return count
 
+    async def execute_many(self, statements: list[tuple[str, tuple]]) -> None:
+        """Independent writes (no RETURNING, no two on the same row). On PostgreSQL they travel as
+        one statement of data-modifying CTEs: one round trip instead of one each."""
+        if not self.postgres or len(statements) == 1:
+            for sql, args in statements:
+                await self.execute(sql, *args)
+            return
+        parts, values = [], []
+        for index, (sql, args) in enumerate(statements):
+            offset = len(values)
+            parts.append(f"w{index} AS ({_PLACEHOLDER.sub(lambda m, o=offset: f'${int(m.group(1)) + o}', sql)})")
+            values.extend(args)
+        await self.conn.execute_query("WITH " + ", ".join(parts) + " SELECT 1", values)
+
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[Tx]:
     """The one way to open a transaction. Commits on exit, rolls back on any exception."""
     async with in_transaction("default") as conn:
         yield Tx(conn)
+
+
+@asynccontextmanager
+async def savepoint(tx: Tx) -> AsyncIterator[Tx]:
+    """A nested transaction: an exception inside rolls back to here and leaves the outer one usable."""
+    async with tx.conn._in_transaction() as nested:
+        yield Tx(nested)
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """PostgreSQL chose this transaction as a deadlock victim: safe to run again from the start."""
+    return "deadlock detected" in str(exc)
 
 
 async def fetch(sql: str, *args: Any) -> list[Any]:

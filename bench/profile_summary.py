@@ -27,8 +27,9 @@ AREAS: list[tuple[str, str]] = [
     ("GraphQL execution & result (graphql-core execute, strawberry resolvers/conversion)",
      r"\(graphql/execution/|strawberry/schema/schema\.py|strawberry/types/|strawberry/schema/schema_converter"),
     ("Strawberry HTTP view / extensions runner", r"\(strawberry/"),
-    ("Starlette / uvicorn HTTP", r"\((starlette|uvicorn)/"),
+    ("Starlette / uvicorn HTTP (request handling, response send)", r"\((starlette/|uvicorn/(protocols|middleware)/)"),
     ("app glue (api/app.py)", r"\(api/app\.py"),
+    ("database driver outside the above (asyncpg, Tortoise)", r"\((asyncpg|tortoise)/"),
 ]
 PACKAGE = re.compile(r"\(([^/:()]+)")
 
@@ -68,7 +69,7 @@ def summarise(stacks: Counter, top: int) -> None:
                 areas[name] += n
                 break
         else:
-            areas["other (event loop, asyncio, Tortoise/asyncpg outside the service, GC…)"] += n
+            areas["other (event loop, asyncio internals, GC…)"] += n
         for frame in set(frames):
             inclusive[frame] += n
         leaf = frames[-1]

@@ -106,15 +106,15 @@ def pct(sorted_values: list[float], q: float) -> float:
 
 # --- CPU accounting from /proc -----------------------------------------------------------------
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds) of a process, or None when it is gone."""
+def _stat(pid: int) -> tuple[int, float, float] | None:
+    """(parent pid, CPU seconds, of which in the kernel) of a process, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read().decode("latin-1")
     except OSError:
         return None
     rest = raw[raw.rfind(")") + 2:].split()
-    return int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK, int(rest[12]) / CLK_TCK
 
 
 def _all_pids() -> list[int]:
@@ -169,27 +169,60 @@ def postgres_processes(dbname: str) -> dict[str, dict[int, float]]:
     return out
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle incl. iowait) CPU seconds of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    busy = sum(values[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is in user)
+    return busy / CLK_TCK, idle / CLK_TCK
+
+
 @dataclass
 class CpuSnapshot:
     wall: float
     client: float
     server: dict[int, float]
     pg: dict[str, dict[int, float]]
+    machine: tuple[float, float] = (0.0, 0.0)
+    server_sys: float = 0.0
+    client_sys: float = 0.0
+
+
+PG_STATS_SQL = """
+SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_returned + tup_fetched AS tup_read,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes
+FROM pg_stat_database WHERE datname = current_database()
+"""
 
 
 class CpuProbe:
-    def __init__(self, dbname: str, server_pid: int | None) -> None:
+    def __init__(self, dbname: str, server_pid: int | None, stats_conn: Any = None) -> None:
         self.dbname = dbname
         self.server_pid = server_pid
+        self.stats_conn = stats_conn  # an asyncpg connection to the bench database, for pg_stat_database
+
+    async def db_stats(self) -> dict[str, int] | None:
+        if self.stats_conn is None:
+            return None
+        try:
+            row = await self.stats_conn.fetchrow(PG_STATS_SQL, timeout=5)
+        except Exception:  # noqa: BLE001 - statistics are a nicety
+            return None
+        return dict(row) if row is not None else None
 
     def snapshot(self) -> CpuSnapshot:
         server: dict[int, float] = {}
+        server_sys = 0.0
         if self.server_pid is not None:
             for pid in descendants(self.server_pid):
                 st = _stat(pid)
                 if st is not None:
                     server[pid] = st[1]
-        return CpuSnapshot(time.perf_counter(), time.process_time(), server, postgres_processes(self.dbname))
+                    server_sys += st[2]
+        own = os.times()
+        return CpuSnapshot(time.perf_counter(), time.process_time(), server, postgres_processes(self.dbname),
+                           machine_cpu(), server_sys, own.system)
 
     @staticmethod
     def diff(a: CpuSnapshot, b: CpuSnapshot) -> dict[str, Any]:
@@ -197,13 +230,21 @@ class CpuProbe:
             return {pid: t - before.get(pid, 0.0) for pid, t in after.items()}
 
         server = delta(a.server, b.server)
+        pg = sum(delta(a.pg["ours"], b.pg["ours"]).values()) + sum(delta(a.pg["aux"], b.pg["aux"]).values())
+        pg_other = sum(delta(a.pg["other"], b.pg["other"]).values())
+        machine_busy = b.machine[0] - a.machine[0]
         return {
+            "machine_busy": machine_busy,
+            "machine_idle": b.machine[1] - a.machine[1],
+            "others": max(0.0, machine_busy - (b.client - a.client) - sum(server.values()) - pg - pg_other),
             "wall": b.wall - a.wall,
             "client": b.client - a.client,
             "server": sum(server.values()),
+            "server_kernel": b.server_sys - a.server_sys,
+            "client_kernel": b.client_sys - a.client_sys,
             "server_by_pid": {pid: round(t, 2) for pid, t in sorted(server.items()) if t > 0.05},
-            "pg": sum(delta(a.pg["ours"], b.pg["ours"]).values()) + sum(delta(a.pg["aux"], b.pg["aux"]).values()),
-            "pg_other_dbs": sum(delta(a.pg["other"], b.pg["other"]).values()),
+            "pg": pg,
+            "pg_other_dbs": pg_other,
         }
 
 
@@ -373,6 +414,12 @@ class Receipts:
         }
 
 
+def _top_level(errors: list[dict[str, Any]]) -> list[str]:
+    """Top-level GraphQL errors as 'CODE: message' (messages are fixed texts, so they group)."""
+    return [f"{(e.get('extensions') or {}).get('code') or 'GRAPHQL_ERROR'}: {str(e.get('message'))[:80]}"
+            for e in errors]
+
+
 def _errors_of(payload: dict[str, Any] | None) -> list[str]:
     if payload is None:
         return ["NULL_PAYLOAD"]
@@ -391,7 +438,7 @@ def http_single_call(conn_box: list[HttpConnection], port: int, signer: Signer, 
             return 0, [f"HTTP_{status}"]
         doc = json.loads(raw)
         if doc.get("errors"):
-            return 0, [(e.get("extensions") or {}).get("code") or "GRAPHQL_ERROR" for e in doc["errors"]]
+            return 0, _top_level(doc["errors"])
         errors = _errors_of((doc.get("data") or {}).get("purchaseRecord"))
         return (0, errors) if errors else (1, [])
 
@@ -411,8 +458,7 @@ def http_batch_call(conn_box: list[HttpConnection], port: int, signer: Signer, r
             return 0, [f"HTTP_{status}"] * size
         doc = json.loads(raw)
         if doc.get("errors"):
-            codes = [(e.get("extensions") or {}).get("code") or "GRAPHQL_ERROR" for e in doc["errors"]]
-            return 0, (codes * size)[:size]
+            return 0, (_top_level(doc["errors"]) * size)[:size]
         payload = (doc.get("data") or {}).get("purchaseRecordBatch")
         top = _errors_of(payload)
         if top:
@@ -554,6 +600,7 @@ class Phase:
     wall_window: tuple[Any, Any] = (None, None)
     committed_in_window: int | None = None  # rows the database recorded inside the window
     rate_from_db: bool = False  # batch calls are long: count receipts where the database recorded them
+    pg_stats: dict[str, int] = field(default_factory=dict)  # pg_stat_database deltas over the window
 
     @property
     def rate(self) -> float:
@@ -568,11 +615,12 @@ class Phase:
 
 async def run_phase(
     phase: Phase, calls: list[Callable[[], Awaitable[tuple[int, list[str]]]]], warmup: float, duration: float,
-    probe: CpuProbe, *, on_window_start: Callable[[], Any] | None = None, drain_timeout: float = 120.0,
+    probe: CpuProbe, *, on_window_start: Callable[[], Any] | None = None, drain_timeout: float = 300.0,
 ) -> Phase:
     start = time.perf_counter()
     w0, w1 = start + warmup, start + warmup + duration
     snapshots: list[CpuSnapshot] = []
+    stats: list[dict[str, int] | None] = []
 
     async def client(call) -> None:
         while True:
@@ -603,9 +651,11 @@ async def run_phase(
         phase.wall_window = (datetime.now(timezone.utc), phase.wall_window[1])
         if on_window_start is not None:
             on_window_start()
+        stats.append(await probe.db_stats())
         await asyncio.sleep(max(0.0, w1 - time.perf_counter()))
         snapshots.append(probe.snapshot())
         phase.wall_window = (phase.wall_window[0], datetime.now(timezone.utc))
+        stats.append(await probe.db_stats())
 
     tasks = [asyncio.ensure_future(client(c)) for c in calls]
     await sampler()
@@ -617,6 +667,8 @@ async def run_phase(
         await asyncio.gather(*pending, return_exceptions=True)
     phase.window = duration
     phase.cpu = CpuProbe.diff(snapshots[0], snapshots[1])
+    if len(stats) == 2 and stats[0] is not None and stats[1] is not None:
+        phase.pg_stats = {k: stats[1][k] - stats[0][k] for k in stats[0]}
     phase.latencies.sort()
     return phase
 
@@ -700,12 +752,13 @@ class Server:
     def __init__(self, args, env: dict[str, str], logdir: Path) -> None:
         self.port = args.port or free_port()
         self.workers = args.workers
+        self.app = args.app
         self.env = env
         self.log_path = logdir / "uvicorn.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+        cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"]
         log(f"starting server: {' '.join(cmd[1:])}")
         logf = open(self.log_path, "wb")
@@ -892,9 +945,19 @@ def print_phase(phase: Phase) -> None:
     wall = cpu.get("wall") or phase.window
     print(f"  CPU over the window ({wall:.1f}s wall, 2 cores = {2 * wall:.0f} core-s):"
           f" load generator {cpu['client']:.1f}s, server {cpu['server']:.1f}s, PostgreSQL {cpu['pg']:.1f}s"
-          f" (other databases' backends {cpu['pg_other_dbs']:.1f}s)")
+          f"; machine busy {cpu['machine_busy']:.1f}s, idle {cpu['machine_idle']:.1f}s;"
+          f" noise: other databases' backends {cpu['pg_other_dbs']:.1f}s, other processes {cpu['others']:.1f}s")
+    if cpu["server"] > 0:
+        print(f"  kernel share (system time, mostly loopback TCP): server {100 * cpu['server_kernel'] / cpu['server']:.0f}%,"
+              f" load generator {100 * cpu['client_kernel'] / max(cpu['client'], 1e-9):.0f}%")
     print(f"  CPU per {phase.unit[:-1]}: load generator {cpu['client'] / units * 1000:.3f} ms,"
           f" server {cpu['server'] / units * 1000:.3f} ms, PostgreSQL {cpu['pg'] / units * 1000:.3f} ms")
+    if phase.pg_stats:
+        st = phase.pg_stats
+        print(f"  PostgreSQL per {phase.unit[:-1]} (pg_stat_database, ≈: flushed about once a second):"
+              f" {st['xact_commit'] / units:.2f} commits, {st['xact_rollback'] / units:.2f} rollbacks,"
+              f" {st['tup_inserted'] / units:.1f} rows inserted, {st['tup_updated'] / units:.1f} updated,"
+              f" {st['tup_read'] / units:.1f} read; WAL {st['wal_bytes'] / units:,.0f} bytes (whole server)")
     if len(cpu.get("server_by_pid", {})) > 1:
         print(f"  server CPU by process: {cpu['server_by_pid']}")
     if phase.error_codes:
@@ -941,6 +1004,24 @@ def print_summary(phases: dict[str, Phase]) -> dict[str, Any]:
 
 # --- main -------------------------------------------------------------------------------------------------
 
+def describe_app_source() -> str:
+    """Where the code under test comes from, and whether api/ or seeds/ differ from the commit."""
+    import api
+
+    where = str(Path(api.__file__).resolve().parent.parent)
+    try:
+        head = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "api", "seeds"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return where
+    if not head:
+        return f"{where} (not a git checkout)"
+    changed = len(dirty.splitlines())
+    return f"{where} at {head}" + (f" with {changed} uncommitted file(s) in api/ or seeds/" if changed else "")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.purchase_load", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -952,6 +1033,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw-clients", type=int, default=32, help="asyncpg connections for the raw phases (32)")
     p.add_argument("--batch-size", type=int, default=100, help="receipts per purchaseRecordBatch call (100)")
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (2)")
+    p.add_argument("--app", default="api.app:create_app",
+                   help="the server's app factory (module:function), e.g. to measure an experimental variant")
     p.add_argument("--pool-min", type=int, default=2, help="server pool minsize per worker (2)")
     p.add_argument("--pool-max", type=int, default=20, help="server pool maxsize per worker (20)")
     p.add_argument("--members", type=int, default=2000, help="members to create (2000)")
@@ -1003,12 +1086,14 @@ async def amain(args) -> int:
 
     print(f"mallpoints purchase load benchmark: phases {','.join(args.phase_list)}; {args.duration:.0f}s measured"
           f" after {args.warmup:.0f}s warm-up; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+    print(f"app under test: {describe_app_source()}")
     logdir = Path(tempfile.mkdtemp(prefix="mallpoints-bench-"))
     run_tag = os.urandom(3).hex()
     phases: dict[str, Phase] = {}
     server: Server | None = None
     db_created = False
     verified = False
+    stats_conn = None
     try:
         log(f"creating database {dbname}")
         await admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
@@ -1016,6 +1101,9 @@ async def amain(args) -> int:
         db_created = True
         await prepare_database(args, args.database_url)
         member_ids, merchants = await load_ids(args.database_url)
+        import asyncpg
+
+        stats_conn = await asyncpg.connect(asyncpg_dsn(args.database_url))
         if len(merchants) != len(MERCHANT_CODES):
             raise RuntimeError(f"the demo key should be bound to {MERCHANT_CODES}, found {merchants}")
 
@@ -1024,7 +1112,7 @@ async def amain(args) -> int:
             server = Server(args, server_env, logdir)
             server.start()
             await server.wait_ready()
-            probe = CpuProbe(dbname, server.proc.pid if server.proc else None)
+            probe = CpuProbe(dbname, server.proc.pid if server.proc else None, stats_conn)
             receipts = Receipts(member_ids, run_tag, args.seed)
             signer = Signer(server.port, DEMO_KEY_ID, demo_secret)
             for name in http_phases:
@@ -1065,7 +1153,7 @@ async def amain(args) -> int:
         if raw_phases:
             import asyncpg
 
-            probe = CpuProbe(dbname, None)
+            probe = CpuProbe(dbname, None, stats_conn)
             earns = RawEarns(member_ids, merchants, run_tag, args.seed + 1)
             conns = [await asyncpg.connect(asyncpg_dsn(args.database_url)) for _ in range(args.raw_clients)]
             try:
@@ -1080,6 +1168,8 @@ async def amain(args) -> int:
             finally:
                 await asyncio.gather(*(c.close(timeout=5) for c in conns), return_exceptions=True)
 
+        await stats_conn.close()
+        stats_conn = None
         summary = print_summary(phases)
         verified = await verify(args.database_url, list(phases.values()), run_tag)
         if args.json is not None:
@@ -1092,6 +1182,11 @@ async def amain(args) -> int:
     finally:
         if server is not None:
             server.stop()
+        if stats_conn is not None:
+            try:
+                await stats_conn.close(timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
         if db_created:
             try:
                 await asyncio.wait_for(admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'), 60)

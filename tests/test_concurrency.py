@@ -89,3 +89,21 @@ async def test_two_expiry_runs_at_once_expire_each_lot_once(api, pg):
     assert first.points_expired + second.points_expired >= 500
     for member_id in members:
         assert (await snapshot(member_id))["balance"] == 0
+
+
+async def test_parallel_batches_over_the_same_members_all_book(api, pg):
+    from tests.test_purchase import BATCH
+
+    members = [(await make_member())[0] for _ in range(10)]
+    codes = {m: code_for(m) for m in members}
+    batches = [
+        [purchase_input(m, 1_000 + b, code=codes[m]) for m in reversed(members) for _ in range(5)]
+        for b in range(4)
+    ]
+    results = await asyncio.gather(*(api.signed(BATCH, {"input": {"purchases": batch}}) for batch in batches))
+    for result in results:
+        payload = result["data"]["purchaseRecordBatch"]
+        assert payload["userErrors"] == [] and all(not r["userErrors"] for r in payload["results"])
+    for m in members:
+        state = await snapshot(m)
+        assert state["purchases"] == 20 and state["balance"] == 5 * (10 + 10 + 10 + 10)

@@ -29,8 +29,6 @@ from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity
 from tests.conftest import assert_ledger_invariant, code_for, make_member, snapshot, unique
 
-import collections, sys
-STATS=collections.Counter()
 MERCHANT_CODES = ("M001", "M002", "M003")
 CLOCK_START_MIN = datetime(2000, 1, 1)
 CLOCK_START_MAX = datetime(2004, 12, 31, 23, 59, 59)
@@ -92,19 +90,17 @@ class Member:
         for lot in self.due(as_of):
             total += lot.remaining
             lot.remaining = 0
-        if total: STATS['expired in '+sys._getframe(1).f_code.co_name]+=1
         return total
 
     def credit(self, points: int, expires_at: datetime, purchase_id: int | None, seq: int) -> None:
         payoff = min(points, -self.debt)
         self.debt += payoff
-        if payoff: STATS['debt paid']+=1
         self.lots.append(Lot(points, points - payoff, expires_at, purchase_id, seq))
 
     def debit(self, points: int, *, prefer: int | None = None, allow_debt: bool = False) -> None:
         order = sorted(
             (lot for lot in self.lots if lot.remaining > 0),
-            key=lambda lot: (0 if prefer is not None and lot.purchase_id == prefer else 1, lot.expires_at, lot.seq),
+            key=lambda lot: (0 if prefer is not None and lot.purchase_id == prefer else 1, lot.seq),
         )
         left = points
         for lot in order:
@@ -113,7 +109,6 @@ class Member:
             left -= take
         assert allow_debt or left == 0, "the model debited more than the lots hold"
         self.debt -= left
-        if left: STATS['debt created']+=1
 
 
 @dataclass
@@ -164,7 +159,6 @@ class LedgerMachine(RuleBasedStateMachine):
     # helpers
 
     def run(self, coro):
-        STATS['call:'+sys._getframe(1).f_code.co_name]+=1
         return self.env.loop.run_until_complete(coro)
 
     def member(self, who: int) -> Member:
@@ -184,7 +178,6 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             self.run(coro_factory())
         except DomainError as err:
-            STATS['refused:'+err.code.value]+=1
             assert err.code is code, f"expected {code.value}, got {err!r}"
         else:
             raise AssertionError(f"expected {code.value}, the call succeeded")
@@ -256,7 +249,6 @@ class LedgerMachine(RuleBasedStateMachine):
             m.credit(points, plus_months(occurred_at, 12), result.purchase_id, next(self.seq))
         if growth:
             self.add_growth(m, growth)
-        STATS['tier %d'%m.tier.earn_multiplier_percent]+=1
         assert result.points_balance == m.balance
         self.purchases.append(Purchase(result.purchase_id, m, merchant, data.receipt_no, amount, points, growth))
         self.replayable = (lambda: purchases.record_purchase(self.env.identity, data), result, m)
@@ -332,7 +324,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.expect_refusal(ErrorCode.INSUFFICIENT_POINTS, call)
             return
         result = self.run(call())
-        STATS['lazy expired on pay']+=bool(m.expire(now))
+        m.expire(now)
         m.debit(points)
         assert (result.points_spent, result.cash_value_fen, result.points_balance) == (points, points, m.balance)
         self.replayable = (call, result, m)
@@ -387,7 +379,6 @@ class LedgerMachine(RuleBasedStateMachine):
         result = self.run(operators.run_expiry(actor, as_of if back is not None else None))
         lots = sum(len(m.due(as_of)) for m in self.members)
         points = sum(m.expire(as_of) for m in self.members)
-        STATS['expired by run (points>0)'] += bool(points)
         assert (result.lots_expired, result.points_expired) == (lots + others["lots"], points + others["points"])
 
     # idempotency
@@ -434,7 +425,6 @@ class LedgerMachine(RuleBasedStateMachine):
             ]
 
     def teardown(self) -> None:
-        STATS['examples']+=1; STATS['debt at end']+=bool(any(m.debt for m in self.members)); STATS['lots at end']+=sum(len(m.lots) for m in self.members)
         """Expire what is left of this example's lots (per account, after the last expiry), so that
         no later expiry run, here or in another test, counts them."""
         pending = [lot.expires_at for m in self.members for lot in m.lots if lot.remaining > 0]
@@ -472,5 +462,3 @@ def test_ledger_follows_the_model(ledger_env: Env) -> None:
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
-
-    print(sorted(STATS.items()))

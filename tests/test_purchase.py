@@ -236,3 +236,23 @@ async def test_spend_takes_earliest_expiring_lots_first(api):
         " WHERE a.member_id = $1 ORDER BY l.expires_at", member_id,
     )
     assert [(r["points"], r["remaining"]) for r in lots] == [(100, 0), (200, 150)]
+
+
+async def test_refund_after_expiry_forgives_what_expired_and_claws_back_what_was_spent(api):
+    from api.services import ledger
+
+    member_id, _ = await make_member()
+    start = clock.now()
+    payload = purchase_input(member_id, 10_000)  # 100 points, expiring in 12 months
+    await api.signed(PURCHASE, {"input": payload})
+    pay = {"memberCode": code_for(member_id), "merchantCode": "M001", "receiptNo": unique("P"), "points": 60,
+           "idempotencyKey": unique("K")}
+    await api.signed(PAY, {"input": pay})  # 40 left in the lot
+    clock.freeze(start + timedelta(days=366))
+    await ledger.expire_due(clock.now())  # the 40 expire
+    # The purchase was bought back late (a till may refund within its own rules): the full refund
+    # settles 100 points: 40 expired (forgiven), 60 spent (clawed back, into a debt here).
+    refund = {"merchantCode": "M001", "receiptNo": payload["receiptNo"], "refundAmountFen": 10_000,
+              "idempotencyKey": unique("K")}
+    result = (await api.signed(REFUND, {"input": refund}))["data"]["purchaseRefund"]
+    assert result == {"pointsReversed": 60, "pointsBalance": -60, "userErrors": []}

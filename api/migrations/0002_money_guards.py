@@ -24,8 +24,9 @@ CHECKS = [
     ("purchase", "purchase_amount_pos", "amount_fen > 0"),
     ("purchase", "purchase_refund_bounds", "refunded_fen >= 0 AND refunded_fen <= amount_fen"),
     ("purchase", "purchase_points_bounds",
-     "points_earned >= 0 AND points_reversed >= 0 AND points_reversed <= points_earned"),
-    ("purchase_refund", "refund_amounts", "amount_fen > 0 AND points_reversed >= 0"),
+     "points_earned >= 0 AND points_reversed >= 0 AND points_reversed <= points_earned"
+     " AND points_forgiven >= 0 AND points_forgiven <= points_reversed"),
+    ("purchase_refund", "refund_amounts", "amount_fen > 0 AND points_reversed >= 0 AND points_forgiven >= 0"),
     ("till_payment", "till_payment_pos", "points > 0 AND cash_value_fen > 0"),
 ]
 APPEND_ONLY = ["points_entry", "points_lot_move", "growth_entry", "audit_log", "tier_change"]

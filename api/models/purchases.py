@@ -11,7 +11,10 @@ class Purchase(Model):
     amount_fen = fields.BigIntField()
     refunded_fen = fields.BigIntField(default=0)
     points_earned = fields.BigIntField()
+    # Cumulative floor(points_earned × refunded / amount): what refunds have settled so far, of which
+    # points_forgiven had expired before the refund (never clawed back again).
     points_reversed = fields.BigIntField(default=0)
+    points_forgiven = fields.BigIntField(default=0)
     growth_earned = fields.BigIntField()
     growth_reversed = fields.BigIntField(default=0)
     occurred_at = fields.DatetimeField()
@@ -25,7 +28,8 @@ class Purchase(Model):
             CheckConstraint(check="amount_fen > 0", name="purchase_amount_pos"),
             CheckConstraint(check="refunded_fen >= 0 AND refunded_fen <= amount_fen", name="purchase_refund_bounds"),
             CheckConstraint(
-                check="points_earned >= 0 AND points_reversed >= 0 AND points_reversed <= points_earned",
+                check="points_earned >= 0 AND points_reversed >= 0 AND points_reversed <= points_earned"
+                " AND points_forgiven >= 0 AND points_forgiven <= points_reversed",
                 name="purchase_points_bounds",
             ),
         )
@@ -35,12 +39,14 @@ class PurchaseRefund(Model):
     id = fields.BigIntField(primary_key=True)
     purchase = fields.ForeignKeyField("models.Purchase", related_name="refunds", on_delete=fields.RESTRICT)
     amount_fen = fields.BigIntField()
-    points_reversed = fields.BigIntField()
+    points_reversed = fields.BigIntField()  # taken from the member by this refund
+    points_forgiven = fields.BigIntField(default=0)  # settled by points of the purchase that had expired
     recorded_at = fields.DatetimeField()
 
     class Meta:
         table = "purchase_refund"
-        constraints = (CheckConstraint(check="amount_fen > 0 AND points_reversed >= 0", name="refund_amounts"),)
+        constraints = (CheckConstraint(
+            check="amount_fen > 0 AND points_reversed >= 0 AND points_forgiven >= 0", name="refund_amounts"),)
 
 
 class TillPayment(Model):

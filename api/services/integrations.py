@@ -13,11 +13,12 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from api.config import settings
-from api.db import Tx, fetch, transaction
+from api.db import fetch, fetchval, transaction
 from api.services import clock
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode, unauthenticated
@@ -111,24 +112,22 @@ _nonce_inserts = [0]
 
 
 async def _remember_nonce(key_id: str, nonce: str) -> bool:
+    """True when the nonce is new (then it is remembered). One autocommit statement in the common case."""
     now = clock.now()
-    async with transaction() as tx:
-        inserted = await tx.fetchval(
-            "INSERT INTO integration_nonce (key_id, nonce, seen_at) VALUES ($1, $2, $3)"
-            " ON CONFLICT (key_id, nonce) DO NOTHING RETURNING id",
-            key_id, nonce, now,
+    inserted = await fetchval(
+        "INSERT INTO integration_nonce (key_id, nonce, seen_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (key_id, nonce) DO NOTHING RETURNING id",
+        key_id, nonce, now,
+    )
+    if inserted is None:
+        # Seen before. Only a nonce older than the window (not pruned yet) may be used again.
+        renewed = await fetchval(
+            "UPDATE integration_nonce SET seen_at = $1 WHERE key_id = $2 AND nonce = $3 AND seen_at < $4"
+            " RETURNING id",
+            now, key_id, nonce, now - timedelta(seconds=settings().nonce_ttl_seconds),
         )
-        if inserted is None:
-            seen = await tx.fetchval(
-                "SELECT seen_at FROM integration_nonce WHERE key_id = $1 AND nonce = $2", key_id, nonce
-            )
-            seen = clock.parse_db_time(seen)
-            if seen is not None and (now - seen).total_seconds() < settings().nonce_ttl_seconds:
-                return False
-            # An old nonce beyond the window: its timestamp check failed long ago anyway; renew it.
-            await tx.execute(
-                "UPDATE integration_nonce SET seen_at = $1 WHERE key_id = $2 AND nonce = $3", now, key_id, nonce
-            )
+        if renewed is None:
+            return False
     _nonce_inserts[0] += 1
     if _nonce_inserts[0] % 1000 == 0:
         await prune_nonces()
@@ -136,13 +135,9 @@ async def _remember_nonce(key_id: str, nonce: str) -> bool:
 
 
 async def prune_nonces() -> int:
-    cutoff = clock.now().timestamp() - 2 * settings().nonce_ttl_seconds
-    from datetime import datetime, timezone
-
+    cutoff = clock.now() - timedelta(seconds=2 * settings().nonce_ttl_seconds)
     async with transaction() as tx:
-        return await tx.execute(
-            "DELETE FROM integration_nonce WHERE seen_at < $1", datetime.fromtimestamp(cutoff, tz=timezone.utc)
-        )
+        return await tx.execute("DELETE FROM integration_nonce WHERE seen_at < $1", cutoff)
 
 
 def require_merchant(identity: IntegrationIdentity, merchant_id: int, field: list[str]) -> None:

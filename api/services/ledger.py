@@ -29,6 +29,7 @@ class LockedAccount:
     balance: int
     tier_id: int
     growth_value: int
+    due: int = 0  # points in lots already past their expiry (expired by expire_account)
 
 
 @dataclass(frozen=True)
@@ -53,37 +54,63 @@ def expiry_for(earned_at: datetime) -> datetime:
     return clock.add_months(earned_at, cfg.expiry_months)
 
 
-async def lock_account(tx: Tx, member_id: int) -> LockedAccount | None:
-    """Locks the member's row and account row (PostgreSQL) and reads what a points move needs."""
+async def lock_account(tx: Tx, member_id: int, as_of: datetime | None = None) -> LockedAccount | None:
+    """Locks the member's row and account row (PostgreSQL) and reads what a points move needs,
+    including how many points are due for expiry at `as_of` (default now)."""
     row = await tx.fetchrow(
-        "SELECT a.id, a.balance, m.tier_id, m.growth_value FROM points_account a "
-        "JOIN member m ON m.id = a.member_id WHERE a.member_id = $1" + (" FOR UPDATE" if tx.postgres else ""),
-        member_id,
+        "SELECT a.id, a.balance, m.tier_id, m.growth_value, (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l"
+        " WHERE l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $2) AS due"
+        " FROM points_account a JOIN member m ON m.id = a.member_id WHERE a.member_id = $1"
+        + (" FOR UPDATE OF a, m" if tx.postgres else ""),
+        member_id, as_of or clock.now(),
     )
     if row is None:
         return None
-    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"])
+    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"], int(row["due"]))
 
 
 async def _insert_entry(
     tx: Tx, acct: LockedAccount, kind: str, points: int, reason: str, source_type: str,
     source_ref: str | None, occurred_at: datetime, expires_at: datetime | None = None,
-    operator_id: int | None = None, reverses_id: int | None = None,
-) -> Entry:
+    operator_id: int | None = None, reverses_id: int | None = None, lot_remaining: int | None = None,
+) -> tuple[Entry, int | None]:
+    """Appends an entry and sets the cached balance; with `lot_remaining` also creates the entry's
+    EARN lot (points = the entry's points). Returns the entry and the lot's id.
+    On PostgreSQL this is one round trip (data-modifying CTEs); on SQLite, two or three statements."""
     assert kind in KINDS and points != 0
     balance_after = acct.balance + points
-    entry_id = await tx.fetchval(
+    args = (acct.id, kind, points, balance_after, reason, source_type, source_ref, operator_id, reverses_id,
+            occurred_at, expires_at, clock.now(), lot_remaining)
+    insert = (
         "INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref,"
         " operator_id, reverses_id, occurred_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        " RETURNING id",
-        acct.id, kind, points, balance_after, reason, source_type, source_ref, operator_id, reverses_id,
-        occurred_at, expires_at,
+        " RETURNING id"
     )
-    await tx.execute(
-        "UPDATE points_account SET balance = $1, updated_at = $2 WHERE id = $3", balance_after, clock.now(), acct.id
-    )
+    lot_id = None
+    if tx.postgres:
+        update = "UPDATE points_account SET balance = $4, updated_at = $12 WHERE id = $1"
+        if lot_remaining is None:
+            entry_id = await tx.fetchval(f"WITH account AS ({update}) {insert}", *args[:12])
+        else:
+            row = await tx.fetchrow(
+                f"WITH account AS ({update}), entry AS ({insert}), lot AS ("
+                "INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)"
+                " SELECT $1, 'EARN', entry.id, $3, $13, $10, $11 FROM entry RETURNING id)"
+                " SELECT entry.id AS entry_id, lot.id AS lot_id FROM entry, lot", *args,
+            )
+            entry_id, lot_id = row["entry_id"], row["lot_id"]
+    else:
+        entry_id = await tx.fetchval(insert, *args[:11])
+        await tx.execute("UPDATE points_account SET balance = $1, updated_at = $2 WHERE id = $3",
+                         balance_after, args[11], acct.id)
+        if lot_remaining is not None:
+            lot_id = await tx.fetchval(
+                "INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)"
+                " VALUES ($1, 'EARN', $2, $3, $4, $5, $6) RETURNING id",
+                acct.id, entry_id, points, lot_remaining, occurred_at, expires_at,
+            )
     acct.balance = balance_after
-    return Entry(entry_id, acct.id, kind, points, balance_after, reason, occurred_at, expires_at)
+    return Entry(entry_id, acct.id, kind, points, balance_after, reason, occurred_at, expires_at), lot_id
 
 
 async def _insert_moves(tx: Tx, entry_id: int, moves: list[tuple[int, int]]) -> None:
@@ -110,13 +137,9 @@ async def credit(
     assert points > 0
     expires_at = expiry_for(occurred_at)
     payoff = min(points, -acct.balance) if acct.balance < 0 else 0
-    entry = await _insert_entry(
-        tx, acct, kind, points, reason, source_type, source_ref, occurred_at, expires_at, operator_id
-    )
-    lot_id = await tx.fetchval(
-        "INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)"
-        " VALUES ($1, 'EARN', $2, $3, $4, $5, $6) RETURNING id",
-        acct.id, entry.id, points, points - payoff, occurred_at, expires_at,
+    entry, lot_id = await _insert_entry(
+        tx, acct, kind, points, reason, source_type, source_ref, occurred_at, expires_at, operator_id,
+        lot_remaining=points - payoff,
     )
     if payoff:
         debt_id = await _debt_lot(tx, acct.id)
@@ -154,7 +177,7 @@ async def debit(
         left -= take
     if left and not allow_debt:
         raise AssertionError(f"debit of {points} on account {acct.id} exceeds its lots")
-    entry = await _insert_entry(
+    entry, _ = await _insert_entry(
         tx, acct, kind, -points, reason, source_type, source_ref, occurred_at,
         operator_id=operator_id, reverses_id=reverses_id,
     )
@@ -173,7 +196,10 @@ async def debit(
 
 async def expire_account(tx: Tx, acct: LockedAccount, as_of: datetime) -> Entry | None:
     """Expires this account's lots due at `as_of` (called before spending, so that only points
-    valid now are spent)."""
+    valid now are spent). Free when the lock saw nothing due."""
+    if not acct.due:
+        return None
+    acct.due = 0
     rows = await tx.fetch(
         "SELECT id, remaining FROM points_lot WHERE account_id = $1 AND kind = 'EARN' AND remaining > 0"
         " AND expires_at <= $2",
@@ -182,7 +208,7 @@ async def expire_account(tx: Tx, acct: LockedAccount, as_of: datetime) -> Entry 
     total = sum(r["remaining"] for r in rows)
     if not total:
         return None
-    entry = await _insert_entry(tx, acct, "EXPIRE", -total, EXPIRE_REASON, "expiry", None, as_of)
+    entry, _ = await _insert_entry(tx, acct, "EXPIRE", -total, EXPIRE_REASON, "expiry", None, as_of)
     await _insert_moves(tx, entry.id, [(r["id"], -r["remaining"]) for r in rows])
     return entry
 

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from api.config import settings
-from api.db import Tx, transaction
+from api.db import Tx, is_deadlock, savepoint, transaction
 from api.services import clock, idempotency, ledger, merchants, signing, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
@@ -67,11 +67,24 @@ def _earned(amount_fen: int, multiplier_percent: int) -> tuple[int, int]:
     )
 
 
-async def record_purchase(identity: IntegrationIdentity, data: PurchaseInput) -> PurchaseResult:
+@dataclass(frozen=True)
+class _Checked:
+    """A purchase whose input passed every check that needs no transaction."""
+
+    scope: str
+    key: str
+    digest: str
+    member_id: int
+    merchant: merchants.MerchantInfo
+    receipt_no: str
+    amount_fen: int
+    occurred_at: datetime
+
+
+async def _check_purchase(identity: IntegrationIdentity, data: PurchaseInput, now: datetime) -> _Checked:
     key = idempotency.check_key(data.idempotency_key, ["idempotencyKey"])
     receipt_no = _check_receipt_no(data.receipt_no)
     _check_amount(data.amount_fen, "amountFen")
-    now = clock.now()
     occurred_at = clock.to_utc(data.occurred_at)
     if occurred_at > now + CLOCK_SKEW:
         raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is in the future", ["occurredAt"])
@@ -85,13 +98,23 @@ async def record_purchase(identity: IntegrationIdentity, data: PurchaseInput) ->
         "memberCode": data.member_code, "merchantCode": data.merchant_code, "receiptNo": receipt_no,
         "amountFen": data.amount_fen, "occurredAt": occurred_at.isoformat(),
     })
-    async with transaction() as tx:
-        record_id, stored = await idempotency.claim(tx, scope_of(identity), key, digest, ["idempotencyKey"])
-        if stored is not None:
-            return PurchaseResult(**stored)
-        result = await _earn(tx, member_id, merchant, receipt_no, data.amount_fen, occurred_at, now)
-        await idempotency.remember(tx, record_id, asdict(result))
+    return _Checked(scope_of(identity), key, digest, member_id, merchant, receipt_no, data.amount_fen, occurred_at)
+
+
+async def _book(tx: Tx, item: _Checked, now: datetime) -> PurchaseResult:
+    record_id, stored = await idempotency.claim(tx, item.scope, item.key, item.digest, ["idempotencyKey"])
+    if stored is not None:
+        return PurchaseResult(**stored)
+    result = await _earn(tx, item.member_id, item.merchant, item.receipt_no, item.amount_fen, item.occurred_at, now)
+    await idempotency.remember(tx, record_id, asdict(result))
     return result
+
+
+async def record_purchase(identity: IntegrationIdentity, data: PurchaseInput) -> PurchaseResult:
+    now = clock.now()
+    item = await _check_purchase(identity, data, now)
+    async with transaction() as tx:
+        return await _book(tx, item, now)
 
 
 async def _earn(
@@ -105,8 +128,8 @@ async def _earn(
     points, growth = _earned(amount_fen, tier.earn_multiplier_percent)
     purchase_id = await tx.fetchval(
         "INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,"
-        " points_reversed, growth_earned, growth_reversed, occurred_at, recorded_at)"
-        " VALUES ($1, $2, $3, $4, 0, $5, 0, $6, 0, $7, $8)"
+        " points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)"
+        " VALUES ($1, $2, $3, $4, 0, $5, 0, 0, $6, 0, $7, $8)"
         " ON CONFLICT (merchant_id, receipt_no) DO NOTHING RETURNING id",
         merchant.id, member_id, receipt_no, amount_fen, points, growth, occurred_at, now,
     )
@@ -150,16 +173,41 @@ class BatchItem:
 
 
 async def record_batch(identity: IntegrationIdentity, items: list[PurchaseInput]) -> list[BatchItem]:
-    """Each receipt on its own: its own idempotency key, its own transaction, its own result."""
+    """Each receipt on its own (its own idempotency key, its own result, a savepoint of its own), all
+    in one transaction: one commit for the batch instead of one per receipt. Receipts are booked in
+    member order so that concurrent batches take account locks in the same order."""
     if len(items) > MAX_BATCH:
         raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_BATCH} purchases per batch", ["purchases"])
-    out: list[BatchItem] = []
-    for index, item in enumerate(items):
+    now = clock.now()
+    checked: list[_Checked | DomainError] = []
+    for item in items:
         try:
-            out.append(BatchItem(await record_purchase(identity, item), None))
+            checked.append(await _check_purchase(identity, item, now))
         except DomainError as err:
-            out.append(BatchItem(None, DomainError(err.code, err.message, ["purchases", str(index), *(err.field or [])])))
-    return out
+            checked.append(err)
+    order = sorted((i for i, c in enumerate(checked) if isinstance(c, _Checked)), key=lambda i: checked[i].member_id)
+    for attempt in range(3):
+        outcome: dict[int, PurchaseResult | DomainError] = {}
+        try:
+            async with transaction() as tx:
+                for i in order:
+                    try:
+                        async with savepoint(tx) as sp:
+                            outcome[i] = await _book(sp, checked[i], now)
+                    except DomainError as err:
+                        outcome[i] = err
+            break
+        except Exception as exc:  # a deadlock victim runs again; anything else is a real fault
+            if attempt == 2 or not is_deadlock(exc):
+                raise
+    results = []
+    for i, c in enumerate(checked):
+        value = outcome.get(i, c)
+        if isinstance(value, DomainError):
+            results.append(BatchItem(None, DomainError(value.code, value.message, ["purchases", str(i), *(value.field or [])])))
+        else:
+            results.append(BatchItem(value, None))
+    return results
 
 
 # --- refunds ---------------------------------------------------------------------------------
@@ -173,10 +221,11 @@ class RefundResult:
 async def refund_purchase(
     identity: IntegrationIdentity, merchant_code: str, receipt_no: str, refund_amount_fen: int, idempotency_key: str,
 ) -> RefundResult:
-    """Reverses points in proportion to the refunded amount (cumulatively, so that refunding the
-    whole amount in parts reverses exactly what was earned). The earn's own lots are taken first,
-    then other lots by earliest expiry; what still cannot be covered becomes a negative balance
-    (a claw-back debt) that blocks spending until later earnings pay it off."""
+    """Settles points in proportion to the refunded amount (cumulatively, so that refunding the
+    whole amount in parts settles exactly what was earned). The purchase's own lot gives back first;
+    what it no longer holds because it expired is forgiven (the member never used it); the rest is
+    taken from other lots by earliest expiry, and what still cannot be covered becomes a negative
+    balance (a claw-back debt) that blocks spending until later earnings pay it off."""
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
     receipt_no = _check_receipt_no(receipt_no)
     _check_amount(refund_amount_fen, "refundAmountFen")
@@ -191,8 +240,8 @@ async def refund_purchase(
         if stored is not None:
             return RefundResult(**stored)
         purchase = await tx.fetchrow(
-            "SELECT id, member_id, amount_fen, refunded_fen, points_earned, points_reversed, growth_earned,"
-            " growth_reversed FROM purchase WHERE merchant_id = $1 AND receipt_no = $2"
+            "SELECT id, member_id, amount_fen, refunded_fen, points_earned, points_reversed, points_forgiven,"
+            " growth_earned, growth_reversed FROM purchase WHERE merchant_id = $1 AND receipt_no = $2"
             + (" FOR UPDATE" if tx.postgres else ""),
             merchant.id, receipt_no,
         )
@@ -204,39 +253,61 @@ async def refund_purchase(
                 ErrorCode.INVALID_INPUT, f"refund exceeds what is left to refund ({refundable} fen)", ["refundAmountFen"]
             )
         refunded = purchase["refunded_fen"] + refund_amount_fen
-        reverse = purchase["points_earned"] * refunded // purchase["amount_fen"] - purchase["points_reversed"]
+        settle = purchase["points_earned"] * refunded // purchase["amount_fen"] - purchase["points_reversed"]
         growth_back = purchase["growth_earned"] * refunded // purchase["amount_fen"] - purchase["growth_reversed"]
         acct = await ledger.lock_account(tx, purchase["member_id"])
         assert acct is not None
-        await ledger.expire_account(tx, acct, now)
         reason = f"{merchant.name} 退款 {yuan(refund_amount_fen)}"
-        if reverse:
+        take = forgive = 0
+        if settle:
             earn_id = await tx.fetchval(
                 "SELECT id FROM points_entry WHERE source_type = 'purchase' AND source_ref = $1 AND kind = 'EARN'",
                 str(purchase["id"]),
             )
+            forgive = await _forgivable(tx, earn_id, settle, purchase["points_forgiven"])
+            take = settle - forgive
+        if take:
+            # Before expiring what is due: the purchase's own points go back first, even on their last day.
             await ledger.debit(
-                tx, acct, points=reverse, kind="REVERSE", reason=reason, source_type="purchase_refund",
+                tx, acct, points=take, kind="REVERSE", reason=reason, source_type="purchase_refund",
                 source_ref=str(purchase["id"]), occurred_at=now, prefer_entry_id=earn_id, allow_debt=True,
                 reverses_id=earn_id,
             )
+        await ledger.expire_account(tx, acct, now)
         await tx.execute(
             "UPDATE purchase SET refunded_fen = $1, points_reversed = points_reversed + $2,"
-            " growth_reversed = growth_reversed + $3 WHERE id = $4",
-            refunded, reverse, growth_back, purchase["id"],
+            " points_forgiven = points_forgiven + $3, growth_reversed = growth_reversed + $4 WHERE id = $5",
+            refunded, settle, forgive, growth_back, purchase["id"],
         )
         await tx.execute(
-            "INSERT INTO purchase_refund (purchase_id, amount_fen, points_reversed, recorded_at) VALUES ($1, $2, $3, $4)",
-            purchase["id"], refund_amount_fen, reverse, now,
+            "INSERT INTO purchase_refund (purchase_id, amount_fen, points_reversed, points_forgiven, recorded_at)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            purchase["id"], refund_amount_fen, take, forgive, now,
         )
         if growth_back:
             await tiers.add_growth(
                 tx, acct.member_id, acct.tier_id, acct.growth_value, -growth_back, reason, "purchase_refund",
                 str(purchase["id"]), now,
             )
-        result = RefundResult(reverse, acct.balance)
+        result = RefundResult(take, acct.balance)
         await idempotency.remember(tx, record_id, asdict(result))
     return result
+
+
+async def _forgivable(tx: Tx, earn_id: int, settle: int, forgiven_before: int) -> int:
+    """How much of `settle` needs no claw-back: when the purchase's own lot cannot cover it, the
+    part of the shortfall that expired (never used by the member) is settled by that expiry."""
+    own = await tx.fetchval(
+        "SELECT COALESCE(SUM(remaining), 0) FROM points_lot WHERE entry_id = $1 AND kind = 'EARN'", earn_id
+    )
+    shortfall = settle - min(settle, int(own))
+    if not shortfall:
+        return 0
+    expired = await tx.fetchval(
+        "SELECT COALESCE(-SUM(m.delta), 0) FROM points_lot_move m JOIN points_lot l ON l.id = m.lot_id"
+        " JOIN points_entry e ON e.id = m.entry_id WHERE l.entry_id = $1 AND e.kind = 'EXPIRE'", earn_id,
+    )
+    return min(shortfall, max(0, int(expired) - forgiven_before))
 
 
 # --- paying with points at the till ---------------------------------------------------------

@@ -76,23 +76,22 @@ async def add_growth(
     tiers = await all_tiers()
     current = await tier_by_id(current_tier_id)
     target = qualifying(tiers, new_value)
-    tier_id = current_tier_id
-    if applied > 0 and target.growth_threshold > current.growth_threshold:
-        tier_id = target.id
-        await tx.execute(
+    tier_id = target.id if applied > 0 and target.growth_threshold > current.growth_threshold else current_tier_id
+    statements = [
+        ("UPDATE member SET growth_value = $1, tier_id = $2, updated_at = $3 WHERE id = $4",
+         (new_value, tier_id, clock.now(), member_id)),
+        ("INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)"
+         " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         (member_id, applied, new_value, reason, source_type, source_ref, occurred_at)),
+    ]
+    if tier_id != current_tier_id:
+        statements.append((
             "INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason,"
             " occurred_at) VALUES ($1, $2, $3, 'UPGRADE', $4, $5, $6)",
-            member_id, current.id, target.id, new_value, f"growth value reached {target.growth_threshold}", occurred_at,
-        )
-    await tx.execute(
-        "UPDATE member SET growth_value = $1, tier_id = $2, updated_at = $3 WHERE id = $4",
-        new_value, tier_id, clock.now(), member_id,
-    )
-    await tx.execute(
-        "INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        member_id, applied, new_value, reason, source_type, source_ref, occurred_at,
-    )
+            (member_id, current.id, target.id, new_value, f"growth value reached {target.growth_threshold}",
+             occurred_at),
+        ))
+    await tx.execute_many(statements)
     return new_value, tier_id
 
 
