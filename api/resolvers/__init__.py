@@ -24,3 +24,10 @@ def user_errors(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], Cal
         return run
 
     return wrap
+
+
+def client_address(info: Any) -> str | None:
+    """The caller's address as the server sees it (behind a proxy, configure uvicorn's
+    --forwarded-allow-ips so that this is the real client)."""
+    request = info.context.request
+    return request.client.host if request is not None and request.client else None

@@ -5,7 +5,7 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
-from api.resolvers import user_errors
+from api.resolvers import client_address, user_errors
 from api.schema import payloads as p
 from api.schema.ids import from_cursor, from_global_id, to_global_id
 from api.schema.types import Connection, Member, Merchant, PointsEntry, check_first
@@ -14,11 +14,12 @@ from api.services.errors import DomainError, ErrorCode
 
 
 @user_errors(p.OperatorLoginPayload)
-async def operator_login(input: p.OperatorLoginInput) -> p.OperatorLoginPayload:
-    info, token = await operators.login(input.username, input.password)
-    operator = p.Operator(id=strawberry.ID(to_global_id("Operator", info.id)), username=info.username,
-                          display_name=info.display_name)
-    return p.OperatorLoginPayload(token=token, operator=operator)
+async def operator_login(info: Info, input: p.OperatorLoginInput) -> p.OperatorLoginPayload:
+    operator, token = await operators.login(input.username, input.password, client=client_address(info),
+                                            redis=info.context.redis)
+    return p.OperatorLoginPayload(token=token, operator=p.Operator(
+        id=strawberry.ID(to_global_id("Operator", operator.id)), username=operator.username,
+        display_name=operator.display_name))
 
 
 async def members_page(info: Info, first: int, after: Optional[str] = None,

@@ -5,7 +5,7 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
-from api.resolvers import user_errors
+from api.resolvers import client_address, user_errors
 from api.schema import payloads as p
 from api.schema.errors import UserError
 from api.schema.ids import from_global_id, to_global_id
@@ -42,9 +42,7 @@ async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
 
 @user_errors(p.AuthSmsCodeRequestPayload)
 async def auth_sms_code_request(info: Info, input: p.AuthSmsCodeRequestInput) -> p.AuthSmsCodeRequestPayload:
-    request = info.context.request
-    client = request.client.host if request is not None and request.client else None
-    expires_at = await members.request_sms_code(input.phone, client=client, redis=info.context.redis)
+    expires_at = await members.request_sms_code(input.phone, client=client_address(info), redis=info.context.redis)
     return p.AuthSmsCodeRequestPayload(code_expires_at=expires_at, resend_after_seconds=60)
 
 

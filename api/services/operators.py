@@ -9,7 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from api.config import settings
 from api.db import fetch, transaction
-from api.services import clock, idempotency, ledger, signing, tiers
+from api.services import clock, idempotency, ledger, ratelimit, signing, tiers
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode, forbidden
 
@@ -28,7 +28,15 @@ class OperatorInfo:
     display_name: str | None
 
 
-async def login(username: str, password: str) -> tuple[OperatorInfo, str]:
+LOGIN_ATTEMPTS_PER_15_MIN = 10
+
+
+async def login(username: str, password: str, *, client: str | None = None, redis=None) -> tuple[OperatorInfo, str]:
+    """Password login; after LOGIN_ATTEMPTS_PER_15_MIN failures per username and client address,
+    further attempts are refused for the rest of the 15 minutes."""
+    bucket = f"operator-login:{(username or '').strip().lower()}:{client or '-'}"
+    if await ratelimit.exceeded(redis, bucket, LOGIN_ATTEMPTS_PER_15_MIN, 900):
+        raise DomainError(ErrorCode.RATE_LIMITED, "too many failed attempts; wait 15 minutes", ["password"])
     rows = await fetch(
         "SELECT id, username, display_name, password_hash, is_active FROM operator WHERE username = $1",
         (username or "").strip(),
@@ -40,6 +48,7 @@ async def login(username: str, password: str) -> tuple[OperatorInfo, str]:
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok:
+        await ratelimit.allow(redis, bucket, LOGIN_ATTEMPTS_PER_15_MIN, 900)  # counts the failure
         raise DomainError(ErrorCode.INVALID_CREDENTIALS, "wrong username or password", ["password"])
     if _hasher.check_needs_rehash(row["password_hash"]):
         async with transaction() as tx:
