@@ -47,7 +47,7 @@ class GuardedGraphQL:
         request = Request(scope, receive)
         body = await request.body() if request.method == "POST" else b""
         try:
-            caller = await caller_for(self.endpoint, request.headers, body)
+            caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)
         except AuthError as err:
             REQUESTS.labels(self.endpoint, err.code).inc()
             response = JSONResponse({"data": None, "errors": [{"message": err.message, "extensions": {"code": err.code}}]})

@@ -6,7 +6,7 @@ from api.services import integrations, operators, signing
 from api.services.errors import forbidden, unauthenticated
 
 
-async def caller_for(endpoint: str, headers, body: bytes) -> Caller:
+async def caller_for(endpoint: str, headers, body: bytes, redis=None) -> Caller:
     key_id = headers.get("x-mallpoints-key")
     authorization = headers.get("authorization")
     if key_id is not None:
@@ -14,7 +14,7 @@ async def caller_for(endpoint: str, headers, body: bytes) -> Caller:
             raise forbidden("integrations call the public endpoint")
         identity = await integrations.authenticate(
             key_id, headers.get("x-mallpoints-timestamp"), headers.get("x-mallpoints-nonce"),
-            headers.get("x-mallpoints-signature"), body,
+            headers.get("x-mallpoints-signature"), body, redis,
         )
         return Caller(integration=identity)
     if not authorization:

@@ -36,10 +36,29 @@ def db_url(cfg: Settings) -> str:
     return url
 
 
+def _connection(cfg: Settings) -> Any:
+    url = db_url(cfg)
+    if cfg.dialect != "postgres":
+        return url
+    from asyncpg import Connection
+    from tortoise.backends.base.config_generator import expand_db_url
+
+    class LeanConnection(Connection):
+        """No reset query when a connection goes back to the pool: the app keeps no session state
+        (no SET, LISTEN, advisory locks or cursors), and the reset is a round trip per request."""
+
+        def get_reset_query(self) -> str:
+            return ""
+
+    config = expand_db_url(url)
+    config["credentials"]["connection_class"] = LeanConnection
+    return config
+
+
 def tortoise_config(cfg: Settings | None = None) -> dict[str, Any]:
     cfg = cfg or settings()
     return {
-        "connections": {"default": db_url(cfg)},
+        "connections": {"default": _connection(cfg)},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,

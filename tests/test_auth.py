@@ -196,3 +196,28 @@ async def test_sms_requests_per_client_are_limited_through_redis(api):
     finally:
         await redis.flushdb()
         await redis.aclose()
+
+
+async def test_nonce_replay_is_refused_with_redis_too(api):
+    from redis.asyncio import from_url
+
+    from tests.conftest import REDIS_URL, service_missing
+
+    redis = from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await redis.ping()
+    except Exception as exc:  # noqa: BLE001
+        await redis.aclose()
+        service_missing("Redis", f"{REDIS_URL}: {exc.__class__.__name__}")
+    api.client._transport.app.state.redis = redis
+    try:
+        member_id, _ = await make_member()
+        nonce = unique("nonce")
+        first = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}, nonce=nonce)
+        assert first["data"]["purchaseRecord"]["pointsEarned"] == 100
+        assert await redis.ttl(f"mallpoints:nonce:demo-pos:{nonce}") > 500
+        replay = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}, nonce=nonce)
+        assert _refused(replay)
+        assert (await snapshot(member_id))["balance"] == 100
+    finally:
+        await redis.aclose()

@@ -80,7 +80,7 @@ class Member:
         return sum(lot.remaining for lot in self.lots) + self.debt
 
     def due(self, as_of: datetime) -> list[Lot]:
-        return [lot for lot in self.lots if lot.remaining > 0 and lot.expires_at <= as_of]
+        return [lot for lot in self.lots if lot.remaining > 0 and lot.expires_at < as_of]
 
     def spendable(self, as_of: datetime) -> int:
         return self.balance - sum(lot.remaining for lot in self.due(as_of))
@@ -100,7 +100,7 @@ class Member:
     def debit(self, points: int, *, prefer: int | None = None, allow_debt: bool = False) -> None:
         order = sorted(
             (lot for lot in self.lots if lot.remaining > 0),
-            key=lambda lot: (0 if prefer is not None and lot.purchase_id == prefer else 1, lot.seq),
+            key=lambda lot: (0 if prefer is not None and lot.purchase_id == prefer else 1, lot.expires_at, lot.seq),
         )
         left = points
         for lot in order:

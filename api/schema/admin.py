@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Optional
 
 import strawberry
-from strawberry.extensions import MaskErrors, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 from api.resolvers import admin as a
 from api.resolvers import public as r
@@ -38,6 +39,9 @@ class Mutation:
     integration_key_revoke: p.IntegrationKeyRevokePayload = strawberry.mutation(resolver=a.integration_key_revoke)
 
 
+RULES = [depth_rule(15, None)]  # built once, so that ValidationCache hits
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
@@ -45,7 +49,7 @@ def build_schema() -> strawberry.Schema:
         types=[Member, PointsEntry, Tier, Purchase, Merchant],
         extensions=[
             lambda: ParserCache(maxsize=256),
-            lambda: QueryDepthLimiter(max_depth=15),
+            lambda: AddValidationRules(RULES),
             lambda: ValidationCache(maxsize=256),
             lambda: MaskErrors(should_mask_error=should_mask),
         ],

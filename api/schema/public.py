@@ -5,9 +5,10 @@ from typing import Optional
 
 import strawberry
 from strawberry.extensions import (
-    AddValidationRules, DisableIntrospection, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache,
-    QueryDepthLimiter, ValidationCache,
+    AddValidationRules, DisableIntrospection, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
 from api.resolvers import public as r
@@ -19,6 +20,8 @@ from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+# Built once: ValidationCache keys on the rule classes, so rules made per request would never hit it.
+RULES = [depth_rule(MAX_DEPTH, None), alias_rule(MAX_ALIASES), OncePerRequest]
 
 
 @strawberry.type
@@ -51,11 +54,9 @@ def build_schema() -> strawberry.Schema:
         config=StrawberryConfig(disable_field_suggestions=True),
         extensions=[
             lambda: ParserCache(maxsize=1024),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             DisableIntrospection,
-            lambda: AddValidationRules([OncePerRequest]),
+            lambda: AddValidationRules(RULES),
             lambda: ValidationCache(maxsize=1024),
             lambda: MaskErrors(should_mask_error=should_mask),
         ],
