@@ -102,31 +102,37 @@ async def _ledger_invariant(request):
 
 
 async def assert_ledger_invariant() -> None:
-    problems = await db.fetch(
+    """Every account: balance = Σ entries = Σ lots' remainders (negative only as a DEBT lot); every
+    lot: remaining = points + Σ moves; every entry: points = Σ lots it created + Σ its moves."""
+    accounts = await db.fetch(
         """
-        SELECT a.id, a.balance,
-          (SELECT COALESCE(SUM(points), 0) FROM points_entry e WHERE e.account_id = a.id) AS entries,
-          (SELECT COALESCE(SUM(remaining), 0) FROM points_lot l WHERE l.account_id = a.id) AS lots,
-          (SELECT COALESCE(SUM(remaining), 0) FROM points_lot l WHERE l.account_id = a.id AND l.kind = 'DEBT') AS debt
+        SELECT a.id, a.balance, COALESCE(e.total, 0) AS entries, COALESCE(l.total, 0) AS lots,
+               COALESCE(l.debt, 0) AS debt
         FROM points_account a
+        LEFT JOIN (SELECT account_id, SUM(points) AS total FROM points_entry GROUP BY account_id) e
+          ON e.account_id = a.id
+        LEFT JOIN (SELECT account_id, SUM(remaining) AS total,
+                          SUM(CASE WHEN kind = 'DEBT' THEN remaining ELSE 0 END) AS debt
+                   FROM points_lot GROUP BY account_id) l ON l.account_id = a.id
+        WHERE a.balance <> COALESCE(e.total, 0) OR a.balance <> COALESCE(l.total, 0)
+           OR (a.balance < 0 AND a.balance <> COALESCE(l.debt, 0))
         """
     )
-    for row in problems:
-        assert row["balance"] == row["entries"] == row["lots"], f"account {row['id']}: {dict(row)}"
-        assert row["balance"] >= 0 or row["balance"] == row["debt"], f"unexplained negative balance: {dict(row)}"
-    bad_lots = await db.fetch(
-        "SELECT l.id, l.remaining, l.points, (SELECT COALESCE(SUM(delta), 0) FROM points_lot_move m"
-        " WHERE m.lot_id = l.id) AS moved FROM points_lot l"
+    assert not accounts, f"accounts whose balance does not add up: {[dict(r) for r in accounts[:5]]}"
+    lots = await db.fetch(
+        "SELECT l.id, l.points, l.remaining, COALESCE(m.moved, 0) AS moved FROM points_lot l"
+        " LEFT JOIN (SELECT lot_id, SUM(delta) AS moved FROM points_lot_move GROUP BY lot_id) m ON m.lot_id = l.id"
+        " WHERE l.remaining <> l.points + COALESCE(m.moved, 0)"
     )
-    for lot in bad_lots:
-        assert lot["remaining"] == lot["points"] + lot["moved"], f"lot {dict(lot)}"
-    bad_entries = await db.fetch(
-        "SELECT e.id, e.points, (SELECT COALESCE(SUM(points), 0) FROM points_lot l WHERE l.entry_id = e.id"
-        " AND l.kind = 'EARN') + (SELECT COALESCE(SUM(delta), 0) FROM points_lot_move m WHERE m.entry_id = e.id)"
-        " AS moved FROM points_entry e"
+    assert not lots, f"lots whose moves do not add up: {[dict(r) for r in lots[:5]]}"
+    entries = await db.fetch(
+        "SELECT e.id, e.points, COALESCE(l.created, 0) AS created, COALESCE(m.moved, 0) AS moved FROM points_entry e"
+        " LEFT JOIN (SELECT entry_id, SUM(points) AS created FROM points_lot WHERE kind = 'EARN' GROUP BY entry_id) l"
+        " ON l.entry_id = e.id"
+        " LEFT JOIN (SELECT entry_id, SUM(delta) AS moved FROM points_lot_move GROUP BY entry_id) m ON m.entry_id = e.id"
+        " WHERE e.points <> COALESCE(l.created, 0) + COALESCE(m.moved, 0)"
     )
-    for entry in bad_entries:
-        assert entry["points"] == entry["moved"], f"entry {dict(entry)}"
+    assert not entries, f"entries whose lots and moves do not add up: {[dict(r) for r in entries[:5]]}"
 
 
 # --- helpers used by the tests --------------------------------------------------------------

@@ -209,7 +209,7 @@ class Migration(migrations.Migration):
                 ('earned_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('expires_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'points_lot', 'app': 'models', 'constraints': [CheckConstraint(check="(kind = 'EARN' AND points > 0 AND remaining >= 0 AND remaining <= points) OR (kind = 'DEBT' AND points = 0 AND remaining <= 0)", name='points_lot_bounds')], 'indexes': [Index(fields=['account_id', 'expires_at']), Index(fields=['expires_at'])], 'pk_attr': 'id'},
+            options={'table': 'points_lot', 'app': 'models', 'constraints': [CheckConstraint(check="(kind = 'EARN' AND points > 0 AND remaining >= 0 AND remaining <= points) OR (kind = 'DEBT' AND points = 0 AND remaining <= 0)", name='points_lot_bounds')], 'indexes': [Index(fields=['account_id', 'expires_at']), Index(fields=['expires_at']), Index(fields=['entry_id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -220,7 +220,7 @@ class Migration(migrations.Migration):
                 ('lot', fields.ForeignKeyField('models.PointsLot', source_field='lot_id', db_constraint=True, to_field='id', related_name='moves', on_delete=OnDelete.RESTRICT)),
                 ('delta', fields.BigIntField()),
             ],
-            options={'table': 'points_lot_move', 'app': 'models', 'constraints': [CheckConstraint(check='delta <> 0', name='points_lot_move_nonzero')], 'pk_attr': 'id'},
+            options={'table': 'points_lot_move', 'app': 'models', 'constraints': [CheckConstraint(check='delta <> 0', name='points_lot_move_nonzero')], 'indexes': [Index(fields=['entry_id']), Index(fields=['lot_id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

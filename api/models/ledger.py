@@ -56,7 +56,7 @@ class PointsLot(Model):
 
     class Meta:
         table = "points_lot"
-        indexes = (("account_id", "expires_at"), ("expires_at",))
+        indexes = (("account_id", "expires_at"), ("expires_at",), ("entry_id",))
         constraints = (
             CheckConstraint(
                 check="(kind = 'EARN' AND points > 0 AND remaining >= 0 AND remaining <= points)"
@@ -76,6 +76,7 @@ class PointsLotMove(Model):
 
     class Meta:
         table = "points_lot_move"
+        indexes = (("entry_id",), ("lot_id",))
         constraints = (CheckConstraint(check="delta <> 0", name="points_lot_move_nonzero"),)
 
 

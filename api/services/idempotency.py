@@ -54,3 +54,12 @@ async def remember(tx: Tx, record_id: int, result: Any) -> None:
         "UPDATE idempotency_record SET result = $1 WHERE id = $2",
         json.dumps(result, separators=(",", ":"), default=str), record_id,
     )
+
+
+async def release(tx: Tx, scope: str, key: str, digest: str) -> None:
+    """Frees a key claimed in this transaction by a call that then failed (batches, where the
+    transaction goes on for the other items)."""
+    await tx.execute(
+        "DELETE FROM idempotency_record WHERE scope = $1 AND key = $2 AND request_hash = $3 AND result IS NULL",
+        scope, key, digest,
+    )

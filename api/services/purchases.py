@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from api.config import settings
-from api.db import Tx, is_deadlock, savepoint, transaction
+from api.db import Tx, is_deadlock, transaction
 from api.services import clock, idempotency, ledger, merchants, signing, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
@@ -102,12 +102,93 @@ async def _check_purchase(identity: IntegrationIdentity, data: PurchaseInput, no
 
 
 async def _book(tx: Tx, item: _Checked, now: datetime) -> PurchaseResult:
+    """Claims the key and earns. A DomainError leaves nothing but the claim written (the caller's
+    transaction rolls it back, or a batch releases it), so no savepoint is needed."""
     record_id, stored = await idempotency.claim(tx, item.scope, item.key, item.digest, ["idempotencyKey"])
     if stored is not None:
         return PurchaseResult(**stored)
+    if tx.postgres:
+        result = await _earn_in_one_statement(tx, item, record_id, now)
+        if result is not None:
+            return result
     result = await _earn(tx, item.member_id, item.merchant, item.receipt_no, item.amount_fen, item.occurred_at, now)
     await idempotency.remember(tx, record_id, asdict(result))
     return result
+
+
+# The common earn on PostgreSQL in one round trip: the same writes as the general path below
+# (_earn: ledger.lock_account, the purchase, ledger.credit, tiers.add_growth, idempotency.remember),
+# as data-modifying CTEs. It declines (writes nothing) when the account has points due for expiry or
+# a claw-back debt; the general path handles those. Parameters:
+#  $1 member  $2 merchant  $3 receipt  $4 amount  $5 points/yuan  $6 growth  $7 occurred  $8 now
+#  $9 expires  $10 reason  $11 idempotency record
+_EARN_SQL = """
+WITH acct AS (
+  SELECT a.id, a.balance, m.id AS member_id, m.growth_value, m.tier_id, t.growth_threshold, t.earn_multiplier_percent,
+    (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l
+     WHERE l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $8) AS due
+  FROM points_account a JOIN member m ON m.id = a.member_id JOIN tier t ON t.id = m.tier_id
+  WHERE a.member_id = $1 FOR UPDATE OF a, m
+), p AS (
+  INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned, points_reversed,
+    points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)
+  SELECT $2, $1, $3, $4, 0, $4::bigint * $5 * acct.earn_multiplier_percent / 10000, 0, 0, $6, 0, $7, $8
+  FROM acct WHERE acct.due = 0 AND acct.balance >= 0
+  ON CONFLICT (merchant_id, receipt_no) DO NOTHING
+  RETURNING id, points_earned
+), e AS (
+  INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref, occurred_at,
+    expires_at)
+  SELECT acct.id, 'EARN', p.points_earned, acct.balance + p.points_earned, $10, 'purchase', p.id::text, $7, $9
+  FROM acct, p WHERE p.points_earned > 0
+  RETURNING id, account_id, points
+), lot AS (
+  INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)
+  SELECT e.account_id, 'EARN', e.id, e.points, e.points, $7, $9 FROM e
+), bal AS (
+  UPDATE points_account SET balance = points_account.balance + e.points, updated_at = $8
+  FROM e WHERE points_account.id = e.account_id
+), up AS (
+  SELECT t.id, t.growth_threshold FROM tier t, acct, p
+  WHERE t.growth_threshold <= acct.growth_value + $6 AND t.growth_threshold > acct.growth_threshold
+  ORDER BY t.growth_threshold DESC LIMIT 1
+), mem AS (
+  UPDATE member SET growth_value = member.growth_value + $6, tier_id = COALESCE((SELECT id FROM up), member.tier_id),
+    updated_at = $8
+  FROM p WHERE member.id = $1 AND $6 > 0
+), growth AS (
+  INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)
+  SELECT $1, $6, acct.growth_value + $6, $10, 'purchase', p.id::text, $7 FROM acct, p WHERE $6 > 0
+), change AS (
+  INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason, occurred_at)
+  SELECT $1, acct.tier_id, up.id, 'UPGRADE', acct.growth_value + $6, 'growth value reached ' || up.growth_threshold, $7
+  FROM acct, up
+), result AS (
+  UPDATE idempotency_record SET result = json_build_object(
+    'purchase_id', p.id, 'receipt_no', $3::text, 'amount_fen', $4::bigint, 'points_earned', p.points_earned,
+    'points_balance', (SELECT balance FROM acct) + p.points_earned)::text
+  FROM p WHERE idempotency_record.id = $11
+)
+SELECT acct.due, acct.balance, p.id AS purchase_id, p.points_earned FROM acct LEFT JOIN p ON TRUE
+"""
+
+
+async def _earn_in_one_statement(tx: Tx, item: _Checked, record_id: int, now: datetime) -> PurchaseResult | None:
+    cfg = settings()
+    reason = f"{item.merchant.name} 消费 {yuan(item.amount_fen)}"
+    growth = item.amount_fen * cfg.growth_per_yuan // 100
+    row = await tx.fetchrow(
+        _EARN_SQL, item.member_id, item.merchant.id, item.receipt_no, item.amount_fen, cfg.points_per_yuan, growth,
+        item.occurred_at, now, ledger.expiry_for(item.occurred_at), reason, record_id,
+    )
+    if row is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
+    if row["due"] or row["balance"] < 0:
+        return None  # the general path expires what is due or pays the debt off first
+    if row["purchase_id"] is None:
+        raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "this receipt has been recorded already", ["receiptNo"])
+    points = int(row["points_earned"])
+    return PurchaseResult(row["purchase_id"], item.receipt_no, item.amount_fen, points, int(row["balance"]) + points)
 
 
 async def record_purchase(identity: IntegrationIdentity, data: PurchaseInput) -> PurchaseResult:
@@ -173,9 +254,10 @@ class BatchItem:
 
 
 async def record_batch(identity: IntegrationIdentity, items: list[PurchaseInput]) -> list[BatchItem]:
-    """Each receipt on its own (its own idempotency key, its own result, a savepoint of its own), all
-    in one transaction: one commit for the batch instead of one per receipt. Receipts are booked in
-    member order so that concurrent batches take account locks in the same order."""
+    """Each receipt on its own (its own idempotency key, its own result), all in one transaction: one
+    commit for the batch instead of one per receipt. A receipt that fails writes nothing but its key
+    claim, which is released at once. Receipts are booked in member order so that concurrent batches
+    take account locks in the same order."""
     if len(items) > MAX_BATCH:
         raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_BATCH} purchases per batch", ["purchases"])
     now = clock.now()
@@ -192,10 +274,10 @@ async def record_batch(identity: IntegrationIdentity, items: list[PurchaseInput]
             async with transaction() as tx:
                 for i in order:
                     try:
-                        async with savepoint(tx) as sp:
-                            outcome[i] = await _book(sp, checked[i], now)
+                        outcome[i] = await _book(tx, checked[i], now)
                     except DomainError as err:
                         outcome[i] = err
+                        await idempotency.release(tx, checked[i].scope, checked[i].key, checked[i].digest)
             break
         except Exception as exc:  # a deadlock victim runs again; anything else is a real fault
             if attempt == 2 or not is_deadlock(exc):
