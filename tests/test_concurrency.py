@@ -107,3 +107,21 @@ async def test_parallel_batches_over_the_same_members_all_book(api, pg):
     for m in members:
         state = await snapshot(m)
         assert state["purchases"] == 20 and state["balance"] == 5 * (10 + 10 + 10 + 10)
+
+
+async def test_parallel_purchases_across_an_upgrade_all_book_and_upgrade_once(api, pg):
+    from api.db import fetch
+
+    member_id, _ = await make_member()
+    await api.signed(PURCHASE, {"input": purchase_input(member_id, 90_000)})  # 900 growth: 普通
+    code = code_for(member_id)
+    results = await asyncio.gather(*(
+        api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000, code=code)}) for _ in range(20)
+    ))
+    earned = [r["data"]["purchaseRecord"]["pointsEarned"] for r in results]
+    assert all(r["data"]["purchaseRecord"]["userErrors"] == [] for r in results)
+    # The purchase that crosses 1,000 still earns ×1; every later one ×1.2.
+    assert sorted(earned) == [100] + [120] * 19
+    changes = await fetch("SELECT direction FROM tier_change WHERE member_id = $1 AND direction = 'UPGRADE'", member_id)
+    assert len(changes) == 1
+    assert (await snapshot(member_id))["balance"] == 900 + sum(earned)

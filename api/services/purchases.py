@@ -123,12 +123,16 @@ async def _book(tx: Tx, item: _Checked, now: datetime) -> PurchaseResult:
 #  $1 member  $2 merchant  $3 receipt  $4 amount  $5 points/yuan  $6 growth  $7 occurred  $8 now
 #  $9 expires  $10 reason  $11 idempotency record
 _EARN_SQL = """
-WITH acct AS (
-  SELECT a.id, a.balance, m.id AS member_id, m.growth_value, m.tier_id, t.growth_threshold, t.earn_multiplier_percent,
+WITH locked AS (
+  -- No other table is joined here: a row re-read after waiting for the lock must not be filtered
+  -- out by a join against the statement's older snapshot (a concurrent upgrade changes tier_id).
+  SELECT a.id, a.balance, m.growth_value, m.tier_id,
     (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l
      WHERE l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $8) AS due
-  FROM points_account a JOIN member m ON m.id = a.member_id JOIN tier t ON t.id = m.tier_id
+  FROM points_account a JOIN member m ON m.id = a.member_id
   WHERE a.member_id = $1 FOR UPDATE OF a, m
+), acct AS (
+  SELECT locked.*, t.growth_threshold, t.earn_multiplier_percent FROM locked JOIN tier t ON t.id = locked.tier_id
 ), p AS (
   INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned, points_reversed,
     points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)
@@ -169,7 +173,7 @@ WITH acct AS (
     'points_balance', (SELECT balance FROM acct) + p.points_earned)::text
   FROM p WHERE idempotency_record.id = $11
 )
-SELECT acct.due, acct.balance, p.id AS purchase_id, p.points_earned FROM acct LEFT JOIN p ON TRUE
+SELECT locked.due, locked.balance, p.id AS purchase_id, p.points_earned FROM locked LEFT JOIN p ON TRUE
 """
 
 
