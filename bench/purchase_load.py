@@ -41,10 +41,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +101,7 @@ def free_port() -> int:
 def pct(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
-    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[index]
 
 
@@ -191,7 +192,9 @@ class CpuSnapshot:
 
 PG_STATS_SQL = """
 SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_returned + tup_fetched AS tup_read,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes
+       pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes,
+       (SELECT COALESCE(sum(blks_hit + blks_read), 0)::bigint FROM pg_stat_slru WHERE name = 'Subtrans')
+         AS subtrans_pages
 FROM pg_stat_database WHERE datname = current_database()
 """
 
@@ -201,6 +204,14 @@ class CpuProbe:
         self.dbname = dbname
         self.server_pid = server_pid
         self.stats_conn = stats_conn  # an asyncpg connection to the bench database, for pg_stat_database
+
+    async def analyze(self) -> None:
+        """Refreshes the planner's statistics after the warm-up. The bench starts from empty tables;
+        plans cached by the server's connections while they were tiny (sequential scans, and the
+        foreign-key checks' plans) would otherwise stay until autovacuum's next ANALYZE (a minute
+        or more): a fresh-install artefact, not the steady state of a mall's database."""
+        if self.stats_conn is not None:
+            await self.stats_conn.execute("ANALYZE", timeout=60)
 
     async def db_stats(self) -> dict[str, int] | None:
         if self.stats_conn is None:
@@ -430,7 +441,7 @@ def http_single_call(conn_box: list[HttpConnection], port: int, signer: Signer, 
     prefix = receipts.prefix("S")
 
     async def call() -> tuple[int, list[str]]:
-        occurred_at = datetime.now(timezone.utc).isoformat()
+        occurred_at = datetime.now(UTC).isoformat()
         body = json.dumps({"query": PURCHASE_QUERY, "variables": {"input": receipts.http_input(prefix, occurred_at)}},
                           separators=(",", ":")).encode()
         status, raw = await _send(conn_box, port, signer.request(body))
@@ -449,7 +460,7 @@ def http_batch_call(conn_box: list[HttpConnection], port: int, signer: Signer, r
     prefix = receipts.prefix("B")
 
     async def call() -> tuple[int, list[str]]:
-        occurred_at = datetime.now(timezone.utc).isoformat()
+        occurred_at = datetime.now(UTC).isoformat()
         items = [receipts.http_input(prefix, occurred_at) for _ in range(size)]
         body = json.dumps({"query": BATCH_QUERY, "variables": {"input": {"purchases": items}}},
                           separators=(",", ":")).encode()
@@ -493,8 +504,8 @@ WITH acct AS (
   WHERE member_id = $5 RETURNING id, balance
 ), pur AS (
   INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,
-                        points_reversed, growth_earned, growth_reversed, occurred_at, recorded_at)
-  VALUES ($4, $5, $6, $7, 0, $8, 0, $9, 0, $10, now()) RETURNING id
+                        points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)
+  VALUES ($4, $5, $6, $7, 0, $8, 0, 0, $9, 0, $10, now()) RETURNING id
 ), ent AS (
   INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref,
                             occurred_at, expires_at)
@@ -513,18 +524,45 @@ SELECT pur.id AS purchase_id, acct.balance FROM pur, acct, idem, lot
 """
 
 RAW_STEPS = (
-    "INSERT INTO idempotency_record (scope, key, request_hash, created_at) VALUES ($1, $2, $3, now())"
-    " ON CONFLICT (scope, key) DO NOTHING RETURNING id",
-    "INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,"
-    " points_reversed, growth_earned, growth_reversed, occurred_at, recorded_at)"
-    " VALUES ($1, $2, $3, $4, 0, $5, 0, $6, 0, $7, now()) ON CONFLICT (merchant_id, receipt_no) DO NOTHING RETURNING id",
+    ("INSERT INTO idempotency_record (scope, key, request_hash, created_at) VALUES ($1, $2, $3, now())"
+     " ON CONFLICT (scope, key) DO NOTHING RETURNING id"),
+    ("INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,"
+     " points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)"
+     " VALUES ($1, $2, $3, $4, 0, $5, 0, 0, $6, 0, $7, now())"
+     " ON CONFLICT (merchant_id, receipt_no) DO NOTHING RETURNING id"),
     "UPDATE points_account SET balance = balance + $1, updated_at = now() WHERE member_id = $2 RETURNING id, balance",
-    "INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref,"
-    " occurred_at, expires_at) VALUES ($1, 'EARN', $2, $3, $4, 'purchase', $5, $6, $7) RETURNING id",
-    "INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)"
-    " VALUES ($1, 'EARN', $2, $3, $3, $4, $5)",
+    ("INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref,"
+     " occurred_at, expires_at) VALUES ($1, 'EARN', $2, $3, $4, 'purchase', $5, $6, $7) RETURNING id"),
+    ("INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)"
+     " VALUES ($1, 'EARN', $2, $3, $3, $4, $5)"),
     "UPDATE idempotency_record SET result = $1 WHERE id = $2",
 )
+
+
+# The columns the raw statements write; a NOT NULL column without a default that is not listed here
+# means the schema moved on and the raw SQL must follow (checked before the raw phases run).
+RAW_WRITES = {
+    "purchase": {"id", "merchant_id", "member_id", "receipt_no", "amount_fen", "refunded_fen", "points_earned",
+                 "points_reversed", "points_forgiven", "growth_earned", "growth_reversed", "occurred_at",
+                 "recorded_at"},
+    "points_entry": {"id", "account_id", "kind", "points", "balance_after", "reason", "source_type", "occurred_at"},
+    "points_lot": {"id", "account_id", "kind", "points", "remaining", "earned_at"},
+    "idempotency_record": {"id", "scope", "key", "request_hash", "created_at"},
+    "points_account": {"id", "member_id", "balance", "updated_at"},
+}
+
+
+async def check_raw_schema(conn) -> None:
+    rows = await conn.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = ANY($1::text[]) AND is_nullable = 'NO' AND column_default IS NULL",
+        list(RAW_WRITES),
+    )
+    missing = sorted(f"{r['table_name']}.{r['column_name']}" for r in rows
+                     if r["column_name"] not in RAW_WRITES[r["table_name"]])
+    if missing:
+        raise RuntimeError("the raw SQL of bench/purchase_load.py does not set these required columns: "
+                           + ", ".join(missing) + " (the schema changed; update RAW_ONE_STATEMENT and RAW_STEPS)")
 
 
 class RawEarns:
@@ -541,7 +579,7 @@ class RawEarns:
         merchant_id, merchant_name = self.rng.choice(self.merchants)
         amount = self.rng.randint(500, 60_000)
         points = growth = amount // 100
-        occurred = datetime.now(timezone.utc)
+        occurred = datetime.now(UTC)
         reason = f"{merchant_name} 消费 ¥{amount // 100}.{amount % 100:02d}"
         digest = hashlib.sha256(ident.encode()).hexdigest()
         return (SCOPE, ident, digest, merchant_id, self.rng.choice(self.member_ids), ident, amount, points, growth,
@@ -646,20 +684,22 @@ async def run_phase(
                 phase.latencies.append(t1 - t0)
 
     async def sampler() -> None:
+        await asyncio.sleep(max(0.0, w0 - 1.0 - time.perf_counter()))
+        await probe.analyze()
         await asyncio.sleep(max(0.0, w0 - time.perf_counter()))
         snapshots.append(probe.snapshot())
-        phase.wall_window = (datetime.now(timezone.utc), phase.wall_window[1])
+        phase.wall_window = (datetime.now(UTC), phase.wall_window[1])
         if on_window_start is not None:
             on_window_start()
         stats.append(await probe.db_stats())
         await asyncio.sleep(max(0.0, w1 - time.perf_counter()))
         snapshots.append(probe.snapshot())
-        phase.wall_window = (phase.wall_window[0], datetime.now(timezone.utc))
+        phase.wall_window = (phase.wall_window[0], datetime.now(UTC))
         stats.append(await probe.db_stats())
 
     tasks = [asyncio.ensure_future(client(c)) for c in calls]
     await sampler()
-    done, pending = await asyncio.wait(tasks, timeout=drain_timeout)
+    _, pending = await asyncio.wait(tasks, timeout=drain_timeout)
     for task in pending:
         task.cancel()
     if pending:
@@ -761,10 +801,9 @@ class Server:
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"]
         log(f"starting server: {' '.join(cmd[1:])}")
-        logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        logf.close()
+        with open(self.log_path, "wb") as logf:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
 
     async def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -773,13 +812,12 @@ class Server:
                 raise RuntimeError(f"server exited early:\n{self.log_tail()}")
             try:
                 status, body = await http_get(self.port, "/healthz")
-                if status == 200:
-                    # Every worker must be up: give the others a moment after the first answers.
-                    if len(self.worker_pids()) >= self.workers:
-                        await asyncio.sleep(1.0)
-                        log(f"server ready on 127.0.0.1:{self.port}: {body.decode()} workers {self.worker_pids()}")
-                        return
-            except (OSError, asyncio.TimeoutError, ConnectionError):
+                # Every worker must be up: give the others a moment after the first answers.
+                if status == 200 and len(self.worker_pids()) >= self.workers:
+                    await asyncio.sleep(1.0)
+                    log(f"server ready on 127.0.0.1:{self.port}: {body.decode()} workers {self.worker_pids()}")
+                    return
+            except (TimeoutError, OSError, ConnectionError):
                 pass
             await asyncio.sleep(0.3)
         raise RuntimeError(f"server not healthy after {timeout:.0f}s:\n{self.log_tail()}")
@@ -957,7 +995,9 @@ def print_phase(phase: Phase) -> None:
         print(f"  PostgreSQL per {phase.unit[:-1]} (pg_stat_database, ≈: flushed about once a second):"
               f" {st['xact_commit'] / units:.2f} commits, {st['xact_rollback'] / units:.2f} rollbacks,"
               f" {st['tup_inserted'] / units:.1f} rows inserted, {st['tup_updated'] / units:.1f} updated,"
-              f" {st['tup_read'] / units:.1f} read; WAL {st['wal_bytes'] / units:,.0f} bytes (whole server)")
+              f" {st['tup_read'] / units:.1f} read; WAL {st['wal_bytes'] / units:,.0f} bytes,"
+              f" pg_subtrans page accesses {st['subtrans_pages'] / units:,.1f} (whole server; high when"
+              f" a transaction has more than 64 subtransactions)")
     if len(cpu.get("server_by_pid", {})) > 1:
         print(f"  server CPU by process: {cpu['server_by_pid']}")
     if phase.error_codes:
@@ -968,9 +1008,11 @@ def print_phase(phase: Phase) -> None:
 
 def print_summary(phases: dict[str, Phase]) -> dict[str, Any]:
     raw = phases.get("raw")
+    raw_cost = cpu_cost(raw) if raw else None
     print()
     print("summary (one run; ratios are what count on a shared machine)")
-    print(f"  {'what':<44} {'rate':>12}  {'p50 ms':>8} {'p99 ms':>8}  {'ratio':>6}  target")
+    print(f"  {'what':<44} {'rate':>12}  {'p50 ms':>8} {'p99 ms':>8}  {'ratio':>6}  {'CPU ms':>7} {'cpu ratio':>9}"
+          "  target (on ratio)")
     out: dict[str, Any] = {}
     rows = [
         ("single", "purchaseRecord mutations/s", f"≥{TARGET_SINGLE} (goal {GOAL_SINGLE})", TARGET_SINGLE),
@@ -989,17 +1031,35 @@ def print_summary(phases: dict[str, Phase]) -> dict[str, Any]:
             verdict = f"{target_text}: {'met' if ratio >= target else 'NOT met'}"
         lat = phase.latencies
         clients = f"{phase.clients} clients"
+        cost = cpu_cost(phase)
+        cpu_ratio = raw_cost / cost if raw_cost and cost else None
+        cpu_ratio_text = "-" if cpu_ratio is None else ("1" if key == "raw" else f"{cpu_ratio:.3f}")
+        cost_text = "-" if cost is None else f"{cost * 1000:.3f}"
         print(f"  {label + ' (' + clients + ')':<44} {phase.rate:>12,.0f}  {pct(lat, 0.5) * 1000:>8.1f}"
-              f" {pct(lat, 0.99) * 1000:>8.1f}  {ratio_text:>6}  {verdict}")
+              f" {pct(lat, 0.99) * 1000:>8.1f}  {ratio_text:>6}  {cost_text:>7} {cpu_ratio_text:>9}  {verdict}")
         out[key] = {
             "rate": round(phase.rate, 1), "unit": phase.unit, "calls_per_s": round(phase.call_rate, 2),
             "clients": phase.clients, "p50_ms": round(pct(lat, 0.5) * 1000, 2),
             "p99_ms": round(pct(lat, 0.99) * 1000, 2), "ok": phase.ok, "failed": phase.failed,
             "ratio_to_raw": None if ratio is None else round(ratio, 4),
+            "cpu_ms_per_unit": None if cost is None else round(cost * 1000, 4),
+            "cpu_ratio_to_raw": None if cpu_ratio is None else round(cpu_ratio, 4),
             "cpu_s": {k: round(v, 2) for k, v in phase.cpu.items() if isinstance(v, float)},
             "errors": dict(phase.error_codes),
         }
+    print("  ratio: rate ÷ raw rate, as measured. CPU ms: load generator + server + PostgreSQL CPU per unit;"
+          " cpu ratio: raw's CPU ms ÷ this one's,\n  the ratio the rates would have if every phase had the"
+          " whole machine (the phases are CPU-bound): steadier than 'ratio' when other\n  processes take"
+          " a different share of the cores in different phases (see each phase's 'noise').")
     return out
+
+
+def cpu_cost(phase: Phase) -> float | None:
+    """CPU seconds (load generator + server + PostgreSQL) per unit of work over the window."""
+    units = phase.rate * phase.window
+    if not units or not phase.cpu:
+        return None
+    return (phase.cpu["client"] + phase.cpu["server"] + phase.cpu["pg"]) / units
 
 
 # --- main -------------------------------------------------------------------------------------------------
@@ -1010,10 +1070,10 @@ def describe_app_source() -> str:
 
     where = str(Path(api.__file__).resolve().parent.parent)
     try:
-        head = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        head = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
                               timeout=5).stdout.strip()
         dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "api", "seeds"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+                               check=False, capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return where
     if not head:
@@ -1050,6 +1110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second (200)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
     p.add_argument("--no-uvloop", action="store_true", help="run the load generator on asyncio's own loop")
+    p.add_argument("--redis", default="", help="MALLPOINTS_REDIS_URL for the server (default: none), e.g."
+                   " redis://127.0.0.1:6379/14")
     args = p.parse_args(argv)
     args.phase_list = [x.strip() for x in args.phases.split(",") if x.strip()]
     unknown = set(args.phase_list) - set(ALL_PHASES)
@@ -1079,6 +1141,8 @@ async def amain(args) -> int:
     }
     os.environ.update(env_updates)
     os.environ.pop("MALLPOINTS_REDIS_URL", None)
+    if args.redis:  # production's shape: PostgreSQL with Redis in front (here: signature nonces)
+        os.environ["MALLPOINTS_REDIS_URL"] = args.redis
     from api.config import Settings
 
     demo_secret = Settings.from_env().demo_pos_secret or "demo-pos-secret"
@@ -1144,6 +1208,8 @@ async def amain(args) -> int:
                 phases[name] = phase
                 await count_in_window(args.database_url, phase, run_tag)
                 print_phase(phase)
+                if any(not code.startswith(("INVALID", "DUPLICATE", "MEMBER_CODE")) for code in phase.error_codes):
+                    print("  server log (last lines):\n    " + server.log_tail(15).replace("\n", "\n    "))
                 for path in phase.profile:
                     print(f"  profile: {path}")
             server.stop()
@@ -1155,6 +1221,7 @@ async def amain(args) -> int:
 
             probe = CpuProbe(dbname, None, stats_conn)
             earns = RawEarns(member_ids, merchants, run_tag, args.seed + 1)
+            await check_raw_schema(stats_conn)
             conns = [await asyncpg.connect(asyncpg_dsn(args.database_url)) for _ in range(args.raw_clients)]
             try:
                 for name in raw_phases:
@@ -1185,8 +1252,8 @@ async def amain(args) -> int:
         if stats_conn is not None:
             try:
                 await stats_conn.close(timeout=5)
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as exc:  # noqa: BLE001
+                log(f"closing the statistics connection: {exc!r}")
         if db_created:
             try:
                 await asyncio.wait_for(admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'), 60)

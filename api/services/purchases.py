@@ -1,6 +1,7 @@
 """Earning at the till (purchaseRecord, purchaseRecordBatch), refunds, and paying with points."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -150,16 +151,16 @@ WITH locked AS (
   INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)
   SELECT e.account_id, 'EARN', e.id, e.points, e.points, $7, $9 FROM e
 ), bal AS (
-  UPDATE points_account SET balance = points_account.balance + e.points, updated_at = $8
-  FROM e WHERE points_account.id = e.account_id
+  -- Key equality and scalar subqueries (no joins) keep every write on its primary key, whatever plan.
+  UPDATE points_account SET balance = balance + (SELECT points FROM e), updated_at = $8
+  WHERE id = (SELECT account_id FROM e)
 ), up AS (
   SELECT t.id, t.growth_threshold FROM tier t, acct, p
   WHERE t.growth_threshold <= acct.growth_value + $6 AND t.growth_threshold > acct.growth_threshold
   ORDER BY t.growth_threshold DESC LIMIT 1
 ), mem AS (
-  UPDATE member SET growth_value = member.growth_value + $6, tier_id = COALESCE((SELECT id FROM up), member.tier_id),
-    updated_at = $8
-  FROM p WHERE member.id = $1 AND $6 > 0
+  UPDATE member SET growth_value = growth_value + $6, tier_id = COALESCE((SELECT id FROM up), tier_id), updated_at = $8
+  WHERE id = $1 AND $6 > 0 AND EXISTS (SELECT 1 FROM p)
 ), growth AS (
   INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)
   SELECT $1, $6, acct.growth_value + $6, $10, 'purchase', p.id::text, $7 FROM acct, p WHERE $6 > 0
@@ -168,10 +169,10 @@ WITH locked AS (
   SELECT $1, acct.tier_id, up.id, 'UPGRADE', acct.growth_value + $6, 'growth value reached ' || up.growth_threshold, $7
   FROM acct, up
 ), result AS (
-  UPDATE idempotency_record SET result = json_build_object(
+  UPDATE idempotency_record SET result = (SELECT json_build_object(
     'purchase_id', p.id, 'receipt_no', $3::text, 'amount_fen', $4::bigint, 'points_earned', p.points_earned,
-    'points_balance', (SELECT balance FROM acct) + p.points_earned)::text
-  FROM p WHERE idempotency_record.id = $11
+    'points_balance', (SELECT balance FROM acct) + p.points_earned)::text FROM p)
+  WHERE id = $11 AND EXISTS (SELECT 1 FROM p)
 )
 SELECT locked.due, locked.balance, p.id AS purchase_id, p.points_earned FROM locked LEFT JOIN p ON TRUE
 """
@@ -198,8 +199,82 @@ async def _earn_in_one_statement(tx: Tx, item: _Checked, record_id: int, now: da
 async def record_purchase(identity: IntegrationIdentity, data: PurchaseInput) -> PurchaseResult:
     now = clock.now()
     item = await _check_purchase(identity, data, now)
-    async with transaction() as tx:
-        return await _book(tx, item, now)
+    return await _group_commit.submit(item, now)
+
+
+async def _book_together(items: list[tuple[_Checked, datetime]]) -> list[PurchaseResult | DomainError]:
+    """Books several receipts in one transaction, each on its own: its own key, its own result. A
+    receipt that fails writes nothing but its key claim, which is released at once. Receipts go in
+    member order, so that concurrent groups take account locks in the same order; a deadlock
+    victim (another writer's order) runs again."""
+    order = sorted(range(len(items)), key=lambda i: items[i][0].member_id)
+    for attempt in range(3):
+        outcome: list[PurchaseResult | DomainError] = [None] * len(items)  # type: ignore[list-item]
+        try:
+            async with transaction() as tx:
+                for i in order:
+                    item, now = items[i]
+                    try:
+                        outcome[i] = await _book(tx, item, now)
+                    except DomainError as err:
+                        outcome[i] = err
+                        await idempotency.release(tx, item.scope, item.key, item.digest)
+            return outcome
+        except Exception as exc:
+            if attempt == 2 or not is_deadlock(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+class _GroupCommit:
+    """Group commit for single receipts. A call goes into a transaction at once when fewer than
+    IN_FLIGHT of them are running; calls that arrive meanwhile wait and go together into the next
+    one (up to MAX_BATCH). No latency is added when idle; under load, many earns share one commit.
+    Each call still gets its own result or its own userError; if a group fails for any other
+    reason, its receipts are booked again one by one so that one cannot spoil the others."""
+
+    IN_FLIGHT = 3
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[_Checked, datetime, asyncio.Future]] = []
+        self.running = 0
+        self.tasks: set[asyncio.Task] = set()
+
+    async def submit(self, item: _Checked, now: datetime) -> PurchaseResult:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append((item, now, future))
+        if self.running < self.IN_FLIGHT:
+            self.running += 1
+            task = asyncio.create_task(self._drain())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                group, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+                try:
+                    outcomes: list = await _book_together([(item, now) for item, now, _ in group])
+                except Exception:  # not a business error: isolate the receipt that caused it
+                    outcomes = []
+                    for item, now, _ in group:
+                        try:
+                            outcomes.append((await _book_together([(item, now)]))[0])
+                        except Exception as exc:  # noqa: BLE001 - handed to that caller
+                            outcomes.append(exc)
+                for (_, _, future), outcome in zip(group, outcomes, strict=True):
+                    if future.done():  # the caller went away; its receipt is booked all the same
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self.running -= 1
+
+
+_group_commit = _GroupCommit()
 
 
 async def _earn(
@@ -259,9 +334,7 @@ class BatchItem:
 
 async def record_batch(identity: IntegrationIdentity, items: list[PurchaseInput]) -> list[BatchItem]:
     """Each receipt on its own (its own idempotency key, its own result), all in one transaction: one
-    commit for the batch instead of one per receipt. A receipt that fails writes nothing but its key
-    claim, which is released at once. Receipts are booked in member order so that concurrent batches
-    take account locks in the same order."""
+    commit for the batch instead of one per receipt."""
     if len(items) > MAX_BATCH:
         raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_BATCH} purchases per batch", ["purchases"])
     now = clock.now()
@@ -271,21 +344,9 @@ async def record_batch(identity: IntegrationIdentity, items: list[PurchaseInput]
             checked.append(await _check_purchase(identity, item, now))
         except DomainError as err:
             checked.append(err)
-    order = sorted((i for i, c in enumerate(checked) if isinstance(c, _Checked)), key=lambda i: checked[i].member_id)
-    for attempt in range(3):
-        outcome: dict[int, PurchaseResult | DomainError] = {}
-        try:
-            async with transaction() as tx:
-                for i in order:
-                    try:
-                        outcome[i] = await _book(tx, checked[i], now)
-                    except DomainError as err:
-                        outcome[i] = err
-                        await idempotency.release(tx, checked[i].scope, checked[i].key, checked[i].digest)
-            break
-        except Exception as exc:  # a deadlock victim runs again; anything else is a real fault
-            if attempt == 2 or not is_deadlock(exc):
-                raise
+    valid = [i for i, c in enumerate(checked) if isinstance(c, _Checked)]
+    booked = await _book_together([(checked[i], now) for i in valid])
+    outcome = dict(zip(valid, booked, strict=True))
     results = []
     for i, c in enumerate(checked):
         value = outcome.get(i, c)
