@@ -256,3 +256,16 @@ async def test_refund_after_expiry_forgives_what_expired_and_claws_back_what_was
               "idempotencyKey": unique("K")}
     result = (await api.signed(REFUND, {"input": refund}))["data"]["purchaseRefund"]
     assert result == {"pointsReversed": 60, "pointsBalance": -60, "userErrors": []}
+
+
+async def test_an_earn_first_expires_what_is_due(api):
+    member_id, _ = await make_member()
+    await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)})
+    clock.freeze(clock.now() + timedelta(days=400))
+    payload = purchase_input(member_id, 5_000)
+    result = (await api.signed(PURCHASE, {"input": payload}))["data"]["purchaseRecord"]
+    assert result["pointsEarned"] == 50 and result["pointsBalance"] == 50
+    again = (await api.signed(PURCHASE, {"input": payload}))["data"]["purchaseRecord"]
+    assert again == result
+    state = await snapshot(member_id)
+    assert state["balance"] == 50 and state["entries"] == 3  # EARN, EXPIRE, EARN

@@ -57,9 +57,9 @@ async def remember(tx: Tx, record_id: int, result: Any) -> None:
 
 
 async def release(tx: Tx, scope: str, key: str, digest: str) -> None:
-    """Frees a key claimed in this transaction by a call that then failed (batches, where the
-    transaction goes on for the other items)."""
+    """Frees a key claimed in this transaction by a call that then failed (groups of receipts, where
+    the transaction goes on for the others). A call that failed owns its claim: had the key been
+    committed before with this input, the call would have returned that result instead."""
     await tx.execute(
-        "DELETE FROM idempotency_record WHERE scope = $1 AND key = $2 AND request_hash = $3 AND result IS NULL",
-        scope, key, digest,
+        "DELETE FROM idempotency_record WHERE scope = $1 AND key = $2 AND request_hash = $3", scope, key, digest
     )

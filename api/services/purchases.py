@@ -104,25 +104,28 @@ async def _check_purchase(identity: IntegrationIdentity, data: PurchaseInput, no
 
 async def _book(tx: Tx, item: _Checked, now: datetime) -> PurchaseResult:
     """Claims the key and earns. A DomainError leaves nothing but the claim written (the caller's
-    transaction rolls it back, or a batch releases it), so no savepoint is needed."""
-    record_id, stored = await idempotency.claim(tx, item.scope, item.key, item.digest, ["idempotencyKey"])
-    if stored is not None:
-        return PurchaseResult(**stored)
+    transaction rolls it back, or a group releases it), so no savepoint is needed."""
+    record_id = None
     if tx.postgres:
-        result = await _earn_in_one_statement(tx, item, record_id, now)
+        record_id, result = await _earn_in_one_statement(tx, item, now)
         if result is not None:
             return result
+    if record_id is None:  # SQLite, or a key used before
+        record_id, stored = await idempotency.claim(tx, item.scope, item.key, item.digest, ["idempotencyKey"])
+        if stored is not None:
+            return PurchaseResult(**stored)
     result = await _earn(tx, item.member_id, item.merchant, item.receipt_no, item.amount_fen, item.occurred_at, now)
-    await idempotency.remember(tx, record_id, asdict(result))
+    await idempotency.remember(tx, record_id, asdict(result))  # (over)writes the claim's result
     return result
 
 
-# The common earn on PostgreSQL in one round trip: the same writes as the general path below
-# (_earn: ledger.lock_account, the purchase, ledger.credit, tiers.add_growth, idempotency.remember),
-# as data-modifying CTEs. It declines (writes nothing) when the account has points due for expiry or
-# a claw-back debt; the general path handles those. Parameters:
+# The common earn on PostgreSQL in one round trip: the same writes as the general path
+# (idempotency.claim, ledger.lock_account, the purchase, ledger.credit, tiers.add_growth,
+# idempotency.remember), as data-modifying CTEs. It claims the key and writes nothing else when the
+# key was used before, or when the account has points due for expiry or a claw-back debt: the general
+# path handles those. Parameters:
 #  $1 member  $2 merchant  $3 receipt  $4 amount  $5 points/yuan  $6 growth  $7 occurred  $8 now
-#  $9 expires  $10 reason  $11 idempotency record
+#  $9 expires  $10 reason  $11 scope  $12 key  $13 input hash
 _EARN_SQL = """
 WITH locked AS (
   -- No other table is joined here: a row re-read after waiting for the lock must not be filtered
@@ -134,11 +137,22 @@ WITH locked AS (
   WHERE a.member_id = $1 FOR UPDATE OF a, m
 ), acct AS (
   SELECT locked.*, t.growth_threshold, t.earn_multiplier_percent FROM locked JOIN tier t ON t.id = locked.tier_id
+), calc AS (
+  SELECT nextval(pg_get_serial_sequence('purchase', 'id')) AS purchase_id,
+         $4::bigint * $5 * acct.earn_multiplier_percent / 10000 AS points
+  FROM acct
+), claim AS (
+  -- The key and its result in one insert (a CTE cannot update a row that a sibling CTE inserted).
+  INSERT INTO idempotency_record (scope, key, request_hash, created_at, result)
+  SELECT $11, $12, $13, $8, json_build_object('purchase_id', calc.purchase_id, 'receipt_no', $3::text,
+    'amount_fen', $4::bigint, 'points_earned', calc.points, 'points_balance', acct.balance + calc.points)::text
+  FROM (SELECT 1) one LEFT JOIN calc ON TRUE LEFT JOIN acct ON TRUE
+  ON CONFLICT (scope, key) DO NOTHING RETURNING id
 ), p AS (
-  INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned, points_reversed,
-    points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)
-  SELECT $2, $1, $3, $4, 0, $4::bigint * $5 * acct.earn_multiplier_percent / 10000, 0, 0, $6, 0, $7, $8
-  FROM acct WHERE acct.due = 0 AND acct.balance >= 0
+  INSERT INTO purchase (id, merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,
+    points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)
+  SELECT calc.purchase_id, $2, $1, $3, $4, 0, calc.points, 0, 0, $6, 0, $7, $8
+  FROM acct, calc, claim WHERE acct.due = 0 AND acct.balance >= 0
   ON CONFLICT (merchant_id, receipt_no) DO NOTHING
   RETURNING id, points_earned
 ), e AS (
@@ -168,32 +182,32 @@ WITH locked AS (
   INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason, occurred_at)
   SELECT $1, acct.tier_id, up.id, 'UPGRADE', acct.growth_value + $6, 'growth value reached ' || up.growth_threshold, $7
   FROM acct, up
-), result AS (
-  UPDATE idempotency_record SET result = (SELECT json_build_object(
-    'purchase_id', p.id, 'receipt_no', $3::text, 'amount_fen', $4::bigint, 'points_earned', p.points_earned,
-    'points_balance', (SELECT balance FROM acct) + p.points_earned)::text FROM p)
-  WHERE id = $11 AND EXISTS (SELECT 1 FROM p)
 )
-SELECT locked.due, locked.balance, p.id AS purchase_id, p.points_earned FROM locked LEFT JOIN p ON TRUE
+SELECT (SELECT id FROM claim) AS claim_id, locked.due, locked.balance, p.id AS purchase_id, p.points_earned
+FROM (SELECT 1) one LEFT JOIN locked ON TRUE LEFT JOIN p ON TRUE
 """
 
 
-async def _earn_in_one_statement(tx: Tx, item: _Checked, record_id: int, now: datetime) -> PurchaseResult | None:
+async def _earn_in_one_statement(tx: Tx, item: _Checked, now: datetime) -> tuple[int | None, PurchaseResult | None]:
+    """Returns (claimed record id, result); the result is None when the general path must go on."""
     cfg = settings()
     reason = f"{item.merchant.name} 消费 {yuan(item.amount_fen)}"
     growth = item.amount_fen * cfg.growth_per_yuan // 100
     row = await tx.fetchrow(
         _EARN_SQL, item.member_id, item.merchant.id, item.receipt_no, item.amount_fen, cfg.points_per_yuan, growth,
-        item.occurred_at, now, ledger.expiry_for(item.occurred_at), reason, record_id,
+        item.occurred_at, now, ledger.expiry_for(item.occurred_at), reason, item.scope, item.key, item.digest,
     )
-    if row is None:
+    if row["claim_id"] is None:
+        return None, None  # the key was used before: the general path returns or refuses the first result
+    if row["balance"] is None:
         raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
     if row["due"] or row["balance"] < 0:
-        return None  # the general path expires what is due or pays the debt off first
+        return row["claim_id"], None  # the general path expires what is due or pays the debt off first
     if row["purchase_id"] is None:
         raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "this receipt has been recorded already", ["receiptNo"])
     points = int(row["points_earned"])
-    return PurchaseResult(row["purchase_id"], item.receipt_no, item.amount_fen, points, int(row["balance"]) + points)
+    result = PurchaseResult(row["purchase_id"], item.receipt_no, item.amount_fen, points, int(row["balance"]) + points)
+    return row["claim_id"], result
 
 
 async def record_purchase(identity: IntegrationIdentity, data: PurchaseInput) -> PurchaseResult:
