@@ -6,15 +6,21 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from api.config import settings
 from api.services import clock
 from api.services.errors import DomainError, ErrorCode, unauthenticated
 
 
+@lru_cache(maxsize=32)
+def _key(secret_key: str, purpose: str) -> bytes:
+    """One key per purpose, derived from the server's secret (tokens, member codes, SMS codes)."""
+    return hashlib.sha256(f"{secret_key}\x00{purpose}".encode()).digest()
+
+
 def _mac(purpose: str, message: str) -> bytes:
-    key = hashlib.sha256(f"{settings().secret_key}\x00{purpose}".encode()).digest()
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return hmac.new(_key(settings().secret_key, purpose), message.encode(), hashlib.sha256).digest()
 
 
 def _b64(raw: bytes) -> str:
