@@ -180,6 +180,23 @@ class Api:
 
 
 @pytest_asyncio.fixture
+async def redis():
+    """A real Redis (database 15), flushed before and after the test."""
+    from redis.asyncio import from_url
+
+    client = from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "absent"
+        await client.aclose()
+        service_missing("Redis", f"{REDIS_URL}: {exc.__class__.__name__}")
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest_asyncio.fixture
 async def api(backend):
     from api.app import create_app
 

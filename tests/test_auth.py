@@ -173,51 +173,23 @@ async def test_forged_or_expired_member_token_is_unauthenticated(api):
     assert (await api.post(VIEWER, token=token))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_sms_requests_per_client_are_limited_through_redis(api):
-    from redis.asyncio import from_url
-
-    from tests.conftest import REDIS_URL, service_missing
-
-    redis = from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await redis.ping()
-    except Exception as exc:  # noqa: BLE001
-        await redis.aclose()
-        service_missing("Redis", f"{REDIS_URL}: {exc.__class__.__name__}")
-    await redis.flushdb()
+async def test_sms_requests_per_client_are_limited_through_redis(api, redis):
     api.client._transport.app.state.redis = redis
-    try:
-        codes = []
-        for _ in range(21):
-            result = await api.post(REQUEST, {"p": new_phone()})
-            codes.append([e["code"] for e in result["data"]["authSmsCodeRequest"]["userErrors"]])
-        assert codes[:20] == [[]] * 20 and codes[20] == ["RATE_LIMITED"]
-        assert await redis.keys("mallpoints:rl:sms:*")
-    finally:
-        await redis.flushdb()
-        await redis.aclose()
+    codes = []
+    for _ in range(21):
+        result = await api.post(REQUEST, {"p": new_phone()})
+        codes.append([e["code"] for e in result["data"]["authSmsCodeRequest"]["userErrors"]])
+    assert codes[:20] == [[]] * 20 and codes[20] == ["RATE_LIMITED"]
+    assert await redis.keys("mallpoints:rl:sms:*")
 
 
-async def test_nonce_replay_is_refused_with_redis_too(api):
-    from redis.asyncio import from_url
-
-    from tests.conftest import REDIS_URL, service_missing
-
-    redis = from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await redis.ping()
-    except Exception as exc:  # noqa: BLE001
-        await redis.aclose()
-        service_missing("Redis", f"{REDIS_URL}: {exc.__class__.__name__}")
+async def test_nonce_replay_is_refused_with_redis_too(api, redis):
     api.client._transport.app.state.redis = redis
-    try:
-        member_id, _ = await make_member()
-        nonce = unique("nonce")
-        first = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}, nonce=nonce)
-        assert first["data"]["purchaseRecord"]["pointsEarned"] == 100
-        assert await redis.ttl(f"mallpoints:nonce:demo-pos:{nonce}") > 500
-        replay = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}, nonce=nonce)
-        assert _refused(replay)
-        assert (await snapshot(member_id))["balance"] == 100
-    finally:
-        await redis.aclose()
+    member_id, _ = await make_member()
+    nonce = unique("nonce")
+    first = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}, nonce=nonce)
+    assert first["data"]["purchaseRecord"]["pointsEarned"] == 100
+    assert await redis.ttl(f"mallpoints:nonce:demo-pos:{nonce}") > 500
+    replay = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}, nonce=nonce)
+    assert _refused(replay)
+    assert (await snapshot(member_id))["balance"] == 100

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from api.cli import ADMIN_SCHEMA_FILE, SCHEMA_FILE, export_schema_texts
-from tests.conftest import REDIS_URL, service_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,23 +92,14 @@ def test_production_refuses_default_secrets(tmp_path):
     assert result.returncode != 0 and "MALLPOINTS_TEST_SMS_CODE" in (result.stderr + result.stdout)
 
 
-async def test_rate_limiter_on_redis_and_without():
+async def test_rate_limiter_on_redis_and_without(redis):
     from redis.asyncio import from_url
 
     from api.services import ratelimit
 
-    redis = from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await redis.ping()
-    except Exception as exc:  # noqa: BLE001
-        await redis.aclose()
-        service_missing("Redis", f"{REDIS_URL}: {exc.__class__.__name__}")
-    try:
-        key = f"test:{os.getpid()}:{id(redis)}"
-        assert [await ratelimit.allow(redis, key, 3, 60) for _ in range(5)] == [True, True, True, False, False]
-        assert await redis.exists(*(await redis.keys(f"mallpoints:rl:{key}:*")))
-    finally:
-        await redis.aclose()
+    key = f"test:{os.getpid()}"
+    assert [await ratelimit.allow(redis, key, 3, 60) for _ in range(5)] == [True, True, True, False, False]
+    assert await redis.exists(*(await redis.keys(f"mallpoints:rl:{key}:*")))
     local = f"local:{os.getpid()}"
     assert [await ratelimit.allow(None, local, 2, 60) for _ in range(3)] == [True, True, False]
     dead = from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)

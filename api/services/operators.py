@@ -1,8 +1,10 @@
 """Operators: password login (argon2id), point adjustments and runs, all audited."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -10,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from api.config import settings
 from api.db import fetch, transaction
 from api.services import clock, idempotency, ledger, ratelimit, signing, tiers
-from api.services.audit import audit
+from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode, forbidden
 
 _hasher = PasswordHasher()  # argon2id with the library's current parameters
@@ -129,28 +131,27 @@ async def adjust_points(
     return result
 
 
-async def run_expiry(actor: tuple[str, str | None], as_of: datetime | None) -> ledger.ExpiryResult:
-    """Expires every lot due at `as_of` (default now; the future is refused: points expire on time)."""
+async def _run(actor: Actor, action: str, as_of: datetime | None, run: Callable[[datetime], Awaitable[Any]]) -> Any:
+    """A scheduled job run by hand: as of a moment (default now; the future is refused, so nothing
+    expires or closes early), audited with its result."""
     now = clock.now()
     as_of = clock.to_utc(as_of) if as_of else now
     if as_of > now + timedelta(minutes=1):
         raise DomainError(ErrorCode.INVALID_INPUT, "asOf may not be in the future", ["asOf"])
-    result = await ledger.expire_due(as_of)
+    result = await run(as_of)
     async with transaction() as tx:
-        await audit(tx, actor, "points.expire_run", None, None, {"as_of": as_of.isoformat(), **asdict(result)})
+        await audit(tx, actor, action, None, None, {"as_of": as_of.isoformat(), **asdict(result)})
     return result
 
 
-async def run_tier_evaluation(actor: tuple[str, str | None], as_of: datetime | None):
+async def run_expiry(actor: Actor, as_of: datetime | None) -> ledger.ExpiryResult:
+    """Expires every lot due at `as_of`."""
+    return await _run(actor, "points.expire_run", as_of, ledger.expire_due)
 
-    now = clock.now()
-    as_of = clock.to_utc(as_of) if as_of else now
-    if as_of > now + timedelta(minutes=1):
-        raise DomainError(ErrorCode.INVALID_INPUT, "asOf may not be in the future", ["asOf"])
-    result = await tiers.evaluate_periods(as_of)
-    async with transaction() as tx:
-        await audit(tx, actor, "tiers.evaluate", None, None, {"as_of": as_of.isoformat(), **asdict(result)})
-    return result
+
+async def run_tier_evaluation(actor: Actor, as_of: datetime | None) -> tiers.EvaluationResult:
+    """Closes every tier qualification period that has ended at `as_of`."""
+    return await _run(actor, "tiers.evaluate", as_of, tiers.evaluate_periods)
 
 
 async def sms_outbox(limit: int) -> list[dict]:
