@@ -418,6 +418,9 @@ async def refund_purchase(
         growth_back = purchase["growth_earned"] * refunded // purchase["amount_fen"] - purchase["growth_reversed"]
         acct = await ledger.lock_account(tx, purchase["member_id"])
         assert acct is not None
+        # Expire what is due first, as an expiry run would have: the result must not depend on
+        # whether one ran (what the purchase's own lot lost to expiry is forgiven just below).
+        await ledger.expire_account(tx, acct, now)
         reason = f"{merchant.name} 退款 {yuan(refund_amount_fen)}"
         take = forgive = 0
         if settle:
@@ -428,13 +431,11 @@ async def refund_purchase(
             forgive = await _forgivable(tx, earn_id, settle, purchase["points_forgiven"])
             take = settle - forgive
         if take:
-            # Before expiring what is due: the purchase's own points go back first, even on their last day.
             await ledger.debit(
                 tx, acct, points=take, kind="REVERSE", reason=reason, source_type="purchase_refund",
                 source_ref=str(purchase["id"]), occurred_at=now, prefer_entry_id=earn_id, allow_debt=True,
                 reverses_id=earn_id,
             )
-        await ledger.expire_account(tx, acct, now)
         await tx.execute(
             "UPDATE purchase SET refunded_fen = $1, points_reversed = points_reversed + $2,"
             " points_forgiven = points_forgiven + $3, growth_reversed = growth_reversed + $4 WHERE id = $5",
