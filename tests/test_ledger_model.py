@@ -1,13 +1,15 @@
 """A model-based test of the points ledger: a Hypothesis state machine drives earns, spends,
 refunds, operator adjustments, expiry runs and the passing of time at random, and after every
 step compares the database with a small Python model of each member's lots, debt, growth value and
-tier (plus the ledger invariant over the whole database).
+tier, and of each purchase's refund state (plus the ledger invariant over the whole database).
 
 The rules are synchronous (as Hypothesis wants); each one runs the services' coroutines to
 completion on the session's event loop, the one Tortoise's connections belong to. The clock starts
 at a random date in the early 2000s and never passes CLOCK_CAP, and every example expires what is
 left of its own lots when it ends, so that expiry runs here and in other tests do not see each
 other's points. Each example makes members of its own.
+
+`MALLPOINTS_LEDGER_MODEL_EXAMPLES=500` searches deeper (the default keeps the suite quick).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from hypothesis.stateful import (
 )
 
 from api import db
-from api.services import clock, ledger, operators, purchases, tiers
+from api.services import clock, ledger, operators, purchases, signing, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity
 from tests.conftest import assert_ledger_invariant, code_for, make_member, snapshot, unique
@@ -35,8 +37,8 @@ CLOCK_START_MIN = datetime(2000, 1, 1)
 CLOCK_START_MAX = datetime(2004, 12, 31, 23, 59, 59)
 CLOCK_CAP = datetime(2018, 12, 31, tzinfo=timezone.utc)  # lots earned here all expire long before today
 ADJUST_REASON = "模型测试"
-# Examples per backend: kept small for the suite (about 10-20 s a backend); raise it for a deeper search.
-EXAMPLES = int(os.environ.get("MALLPOINTS_LEDGER_MODEL_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("MALLPOINTS_LEDGER_MODEL_EXAMPLES", "30"))  # per backend
+
 
 # Earnings: small receipts (some below one yuan: no points) and large ones that move members up tiers.
 AMOUNTS = st.one_of(st.integers(1, 20_000), st.integers(20_001, 600_000))
@@ -61,13 +63,13 @@ def plus_months(value: datetime, months: int) -> datetime:
 
 # --- the model -------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(eq=False)
 class Lot:
     points: int
     remaining: int
     expires_at: datetime
-    purchase_id: int | None  # the purchase whose earn made it (a refund takes from it first)
     seq: int  # creation order: the tie-break after the expiry
+    expired: int = 0  # points of it that expiry took (a refund forgives those)
 
 
 @dataclass
@@ -92,18 +94,22 @@ class Member:
         total = 0
         for lot in self.due(as_of):
             total += lot.remaining
+            lot.expired += lot.remaining
             lot.remaining = 0
         return total
 
-    def credit(self, points: int, expires_at: datetime, purchase_id: int | None, seq: int) -> None:
-        payoff = min(points, -self.debt)
+    def credit(self, points: int, expires_at: datetime, seq: int) -> Lot:
+        payoff = min(points, -self.debt)  # a debt is paid off first
         self.debt += payoff
-        self.lots.append(Lot(points, points - payoff, expires_at, purchase_id, seq))
+        lot = Lot(points, points - payoff, expires_at, seq)
+        self.lots.append(lot)
+        return lot
 
-    def debit(self, points: int, *, prefer: int | None = None, allow_debt: bool = False) -> None:
+    def debit(self, points: int, *, first: Lot | None = None, allow_debt: bool = False) -> None:
+        """Earliest expiry first (`first` before all); a shortfall becomes debt where allowed."""
         order = sorted(
             (lot for lot in self.lots if lot.remaining > 0),
-            key=lambda lot: (0 if prefer is not None and lot.purchase_id == prefer else 1, lot.expires_at, lot.seq),
+            key=lambda lot: (lot is not first, lot.expires_at, lot.seq),
         )
         left = points
         for lot in order:
@@ -123,8 +129,10 @@ class Purchase:
     amount: int
     points: int
     growth: int
+    lot: Lot | None
     refunded: int = 0
-    reversed: int = 0
+    settled: int = 0  # purchase.points_reversed: taken back or forgiven
+    forgiven: int = 0
     growth_reversed: int = 0
 
     @property
@@ -154,7 +162,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.members: list[Member] = []
         self.purchases: list[Purchase] = []
         self.seq = itertools.count()
-        self.replayable = None  # (coroutine factory, first result, member) of the last call, while "now" stays
+        self.replayable = None  # (coroutine factory, first result) of the last call, until the clock moves
 
     # helpers
 
@@ -183,8 +191,8 @@ class LedgerMachine(RuleBasedStateMachine):
             raise AssertionError(f"expected {code.value}, the call succeeded")
         assert [self.run(snapshot(m.id)) for m in self.members] == before
 
-    def moved(self) -> None:
-        self.replayable = None
+    def clock_moved(self) -> None:
+        self.replayable = None  # a member code would have expired
 
     # set-up
 
@@ -203,7 +211,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(step=STEPS)
     def advance_clock(self, step: timedelta) -> None:
         clock.freeze(min(clock.now() + step, CLOCK_CAP))
-        self.moved()
+        self.clock_moved()
 
     def _next_expiry(self) -> datetime | None:
         now = clock.now()
@@ -218,7 +226,7 @@ class LedgerMachine(RuleBasedStateMachine):
         target = self._next_expiry() + offset
         if clock.now() < target <= CLOCK_CAP:
             clock.freeze(target)
-            self.moved()
+            self.clock_moved()
 
     # earning
 
@@ -245,13 +253,12 @@ class LedgerMachine(RuleBasedStateMachine):
         growth = amount // 100
         assert result.points_earned == points, (result, m.tier)
         m.expire(now)
-        if points:
-            m.credit(points, plus_months(occurred_at, 12), result.purchase_id, next(self.seq))
+        lot = m.credit(points, plus_months(occurred_at, 12), next(self.seq)) if points else None
         if growth:
             self.add_growth(m, growth)
         assert result.points_balance == m.balance
-        self.purchases.append(Purchase(result.purchase_id, m, merchant, data.receipt_no, amount, points, growth))
-        self.replayable = (lambda: purchases.record_purchase(self.env.identity, data), result, m)
+        self.purchases.append(Purchase(result.purchase_id, m, merchant, data.receipt_no, amount, points, growth, lot))
+        self.replayable = (lambda: purchases.record_purchase(self.env.identity, data), result)
 
     @precondition(lambda self: self.purchases)
     @rule(data=st.data(), who=WHO)
@@ -266,6 +273,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.purchases)
     @rule(data=st.data())
     def refund(self, data) -> None:
+        """Settles floor(earned × refunded so far / amount): after what is due has expired (as a run
+        would have), the purchase's own lot gives back first, what of it had expired is forgiven, the
+        rest comes from other lots by earliest expiry, and what cannot be covered becomes a debt."""
         p = self.purchases[data.draw(st.integers(0, len(self.purchases) - 1), label="purchase #")]
         if not p.refundable or data.draw(st.sampled_from(["part or all", "part or all", "too much"])) == "too much":
             extra = data.draw(st.integers(1, 100_000), label="fen beyond what is left")
@@ -279,20 +289,25 @@ class LedgerMachine(RuleBasedStateMachine):
             return purchases.refund_purchase(self.env.identity, p.merchant, p.receipt_no, amount, key)
 
         result = self.run(call())
-        m = p.member
-        m.expire(clock.now())
+        m, now = p.member, clock.now()
         p.refunded += amount
-        reverse = p.points * p.refunded // p.amount - p.reversed
+        settle = p.points * p.refunded // p.amount - p.settled
         growth_back = p.growth * p.refunded // p.amount - p.growth_reversed
-        assert result.points_reversed == reverse
-        if reverse:
-            m.debit(reverse, prefer=p.id, allow_debt=True)
+        m.expire(now)  # a refund first expires what is due, as an expiry run would have
+        forgive = 0
+        if settle:
+            shortfall = settle - min(settle, p.lot.remaining)
+            forgive = min(shortfall, max(0, p.lot.expired - p.forgiven))
+        take = settle - forgive
+        if take:
+            m.debit(take, first=p.lot, allow_debt=True)
         if growth_back:
             self.add_growth(m, -growth_back)
-        p.reversed += reverse
+        p.settled += settle
+        p.forgiven += forgive
         p.growth_reversed += growth_back
-        assert result.points_balance == m.balance
-        self.replayable = (call, result, m)
+        assert (result.points_reversed, result.points_balance) == (take, m.balance), (settle, forgive)
+        self.replayable = (call, result)
 
     # spending
 
@@ -327,7 +342,7 @@ class LedgerMachine(RuleBasedStateMachine):
         m.expire(now)
         m.debit(points)
         assert (result.points_spent, result.cash_value_fen, result.points_balance) == (points, points, m.balance)
-        self.replayable = (call, result, m)
+        self.replayable = (call, result)
 
     # operators
 
@@ -355,11 +370,11 @@ class LedgerMachine(RuleBasedStateMachine):
         result = self.run(call())
         m.expire(now)
         if points > 0:
-            m.credit(points, plus_months(now, 12), None, next(self.seq))
+            m.credit(points, plus_months(now, 12), next(self.seq))
         else:
             m.debit(-points)
         assert (result.member_id, result.points, result.balance_after) == (m.id, points, m.balance)
-        self.replayable = (call, result, m)
+        self.replayable = (call, result)
 
     @rule(when=st.sampled_from(["now", "now", "earlier", "later"]), data=st.data())
     def expiry_run(self, when: str, data) -> None:
@@ -387,7 +402,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def replay_last_call(self) -> None:
         """The same idempotency key and input answers the first result again and books nothing."""
-        call, first, _ = self.replayable
+        call, first = self.replayable
         before = [self.run(snapshot(m.id)) for m in self.members]
         assert self.run(call()) == first
         assert [self.run(snapshot(m.id)) for m in self.members] == before
@@ -401,8 +416,7 @@ class LedgerMachine(RuleBasedStateMachine):
     async def _check(self) -> None:
         await assert_ledger_invariant()
         now = clock.now()
-        ids = [m.id for m in self.members]
-        spendable = await ledger.balances(ids)
+        spendable = await ledger.balances([m.id for m in self.members])
         assert spendable == {m.id: m.spendable(now) for m in self.members}
         for m in self.members:
             state = await snapshot(m.id)
@@ -413,15 +427,15 @@ class LedgerMachine(RuleBasedStateMachine):
             )
             earned = [(r["points"], r["remaining"], clock.parse_db_time(r["expires_at"]))
                       for r in rows if r["kind"] == "EARN"]
-            assert earned == [(lot.points, lot.remaining, lot.expires_at) for lot in m.lots]
-            assert sum(r["remaining"] for r in rows if r["kind"] == "DEBT") == m.debt
+            assert earned == [(lot.points, lot.remaining, lot.expires_at) for lot in m.lots], m
+            assert sum(r["remaining"] for r in rows if r["kind"] == "DEBT") == m.debt, m
         if self.purchases:
             rows = await db.fetch(
-                "SELECT id, refunded_fen, points_earned, points_reversed FROM purchase WHERE id IN ("
+                "SELECT id, refunded_fen, points_earned, points_reversed, points_forgiven FROM purchase WHERE id IN ("
                 + ", ".join(str(p.id) for p in self.purchases) + ") ORDER BY id"
             )
-            assert [(r["id"], r["refunded_fen"], r["points_earned"], r["points_reversed"]) for r in rows] == [
-                (p.id, p.refunded, p.points, p.reversed) for p in sorted(self.purchases, key=lambda p: p.id)
+            assert [tuple(int(v) for v in dict(r).values()) for r in rows] == [
+                (p.id, p.refunded, p.points, p.settled, p.forgiven) for p in sorted(self.purchases, key=lambda p: p.id)
             ]
 
     def teardown(self) -> None:
@@ -435,14 +449,14 @@ class LedgerMachine(RuleBasedStateMachine):
             async def expire_all():
                 for m in self.members:
                     async with db.transaction() as tx:
-                        acct = await ledger.lock_account(tx, m.id)
+                        acct = await ledger.lock_account(tx, m.id, at)
                         await ledger.expire_account(tx, acct, at)
 
             self.run(expire_all())
         clock.freeze(None)
 
 
-# --- the test --------------------------------------------------------------------------------
+# --- the tests -------------------------------------------------------------------------------
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def ledger_env(backend) -> Env:
@@ -462,3 +476,33 @@ def test_ledger_follows_the_model(ledger_env: Env) -> None:
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+async def test_clawback_is_not_paid_with_expired_points(ledger_env: Env) -> None:
+    """Whether or not an expiry run has zeroed the expired lots yet, a refund of points that were
+    spent claws them back from valid points or as a debt, never from points that have expired."""
+    outcomes = []
+    for run_expiry_first in (False, True):
+        t0 = datetime(2003, 3, 1, tzinfo=timezone.utc)
+        clock.freeze(t0)
+        member_id, _ = await make_member(at=t0)
+        first, second = unique("R"), unique("R")
+
+        async def earn(receipt: str, amount: int, occurred_at: datetime, member_id=member_id, t0=t0) -> None:
+            clock.freeze(occurred_at)
+            code = signing.issue_member_code(member_id, 120)[0]
+            clock.freeze(t0)
+            await purchases.record_purchase(ledger_env.identity, purchases.PurchaseInput(
+                code, "M001", receipt, amount, occurred_at, unique("K")))
+
+        await earn(first, 50_000, t0)  # 500 points, expiring at t0 + 12 months
+        await earn(second, 40_000, t0 - timedelta(days=20))  # 400 points uploaded late: they expire 20 days earlier
+        await purchases.pay_with_points(ledger_env.identity, code_for(member_id), "M001", unique("P"), 400,
+                                        unique("K"))  # spends the second purchase's points
+        clock.freeze(t0 + timedelta(days=366))  # now every lot has expired
+        if run_expiry_first:
+            await operators.run_expiry(("operator", str(ledger_env.operator_id)), None)
+        refund = await purchases.refund_purchase(ledger_env.identity, "M001", second, 40_000, unique("K"))
+        outcomes.append((refund.points_reversed, refund.points_balance))
+    clock.freeze(None)
+    assert outcomes == [(400, -400), (400, -400)]  # the 400 spent points are owed either way
