@@ -144,13 +144,6 @@ async def transaction() -> AsyncIterator[Tx]:
         yield Tx(conn)
 
 
-@asynccontextmanager
-async def savepoint(tx: Tx) -> AsyncIterator[Tx]:
-    """A nested transaction: an exception inside rolls back to here and leaves the outer one usable."""
-    async with tx.conn._in_transaction() as nested:
-        yield Tx(nested)
-
-
 def is_deadlock(exc: BaseException) -> bool:
     """PostgreSQL chose this transaction as a deadlock victim: safe to run again from the start."""
     return "deadlock detected" in str(exc)

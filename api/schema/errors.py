@@ -29,10 +29,6 @@ class ApiError(GraphQLError):
         super().__init__(message, extensions={"code": code})
 
 
-def top_level(err: AuthError) -> ApiError:
-    return ApiError(err.message, err.code)
-
-
 def should_mask(error: GraphQLError) -> bool:
     """Mask internal faults only: syntax, validation and our own coded errors pass through."""
     original = error.original_error
