@@ -269,3 +269,35 @@ async def test_an_earn_first_expires_what_is_due(api):
     assert again == result
     state = await snapshot(member_id)
     assert state["balance"] == 50 and state["entries"] == 3  # EARN, EXPIRE, EARN
+
+
+async def test_group_commit_isolates_a_receipt_that_fails_for_another_reason(api, monkeypatch):
+    """Concurrent receipts share a transaction; one that fails with an unexpected fault must not
+    take the others down: the group is booked again one by one, and only its caller sees the fault."""
+    import asyncio
+
+    import pytest
+
+    from api.services import purchases
+
+    member_id, _ = await make_member()
+    identity = purchases.IntegrationIdentity("demo-pos", "test", frozenset(
+        m.id for m in [await purchases.merchants.by_code("M001", [])]))
+    real_book = purchases._book
+
+    async def book(tx, item, now):
+        if item.receipt_no.startswith("BOOM"):
+            raise RuntimeError("a fault that is not a business rule")
+        return await real_book(tx, item, now)
+
+    monkeypatch.setattr(purchases, "_book", book)
+    inputs = [purchases.PurchaseInput(code_for(member_id), "M001", ("BOOM" if i == 2 else "") + unique("R"), 1000,
+                                      clock.now(), unique("K")) for i in range(6)]
+    results = await asyncio.gather(*(purchases.record_purchase(identity, data) for data in inputs),
+                                   return_exceptions=True)
+    assert isinstance(results[2], RuntimeError)
+    assert [r.points_earned for i, r in enumerate(results) if i != 2] == [10] * 5
+    state = await snapshot(member_id)
+    assert state["balance"] == 50 and state["purchases"] == 5
+    with pytest.raises(RuntimeError):
+        await purchases.record_purchase(identity, inputs[2])
