@@ -16,6 +16,7 @@ from api import db
 from api.auth import caller_for
 from api.config import settings
 from api.context import Context
+from api.prepared import PreparedExecutor
 from api.services.errors import AuthError
 
 log = logging.getLogger("mallpoints")
@@ -38,9 +39,10 @@ class GuardedGraphQL:
     """Authenticates before Strawberry sees the request: a bad signature or token is refused with a
     top-level error (extensions.code) and nothing is executed or recorded."""
 
-    def __init__(self, schema, endpoint: str, ide: bool) -> None:
+    def __init__(self, schema, endpoint: str, ide: bool, prepared: PreparedExecutor | None = None) -> None:
         self.endpoint = endpoint
         self.view = _View(schema, endpoint, graphql_ide="graphiql" if ide else None, allow_queries_via_get=ide)
+        self.prepared = prepared
 
     async def __call__(self, scope, receive, send) -> None:
         started = time.perf_counter()
@@ -53,6 +55,14 @@ class GuardedGraphQL:
             response = JSONResponse({"data": None, "errors": [{"message": err.message, "extensions": {"code": err.code}}]})
             await response(scope, receive, send)
             return
+        if self.prepared is not None and request.method == "POST" and _is_json(request):
+            context = Context(caller=caller, endpoint=self.endpoint, request=request, redis=request.app.state.redis)
+            answer = await self.prepared.run(body, context)
+            if answer is not None:
+                await Response(answer, media_type="application/json")(scope, receive, send)
+                REQUESTS.labels(self.endpoint, "ok").inc()
+                LATENCY.labels(self.endpoint).observe(time.perf_counter() - started)
+                return
         scope.setdefault("state", {})["caller"] = caller
         replayed = False
 
@@ -66,6 +76,10 @@ class GuardedGraphQL:
         await self.view(scope, replay, send)
         REQUESTS.labels(self.endpoint, "ok").inc()
         LATENCY.labels(self.endpoint).observe(time.perf_counter() - started)
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 async def healthz(request: Request) -> Response:
@@ -89,8 +103,8 @@ async def metrics(request: Request) -> Response:
 
 def create_app(*, manage_db: bool = True) -> Starlette:
     """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
+    from api.schema import public
     from api.schema.admin import schema as admin_schema
-    from api.schema.public import schema as public_schema
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -111,7 +125,8 @@ def create_app(*, manage_db: bool = True) -> Starlette:
                 await db.close_db()
 
     routes = [
-        Route("/graphql", GuardedGraphQL(public_schema, "public", ide=False), methods=["GET", "POST"]),
+        Route("/graphql", GuardedGraphQL(public.schema, "public", ide=False, prepared=PreparedExecutor(
+            public.schema, public.RULES, public.MAX_TOKENS)), methods=["GET", "POST"]),
         Route("/admin/graphql", GuardedGraphQL(admin_schema, "admin", ide=True), methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),

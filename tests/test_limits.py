@@ -81,3 +81,11 @@ async def test_health_and_metrics(api):
     await api.post("{ tiers { code } }")
     metrics = await api.client.get("/metrics")
     assert metrics.status_code == 200 and "mallpoints_graphql_requests_total" in metrics.text
+
+
+async def test_variable_errors_carry_no_suggestions(api):
+    _, token = await make_member()
+    update = "mutation($i: MemberProfileUpdateInput!) { memberProfileUpdate(input: $i) { userErrors { code } } }"
+    for _ in range(2):  # the first request prepares the document, the second runs it prepared
+        result = await api.post(update, {"i": {"gender": "FEMAL"}}, token=token)
+        assert result["errors"] and "Did you mean" not in result["errors"][0]["message"]
