@@ -60,8 +60,7 @@ class GuardedGraphQL:
             answer = await self.prepared.run(body, context)
             if answer is not None:
                 await Response(answer, media_type="application/json")(scope, receive, send)
-                REQUESTS.labels(self.endpoint, "ok").inc()
-                LATENCY.labels(self.endpoint).observe(time.perf_counter() - started)
+                self._count(started)
                 return
         scope.setdefault("state", {})["caller"] = caller
         replayed = False
@@ -74,6 +73,9 @@ class GuardedGraphQL:
             return await receive()
 
         await self.view(scope, replay, send)
+        self._count(started)
+
+    def _count(self, started: float) -> None:
         REQUESTS.labels(self.endpoint, "ok").inc()
         LATENCY.labels(self.endpoint).observe(time.perf_counter() - started)
 
