@@ -6,8 +6,8 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from api.services import ledger, members, merchants
-from api.services.errors import forbidden, unauthenticated
+from api.services import ledger, members
+from api.services.errors import unauthenticated
 from api.services.integrations import IntegrationIdentity
 
 
@@ -16,16 +16,6 @@ class Caller:
     member_id: int | None = None
     operator_id: int | None = None
     integration: IntegrationIdentity | None = None
-
-    @property
-    def kind(self) -> str:
-        if self.member_id is not None:
-            return "member"
-        if self.operator_id is not None:
-            return "operator"
-        if self.integration is not None:
-            return "integration"
-        return "anonymous"
 
 
 ANONYMOUS = Caller()
@@ -41,16 +31,10 @@ async def _load_members(ids: list[int]) -> list[members.MemberRecord | None]:
     return [found.get(i) for i in ids]
 
 
-async def _load_merchants(ids: list[int]) -> list[merchants.MerchantInfo | None]:
-    found = await merchants.by_ids(list(ids))
-    return [found.get(i) for i in ids]
-
-
 @dataclass
 class Loaders:
     balance: DataLoader[int, int] = field(default_factory=lambda: DataLoader(load_fn=_load_balances))
     member: DataLoader[int, Any] = field(default_factory=lambda: DataLoader(load_fn=_load_members))
-    merchant: DataLoader[int, Any] = field(default_factory=lambda: DataLoader(load_fn=_load_merchants))
 
 
 @dataclass
@@ -79,8 +63,5 @@ class Context:
 
     def may_read_member(self, member_id: int) -> bool:
         """Operators read every member; a member reads only themself."""
-        return self.endpoint == "admin" and self.caller.operator_id is not None or self.caller.member_id == member_id
-
-    def require_member_access(self, member_id: int) -> None:
-        if not self.may_read_member(member_id):
-            raise forbidden("not your member record")
+        is_operator = self.endpoint == "admin" and self.caller.operator_id is not None
+        return is_operator or self.caller.member_id == member_id

@@ -1,5 +1,7 @@
-"""The points ledger: the only code that writes points_entry, points_lot, points_lot_move and the
-cached balance. Every function here runs inside a transaction opened by the caller through
+"""The points ledger: the code that writes points_entry, points_lot, points_lot_move and the cached
+balance (the one exception is the common purchase earn on PostgreSQL, `purchases._EARN_SQL`, which
+makes the same writes as `credit` in one statement and is checked against it by the same tests on
+SQLite and PostgreSQL). Every function here runs inside a transaction opened by the caller through
 `api.db.transaction()`, on an account it locked with `lock_account`.
 
 Invariants (checked by tests after every move, see docs/ledger.md):

@@ -46,12 +46,3 @@ async def page(limit: int, after_id: int | None) -> list[MerchantInfo]:
         "SELECT id, code, name, category FROM merchant WHERE id > $1 ORDER BY id LIMIT $2", after_id or 0, limit
     )
     return [MerchantInfo(r["id"], r["code"], r["name"], r["category"]) for r in rows]
-
-
-async def by_ids(ids: list[int]) -> dict[int, MerchantInfo]:
-    if not ids:
-        return {}
-    rows = await fetch(
-        "SELECT id, code, name, category FROM merchant WHERE id IN (" + ", ".join(str(int(i)) for i in ids) + ")"
-    )
-    return {r["id"]: MerchantInfo(r["id"], r["code"], r["name"], r["category"]) for r in rows}

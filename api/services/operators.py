@@ -52,12 +52,11 @@ async def login(username: str, password: str, *, client: str | None = None, redi
     if not ok:
         await ratelimit.allow(redis, bucket, LOGIN_ATTEMPTS_PER_15_MIN, 900)  # counts the failure
         raise DomainError(ErrorCode.INVALID_CREDENTIALS, "wrong username or password", ["password"])
-    if _hasher.check_needs_rehash(row["password_hash"]):
-        async with transaction() as tx:
-            await tx.execute("UPDATE operator SET password_hash = $1 WHERE id = $2", hash_password(password), row["id"])
-    token = signing.issue_token("operator", row["id"], settings().operator_token_ttl_seconds)
     async with transaction() as tx:
+        if _hasher.check_needs_rehash(row["password_hash"]):
+            await tx.execute("UPDATE operator SET password_hash = $1 WHERE id = $2", hash_password(password), row["id"])
         await audit(tx, ("operator", str(row["id"])), "operator.login", "operator", str(row["id"]), None)
+    token = signing.issue_token("operator", row["id"], settings().operator_token_ttl_seconds)
     return OperatorInfo(row["id"], row["username"], row["display_name"]), token
 
 
