@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from api.context import ANONYMOUS, Caller
-from api.services import integrations, operators, signing
+from api.services import integrations, operators, signing, staff
 from api.services.errors import forbidden, unauthenticated
 
 
@@ -29,6 +29,11 @@ async def caller_for(endpoint: str, headers, body: bytes, redis=None) -> Caller:
         if await operators.get_operator(claims.subject_id) is None:
             raise unauthenticated("operator disabled")
         return Caller(operator_id=claims.subject_id)
+    if claims.kind == "staff":
+        account = await staff.get_active(claims.subject_id)
+        if account is None:
+            raise unauthenticated("staff account disabled")
+        return Caller(staff_id=account.id, staff_merchant_id=account.merchant.id)
     if claims.kind != "member":
         raise forbidden("operators use /admin/graphql")
     return Caller(member_id=claims.subject_id)

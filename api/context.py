@@ -7,7 +7,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.services import ledger, members
-from api.services.errors import unauthenticated
+from api.services.errors import forbidden, unauthenticated
 from api.services.integrations import IntegrationIdentity
 
 
@@ -16,6 +16,8 @@ class Caller:
     member_id: int | None = None
     operator_id: int | None = None
     integration: IntegrationIdentity | None = None
+    staff_id: int | None = None  # merchant staff (商户助手), with the merchant they work for
+    staff_merchant_id: int | None = None
 
 
 ANONYMOUS = Caller()
@@ -48,8 +50,18 @@ class Context:
 
     def member_id(self) -> int:
         if self.caller.member_id is None:
+            if self.caller.staff_id is not None:
+                raise forbidden("merchant staff cannot act as a member")
             raise unauthenticated("sign in as a member first")
         return self.caller.member_id
+
+    def staff(self) -> tuple[int, int]:
+        """(staff id, merchant id) of a signed-in merchant staff account."""
+        if self.caller.staff_id is None or self.caller.staff_merchant_id is None:
+            if self.caller.member_id is not None:
+                raise forbidden("only merchant staff can do this")
+            raise unauthenticated("sign in as merchant staff first")
+        return self.caller.staff_id, self.caller.staff_merchant_id
 
     def integration(self) -> IntegrationIdentity:
         if self.caller.integration is None:

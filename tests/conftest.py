@@ -23,7 +23,7 @@ import pytest_asyncio
 
 from api import db
 from api.config import Settings, set_settings
-from api.services import clock, integrations, merchants, signing, tiers
+from api.services import clock, integrations, merchants, signing, staff, tiers
 
 PG_ADMIN_DSN = os.environ.get("MALLPOINTS_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MALLPOINTS_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -80,6 +80,7 @@ async def backend(request, tmp_path_factory):
     yield request.param
     tiers.invalidate_cache()
     merchants.invalidate_cache()
+    staff.invalidate_cache()
     integrations._keys.clear()
     await db.close_db()
     if request.param == "postgres":

@@ -6,17 +6,19 @@ import strawberry
 from strawberry.types import Info
 
 from api.resolvers import client_address, user_errors
+from api.resolvers.staff import staff_node, staff_viewer
 from api.schema import payloads as p
 from api.schema.errors import UserError
 from api.schema.ids import from_global_id, to_global_id
+from api.schema.staff import voucher_of
 from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
-from api.services import ledger, members, purchases, tiers
+from api.services import ledger, members, purchases, tiers, vouchers
 
 
 async def viewer(info: Info) -> Viewer:
     member_id = info.context.caller.member_id
     record = await info.context.loaders.member.load(member_id) if member_id is not None else None
-    return Viewer(member=Member.of(record) if record else None)
+    return Viewer(member=Member.of(record) if record else None, staff=await staff_viewer(info))
 
 
 async def all_tiers() -> list[Tier]:
@@ -37,6 +39,11 @@ async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
     if type_name == "PointsEntry":
         found = await ledger.entry_with_owner(pk)
         return PointsEntry.of(found[0]) if found and info.context.may_read_member(found[1]) else None
+    if type_name == "Voucher":
+        voucher = await vouchers.by_id(pk)
+        return voucher_of(voucher) if voucher and info.context.may_read_member(voucher.info.member_id) else None
+    if type_name == "MerchantStaff":
+        return await staff_node(info, pk)
     return None
 
 

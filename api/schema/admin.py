@@ -9,7 +9,9 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 
 from api.resolvers import admin as a
 from api.resolvers import public as r
+from api.resolvers import staff as st
 from api.schema import payloads as p
+from api.schema import staff as sp
 from api.schema.errors import should_mask
 from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Purchase, Tier
 
@@ -25,6 +27,8 @@ class Query:
     sms_messages: list[p.SmsMessage] = strawberry.field(
         resolver=a.sms_messages, description="Dev-only: the console SMS sender's outbox, newest first.")
     integration_keys: list[p.IntegrationKey] = strawberry.field(resolver=a.integration_keys)
+    merchant_staff: Connection[sp.MerchantStaff] = strawberry.field(
+        resolver=st.merchant_staff_page, description="Merchant staff accounts, optionally of one merchant.")
 
 
 @strawberry.type
@@ -37,6 +41,10 @@ class Mutation:
         resolver=a.tier_evaluation_run, description="Closes ended qualification periods (downgrades are logged).")
     integration_key_create: p.IntegrationKeyCreatePayload = strawberry.mutation(resolver=a.integration_key_create)
     integration_key_revoke: p.IntegrationKeyRevokePayload = strawberry.mutation(resolver=a.integration_key_revoke)
+    merchant_staff_create: sp.MerchantStaffCreatePayload = strawberry.mutation(
+        resolver=st.merchant_staff_create, description="Opens a merchant staff account; audited.")
+    merchant_staff_deactivate: sp.MerchantStaffDeactivatePayload = strawberry.mutation(
+        resolver=st.merchant_staff_deactivate, description="Closes a merchant staff account; audited.")
 
 
 RULES = [depth_rule(15, None)]  # built once, so that ValidationCache hits

@@ -12,9 +12,12 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.config import StrawberryConfig
 
 from api.resolvers import public as r
+from api.resolvers import staff as st
 from api.schema import payloads as p
+from api.schema import staff as sp
 from api.schema.errors import should_mask
 from api.schema.rules import OncePerRequest
+from api.schema.mall import Voucher
 from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
 
 MAX_DEPTH = 10
@@ -29,6 +32,9 @@ class Query:
     viewer: Viewer = strawberry.field(resolver=r.viewer, description="The caller's own data.")
     tiers: list[Tier] = strawberry.field(resolver=r.all_tiers)
     node: Optional[Node] = strawberry.field(resolver=r.node)
+    voucher_lookup: Optional[Voucher] = strawberry.field(
+        resolver=st.voucher_lookup, description="Merchant staff: a voucher by typed code or scanned QR payload, "
+        "if it can be written off at the staff's merchant (any status); otherwise null.")
 
 
 @strawberry.type
@@ -44,13 +50,17 @@ class Mutation:
     purchase_refund: p.PurchaseRefundPayload = strawberry.mutation(resolver=r.purchase_refund)
     points_pay: p.PointsPayPayload = strawberry.mutation(
         resolver=r.points_pay, description="Points as payment at the till (signed integration).")
+    merchant_staff_login: sp.MerchantStaffLoginPayload = strawberry.mutation(
+        resolver=st.merchant_staff_login, description="Merchant staff sign in with username and password.")
+    voucher_write_off: sp.VoucherWriteOffPayload = strawberry.mutation(
+        resolver=st.voucher_write_off, description="Merchant staff write off (核销) a voucher, once.")
 
 
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        types=[Member, PointsEntry, Tier, Purchase],
+        types=[Member, PointsEntry, Tier, Purchase, Voucher, sp.MerchantStaff],
         config=StrawberryConfig(disable_field_suggestions=True),
         extensions=[
             lambda: ParserCache(maxsize=1024),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Generic, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Generic, Optional, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -12,6 +12,10 @@ from api.schema.errors import ApiError
 from api.schema.ids import cursor_for, to_global_id
 from api.services import ledger, members, tiers
 from api.services.errors import forbidden
+
+if TYPE_CHECKING:
+    from api.schema.mall import Voucher, VoucherStatus
+    from api.schema.staff import MerchantStaffViewer
 
 MAX_PAGE = 100
 T = TypeVar("T")
@@ -182,10 +186,27 @@ class Member(Node):
         code, expires_at = members.member_code(self.pk)
         return MemberCode(code=code, expires_at=expires_at)
 
+    @strawberry.field(description="The member's vouchers, newest first. Only for the member themself and operators.")
+    async def vouchers(
+        self, info: Info, first: int, after: Optional[str] = None,
+        status: Optional[Annotated["VoucherStatus", strawberry.lazy("api.schema.mall")]] = None,
+    ) -> Connection[Annotated["Voucher", strawberry.lazy("api.schema.mall")]]:
+        from api.schema.ids import from_cursor
+        from api.schema.mall import Voucher
+        from api.services import vouchers
+
+        if not info.context.may_read_member(self.pk):
+            raise forbidden("only the member can see their vouchers")
+        check_first(first)
+        rows = await vouchers.member_page(self.pk, first + 1, from_cursor(after), status.value if status else None)
+        return Connection.of([Voucher.of(r.info, r.merchant_code) for r in rows], first)
+
 
 @strawberry.type
 class Viewer:
     member: Optional[Member]
+    staff: Optional[Annotated["MerchantStaffViewer", strawberry.lazy("api.schema.staff")]] = strawberry.field(
+        default=None, description="null unless merchant staff are signed in.")
 
 
 @strawberry.type

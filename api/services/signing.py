@@ -29,7 +29,7 @@ def _b64(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class TokenClaims:
-    kind: str  # "member" or "operator"
+    kind: str  # "member", "operator" or "staff" (merchant staff)
     subject_id: int
     expires_at: int
 
@@ -43,7 +43,7 @@ def issue_token(kind: str, subject_id: int, ttl_seconds: int) -> str:
 def read_token(token: str) -> TokenClaims:
     """Verifies signature and expiry; raises UNAUTHENTICATED otherwise."""
     parts = token.split(".")
-    if len(parts) != 4 or parts[0] not in ("member", "operator"):
+    if len(parts) != 4 or parts[0] not in ("member", "operator", "staff"):
         raise unauthenticated("invalid token")
     body = ".".join(parts[:3])
     if not hmac.compare_digest(parts[3], _b64(_mac("token", body))):

@@ -1,0 +1,119 @@
+"""Merchant staff (商户助手) types: accounts, the staff viewer, voucher write-off inputs and payloads."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+import strawberry
+
+from api.schema.errors import UserError
+from api.schema.ids import from_cursor, to_global_id
+from api.schema.mall import Money, Voucher
+from api.schema.types import Connection, Merchant, Node, check_first
+from api.services import staff, vouchers
+
+
+def voucher_of(view: vouchers.VoucherView) -> Voucher:
+    return Voucher.of(view.info, view.merchant_code)
+
+
+@strawberry.type(description="An account of a merchant's staff: looks up and writes off its merchant's vouchers.")
+class MerchantStaff(Node):
+    pk: strawberry.Private[int]
+    username: str
+    display_name: str
+    active: bool
+    created_at: datetime
+    merchant: Merchant
+
+    @classmethod
+    def of(cls, s: staff.StaffInfo) -> "MerchantStaff":
+        return cls(id=strawberry.ID(to_global_id("MerchantStaff", s.id)), pk=s.id, username=s.username,
+                   display_name=s.display_name, active=s.active, created_at=s.created_at,
+                   merchant=Merchant.of(s.merchant))
+
+
+@strawberry.type(description="Vouchers written off at a merchant on one Asia/Shanghai day.")
+class WriteOffSummary:
+    day: date
+    count: int
+    face_value: Money = strawberry.field(description="Sum of the face values (vouchers without one count 0).")
+
+
+@strawberry.type(description="The signed-in merchant staff account and its merchant's write-offs.")
+class MerchantStaffViewer:
+    pk: strawberry.Private[int]
+    merchant_pk: strawberry.Private[int]
+    id: strawberry.ID = strawberry.field(description="The MerchantStaff global ID.")
+    username: str
+    display_name: str
+    merchant: Merchant
+
+    @classmethod
+    def of(cls, s: staff.StaffInfo) -> "MerchantStaffViewer":
+        return cls(pk=s.id, merchant_pk=s.merchant.id, id=strawberry.ID(to_global_id("MerchantStaff", s.id)),
+                   username=s.username, display_name=s.display_name, merchant=Merchant.of(s.merchant))
+
+    @strawberry.field(description="Vouchers written off at this merchant, newest write-off first.")
+    async def write_offs(self, first: int, after: Optional[str] = None) -> Connection[Voucher]:
+        check_first(first)
+        rows = await vouchers.written_off_page(self.merchant_pk, first + 1, from_cursor(after))
+        return Connection.of([voucher_of(r) for r in rows], first)
+
+    @strawberry.field(description="Count and face value written off on an Asia/Shanghai day (default today).")
+    async def write_off_summary(self, day: Optional[date] = None) -> WriteOffSummary:
+        summary = await vouchers.write_off_summary(self.merchant_pk, day)
+        return WriteOffSummary(day=summary.day, count=summary.count, face_value=Money(amount_fen=summary.face_value_fen))
+
+
+# --- inputs and payloads -------------------------------------------------------------------------
+
+
+@strawberry.input
+class MerchantStaffLoginInput:
+    username: str
+    password: str
+
+
+@strawberry.type
+class MerchantStaffLoginPayload:
+    token: Optional[str] = None
+    staff: Optional[MerchantStaff] = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class VoucherWriteOffInput:
+    code: str = strawberry.field(description="The voucher code as typed, or the scanned QR payload (MPV1:<code>).")
+    idempotency_key: str
+
+
+@strawberry.type
+class VoucherWriteOffPayload:
+    voucher: Optional[Voucher] = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class MerchantStaffCreateInput:
+    merchant_code: str
+    username: str
+    display_name: str
+    password: str = strawberry.field(description="At least 10 characters.")
+
+
+@strawberry.type
+class MerchantStaffCreatePayload:
+    staff: Optional[MerchantStaff] = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class MerchantStaffDeactivateInput:
+    staff_id: strawberry.ID
+
+
+@strawberry.type
+class MerchantStaffDeactivatePayload:
+    staff: Optional[MerchantStaff] = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
