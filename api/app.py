@@ -103,6 +103,21 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+async def dev_pay(request: Request) -> Response:
+    """The development payment provider's cashier: pays an order's payment in full (dev-only)."""
+    from api.services import payments
+    from api.services.errors import DomainError
+
+    if not payments.dev_provider_enabled():
+        return JSONResponse({"error": "the development payment provider is off"}, status_code=404)
+    try:
+        result = await payments.dev_pay(request.path_params["out_trade_no"])
+    except DomainError as err:
+        return JSONResponse({"error": err.message, "code": err.code.value}, status_code=404)
+    return JSONResponse({"orderStatus": result.order_status, "paymentStatus": result.payment_status,
+                         "refundRequestedFen": result.refund_requested_fen})
+
+
 def create_app(*, manage_db: bool = True) -> Starlette:
     """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
     from api.schema import public
@@ -132,6 +147,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
         Route("/admin/graphql", GuardedGraphQL(admin_schema, "admin", ide=True), methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
+        Route("/dev/pay/{out_trade_no}", dev_pay, methods=["POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.redis = None

@@ -92,6 +92,13 @@ def cmd_expire(args) -> None:
     print(f"expired {result.points_expired} points in {result.lots_expired} lots of {result.accounts} members")
 
 
+def cmd_orders_expire(args) -> None:
+    from api.services import operators
+
+    result = asyncio.run(_with_db(lambda: operators.run_order_expiry(("cli", None), _parse_time(args.as_of))))
+    print(f"lapsed {result.orders_expired} unpaid orders; released {result.points_released} held points")
+
+
 def cmd_tiers_evaluate(args) -> None:
     from api.services import operators
 
@@ -113,8 +120,9 @@ def cmd_key(args) -> None:
 
     async def work():
         if args.key_command == "create":
-            key, secret = await integrations.create_key(args.name, args.merchant, ("cli", None))
-            print(f"key id: {key.key_id}\nsecret: {secret}\nmerchants: {', '.join(key.merchant_codes)}")
+            key, secret = await integrations.create_key(args.name, args.merchant or [], ("cli", None), scopes=args.scope)
+            print(f"key id: {key.key_id}\nsecret: {secret}\nmerchants: {', '.join(key.merchant_codes)}"
+                  f"\nscopes: {', '.join(key.scopes)}")
             print("The secret is shown once; it is stored encrypted.")
         elif args.key_command == "revoke":
             key = await integrations.revoke_key(args.key_id, ("cli", None))
@@ -161,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     expire = sub.add_parser("expire", help="expire every points lot due at --as-of (default now)")
     expire.add_argument("--as-of")
     expire.set_defaults(func=cmd_expire)
+    orders_expire = sub.add_parser("orders-expire", help="lapse unpaid points-plus-cash orders past their deadline")
+    orders_expire.add_argument("--as-of")
+    orders_expire.set_defaults(func=cmd_orders_expire)
     evaluate = sub.add_parser("tiers-evaluate", help="close ended tier qualification periods")
     evaluate.add_argument("--as-of")
     evaluate.set_defaults(func=cmd_tiers_evaluate)
@@ -171,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     key_sub = key.add_subparsers(dest="key_command", required=True)
     create = key_sub.add_parser("create")
     create.add_argument("--name", required=True)
-    create.add_argument("--merchant", action="append", required=True, help="merchant code; repeat for several")
+    create.add_argument("--merchant", action="append", help="merchant code; repeat for several (a pos key needs one)")
+    create.add_argument("--scope", action="append", choices=["pos", "payment"],
+                        help="what the key may do: pos (default) or payment (payment notifications); repeatable")
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key_id")
     key_sub.add_parser("list")

@@ -63,6 +63,10 @@ class Settings:
     sms_resend_seconds: int = 60
     signature_window_seconds: int = 300
     nonce_ttl_seconds: int = 600
+    # Points mall: minutes an unpaid points-plus-cash order holds its stock and points; the payment
+    # provider ("dev": the development stand-in for WeChat Pay, dev-only; "none": no cash checkout).
+    checkout_minutes: int = 15
+    payment_provider: str = "dev"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -97,6 +101,8 @@ class Settings:
             expiry_months=_int(env, "MALLPOINTS_EXPIRY_MONTHS", 12, minimum=1),
             tier_period_months=_int(env, "MALLPOINTS_TIER_PERIOD_MONTHS", 12, minimum=1),
             max_receipt_fen=_int(env, "MALLPOINTS_MAX_RECEIPT_FEN", 10_000_000, minimum=1),
+            checkout_minutes=_int(env, "MALLPOINTS_CHECKOUT_MINUTES", 15, minimum=1),
+            payment_provider=env.get("MALLPOINTS_PAYMENT_PROVIDER") or ("none" if mode == "production" else "dev"),
         )
         settings.validate()
         return settings
@@ -111,6 +117,10 @@ class Settings:
             problems.append("MALLPOINTS_ADMIN_PASSWORD must be set (the default is refused)")
         if self.test_sms_code:
             problems.append("MALLPOINTS_TEST_SMS_CODE is dev-only")
+        if self.payment_provider == "dev":
+            problems.append("MALLPOINTS_PAYMENT_PROVIDER=dev is dev-only")
+        if self.payment_provider not in ("dev", "none"):
+            problems.append("MALLPOINTS_PAYMENT_PROVIDER must be 'dev' or 'none'")
         if os.environ.get("MALLPOINTS_DEMO_POS_SECRET"):
             problems.append("MALLPOINTS_DEMO_POS_SECRET is dev-only")
         if problems:

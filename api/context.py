@@ -1,6 +1,7 @@
 """Per-request context: who is calling, DataLoaders, the Redis handle."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,18 @@ class Context:
     response: Any = None
     redis: Any = None
     loaders: Loaders = field(default_factory=Loaders)
+    _loaders: dict[str, DataLoader] = field(default_factory=dict)
+
+    def loader(self, name: str, batch: Callable[[list[Any]], Awaitable[Any]]) -> DataLoader:
+        """A DataLoader of this request, made on first use. `batch` returns either a list in key
+        order or a dict by key (missing keys load None)."""
+        if name not in self._loaders:
+            async def load(keys: list[Any]) -> list[Any]:
+                found = await batch(list(keys))
+                return [found.get(k) for k in keys] if isinstance(found, dict) else list(found)
+
+            self._loaders[name] = DataLoader(load_fn=load)
+        return self._loaders[name]
 
     def member_id(self) -> int:
         if self.caller.member_id is None:

@@ -38,9 +38,10 @@ INDEXES = [
 ]
 
 
-def _sqlite_sql() -> list[str]:
+def sqlite_checks(checks: list[tuple[str, str, str]]) -> list[str]:
+    """CHECK constraints as SQLite triggers (also used by later migrations)."""
     sql = []
-    for table, name, check in CHECKS:
+    for table, name, check in checks:
         for event in ("INSERT", "UPDATE"):
             # Column names are lower case and SQL words upper case: qualify the columns with NEW.
             new_check = re.sub(r"\b([a-z_][a-z_0-9]*)\b", r"NEW.\1", check)
@@ -49,6 +50,15 @@ def _sqlite_sql() -> list[str]:
                 f"FOR EACH ROW WHEN NOT ({new_check}) "
                 f"BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: {name}'); END"
             )
+    return sql
+
+
+def postgres_checks(checks: list[tuple[str, str, str]]) -> list[str]:
+    return [f'ALTER TABLE "{t}" ADD CONSTRAINT "{n}" CHECK ({c})' for t, n, c in checks]
+
+
+def _sqlite_sql() -> list[str]:
+    sql = sqlite_checks(CHECKS)
     for table in APPEND_ONLY:
         for event in ("UPDATE", "DELETE"):
             sql.append(
@@ -59,7 +69,7 @@ def _sqlite_sql() -> list[str]:
 
 
 def _postgres_sql() -> list[str]:
-    sql = [f'ALTER TABLE "{t}" ADD CONSTRAINT "{n}" CHECK ({c})' for t, n, c in CHECKS]
+    sql = postgres_checks(CHECKS)
     sql.append(
         "CREATE OR REPLACE FUNCTION mallpoints_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN RAISE EXCEPTION 'append-only table: %', TG_TABLE_NAME; END $$"

@@ -2,12 +2,16 @@
 from api.models.integrations import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce
 from api.models.ledger import IdempotencyRecord, PointsAccount, PointsEntry, PointsLot, PointsLotMove
 from api.models.members import GrowthEntry, Member, SmsCode, SmsMessage, Tier, TierChange
+from api.models.mall import (
+    FlashSale, MallOrder, MerchantStaff, Payment, PaymentRefund, PointsHold, Product, Voucher,
+)
 from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator
 from api.models.purchases import Purchase, PurchaseRefund, TillPayment
 
 __all__ = [
-    "AuditLog", "GrowthEntry", "IdempotencyRecord", "IntegrationKey", "IntegrationKeyMerchant",
+    "AuditLog", "FlashSale", "MallOrder", "MerchantStaff", "Payment", "PaymentRefund", "PointsHold", "Product",
+    "Voucher", "GrowthEntry", "IdempotencyRecord", "IntegrationKey", "IntegrationKeyMerchant",
     "IntegrationNonce", "Member", "Merchant", "Operator", "PointsAccount", "PointsEntry", "PointsLot",
     "PointsLotMove", "Purchase", "PurchaseRefund", "SmsCode", "SmsMessage", "Tier", "TierChange",
     "TillPayment",

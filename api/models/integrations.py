@@ -11,6 +11,9 @@ class IntegrationKey(Model):
     secret_encrypted = fields.TextField()
     created_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
+    # What the key may do, comma-separated: pos (purchases, refunds, points payments), payment
+    # (payment notifications). NULL is a key from before scopes: pos.
+    scopes = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "integration_key"

@@ -84,7 +84,7 @@ async def sms_messages(info: Info, first: int) -> list[p.SmsMessage]:
 
 def _key(k: integrations.KeyInfo) -> p.IntegrationKey:
     return p.IntegrationKey(key_id=k.key_id, name=k.name, merchant_codes=k.merchant_codes,
-                            created_at=k.created_at, revoked_at=k.revoked_at)
+                            created_at=k.created_at, revoked_at=k.revoked_at, scopes=k.scopes)
 
 
 async def integration_keys(info: Info) -> list[p.IntegrationKey]:
@@ -95,7 +95,7 @@ async def integration_keys(info: Info) -> list[p.IntegrationKey]:
 @user_errors(p.IntegrationKeyCreatePayload)
 async def integration_key_create(info: Info, input: p.IntegrationKeyCreateInput) -> p.IntegrationKeyCreatePayload:
     actor = ("operator", str(info.context.operator_id()))
-    key, secret = await integrations.create_key(input.name, input.merchant_codes, actor)
+    key, secret = await integrations.create_key(input.name, input.merchant_codes, actor, scopes=input.scopes)
     return p.IntegrationKeyCreatePayload(integration_key=_key(key), secret=secret)
 
 

@@ -8,8 +8,10 @@ from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, V
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 from api.resolvers import admin as a
+from api.resolvers import mall as mr
 from api.resolvers import public as r
 from api.resolvers import staff as st
+from api.schema import mall as m
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
@@ -27,6 +29,10 @@ class Query:
     sms_messages: list[p.SmsMessage] = strawberry.field(
         resolver=a.sms_messages, description="Dev-only: the console SMS sender's outbox, newest first.")
     integration_keys: list[p.IntegrationKey] = strawberry.field(resolver=a.integration_keys)
+    products: Connection[m.Product] = strawberry.field(resolver=mr.admin_products, description="Every product.")
+    flash_sales: Connection[m.FlashSale] = strawberry.field(resolver=mr.admin_flash_sales)
+    mall_orders: Connection[m.MallOrder] = strawberry.field(
+        resolver=mr.admin_orders, description="Orders of the points mall, newest first (optionally one member's).")
     merchant_staff: Connection[sp.MerchantStaff] = strawberry.field(
         resolver=st.merchant_staff_page, description="Merchant staff accounts, optionally of one merchant.")
 
@@ -41,6 +47,17 @@ class Mutation:
         resolver=a.tier_evaluation_run, description="Closes ended qualification periods (downgrades are logged).")
     integration_key_create: p.IntegrationKeyCreatePayload = strawberry.mutation(resolver=a.integration_key_create)
     integration_key_revoke: p.IntegrationKeyRevokePayload = strawberry.mutation(resolver=a.integration_key_revoke)
+    product_create: m.ProductPayload = strawberry.mutation(resolver=mr.product_create, description="Audited.")
+    product_update: m.ProductPayload = strawberry.mutation(
+        resolver=mr.product_update, description="Edits, restocks (stockDelta), pauses or archives; audited.")
+    flash_sale_create: m.FlashSalePayload = strawberry.mutation(resolver=mr.flash_sale_create)
+    flash_sale_update: m.FlashSalePayload = strawberry.mutation(resolver=mr.flash_sale_update)
+    flash_sale_gate_rebuild: m.FlashSaleGateRebuildPayload = strawberry.mutation(
+        resolver=mr.flash_sale_gate_rebuild, description="Reloads a sale's Redis gate from the database.")
+    mall_order_refund: m.MallOrderRefundPayload = strawberry.mutation(
+        resolver=mr.mall_order_refund, description="Undoes a PAID order: points, stock, vouchers, cash refund request.")
+    mall_orders_expire_run: m.MallOrdersExpireRunPayload = strawberry.mutation(
+        resolver=mr.mall_orders_expire_run, description="Lapses unpaid checkouts past their deadline.")
     merchant_staff_create: sp.MerchantStaffCreatePayload = strawberry.mutation(
         resolver=st.merchant_staff_create, description="Opens a merchant staff account; audited.")
     merchant_staff_deactivate: sp.MerchantStaffDeactivatePayload = strawberry.mutation(

@@ -193,12 +193,14 @@ class IntegrationKey:
     merchant_codes: list[str]
     created_at: datetime
     revoked_at: Optional[datetime]
+    scopes: list[str] = strawberry.field(description="pos: till calls; payment: payment notifications.")
 
 
 @strawberry.input
 class IntegrationKeyCreateInput:
     name: str
     merchant_codes: list[str]
+    scopes: Optional[list[str]] = strawberry.field(default=None, description="Default [\"pos\"].")
 
 
 @strawberry.type

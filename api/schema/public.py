@@ -11,14 +11,16 @@ from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
+from api.resolvers import mall as mr
 from api.resolvers import public as r
+from api.schema import mall as m
 from api.resolvers import staff as st
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
 from api.schema.rules import OncePerRequest
 from api.schema.mall import Voucher
-from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
+from api.schema.types import Connection, Member, Node, PointsEntry, Purchase, Tier, Viewer
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
@@ -32,6 +34,10 @@ class Query:
     viewer: Viewer = strawberry.field(resolver=r.viewer, description="The caller's own data.")
     tiers: list[Tier] = strawberry.field(resolver=r.all_tiers)
     node: Optional[Node] = strawberry.field(resolver=r.node)
+    products: Connection[m.Product] = strawberry.field(
+        resolver=mr.products, description="The points mall: what the caller may see (exclusive zones by tier).")
+    flash_sales: Connection[m.FlashSale] = strawberry.field(
+        resolver=mr.flash_sales_list, description="Flash sales on now or coming, by start time.")
     voucher_lookup: Optional[Voucher] = strawberry.field(
         resolver=st.voucher_lookup, description="Merchant staff: a voucher by typed code or scanned QR payload, "
         "if it can be written off at the staff's merchant (any status); otherwise null.")
@@ -50,6 +56,16 @@ class Mutation:
     purchase_refund: p.PurchaseRefundPayload = strawberry.mutation(resolver=r.purchase_refund)
     points_pay: p.PointsPayPayload = strawberry.mutation(
         resolver=r.points_pay, description="Points as payment at the till (signed integration).")
+    points_mall_redeem: m.PointsMallRedeemPayload = strawberry.mutation(
+        resolver=mr.points_mall_redeem, description="A product for points alone: spends, issues the voucher.")
+    checkout_create: m.CheckoutCreatePayload = strawberry.mutation(
+        resolver=mr.checkout_create, description="Points plus cash: holds stock and points, returns a payment request.")
+    checkout_cancel: m.CheckoutCancelPayload = strawberry.mutation(
+        resolver=mr.checkout_cancel, description="Gives up an unpaid checkout: holds and stock come back.")
+    flash_sale_redeem: m.FlashSaleRedeemPayload = strawberry.mutation(
+        resolver=mr.flash_sale_redeem, description="One unit of a flash sale (积分秒杀) for points.")
+    payment_notify: m.PaymentNotifyPayload = strawberry.mutation(
+        resolver=mr.payment_notify, description="The payment provider reports a payment (signed, scope payment).")
     merchant_staff_login: sp.MerchantStaffLoginPayload = strawberry.mutation(
         resolver=st.merchant_staff_login, description="Merchant staff sign in with username and password.")
     voucher_write_off: sp.VoucherWriteOffPayload = strawberry.mutation(

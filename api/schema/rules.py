@@ -4,7 +4,8 @@ from __future__ import annotations
 from graphql import FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, ValidationRule
 
 # Mutations that pay, redeem, draw or verify a one-time code run alone: one root field per request.
-SENSITIVE_FIELDS = frozenset({"pointsPay", "authSmsLogin", "merchantStaffLogin", "voucherWriteOff"})
+SENSITIVE_FIELDS = frozenset({"pointsPay", "authSmsLogin", "merchantStaffLogin", "voucherWriteOff",
+                              "pointsMallRedeem", "checkoutCreate", "flashSaleRedeem"})
 
 
 class OncePerRequest(ValidationRule):

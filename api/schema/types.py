@@ -14,7 +14,7 @@ from api.services import ledger, members, tiers
 from api.services.errors import forbidden
 
 if TYPE_CHECKING:
-    from api.schema.mall import Voucher, VoucherStatus
+    from api.schema.mall import MallOrder, Voucher, VoucherStatus
     from api.schema.staff import MerchantStaffViewer
 
 MAX_PAGE = 100
@@ -200,6 +200,22 @@ class Member(Node):
         check_first(first)
         rows = await vouchers.member_page(self.pk, first + 1, from_cursor(after), status.value if status else None)
         return Connection.of([Voucher.of(r.info, r.merchant_code) for r in rows], first)
+
+    @strawberry.field(description="Points set aside for unpaid orders (not spendable until paid or released).")
+    async def points_held(self, info: Info) -> int:
+        from api.resolvers import mall as mall_resolvers
+
+        return await mall_resolvers.points_held(info, self.pk)
+
+    @strawberry.field(description="Points-mall orders, newest first. Only for the member themself and operators.")
+    async def orders(
+        self, info: Info, first: int, after: Optional[str] = None,
+    ) -> Connection[Annotated["MallOrder", strawberry.lazy("api.schema.mall")]]:
+        from api.resolvers import mall as mall_resolvers
+
+        if not info.context.may_read_member(self.pk):
+            raise forbidden("only the member can see their orders")
+        return await mall_resolvers.member_orders(info, self.pk, first, after)
 
 
 @strawberry.type

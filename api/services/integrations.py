@@ -22,7 +22,7 @@ from api.config import settings
 from api.db import fetch, fetchval, transaction
 from api.services import clock
 from api.services.audit import audit
-from api.services.errors import DomainError, ErrorCode, unauthenticated
+from api.services.errors import DomainError, ErrorCode, forbidden, unauthenticated
 
 MAX_NONCE = 64
 log = logging.getLogger("mallpoints.integrations")
@@ -33,6 +33,7 @@ class IntegrationIdentity:
     key_id: str
     name: str
     merchant_ids: frozenset[int]
+    scopes: frozenset[str] = frozenset({"pos"})
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ async def _load_key(key_id: str) -> _CachedKey | None:
     if cached is not None and time.monotonic() - cached.loaded_at < CACHE_SECONDS:
         return cached
     rows = await fetch(
-        "SELECT k.id, k.name, k.secret_encrypted, k.revoked_at, km.merchant_id FROM integration_key k"
+        "SELECT k.id, k.name, k.secret_encrypted, k.revoked_at, k.scopes, km.merchant_id FROM integration_key k"
         " LEFT JOIN integration_key_merchant km ON km.key_id = k.id WHERE k.key_id = $1",
         key_id,
     )
@@ -77,7 +78,8 @@ async def _load_key(key_id: str) -> _CachedKey | None:
     except InvalidToken:
         return None  # encrypted under another MALLPOINTS_SECRET_KEY
     identity = IntegrationIdentity(
-        key_id, rows[0]["name"], frozenset(r["merchant_id"] for r in rows if r["merchant_id"] is not None)
+        key_id, rows[0]["name"], frozenset(r["merchant_id"] for r in rows if r["merchant_id"] is not None),
+        _scopes(rows[0]["scopes"]),
     )
     entry = _CachedKey(identity, secret, time.monotonic())
     _keys[key_id] = entry
@@ -152,6 +154,18 @@ async def prune_nonces() -> int:
         return await tx.execute("DELETE FROM integration_nonce WHERE seen_at < $1", cutoff)
 
 
+SCOPES = ("pos", "payment")  # what a key may do: till calls; payment notifications
+
+
+def _scopes(stored: str | None) -> frozenset[str]:
+    return frozenset((stored or "pos").split(","))
+
+
+def require_scope(identity: IntegrationIdentity, scope: str) -> None:
+    if scope not in identity.scopes:
+        raise forbidden(f"this integration key lacks the {scope!r} scope")
+
+
 def require_merchant(identity: IntegrationIdentity, merchant_id: int, field: list[str]) -> None:
     if merchant_id not in identity.merchant_ids:
         raise DomainError(ErrorCode.MERCHANT_NOT_ALLOWED, "this key may not act for that merchant", field)
@@ -166,17 +180,22 @@ class KeyInfo:
     merchant_codes: list[str]
     created_at: object
     revoked_at: object
+    scopes: list[str]
 
 
 async def create_key(
     name: str, merchant_codes: list[str], actor: tuple[str, str | None], *, key_id: str | None = None,
-    secret: str | None = None,
+    secret: str | None = None, scopes: list[str] | None = None,
 ) -> tuple[KeyInfo, str]:
-    """Creates a key bound to merchants; returns it with its secret (shown once, stored encrypted)."""
+    """Creates a key bound to merchants; returns it with its secret (shown once, stored encrypted).
+    A till key (scope pos) needs at least one merchant; a payment notifier's key needs none."""
     name = (name or "").strip()
+    scopes = sorted(set(scopes or ["pos"]))
     if not 1 <= len(name) <= 128:
         raise DomainError(ErrorCode.INVALID_INPUT, "name must be 1 to 128 characters", ["name"])
-    if not merchant_codes:
+    if any(s not in SCOPES for s in scopes):
+        raise DomainError(ErrorCode.INVALID_INPUT, f"scopes are some of {', '.join(SCOPES)}", ["scopes"])
+    if "pos" in scopes and not merchant_codes:
         raise DomainError(ErrorCode.INVALID_INPUT, "bind the key to at least one merchant", ["merchantCodes"])
     key_id = key_id or "key_" + secrets.token_hex(8)
     secret = secret or secrets.token_urlsafe(32)
@@ -185,22 +204,22 @@ async def create_key(
         merchants = await tx.fetch(
             "SELECT id, code FROM merchant WHERE code IN (" + ", ".join(f"${i + 1}" for i in range(len(merchant_codes)))
             + ")", *merchant_codes,
-        )
+        ) if merchant_codes else []
         missing = sorted(set(merchant_codes) - {m["code"] for m in merchants})
         if missing:
             raise DomainError(ErrorCode.NOT_FOUND, f"unknown merchants: {', '.join(missing)}", ["merchantCodes"])
         pk = await tx.fetchval(
-            "INSERT INTO integration_key (key_id, name, secret_encrypted, created_at) VALUES ($1, $2, $3, $4)"
+            "INSERT INTO integration_key (key_id, name, secret_encrypted, created_at, scopes) VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (key_id) DO NOTHING RETURNING id",
-            key_id, name, encrypt_secret(secret), now,
+            key_id, name, encrypt_secret(secret), now, ",".join(scopes),
         )
         if pk is None:
             raise DomainError(ErrorCode.INVALID_INPUT, "a key with that id exists", ["keyId"])
         for m in merchants:
             await tx.execute("INSERT INTO integration_key_merchant (key_id, merchant_id) VALUES ($1, $2)", pk, m["id"])
         await audit(tx, actor, "integration_key.create", "integration_key", key_id,
-                    {"name": name, "merchants": sorted(merchant_codes)})
-    return KeyInfo(key_id, name, sorted(merchant_codes), now, None), secret
+                    {"name": name, "merchants": sorted(merchant_codes), "scopes": scopes})
+    return KeyInfo(key_id, name, sorted(merchant_codes), now, None, scopes), secret
 
 
 async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
@@ -218,7 +237,7 @@ async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
 
 async def list_keys(key_id: str | None = None) -> list[KeyInfo]:
     rows = await fetch(
-        "SELECT k.key_id, k.name, k.created_at, k.revoked_at, m.code FROM integration_key k"
+        "SELECT k.key_id, k.name, k.created_at, k.revoked_at, k.scopes, m.code FROM integration_key k"
         " LEFT JOIN integration_key_merchant km ON km.key_id = k.id LEFT JOIN merchant m ON m.id = km.merchant_id"
         + (" WHERE k.key_id = $1" if key_id else "") + " ORDER BY k.id, m.code",
         *([key_id] if key_id else []),
@@ -227,7 +246,8 @@ async def list_keys(key_id: str | None = None) -> list[KeyInfo]:
     for r in rows:
         info = keys.setdefault(
             r["key_id"],
-            KeyInfo(r["key_id"], r["name"], [], clock.parse_db_time(r["created_at"]), clock.parse_db_time(r["revoked_at"])),
+            KeyInfo(r["key_id"], r["name"], [], clock.parse_db_time(r["created_at"]), clock.parse_db_time(r["revoked_at"]),
+                    sorted(_scopes(r["scopes"]))),
         )
         if r["code"]:
             info.merchant_codes.append(r["code"])

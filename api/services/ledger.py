@@ -32,6 +32,12 @@ class LockedAccount:
     tier_id: int
     growth_value: int
     due: int = 0  # points in lots already past their expiry (expired by expire_account)
+    held: int = 0  # points set aside by live holds (not spendable)
+
+    @property
+    def spendable(self) -> int:
+        """Points a new spend or hold may take (after expire_account has run)."""
+        return self.balance - self.due - self.held
 
 
 @dataclass(frozen=True)
@@ -56,19 +62,39 @@ def expiry_for(earned_at: datetime) -> datetime:
     return clock.add_months(earned_at, cfg.expiry_months)
 
 
+# Points of the account `a` held at $2 (a hold past its expiry no longer holds anything).
+HELD_SQL = (
+    "SELECT COALESCE(SUM(h.points), 0) FROM points_hold h WHERE h.account_id = a.id AND h.status = 'HELD'"
+    " AND h.expires_at > $2"
+)
+
+
 async def lock_account(tx: Tx, member_id: int, as_of: datetime | None = None) -> LockedAccount | None:
     """Locks the member's row and account row (PostgreSQL) and reads what a points move needs,
-    including how many points are due for expiry at `as_of` (default now)."""
+    including how many points are due for expiry at `as_of` (default now) and how many are held.
+    The held sum is read by a statement of its own, after the lock: a subquery of the locking
+    statement would see the snapshot from before the wait (PostgreSQL re-reads only the locked rows)."""
+    as_of = as_of or clock.now()
     row = await tx.fetchrow(
         "SELECT a.id, a.balance, m.tier_id, m.growth_value, (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l"
         " WHERE l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $2) AS due"
         " FROM points_account a JOIN member m ON m.id = a.member_id WHERE a.member_id = $1"
         + (" FOR UPDATE OF a, m" if tx.postgres else ""),
-        member_id, as_of or clock.now(),
+        member_id, as_of,
     )
     if row is None:
         return None
-    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"], int(row["due"]))
+    held = await tx.fetchval(HELD_SQL.replace("a.id", "$1"), row["id"], as_of)
+    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"], int(row["due"]),
+                         int(held))
+
+
+def shortfall(acct: LockedAccount) -> str:
+    """Why a spend was refused, for the member."""
+    if acct.balance < 0:
+        return "a refund claw-back is outstanding"
+    held = f" ({acct.held} more are held for unpaid orders)" if acct.held else ""
+    return f"{acct.spendable} points are spendable{held}"
 
 
 async def _insert_entry(
@@ -201,7 +227,7 @@ async def expire_account(tx: Tx, acct: LockedAccount, as_of: datetime) -> Entry 
     valid now are spent). Free when the lock saw nothing due."""
     if not acct.due:
         return None
-    acct.due = 0
+    acct.due = 0  # (spendable is unchanged: balance falls by what was due)
     rows = await tx.fetch(
         "SELECT id, remaining FROM points_lot WHERE account_id = $1 AND kind = 'EARN' AND remaining > 0"
         " AND expires_at <= $2",
@@ -212,6 +238,98 @@ async def expire_account(tx: Tx, acct: LockedAccount, as_of: datetime) -> Entry 
         return None
     entry, _ = await _insert_entry(tx, acct, "EXPIRE", -total, EXPIRE_REASON, "expiry", None, as_of)
     await _insert_moves(tx, entry.id, [(r["id"], -r["remaining"]) for r in rows])
+    return entry
+
+
+# --- holds: points set aside for an order that waits (payment, a parking exit) ---------------
+
+
+async def hold(
+    tx: Tx, acct: LockedAccount, *, points: int, source_type: str, source_ref: str, expires_at: datetime,
+) -> int | None:
+    """Sets `points` aside until `expires_at`, or returns None when they are not spendable for that
+    long: points that will have expired by then cannot be held (so a hold can always be captured
+    before it lapses). Call after expire_account. Returns the hold's id."""
+    assert points > 0
+    expiring = await tx.fetchval(
+        "SELECT COALESCE(SUM(remaining), 0) FROM points_lot WHERE account_id = $1 AND kind = 'EARN'"
+        " AND remaining > 0 AND expires_at <= $2",
+        acct.id, expires_at,
+    )
+    if acct.spendable - int(expiring) < points:
+        return None
+    hold_id = await tx.fetchval(
+        "INSERT INTO points_hold (account_id, points, status, source_type, source_ref, expires_at, created_at)"
+        " VALUES ($1, $2, 'HELD', $3, $4, $5, $6) RETURNING id",
+        acct.id, points, source_type, source_ref, expires_at, clock.now(),
+    )
+    acct.held += points
+    return hold_id
+
+
+async def capture(tx: Tx, acct: LockedAccount, hold_id: int, *, reason: str, source_type: str, source_ref: str,
+                  occurred_at: datetime) -> Entry:
+    """Spends a live hold: one SPEND entry, lots earliest expiry first. Should a refund claw-back have
+    taken the held points meanwhile, the shortfall becomes debt like any claw-back (docs/ledger.md)."""
+    row = await tx.fetchrow(
+        "UPDATE points_hold SET status = 'CAPTURED', settled_at = $2 WHERE id = $1 AND account_id = $3"
+        " AND status = 'HELD' RETURNING points, expires_at",
+        hold_id, occurred_at, acct.id,
+    )
+    assert row is not None, f"hold {hold_id} is not live"
+    points = int(row["points"])
+    if clock.parse_db_time(row["expires_at"]) > occurred_at:
+        acct.held -= points
+    entry = await debit(tx, acct, points=points, kind="SPEND", reason=reason, source_type=source_type,
+                        source_ref=source_ref, occurred_at=occurred_at, allow_debt=True)
+    await tx.execute("UPDATE points_hold SET entry_id = $1 WHERE id = $2", entry.id, hold_id)
+    return entry
+
+
+async def release(tx: Tx, hold_id: int) -> bool:
+    """Ends a hold without spending; False when it was no longer live."""
+    return bool(await tx.execute(
+        "UPDATE points_hold SET status = 'RELEASED', settled_at = $2 WHERE id = $1 AND status = 'HELD'",
+        hold_id, clock.now(),
+    ))
+
+
+async def give_back(
+    tx: Tx, acct: LockedAccount, spend_entry_id: int, *, reason: str, source_type: str, source_ref: str,
+    occurred_at: datetime, operator_id: int | None = None,
+) -> Entry:
+    """Returns what a SPEND entry took, to the very lots it took from (an ADJUST entry: points given
+    back keep their original expiry). An outstanding claw-back debt is paid off first, as with credit;
+    what the spend itself ran into debt for, and is no longer owed, comes back as a new lot."""
+    rows = await tx.fetch(
+        "SELECT l.id, l.kind, -SUM(m.delta) AS taken FROM points_lot_move m JOIN points_lot l ON l.id = m.lot_id"
+        " WHERE m.entry_id = $1 GROUP BY l.id, l.kind, l.expires_at ORDER BY l.expires_at, l.id",
+        spend_entry_id,
+    )
+    from_debt = sum(int(r["taken"]) for r in rows if r["kind"] == "DEBT")
+    from_lots = [(r["id"], int(r["taken"])) for r in rows if r["kind"] == "EARN" and int(r["taken"]) > 0]
+    points = from_debt + sum(taken for _, taken in from_lots)
+    assert points > 0, f"entry {spend_entry_id} took nothing"
+    owed = max(0, -acct.balance)
+    paid = min(owed, from_debt)
+    fresh = from_debt - paid
+    moves: list[tuple[int, int]] = []
+    for lot_id, taken in from_lots:  # earliest expiry first: those pay what is still owed
+        use = min(owed - paid, taken)
+        paid += use
+        if taken - use:
+            moves.append((lot_id, taken - use))
+    if paid:
+        moves.append((await _debt_lot(tx, acct.id), paid))
+    entry, _ = await _insert_entry(tx, acct, "ADJUST", points, reason, source_type, source_ref, occurred_at,
+                                   operator_id=operator_id, reverses_id=spend_entry_id)
+    if fresh:
+        await tx.execute(
+            "INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)"
+            " VALUES ($1, 'EARN', $2, $3, $3, $4, $5)",
+            acct.id, entry.id, fresh, occurred_at, expiry_for(occurred_at),
+        )
+    await _insert_moves(tx, entry.id, moves)
     return entry
 
 
@@ -297,11 +415,25 @@ async def balances(member_ids: list[int], as_of: datetime | None = None) -> dict
     ids = ", ".join(str(int(i)) for i in member_ids)
     rows = await fetch(
         "SELECT a.member_id, a.balance - COALESCE((SELECT SUM(l.remaining) FROM points_lot l WHERE"
-        " l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $1), 0) AS spendable"
+        " l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $1), 0)"
+        f" - ({HELD_SQL.replace('$2', '$1')}) AS spendable"
         f" FROM points_account a WHERE a.member_id IN ({ids})",
         as_of,
     )
     return {r["member_id"]: int(r["spendable"]) for r in rows}
+
+
+async def held_points(member_ids: list[int], as_of: datetime | None = None) -> dict[int, int]:
+    """Points set aside by live holds (checkouts waiting for payment, parking stays)."""
+    if not member_ids:
+        return {}
+    ids = ", ".join(str(int(i)) for i in member_ids)
+    rows = await fetch(
+        f"SELECT a.member_id, ({HELD_SQL.replace('$2', '$1')}) AS held FROM points_account a"
+        f" WHERE a.member_id IN ({ids})",
+        as_of or clock.now(),
+    )
+    return {r["member_id"]: int(r["held"]) for r in rows}
 
 
 async def expiring_soon(member_id: int, days: int) -> tuple[int, datetime | None]:

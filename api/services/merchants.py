@@ -41,6 +41,14 @@ async def by_code(code: str, field: list[str]) -> MerchantInfo:
     return merchant
 
 
+async def by_id(merchant_id: int) -> MerchantInfo | None:
+    found = next((m for m in _by_code.values() if m.id == merchant_id), None)
+    if found is None or time.monotonic() - _loaded_at[0] > CACHE_SECONDS:
+        await _load()
+        found = next((m for m in _by_code.values() if m.id == merchant_id), None)
+    return found
+
+
 async def page(limit: int, after_id: int | None) -> list[MerchantInfo]:
     rows = await fetch(
         "SELECT id, code, name, category FROM merchant WHERE id > $1 ORDER BY id LIMIT $2", after_id or 0, limit

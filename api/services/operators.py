@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from api.config import settings
 from api.db import fetch, transaction
-from api.services import clock, idempotency, ledger, ratelimit, signing, tiers
+from api.services import clock, idempotency, ledger, mall, ratelimit, signing, tiers
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode, forbidden
 
@@ -115,10 +115,9 @@ async def adjust_points(
                 source_ref=str(operator_id), occurred_at=now, operator_id=operator_id,
             )
         else:
-            if acct.balance < -points:
-                raise DomainError(
-                    ErrorCode.INSUFFICIENT_POINTS, f"cannot take {-points} points: balance is {acct.balance}", ["points"]
-                )
+            if acct.spendable < -points:
+                raise DomainError(ErrorCode.INSUFFICIENT_POINTS,
+                                  f"cannot take {-points} points: {ledger.shortfall(acct)}", ["points"])
             entry = await ledger.debit(
                 tx, acct, points=-points, kind="ADJUST", reason=text, source_type="operator",
                 source_ref=str(operator_id), occurred_at=now, operator_id=operator_id,
@@ -151,6 +150,11 @@ async def run_expiry(actor: Actor, as_of: datetime | None) -> ledger.ExpiryResul
 async def run_tier_evaluation(actor: Actor, as_of: datetime | None) -> tiers.EvaluationResult:
     """Closes every tier qualification period that has ended at `as_of`."""
     return await _run(actor, "tiers.evaluate", as_of, tiers.evaluate_periods)
+
+
+async def run_order_expiry(actor: Actor, as_of: datetime | None) -> "mall.ExpireResult":
+    """Lapses unpaid points-plus-cash orders past their deadline: holds released, stock back."""
+    return await _run(actor, "mall_orders.expire_run", as_of, mall.expire_orders)
 
 
 async def sms_outbox(limit: int) -> list[dict]:

@@ -511,9 +511,8 @@ async def pay_with_points(
         if acct is None:
             raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
         await ledger.expire_account(tx, acct, now)
-        if acct.balance < points:
-            detail = "a refund claw-back is outstanding" if acct.balance < 0 else f"balance is {acct.balance}"
-            raise DomainError(ErrorCode.INSUFFICIENT_POINTS, f"not enough points: {detail}", ["points"])
+        if acct.spendable < points:
+            raise DomainError(ErrorCode.INSUFFICIENT_POINTS, f"not enough points: {ledger.shortfall(acct)}", ["points"])
         payment_id = await tx.fetchval(
             "INSERT INTO till_payment (merchant_id, member_id, receipt_no, points, cash_value_fen, recorded_at)"
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (merchant_id, receipt_no) DO NOTHING RETURNING id",

@@ -231,3 +231,13 @@ async def member_page(member_id: int, limit: int, after_id: int | None, status: 
     rows = await fetch(_SELECT + f" WHERE {where} ORDER BY v.id DESC LIMIT ${len(args) + 1}", *args, limit)
     return [_view(r) for r in rows]
 
+
+async def for_orders(order_ids: list[int]) -> list[list[VoucherView]]:
+    """The vouchers of each order (a DataLoader's batch function: one query for a page of orders)."""
+    if not order_ids:
+        return []
+    rows = await fetch(_SELECT + f" WHERE v.order_id IN ({', '.join(str(int(i)) for i in order_ids)}) ORDER BY v.id")
+    found: dict[int, list[VoucherView]] = {}
+    for row in rows:
+        found.setdefault(int(row["order_id"]), []).append(_view(row))
+    return [found.get(i, []) for i in order_ids]

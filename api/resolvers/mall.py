@@ -1,0 +1,249 @@
+"""Thin resolvers of the points mall (members, the payment integration, operators)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+from strawberry.types import Info
+
+from api.resolvers import user_errors
+from api.schema import mall as s
+from api.schema.ids import from_cursor, from_global_id
+from api.schema.types import Connection, check_first
+from api.services import flash_sales, integrations, ledger, mall, merchants, tiers
+from api.services.errors import DomainError, ErrorCode
+
+
+def _pk(global_id: str, type_name: str, field: str) -> int:
+    parsed = from_global_id(global_id, type_name)
+    if parsed is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", ["input", field])
+    return parsed[1]
+
+
+async def _order_payload(order_id: int) -> s.MallOrder:
+    found = await mall.order(order_id)
+    assert found is not None
+    return s.MallOrder.of(found)
+
+
+# --- members -------------------------------------------------------------------------------------
+
+async def products(info: Info, first: int, after: Optional[str] = None, kind: Optional[s.ProductKind] = None,
+                   zone: Optional[str] = None, affordable: bool = False) -> Connection[s.Product]:
+    """What the caller may see: exclusive zones only to their tiers; `affordable` by spendable points."""
+    check_first(first)
+    member_id = info.context.caller.member_id
+    record = await info.context.loaders.member.load(member_id) if member_id is not None else None
+    spendable = await info.context.loaders.balance.load(member_id) if member_id is not None and affordable else None
+    rows = await mall.browse(tier_id=record.tier_id if record else None, spendable=spendable,
+                             kind=kind.value if kind else None, zone=zone, affordable=affordable,
+                             include_hidden=False, limit=first + 1, after_id=from_cursor(after))
+    return Connection.of([s.Product.of(p) for p in rows], first)
+
+
+async def flash_sales_list(first: int, after: Optional[str] = None) -> Connection[s.FlashSale]:
+    check_first(first)
+    rows = await flash_sales.sales_page(first + 1, from_cursor(after), include_hidden=False)
+    return Connection.of([s.FlashSale.of(x) for x in rows], first)
+
+
+@user_errors(s.PointsMallRedeemPayload)
+async def points_mall_redeem(info: Info, input: s.PointsMallRedeemInput) -> s.PointsMallRedeemPayload:
+    result = await mall.redeem(info.context.member_id(), _pk(input.product_id, "Product", "productId"),
+                               input.quantity, input.idempotency_key)
+    return s.PointsMallRedeemPayload(order=await _order_payload(result.order_id), points_balance=result.points_balance)
+
+
+@user_errors(s.CheckoutCreatePayload)
+async def checkout_create(info: Info, input: s.CheckoutCreateInput) -> s.CheckoutCreatePayload:
+    result = await mall.checkout_create(info.context.member_id(), _pk(input.product_id, "Product", "productId"),
+                                        input.quantity, input.idempotency_key)
+    payment = await mall.payment_for_order(result.order_id)
+    return s.CheckoutCreatePayload(order=await _order_payload(result.order_id), points_balance=result.points_balance,
+                                   payment_request=s.PaymentRequest.of(payment) if payment else None)
+
+
+@user_errors(s.CheckoutCancelPayload)
+async def checkout_cancel(info: Info, input: s.CheckoutCancelInput) -> s.CheckoutCancelPayload:
+    order = await mall.cancel_checkout(info.context.member_id(), _pk(input.order_id, "MallOrder", "orderId"))
+    return s.CheckoutCancelPayload(order=s.MallOrder.of(order))
+
+
+@user_errors(s.FlashSaleRedeemPayload)
+async def flash_sale_redeem(info: Info, input: s.FlashSaleRedeemInput) -> s.FlashSaleRedeemPayload:
+    result = await flash_sales.redeem(info.context.member_id(), _pk(input.flash_sale_id, "FlashSale", "flashSaleId"),
+                                      input.idempotency_key, info.context.redis)
+    return s.FlashSaleRedeemPayload(order=await _order_payload(result.order_id), points_balance=result.points_balance)
+
+
+@user_errors(s.PaymentNotifyPayload)
+async def payment_notify(info: Info, input: s.PaymentNotifyInput) -> s.PaymentNotifyPayload:
+    integrations.require_scope(info.context.integration(), "payment")
+    result = await mall.payment_notify(input.provider, input.out_trade_no, input.transaction_id, input.amount_fen,
+                                       input.paid_at)
+    return s.PaymentNotifyPayload(order=await _order_payload(result.order_id),
+                                  payment_status=s.PaymentStatus(result.payment_status),
+                                  refund_requested=s.Money(amount_fen=result.refund_requested_fen))
+
+
+async def member_orders(info: Info, member_id: int, first: int, after: Optional[str]) -> Connection[s.MallOrder]:
+    check_first(first)
+    rows = await mall.orders_page(member_id, first + 1, from_cursor(after))
+    return Connection.of([s.MallOrder.of(o) for o in rows], first)
+
+
+async def points_held(info: Info, member_id: int) -> int:
+    return (await info.context.loader("held", ledger.held_points).load(member_id)) or 0
+
+
+async def node(info: Info, type_name: str, pk: int) -> object | None:
+    """The mall's objects for node(id:): products and sales for everyone, orders for their member."""
+    if type_name == "Product":
+        found = (await mall.products_by_id([pk])).get(pk)
+        if found is None:
+            return None
+        if info.context.endpoint == "admin":
+            return s.Product.of(found)
+        record = await info.context.loaders.member.load(info.context.caller.member_id) \
+            if info.context.caller.member_id is not None else None
+        visible = found.status != "ARCHIVED" and await mall.visible_to(record.tier_id if record else None, found)
+        return s.Product.of(found) if visible else None
+    if type_name == "FlashSale":
+        try:
+            return s.FlashSale.of(await flash_sales.sale(pk))
+        except DomainError:
+            return None
+    if type_name == "MallOrder":
+        found = await mall.order(pk)
+        return s.MallOrder.of(found) if found and info.context.may_read_member(found.member_id) else None
+    return None
+
+
+# --- operators -----------------------------------------------------------------------------------
+
+def _actor(info: Info) -> tuple[str, str]:
+    return ("operator", str(info.context.operator_id()))
+
+
+async def _merchant_id(code: Optional[str]) -> Optional[int]:
+    return None if code is None else (await merchants.by_code(code, ["input", "merchantCode"])).id
+
+
+async def _tier_id(code: Optional[str]) -> Optional[int]:
+    if code is None:
+        return None
+    found = next((t for t in await tiers.all_tiers() if t.code == code), None)
+    if found is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no tier {code!r}", ["input", "minTierCode"])
+    return found.id
+
+
+async def admin_products(info: Info, first: int, after: Optional[str] = None,
+                         kind: Optional[s.ProductKind] = None) -> Connection[s.Product]:
+    info.context.operator_id()
+    check_first(first)
+    rows = await mall.browse(tier_id=None, spendable=None, kind=kind.value if kind else None, zone=None,
+                             affordable=False, include_hidden=True, limit=first + 1, after_id=from_cursor(after))
+    return Connection.of([s.Product.of(p) for p in rows], first)
+
+
+async def _product_data(input: s.ProductCreateInput | s.ProductUpdateInput) -> mall.ProductData:
+    return mall.ProductData(
+        kind=getattr(input, "kind", None) and input.kind.value, name=input.name, description=input.description,
+        image_urls=input.image_urls, merchant_id=await _merchant_id(input.merchant_code),
+        face_value_fen=input.face_value_fen, validity_days=input.validity_days, points_price=input.points_price,
+        cash_price_fen=input.cash_price_fen, limit_per_member=input.limit_per_member,
+        limit_per_member_daily=input.limit_per_member_daily, zone=input.zone,
+        min_tier_id=await _tier_id(input.min_tier_code), sale_starts_at=input.sale_starts_at,
+        sale_ends_at=input.sale_ends_at, status=input.status.value if input.status else None,
+    )
+
+
+@user_errors(s.ProductPayload)
+async def product_create(info: Info, input: s.ProductCreateInput) -> s.ProductPayload:
+    actor = _actor(info)
+    return s.ProductPayload(product=s.Product.of(await mall.create_product(actor, await _product_data(input), input.stock)))
+
+
+_CLEARABLE = {"description": "description", "merchantCode": "merchant_id", "faceValueFen": "face_value_fen",
+              "limitPerMember": "limit_per_member", "limitPerMemberDaily": "limit_per_member_daily", "zone": "zone",
+              "minTierCode": "min_tier_id", "saleStartsAt": "sale_starts_at", "saleEndsAt": "sale_ends_at"}
+
+
+@user_errors(s.ProductPayload)
+async def product_update(info: Info, input: s.ProductUpdateInput) -> s.ProductPayload:
+    actor = _actor(info)
+    unknown = [c for c in input.clear or [] if c not in _CLEARABLE]
+    if unknown:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"cannot clear {', '.join(unknown)}", ["input", "clear"])
+    product = await mall.update_product(actor, _pk(input.product_id, "Product", "productId"),
+                                        await _product_data(input), input.stock_delta,
+                                        frozenset(_CLEARABLE[c] for c in input.clear or []))
+    return s.ProductPayload(product=s.Product.of(product))
+
+
+async def admin_flash_sales(info: Info, first: int, after: Optional[str] = None) -> Connection[s.FlashSale]:
+    info.context.operator_id()
+    check_first(first)
+    rows = await flash_sales.sales_page(first + 1, from_cursor(after), include_hidden=True)
+    return Connection.of([s.FlashSale.of(x) for x in rows], first)
+
+
+@user_errors(s.FlashSalePayload)
+async def flash_sale_create(info: Info, input: s.FlashSaleCreateInput) -> s.FlashSalePayload:
+    sale = await flash_sales.create_sale(
+        _actor(info), product_id=_pk(input.product_id, "Product", "productId"), title=input.title,
+        points_price=input.points_price, stock=input.stock, per_member_limit=input.per_member_limit,
+        starts_at=input.starts_at, ends_at=input.ends_at, redis=info.context.redis)
+    return s.FlashSalePayload(flash_sale=s.FlashSale.of(sale))
+
+
+@user_errors(s.FlashSalePayload)
+async def flash_sale_update(info: Info, input: s.FlashSaleUpdateInput) -> s.FlashSalePayload:
+    sale = await flash_sales.update_sale(
+        _actor(info), _pk(input.flash_sale_id, "FlashSale", "flashSaleId"), title=input.title,
+        points_price=input.points_price, per_member_limit=input.per_member_limit, starts_at=input.starts_at,
+        ends_at=input.ends_at, status=input.status.value if input.status else None, stock_delta=input.stock_delta,
+        redis=info.context.redis)
+    return s.FlashSalePayload(flash_sale=s.FlashSale.of(sale))
+
+
+@user_errors(s.FlashSaleGateRebuildPayload)
+async def flash_sale_gate_rebuild(info: Info, input: s.FlashSaleGateRebuildInput) -> s.FlashSaleGateRebuildPayload:
+    info.context.operator_id()
+    sale_id = _pk(input.flash_sale_id, "FlashSale", "flashSaleId")
+    await flash_sales.sale(sale_id, fresh=True)
+    redis = info.context.redis
+    if redis is None or not await flash_sales.load_gate(redis, sale_id, force=True):
+        raise DomainError(ErrorCode.INVALID_INPUT, "Redis is not configured or not reachable: the database decides alone",
+                          ["input", "flashSaleId"])
+    state = await flash_sales.gate_state(redis, sale_id)
+    return s.FlashSaleGateRebuildPayload(gate=s.FlashSaleGate(loaded=state.loaded, stock=state.stock, buyers=state.buyers))
+
+
+async def admin_orders(info: Info, first: int, after: Optional[str] = None,
+                       member_id: Optional[strawberry.ID] = None) -> Connection[s.MallOrder]:
+    info.context.operator_id()
+    check_first(first)
+    member_pk = from_global_id(member_id, "Member") if member_id else None
+    if member_id and member_pk is None:
+        return Connection.of([], first)
+    rows = await mall.orders_page(member_pk[1] if member_pk else None, first + 1, from_cursor(after))
+    return Connection.of([s.MallOrder.of(o) for o in rows], first)
+
+
+@user_errors(s.MallOrderRefundPayload)
+async def mall_order_refund(info: Info, input: s.MallOrderRefundInput) -> s.MallOrderRefundPayload:
+    result = await mall.refund_order(info.context.operator_id(), _pk(input.order_id, "MallOrder", "orderId"),
+                                     input.reason, input.idempotency_key)
+    return s.MallOrderRefundPayload(order=await _order_payload(result.order_id), points_returned=result.points_returned,
+                                    cash_refund=s.Money(amount_fen=result.cash_refund_fen))
+
+
+@user_errors(s.MallOrdersExpireRunPayload)
+async def mall_orders_expire_run(info: Info, input: s.MallOrdersExpireRunInput) -> s.MallOrdersExpireRunPayload:
+    from api.services import operators
+
+    result = await operators.run_order_expiry(_actor(info), input.as_of)
+    return s.MallOrdersExpireRunPayload(orders_expired=result.orders_expired, points_released=result.points_released)
