@@ -49,7 +49,38 @@ async def load_demo(*, with_history: bool = True) -> dict[str, int]:
                                       key_id=key["key_id"], secret=cfg.demo_pos_secret)
     if with_history:
         counts.update(await _members_with_history(data, now))
+        counts["products"] = await _mall(data, now)
     return counts
+
+
+async def _mall(data: dict, now) -> int:
+    """The demo points mall: a few products of every kind and a flash sale running for a week."""
+    from api.db import fetch
+    from api.services import flash_sales, mall
+
+    existing = {r["name"]: r["id"] for r in await fetch("SELECT id, name FROM product")}
+    tier_ids = {t.code: t.id for t in await tiers.all_tiers()}
+    created = 0
+    for p in data.get("products", []):
+        if p["name"] in existing:
+            continue
+        merchant = await merchants.by_code(p["merchant"], ["merchant"]) if p.get("merchant") else None
+        product = await mall.create_product(("cli", "seed"), mall.ProductData(
+            kind=p["kind"], name=p["name"], description=p.get("description"), image_urls=p.get("image_urls"),
+            merchant_id=merchant.id if merchant else None, face_value_fen=p.get("face_value_fen"),
+            points_price=p["points_price"], cash_price_fen=p.get("cash_price_fen", 0),
+            limit_per_member=p.get("limit_per_member"), limit_per_member_daily=p.get("limit_per_member_daily"),
+            zone=p.get("zone"), min_tier_id=tier_ids.get(p.get("min_tier", "")),
+        ), p["stock"])
+        existing[p["name"]] = product.id
+        created += 1
+    sale = data.get("flash_sale")
+    if sale and not await fetch("SELECT id FROM flash_sale WHERE title = $1", sale["title"]):
+        await flash_sales.create_sale(
+            ("cli", "seed"), product_id=existing[sale["product"]], title=sale["title"], points_price=sale["points_price"],
+            stock=sale["stock"], per_member_limit=sale["per_member_limit"], starts_at=now,
+            ends_at=now + timedelta(days=sale["days"]))
+    return created
 
 
 async def _members_with_history(data: dict, now) -> dict[str, int]:
