@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from api.db import fetch, transaction
-from api.services import clock, idempotency, ledger, mall
+from api.services import clock, idempotency, ledger, mall, tiers
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 
@@ -286,6 +286,7 @@ async def redeem(member_id: int, sale_id: int, idempotency_key: str, redis: Any 
     if verdict == "LIMIT":
         raise DomainError(ErrorCode.PURCHASE_LIMIT_REACHED, f"at most {s.per_member_limit} per member",
                           ["input", "flashSaleId"])
+    await tiers.all_tiers()  # warm: nothing inside the transaction may need a second connection
     try:
         return await _book(member_id, sale_id, key, now)
     except BaseException as exc:
@@ -308,7 +309,7 @@ async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> mall.O
             raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
         if not s.on_sale(now):
             raise DomainError(ErrorCode.NOT_ON_SALE, "this flash sale is not on now", ["input", "flashSaleId"])
-        p = await mall.product(s.product_id)
+        p = await mall.product_in(tx, s.product_id)
         acct = await ledger.lock_account(tx, member_id, now)
         if acct is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such member", None)

@@ -194,6 +194,15 @@ async def product(product_id: int) -> ProductInfo:
     return _product(rows[0])
 
 
+async def product_in(tx: Tx, product_id: int) -> ProductInfo:
+    """The product, read on the transaction's own connection (a second pool connection taken inside a
+    transaction can deadlock the pool under load)."""
+    row = await tx.fetchrow(f"SELECT {PRODUCT_COLUMNS} FROM product WHERE id = $1", product_id)
+    if row is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such product", ["input", "productId"])
+    return _product(row)
+
+
 async def products_by_id(ids: list[int]) -> dict[int, ProductInfo]:
     if not ids:
         return {}
@@ -382,14 +391,12 @@ async def redeem(member_id: int, product_id: int, quantity: int, idempotency_key
     _check_quantity(quantity)
     digest = idempotency.request_hash("pointsMallRedeem", {"productId": product_id, "quantity": quantity})
     now = clock.now()
+    await tiers.all_tiers()  # warm: nothing inside the transaction may need a second connection
     async with transaction() as tx:
         record_id, stored = await idempotency.claim(tx, member_scope(member_id), key, digest, ["input", "idempotencyKey"])
         if stored is not None:
             return OrderResult(**stored)
-        row = await tx.fetchrow(f"SELECT {PRODUCT_COLUMNS} FROM product WHERE id = $1", product_id)
-        if row is None:
-            raise DomainError(ErrorCode.NOT_FOUND, "no such product", ["input", "productId"])
-        p = _product(row)
+        p = await product_in(tx, product_id)
         if p.cash_price_fen:
             raise DomainError(ErrorCode.INVALID_INPUT, "this product needs cash too: use checkoutCreate",
                               ["input", "productId"])
@@ -430,15 +437,13 @@ async def checkout_create(member_id: int, product_id: int, quantity: int, idempo
         raise DomainError(ErrorCode.NOT_ON_SALE, "cash payment is not configured on this server", ["input", "productId"])
     digest = idempotency.request_hash("checkoutCreate", {"productId": product_id, "quantity": quantity})
     now = clock.now()
+    await tiers.all_tiers()  # warm: nothing inside the transaction may need a second connection
     deadline = now + timedelta(minutes=settings().checkout_minutes)
     async with transaction() as tx:
         record_id, stored = await idempotency.claim(tx, member_scope(member_id), key, digest, ["input", "idempotencyKey"])
         if stored is not None:
             return OrderResult(**stored)
-        row = await tx.fetchrow(f"SELECT {PRODUCT_COLUMNS} FROM product WHERE id = $1", product_id)
-        if row is None:
-            raise DomainError(ErrorCode.NOT_FOUND, "no such product", ["input", "productId"])
-        p = _product(row)
+        p = await product_in(tx, product_id)
         if not p.cash_price_fen:
             raise DomainError(ErrorCode.INVALID_INPUT, "this product is for points alone: use pointsMallRedeem",
                               ["input", "productId"])
@@ -528,6 +533,7 @@ async def payment_notify(provider: str, out_trade_no: str, transaction_id: str, 
     if not 1 <= len(transaction_id) <= 64:
         raise DomainError(ErrorCode.INVALID_INPUT, "transactionId must be 1 to 64 characters", ["input", "transactionId"])
     now = clock.now()
+    await tiers.all_tiers()
     async with transaction() as tx:
         row = await tx.fetchrow(
             "SELECT p.id, p.order_id, p.provider, p.amount_fen, p.status, p.transaction_id FROM payment p"
@@ -561,13 +567,13 @@ async def _confirm(tx: Tx, o: OrderInfo, now: datetime) -> None:
         acct = await _lock_member(tx, o.member_id, now)
         hold_id = await tx.fetchval(
             "SELECT id FROM points_hold WHERE source_type = 'mall_order' AND source_ref = $1", str(o.id))
-        p = await product(o.product_id)
+        p = await product_in(tx, o.product_id)
         entry = await ledger.capture(tx, acct, hold_id, reason=f"积分商城 {p.name}×{o.quantity}（积分+现金）",
                                      source_type="mall_order", source_ref=o.order_no, occurred_at=now)
         entry_id = entry.id
     await tx.execute("UPDATE mall_order SET status = 'PAID', paid_at = $2, spend_entry_id = $3 WHERE id = $1",
                      o.id, now, entry_id)
-    await issue_vouchers(tx, o.id, o.member_id, await product(o.product_id), o.quantity, now)
+    await issue_vouchers(tx, o.id, o.member_id, await product_in(tx, o.product_id), o.quantity, now)
 
 
 async def _late(tx: Tx, payment_id: int, o: OrderInfo, transaction_id: str, amount_fen: int, now: datetime,
