@@ -134,6 +134,18 @@ async def assert_ledger_invariant() -> None:
         " WHERE e.points <> COALESCE(l.created, 0) + COALESCE(m.moved, 0)"
     )
     assert not entries, f"entries whose lots and moves do not add up: {[dict(r) for r in entries[:5]]}"
+    holds = await db.fetch(
+        "SELECT h.id, h.status, h.points, e.points AS spent FROM points_hold h LEFT JOIN points_entry e"
+        " ON e.id = h.entry_id WHERE (h.status = 'CAPTURED') <> (h.entry_id IS NOT NULL)"
+        " OR (h.status = 'CAPTURED' AND e.points <> -h.points)"
+    )
+    assert not holds, f"holds and their captures disagree: {[dict(r) for r in holds[:5]]}"
+    orders = await db.fetch(
+        "SELECT o.id, o.status, o.points, e.points AS spent FROM mall_order o LEFT JOIN points_entry e"
+        " ON e.id = o.spend_entry_id WHERE o.status IN ('PAID', 'REFUNDED') AND o.points > 0"
+        " AND (e.id IS NULL OR e.points <> -o.points)"
+    )
+    assert not orders, f"paid orders without their exact spend: {[dict(r) for r in orders[:5]]}"
 
 
 # --- helpers used by the tests --------------------------------------------------------------
