@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = key_sub.add_parser("create")
     create.add_argument("--name", required=True)
     create.add_argument("--merchant", action="append", help="merchant code; repeat for several (a pos key needs one)")
-    create.add_argument("--scope", action="append", choices=["pos", "payment"],
-                        help="what the key may do: pos (default) or payment (payment notifications); repeatable")
+    create.add_argument("--scope", action="append", choices=["pos", "payment", "parking"],
+                        help="what the key may do: pos (default), payment (payment notifications), parking (the car park); repeatable")
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key_id")
     key_sub.add_parser("list")

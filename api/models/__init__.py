@@ -1,4 +1,5 @@
 """Tortoise models, one module per domain; no behaviour beyond small properties."""
+from api.models.draws import DrawGame, DrawPlay, DrawPrize
 from api.models.integrations import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce
 from api.models.ledger import IdempotencyRecord, PointsAccount, PointsEntry, PointsLot, PointsLotMove
 from api.models.members import GrowthEntry, Member, SmsCode, SmsMessage, Tier, TierChange
@@ -7,10 +8,11 @@ from api.models.mall import (
 )
 from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator
+from api.models.parking import CarPark, ParkingSession, Vehicle
 from api.models.purchases import Purchase, PurchaseRefund, TillPayment
 
 __all__ = [
-    "AuditLog", "FlashSale", "MallOrder", "MerchantStaff", "Payment", "PaymentRefund", "PointsHold", "Product",
+    "AuditLog", "CarPark", "DrawGame", "DrawPlay", "DrawPrize", "ParkingSession", "Vehicle", "FlashSale", "MallOrder", "MerchantStaff", "Payment", "PaymentRefund", "PointsHold", "Product",
     "Voucher", "GrowthEntry", "IdempotencyRecord", "IntegrationKey", "IntegrationKeyMerchant",
     "IntegrationNonce", "Member", "Merchant", "Operator", "PointsAccount", "PointsEntry", "PointsLot",
     "PointsLotMove", "Purchase", "PurchaseRefund", "SmsCode", "SmsMessage", "Tier", "TierChange",

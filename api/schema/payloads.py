@@ -193,7 +193,7 @@ class IntegrationKey:
     merchant_codes: list[str]
     created_at: datetime
     revoked_at: Optional[datetime]
-    scopes: list[str] = strawberry.field(description="pos: till calls; payment: payment notifications.")
+    scopes: list[str] = strawberry.field(description="pos: till calls; payment: payment notifications; parking: the car park.")
 
 
 @strawberry.input

@@ -154,7 +154,7 @@ async def prune_nonces() -> int:
         return await tx.execute("DELETE FROM integration_nonce WHERE seen_at < $1", cutoff)
 
 
-SCOPES = ("pos", "payment")  # what a key may do: till calls; payment notifications
+SCOPES = ("pos", "payment", "parking")  # what a key may do: till calls; payment notifications; the car park
 
 
 def _scopes(stored: str | None) -> frozenset[str]:
