@@ -117,7 +117,9 @@ async def node(info: Info, type_name: str, pk: int) -> object | None:
     if type_name == "MallOrder":
         found = await mall.order(pk)
         return s.MallOrder.of(found) if found and info.context.may_read_member(found.member_id) else None
-    return None
+    from api.resolvers import draws as draw_resolvers
+
+    return await draw_resolvers.node(info, type_name, pk)
 
 
 # --- operators -----------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, V
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 from api.resolvers import admin as a
+from api.resolvers import draws as drr
 from api.resolvers import mall as mr
 from api.resolvers import public as r
 from api.resolvers import staff as st
+from api.schema import draws as dr
 from api.schema import mall as m
 from api.schema import payloads as p
 from api.schema import staff as sp
@@ -31,6 +33,9 @@ class Query:
     integration_keys: list[p.IntegrationKey] = strawberry.field(resolver=a.integration_keys)
     products: Connection[m.Product] = strawberry.field(resolver=mr.admin_products, description="Every product.")
     flash_sales: Connection[m.FlashSale] = strawberry.field(resolver=mr.admin_flash_sales)
+    draw_games: Connection[dr.DrawGame] = strawberry.field(resolver=drr.games, description="Every game.")
+    draw_plays: Connection[dr.DrawPlay] = strawberry.field(
+        resolver=drr.admin_plays, description="Plays, newest first (optionally one game's), with their draw inputs.")
     mall_orders: Connection[m.MallOrder] = strawberry.field(
         resolver=mr.admin_orders, description="Orders of the points mall, newest first (optionally one member's).")
     merchant_staff: Connection[sp.MerchantStaff] = strawberry.field(
@@ -54,6 +59,11 @@ class Mutation:
     flash_sale_update: m.FlashSalePayload = strawberry.mutation(resolver=mr.flash_sale_update)
     flash_sale_gate_rebuild: m.FlashSaleGateRebuildPayload = strawberry.mutation(
         resolver=mr.flash_sale_gate_rebuild, description="Reloads a sale's Redis gate from the database.")
+    draw_game_create: dr.DrawGamePayload = strawberry.mutation(resolver=drr.game_create, description="Audited.")
+    draw_game_update: dr.DrawGamePayload = strawberry.mutation(
+        resolver=drr.game_update, description="Terms, window, pause or archive; audited.")
+    draw_prize_update: dr.DrawGamePayload = strawberry.mutation(
+        resolver=drr.prize_update, description="Weight, restock (stockDelta) or switch off a prize; audited.")
     mall_order_refund: m.MallOrderRefundPayload = strawberry.mutation(
         resolver=mr.mall_order_refund, description="Undoes a PAID order: points, stock, vouchers, cash refund request.")
     mall_orders_expire_run: m.MallOrdersExpireRunPayload = strawberry.mutation(

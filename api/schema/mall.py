@@ -122,6 +122,7 @@ class OrderChannel(Enum):
     REDEEM = "REDEEM"
     CHECKOUT = "CHECKOUT"
     FLASH_SALE = "FLASH_SALE"
+    DRAW = "DRAW"
 
 
 @strawberry.enum(description="PENDING_PAYMENT holds stock and points until expiresAt; then PAID, or EXPIRED/"

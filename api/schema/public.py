@@ -11,8 +11,10 @@ from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
+from api.resolvers import draws as drr
 from api.resolvers import mall as mr
 from api.resolvers import public as r
+from api.schema import draws as dr
 from api.schema import mall as m
 from api.resolvers import staff as st
 from api.schema import payloads as p
@@ -38,6 +40,8 @@ class Query:
         resolver=mr.products, description="The points mall: what the caller may see (exclusive zones by tier).")
     flash_sales: Connection[m.FlashSale] = strawberry.field(
         resolver=mr.flash_sales_list, description="Flash sales on now or coming, by start time.")
+    draw_games: Connection[dr.DrawGame] = strawberry.field(
+        resolver=drr.games, description="Lucky-draw games open now or coming.")
     voucher_lookup: Optional[Voucher] = strawberry.field(
         resolver=st.voucher_lookup, description="Merchant staff: a voucher by typed code or scanned QR payload, "
         "if it can be written off at the staff's merchant (any status); otherwise null.")
@@ -64,6 +68,8 @@ class Mutation:
         resolver=mr.checkout_cancel, description="Gives up an unpaid checkout: holds and stock come back.")
     flash_sale_redeem: m.FlashSaleRedeemPayload = strawberry.mutation(
         resolver=mr.flash_sale_redeem, description="One unit of a flash sale (积分秒杀) for points.")
+    lucky_draw_play: dr.LuckyDrawPlayPayload = strawberry.mutation(
+        resolver=drr.lucky_draw_play, description="One play of a lucky-draw game (幸运抽奖).")
     payment_notify: m.PaymentNotifyPayload = strawberry.mutation(
         resolver=mr.payment_notify, description="The payment provider reports a payment (signed, scope payment).")
     merchant_staff_login: sp.MerchantStaffLoginPayload = strawberry.mutation(

@@ -5,7 +5,7 @@ from graphql import FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentN
 
 # Mutations that pay, redeem, draw or verify a one-time code run alone: one root field per request.
 SENSITIVE_FIELDS = frozenset({"pointsPay", "authSmsLogin", "merchantStaffLogin", "voucherWriteOff",
-                              "pointsMallRedeem", "checkoutCreate", "flashSaleRedeem"})
+                              "pointsMallRedeem", "checkoutCreate", "flashSaleRedeem", "luckyDrawPlay"})
 
 
 class OncePerRequest(ValidationRule):

@@ -14,6 +14,7 @@ from api.services import ledger, members, tiers
 from api.services.errors import forbidden
 
 if TYPE_CHECKING:
+    from api.schema.draws import DrawPlay
     from api.schema.mall import MallOrder, Voucher, VoucherStatus
     from api.schema.staff import MerchantStaffViewer
 
@@ -216,6 +217,16 @@ class Member(Node):
         if not info.context.may_read_member(self.pk):
             raise forbidden("only the member can see their orders")
         return await mall_resolvers.member_orders(info, self.pk, first, after)
+
+    @strawberry.field(description="Lucky-draw plays, newest first. Only for the member themself and operators.")
+    async def draw_plays(
+        self, info: Info, first: int, after: Optional[str] = None,
+    ) -> Connection[Annotated["DrawPlay", strawberry.lazy("api.schema.draws")]]:
+        from api.resolvers import draws as draw_resolvers
+
+        if not info.context.may_read_member(self.pk):
+            raise forbidden("only the member can see their plays")
+        return await draw_resolvers.member_plays(self.pk, first, after)
 
 
 @strawberry.type

@@ -1,0 +1,97 @@
+"""Thin resolvers of the lucky draws (members and operators)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+from strawberry.types import Info
+
+from api.resolvers import user_errors
+from api.resolvers.mall import _pk
+from api.schema import draws as d
+from api.schema.ids import from_cursor, from_global_id
+from api.schema.types import Connection, check_first
+from api.services import draws
+from api.services.errors import DomainError
+
+
+async def games(info: Info, first: int, after: Optional[str] = None) -> Connection[d.DrawGame]:
+    check_first(first)
+    include_hidden = info.context.endpoint == "admin" and info.context.caller.operator_id is not None
+    if info.context.endpoint == "admin":
+        info.context.operator_id()
+    rows = await draws.games_page(first + 1, from_cursor(after), include_hidden=include_hidden)
+    return Connection.of([d.DrawGame.of(g) for g in rows], first)
+
+
+@user_errors(d.LuckyDrawPlayPayload)
+async def lucky_draw_play(info: Info, input: d.LuckyDrawPlayInput) -> d.LuckyDrawPlayPayload:
+    result = await draws.play(info.context.member_id(), _pk(input.game_id, "DrawGame", "gameId"),
+                              input.idempotency_key, info.context.redis)
+    found = await draws.play_by_id(result.play_id)
+    return d.LuckyDrawPlayPayload(play=d.DrawPlay.of(found), points_balance=result.points_balance)
+
+
+async def member_plays(member_id: int, first: int, after: Optional[str]) -> Connection[d.DrawPlay]:
+    check_first(first)
+    rows = await draws.plays_page(member_id=member_id, game_id=None, limit=first + 1, before_id=from_cursor(after))
+    return Connection.of([d.DrawPlay.of(p) for p in rows], first)
+
+
+async def admin_plays(info: Info, first: int, after: Optional[str] = None,
+                      game_id: Optional[strawberry.ID] = None) -> Connection[d.DrawPlay]:
+    info.context.operator_id()
+    check_first(first)
+    game_pk = from_global_id(game_id, "DrawGame") if game_id else None
+    rows = await draws.plays_page(member_id=None, game_id=game_pk[1] if game_pk else None, limit=first + 1,
+                                  before_id=from_cursor(after))
+    return Connection.of([d.DrawPlay.of(p) for p in rows], first)
+
+
+async def node(info: Info, type_name: str, pk: int) -> object | None:
+    if type_name == "DrawGame":
+        try:
+            g = await draws.game(pk)
+        except DomainError:
+            return None
+        return d.DrawGame.of(g) if g.status != "ARCHIVED" or info.context.endpoint == "admin" else None
+    if type_name == "DrawPlay":
+        found = await draws.play_by_id(pk)
+        return d.DrawPlay.of(found) if found and info.context.may_read_member(found.member_id) else None
+    return None
+
+
+def _actor(info: Info) -> tuple[str, str]:
+    return ("operator", str(info.context.operator_id()))
+
+
+def _free(plays: Optional[list[d.FreePlaysInput]]) -> Optional[dict[str, int]]:
+    return None if plays is None else {p.tier_code: p.plays_per_day for p in plays}
+
+
+@user_errors(d.DrawGamePayload)
+async def game_create(info: Info, input: d.DrawGameCreateInput) -> d.DrawGamePayload:
+    prizes = [draws.PrizeData(name=p.name, kind=p.kind.value, weight=p.weight, points=p.points,
+                              product_id=_pk(p.product_id, "Product", "productId") if p.product_id else None,
+                              stock=p.stock, position=p.position) for p in input.prizes]
+    game = await draws.create_game(
+        _actor(info), name=input.name, kind=input.kind.value, cost_points=input.cost_points,
+        free_plays=_free(input.free_plays) or {}, daily_limit=input.daily_limit, total_limit=input.total_limit,
+        starts_at=input.starts_at, ends_at=input.ends_at, prizes=prizes)
+    return d.DrawGamePayload(game=d.DrawGame.of(game))
+
+
+@user_errors(d.DrawGamePayload)
+async def game_update(info: Info, input: d.DrawGameUpdateInput) -> d.DrawGamePayload:
+    game = await draws.update_game(
+        _actor(info), _pk(input.game_id, "DrawGame", "gameId"), name=input.name, cost_points=input.cost_points,
+        free_plays=_free(input.free_plays), daily_limit=input.daily_limit, total_limit=input.total_limit,
+        starts_at=input.starts_at, ends_at=input.ends_at, status=input.status.value if input.status else None)
+    return d.DrawGamePayload(game=d.DrawGame.of(game))
+
+
+@user_errors(d.DrawGamePayload)
+async def prize_update(info: Info, input: d.DrawPrizeUpdateInput) -> d.DrawGamePayload:
+    game = await draws.update_prize(_actor(info), _pk(input.prize_id, "DrawPrize", "prizeId"), weight=input.weight,
+                                    stock_delta=input.stock_delta, active=input.active, redis=info.context.redis)
+    return d.DrawGamePayload(game=d.DrawGame.of(game))
