@@ -45,7 +45,7 @@ async def test_200_parallel_plays_grant_a_single_top_prize_once(api, gate):
     ids = ", ".join(str(m) for m, _ in players)
     balances = {r["member_id"]: int(r["balance"]) for r in await db.fetch(
         f"SELECT member_id, balance FROM points_account WHERE member_id IN ({ids})")}
-    by_member = {m: w for (m, _), w in zip(players, won)}
+    by_member = {m: w for (m, _), w in zip(players, won, strict=True)}
     for member_id, balance in balances.items():
         assert balance == {"头奖": 888, "小奖": 5, "谢谢参与": 0}[by_member[member_id]]
     if gate is not None:
