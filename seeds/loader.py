@@ -80,7 +80,24 @@ async def _mall(data: dict, now) -> int:
             ("cli", "seed"), product_id=existing[sale["product"]], title=sale["title"], points_price=sale["points_price"],
             stock=sale["stock"], per_member_limit=sale["per_member_limit"], starts_at=now,
             ends_at=now + timedelta(days=sale["days"]))
+    await _draw_game(data, existing, now)
     return created
+
+
+async def _draw_game(data: dict, products: dict[str, int], now) -> None:
+    from api.db import fetch
+    from api.services import draws
+
+    game = data.get("draw_game")
+    if not game or await fetch("SELECT id FROM draw_game WHERE name = $1", game["name"]):
+        return
+    await draws.create_game(
+        ("cli", "seed"), name=game["name"], kind=game["kind"], cost_points=game["cost_points"],
+        free_plays=game["free_plays"], daily_limit=game["daily_limit"], total_limit=None, starts_at=now,
+        ends_at=now + timedelta(days=game["days"]),
+        prizes=[draws.PrizeData(name=p["name"], kind=p["kind"], weight=p["weight"], points=p.get("points"),
+                                product_id=products.get(p.get("product", "")), stock=p.get("stock"), position=i)
+                for i, p in enumerate(game["prizes"])])
 
 
 async def _members_with_history(data: dict, now) -> dict[str, int]:
