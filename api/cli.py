@@ -99,6 +99,14 @@ def cmd_orders_expire(args) -> None:
     print(f"lapsed {result.orders_expired} unpaid orders; released {result.points_released} held points")
 
 
+def cmd_parking_abandon(args) -> None:
+    from api.services import parking
+
+    result = asyncio.run(_with_db(lambda: parking.abandon_stays(("cli", None), args.older_than_hours,
+                                                                _parse_time(args.as_of))))
+    print(f"abandoned {result.stays_abandoned} open stays; released {result.points_released} held points")
+
+
 def cmd_tiers_evaluate(args) -> None:
     from api.services import operators
 
@@ -172,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     orders_expire = sub.add_parser("orders-expire", help="lapse unpaid points-plus-cash orders past their deadline")
     orders_expire.add_argument("--as-of")
     orders_expire.set_defaults(func=cmd_orders_expire)
+    abandon = sub.add_parser("parking-abandon", help="close open parking stays older than a limit as ABANDONED")
+    abandon.add_argument("--older-than-hours", type=int, default=72)
+    abandon.add_argument("--as-of")
+    abandon.set_defaults(func=cmd_parking_abandon)
     evaluate = sub.add_parser("tiers-evaluate", help="close ended tier qualification periods")
     evaluate.add_argument("--as-of")
     evaluate.set_defaults(func=cmd_tiers_evaluate)

@@ -50,6 +50,7 @@ async def load_demo(*, with_history: bool = True) -> dict[str, int]:
     if with_history:
         counts.update(await _members_with_history(data, now))
         counts["products"] = await _mall(data, now)
+        counts["car_parks"] = await _parking(data)
     return counts
 
 
@@ -81,6 +82,24 @@ async def _mall(data: dict, now) -> int:
             stock=sale["stock"], per_member_limit=sale["per_member_limit"], starts_at=now,
             ends_at=now + timedelta(days=sale["days"]))
     await _draw_game(data, existing, now)
+    return created
+
+
+async def _parking(data: dict) -> int:
+    """The demo car park P1 (fee rules and benefits as in docs/parking.md)."""
+    from api.db import fetch
+    from api.services import parking
+
+    created = 0
+    for c in data.get("car_parks", []):
+        if await fetch("SELECT id FROM car_park WHERE code = $1", c["code"]):
+            continue
+        await parking.create_car_park(("cli", "seed"), c["code"], parking.CarParkData(
+            name=c["name"], free_minutes=c["free_minutes"], hourly_fen=c["hourly_fen"],
+            daily_cap_fen=c.get("daily_cap_fen"), tier_free_minutes=c.get("tier_free_minutes"),
+            purchase_min_fen=c.get("purchase_min_fen"), purchase_free_minutes=c.get("purchase_free_minutes"),
+            offset_points_per_yuan=c["offset_points_per_yuan"], offset_max_points=c["offset_max_points"]))
+        created += 1
     return created
 
 

@@ -10,10 +10,12 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from api.resolvers import admin as a
 from api.resolvers import draws as drr
 from api.resolvers import mall as mr
+from api.resolvers import parking as pkr
 from api.resolvers import public as r
 from api.resolvers import staff as st
 from api.schema import draws as dr
 from api.schema import mall as m
+from api.schema import parking as pk
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
@@ -36,6 +38,13 @@ class Query:
     draw_games: Connection[dr.DrawGame] = strawberry.field(resolver=drr.games, description="Every game.")
     draw_plays: Connection[dr.DrawPlay] = strawberry.field(
         resolver=drr.admin_plays, description="Plays, newest first (optionally one game's), with their draw inputs.")
+    car_parks: list[pk.CarPark] = strawberry.field(resolver=pkr.car_parks)
+    parking_sessions: Connection[pk.ParkingSession] = strawberry.field(
+        resolver=pkr.parking_sessions, description="Stays, newest first (optionally one car park's, one status).")
+    parking_occupancy: list[pk.CarParkOccupancy] = strawberry.field(
+        resolver=pkr.parking_occupancy, description="Open stays per car park; today's entries and exits.")
+    parking_offset_totals: list[pk.ParkingOffsetTotals] = strawberry.field(
+        resolver=pkr.parking_offset_totals, description="Fees and discounts by kind of the stays that exited in [from, to).")
     mall_orders: Connection[m.MallOrder] = strawberry.field(
         resolver=mr.admin_orders, description="Orders of the points mall, newest first (optionally one member's).")
     merchant_staff: Connection[sp.MerchantStaff] = strawberry.field(
@@ -64,6 +73,11 @@ class Mutation:
         resolver=drr.game_update, description="Terms, window, pause or archive; audited.")
     draw_prize_update: dr.DrawGamePayload = strawberry.mutation(
         resolver=drr.prize_update, description="Weight, restock (stockDelta) or switch off a prize; audited.")
+    car_park_create: pk.CarParkPayload = strawberry.mutation(resolver=pkr.car_park_create, description="Audited.")
+    car_park_update: pk.CarParkPayload = strawberry.mutation(
+        resolver=pkr.car_park_update, description="Fee rules and benefits; audited.")
+    parking_abandon_run: pk.ParkingAbandonRunPayload = strawberry.mutation(
+        resolver=pkr.parking_abandon_run, description="Closes open stays older than the limit as ABANDONED; holds released.")
     mall_order_refund: m.MallOrderRefundPayload = strawberry.mutation(
         resolver=mr.mall_order_refund, description="Undoes a PAID order: points, stock, vouchers, cash refund request.")
     mall_orders_expire_run: m.MallOrdersExpireRunPayload = strawberry.mutation(

@@ -13,9 +13,11 @@ from strawberry.schema.config import StrawberryConfig
 
 from api.resolvers import draws as drr
 from api.resolvers import mall as mr
+from api.resolvers import parking as pkr
 from api.resolvers import public as r
 from api.schema import draws as dr
 from api.schema import mall as m
+from api.schema import parking as pk
 from api.resolvers import staff as st
 from api.schema import payloads as p
 from api.schema import staff as sp
@@ -70,6 +72,17 @@ class Mutation:
         resolver=mr.flash_sale_redeem, description="One unit of a flash sale (积分秒杀) for points.")
     lucky_draw_play: dr.LuckyDrawPlayPayload = strawberry.mutation(
         resolver=drr.lucky_draw_play, description="One play of a lucky-draw game (幸运抽奖).")
+    vehicle_bind: pk.VehicleBindPayload = strawberry.mutation(
+        resolver=pkr.vehicle_bind, description="Binds a plate to the member (consent required; at most 3).")
+    vehicle_unbind: pk.VehicleUnbindPayload = strawberry.mutation(resolver=pkr.vehicle_unbind)
+    parking_offset_apply: pk.ParkingOffsetApplyPayload = strawberry.mutation(
+        resolver=pkr.parking_offset_apply, description="Parking coupons and points for an open stay; points held until the exit.")
+    parking_entry_record: pk.ParkingEntryRecordPayload = strawberry.mutation(
+        resolver=pkr.parking_entry_record, description="The car park reports an entry (signed, scope parking).")
+    parking_exit_record: pk.ParkingExitRecordPayload = strawberry.mutation(
+        resolver=pkr.parking_exit_record, description="The car park reports an exit: fee and discounts fixed (signed, scope parking).")
+    parking_session_quote: pk.ParkingSessionQuotePayload = strawberry.mutation(
+        resolver=pkr.parking_session_quote, description="The car park asks what a stay costs now (signed, scope parking).")
     payment_notify: m.PaymentNotifyPayload = strawberry.mutation(
         resolver=mr.payment_notify, description="The payment provider reports a payment (signed, scope payment).")
     merchant_staff_login: sp.MerchantStaffLoginPayload = strawberry.mutation(

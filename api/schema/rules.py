@@ -5,7 +5,8 @@ from graphql import FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentN
 
 # Mutations that pay, redeem, draw or verify a one-time code run alone: one root field per request.
 SENSITIVE_FIELDS = frozenset({"pointsPay", "authSmsLogin", "merchantStaffLogin", "voucherWriteOff",
-                              "pointsMallRedeem", "checkoutCreate", "flashSaleRedeem", "luckyDrawPlay"})
+                              "pointsMallRedeem", "checkoutCreate", "flashSaleRedeem", "luckyDrawPlay",
+                              "parkingOffsetApply"})
 
 
 class OncePerRequest(ValidationRule):

@@ -16,6 +16,7 @@ from api.services.errors import forbidden
 if TYPE_CHECKING:
     from api.schema.draws import DrawPlay
     from api.schema.mall import MallOrder, Voucher, VoucherStatus
+    from api.schema.parking import ParkingSession, Vehicle
     from api.schema.staff import MerchantStaffViewer
 
 MAX_PAGE = 100
@@ -227,6 +228,29 @@ class Member(Node):
         if not info.context.may_read_member(self.pk):
             raise forbidden("only the member can see their plays")
         return await draw_resolvers.member_plays(self.pk, first, after)
+
+    @strawberry.field(description="Bound vehicles. Only for the member themself and operators.")
+    async def vehicles(self, info: Info) -> list[Annotated["Vehicle", strawberry.lazy("api.schema.parking")]]:
+        from api.resolvers import parking as parking_resolvers
+
+        return await parking_resolvers.member_vehicles(info, self.pk)
+
+    @strawberry.field(description="The current parking stay (entry time, fee so far, discounts, left to pay); null "
+                      "when none is open. Only for the member themself and operators.")
+    async def parking_session(
+        self, info: Info,
+    ) -> Optional[Annotated["ParkingSession", strawberry.lazy("api.schema.parking")]]:
+        from api.resolvers import parking as parking_resolvers
+
+        return await parking_resolvers.member_parking_session(info, self.pk)
+
+    @strawberry.field(description="Parking stays, newest first. Only for the member themself and operators.")
+    async def parking_history(
+        self, info: Info, first: int, after: Optional[str] = None,
+    ) -> Connection[Annotated["ParkingSession", strawberry.lazy("api.schema.parking")]]:
+        from api.resolvers import parking as parking_resolvers
+
+        return await parking_resolvers.member_parking_history(info, self.pk, first, after)
 
 
 @strawberry.type

@@ -1,0 +1,201 @@
+"""Thin resolvers of parking (members, the car park's integration, operators)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Optional
+
+import strawberry
+
+from strawberry.types import Info
+
+from api.resolvers import user_errors
+from api.schema import parking as s
+from api.schema.ids import from_cursor, from_global_id
+from api.schema.types import Connection, check_first
+from api.services import integrations, parking
+from api.services.errors import DomainError, ErrorCode, forbidden
+
+NODE_TYPES = ("Vehicle", "CarPark", "ParkingSession")
+
+
+def _pk(global_id: str, type_name: str, field: str) -> int:
+    parsed = from_global_id(global_id, type_name)
+    if parsed is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", ["input", field])
+    return parsed[1]
+
+
+async def _session(stay_id: int) -> s.ParkingSession:
+    found = await parking.stay(stay_id)
+    assert found is not None
+    return s.ParkingSession.of(found)
+
+
+# --- members -------------------------------------------------------------------------------------
+
+@user_errors(s.VehicleBindPayload)
+async def vehicle_bind(info: Info, input: s.VehicleBindInput) -> s.VehicleBindPayload:
+    found = await parking.bind_vehicle(info.context.member_id(), input.plate, input.consent)
+    return s.VehicleBindPayload(vehicle=s.Vehicle.of(found))
+
+
+@user_errors(s.VehicleUnbindPayload)
+async def vehicle_unbind(info: Info, input: s.VehicleUnbindInput) -> s.VehicleUnbindPayload:
+    found = await parking.unbind_vehicle(info.context.member_id(), _pk(input.vehicle_id, "Vehicle", "vehicleId"))
+    return s.VehicleUnbindPayload(vehicle=s.Vehicle.of(found))
+
+
+@user_errors(s.ParkingOffsetApplyPayload)
+async def parking_offset_apply(info: Info, input: s.ParkingOffsetApplyInput) -> s.ParkingOffsetApplyPayload:
+    result = await parking.apply_offset(info.context.member_id(), _pk(input.session_id, "ParkingSession", "sessionId"),
+                                        input.points, input.coupon_codes, input.idempotency_key)
+    return s.ParkingOffsetApplyPayload(session=await _session(result.stay_id), points_held=result.points_held,
+                                       points_balance=result.points_balance)
+
+
+def _check_member(info: Info, member_id: int, what: str) -> None:
+    if not info.context.may_read_member(member_id):
+        raise forbidden(f"only the member can see their {what}")
+
+
+async def member_vehicles(info: Info, member_id: int) -> list[s.Vehicle]:
+    _check_member(info, member_id, "vehicles")
+    found = await info.context.loader("vehicles", parking.vehicles_of).load(member_id)
+    return [s.Vehicle.of(v) for v in found or []]
+
+
+async def member_parking_session(info: Info, member_id: int) -> Optional[s.ParkingSession]:
+    _check_member(info, member_id, "parking")
+    found = await parking.member_open_stay(member_id)
+    return s.ParkingSession.of(found) if found else None
+
+
+async def member_parking_history(info: Info, member_id: int, first: int,
+                                 after: Optional[str]) -> Connection[s.ParkingSession]:
+    _check_member(info, member_id, "parking")
+    check_first(first)
+    rows = await parking.member_history(member_id, first + 1, from_cursor(after))
+    return Connection.of([s.ParkingSession.of(x) for x in rows], first)
+
+
+async def node(info: Info, type_name: str, pk: int) -> object | None:
+    """Stays and vehicles for their member (and operators); car parks for operators."""
+    if type_name == "ParkingSession":
+        found = await parking.stay(pk)
+        ok = found is not None and (info.context.endpoint == "admin" and info.context.caller.operator_id is not None
+                                    or found.member_id is not None and info.context.may_read_member(found.member_id))
+        return s.ParkingSession.of(found) if ok else None
+    if type_name == "Vehicle":
+        found = await parking.vehicle(pk)
+        return s.Vehicle.of(found) if found and info.context.may_read_member(found.member_id) else None
+    if type_name == "CarPark" and info.context.endpoint == "admin" and info.context.caller.operator_id is not None:
+        found = (await parking.car_parks_by_id([pk])).get(pk)
+        return s.CarPark.of(found) if found else None
+    return None
+
+
+# --- the car park (signed, scope parking) --------------------------------------------------------
+
+def _car_park_system(info: Info) -> None:
+    integrations.require_scope(info.context.integration(), "parking")
+
+
+@user_errors(s.ParkingEntryRecordPayload)
+async def parking_entry_record(info: Info, input: s.ParkingEntryRecordInput) -> s.ParkingEntryRecordPayload:
+    _car_park_system(info)
+    found = await parking.record_entry(input.car_park_code, input.plate, input.entered_at, input.event_id)
+    return s.ParkingEntryRecordPayload(session=s.ParkingSession.of(found))
+
+
+@user_errors(s.ParkingExitRecordPayload)
+async def parking_exit_record(info: Info, input: s.ParkingExitRecordInput) -> s.ParkingExitRecordPayload:
+    _car_park_system(info)
+    result = await parking.record_exit(input.car_park_code, input.plate, input.exited_at, input.event_id, input.paid)
+    found = await parking.stay(result.stay_id)
+    return s.ParkingExitRecordPayload(session=s.ParkingSession.of(found), bill=s.ParkingBill.of(parking.final_bill(found)))
+
+
+@user_errors(s.ParkingSessionQuotePayload)
+async def parking_session_quote(info: Info, input: s.ParkingSessionQuoteInput) -> s.ParkingSessionQuotePayload:
+    _car_park_system(info)
+    q = await parking.quote(input.car_park_code, input.plate, input.at)
+    return s.ParkingSessionQuotePayload(session=s.ParkingSession.of(q.stay), bill=s.ParkingBill.of(q.bill), at=q.at)
+
+
+# --- operators -----------------------------------------------------------------------------------
+
+def _actor(info: Info) -> tuple[str, str]:
+    return ("operator", str(info.context.operator_id()))
+
+
+async def car_parks(info: Info) -> list[s.CarPark]:
+    info.context.operator_id()
+    return [s.CarPark.of(c) for c in await parking.car_parks()]
+
+
+def _car_park_data(input: s.CarParkCreateInput | s.CarParkUpdateInput) -> parking.CarParkData:
+    tiers = None if input.tier_free_minutes is None else {t.tier_code: t.minutes for t in input.tier_free_minutes}
+    return parking.CarParkData(
+        name=input.name, free_minutes=input.free_minutes, hourly_fen=input.hourly_fen,
+        daily_cap_fen=input.daily_cap_fen, tier_free_minutes=tiers, purchase_min_fen=input.purchase_min_fen,
+        purchase_free_minutes=input.purchase_free_minutes, offset_points_per_yuan=input.offset_points_per_yuan,
+        offset_max_points=input.offset_max_points)
+
+
+@user_errors(s.CarParkPayload)
+async def car_park_create(info: Info, input: s.CarParkCreateInput) -> s.CarParkPayload:
+    found = await parking.create_car_park(_actor(info), input.code, _car_park_data(input))
+    return s.CarParkPayload(car_park=s.CarPark.of(found))
+
+
+_CLEARABLE = {"dailyCapFen": "daily_cap_fen", "purchaseMinFen": "purchase_min_fen"}
+
+
+@user_errors(s.CarParkPayload)
+async def car_park_update(info: Info, input: s.CarParkUpdateInput) -> s.CarParkPayload:
+    actor = _actor(info)
+    unknown = [c for c in input.clear or [] if c not in _CLEARABLE]
+    if unknown:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"cannot clear {', '.join(unknown)}", ["input", "clear"])
+    found = await parking.update_car_park(actor, _pk(input.car_park_id, "CarPark", "carParkId"), _car_park_data(input),
+                                          frozenset(_CLEARABLE[c] for c in input.clear or []))
+    return s.CarParkPayload(car_park=s.CarPark.of(found))
+
+
+async def parking_sessions(info: Info, first: int, after: Optional[str] = None, car_park_code: Optional[str] = None,
+                           status: Optional[s.ParkingSessionStatus] = None) -> Connection[s.ParkingSession]:
+    info.context.operator_id()
+    check_first(first)
+    car_park_id = None
+    if car_park_code is not None:
+        try:
+            car_park_id = (await parking.car_park_by_code(car_park_code)).id
+        except DomainError:
+            return Connection.of([], first)
+    rows = await parking.stays_page(car_park_id, status.value if status else None, first + 1, from_cursor(after))
+    return Connection.of([s.ParkingSession.of(x) for x in rows], first)
+
+
+async def parking_occupancy(info: Info) -> list[s.CarParkOccupancy]:
+    info.context.operator_id()
+    return [s.CarParkOccupancy(car_park=s.CarPark.of(o.car_park), open_stays=o.open_stays,
+                               entries_today=o.entries_today, exits_today=o.exits_today)
+            for o in await parking.occupancy()]
+
+
+async def parking_offset_totals(info: Info, from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime,
+                                car_park_code: Optional[str] = None) -> list[s.ParkingOffsetTotals]:
+    from api.schema.errors import ApiError
+
+    info.context.operator_id()
+    try:
+        rows = await parking.offset_totals(from_, to, car_park_code)
+    except DomainError as err:
+        raise ApiError(err.message, err.code.value) from None
+    return [s.ParkingOffsetTotals.of(t) for t in rows]
+
+
+@user_errors(s.ParkingAbandonRunPayload)
+async def parking_abandon_run(info: Info, input: s.ParkingAbandonRunInput) -> s.ParkingAbandonRunPayload:
+    result = await parking.abandon_stays(_actor(info), input.older_than_hours, input.as_of)
+    return s.ParkingAbandonRunPayload(stays_abandoned=result.stays_abandoned, points_released=result.points_released)
