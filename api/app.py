@@ -118,6 +118,20 @@ async def dev_pay(request: Request) -> Response:
                          "refundRequestedFen": result.refund_requested_fen})
 
 
+REDIS_CONNECTIONS = 64  # per server process; a burst waits for a free one instead of failing
+
+
+def redis_client(url: str):
+    """A bounded pool that makes a caller wait (up to 1 s) for a free connection: the default pool
+    raises once it has 100 connections, which in a flash-sale burst sent a thousand requests down the
+    database path as if Redis were down."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=1,
+                                           socket_connect_timeout=1, socket_timeout=1)
+    return Redis.from_pool(pool)
+
+
 def create_app(*, manage_db: bool = True) -> Starlette:
     """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
     from api.schema import public
@@ -130,9 +144,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
             await db.init_db(cfg)
         app.state.redis = None
         if cfg.redis_url:
-            from redis.asyncio import from_url
-
-            app.state.redis = from_url(cfg.redis_url, socket_connect_timeout=1, socket_timeout=1)
+            app.state.redis = redis_client(cfg.redis_url)
         try:
             yield
         finally:

@@ -75,6 +75,18 @@ async def test_sale_sells_its_stock_once_per_member(api, gate):
     assert await sale_stock(sale) == 0
     if gate is not None:
         assert int(await gate.get(f"mallpoints:fs:{{{sale_pk(sale)}}}:stock")) == 0
+    # Sold out: the first buyer's retry still gets their order; the key on another sale is refused.
+    retry = (await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": key}},
+                            token=buyers[0][1]))["data"]["flashSaleRedeem"]
+    assert retry["order"]["orderNo"] == first["order"]["orderNo"]
+    other = await new_sale(api, op, stock=0 + 1)
+    await db.fetch("UPDATE flash_sale SET stock = 0 WHERE id = $1 RETURNING id", sale_pk(other))
+    flash_sales._terms.clear()
+    reused = (await api.post(FLASH, {"i": {"flashSaleId": other["id"], "idempotencyKey": key}},
+                             token=buyers[0][1]))["data"]["flashSaleRedeem"]
+    assert reused["userErrors"][0]["code"] in ("IDEMPOTENCY_KEY_REUSED", "OUT_OF_STOCK")
+    if gate is None:  # the database alone sees the key before the stock
+        assert reused["userErrors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
 
 
 async def test_refusals_leave_gate_and_database_unchanged(api, gate):

@@ -12,6 +12,8 @@ down, the same mutation runs on the database alone.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -62,13 +64,25 @@ def _sale(row: Any) -> SaleInfo:
 # --- the sale's terms, cached in the process (not its stock: the database and the gate hold that) --
 
 _terms: dict[int, tuple[float, SaleInfo]] = {}
+_loading: dict[int, asyncio.Future] = {}
 TERMS_SECONDS = 2.0  # an operator's change reaches every server process within this time
 
 
 async def sale(sale_id: int, fresh: bool = False) -> SaleInfo:
+    """The sale's terms. In a burst, one read per process is in flight at a time: the others wait for
+    it (a thousand requests missing the cache at once would each queue for a database connection)."""
     cached = _terms.get(sale_id)
     if not fresh and cached is not None and time.monotonic() - cached[0] < TERMS_SECONDS:
         return cached[1]
+    pending = _loading.get(sale_id)
+    if pending is None:
+        pending = asyncio.ensure_future(_read_terms(sale_id))
+        _loading[sale_id] = pending
+        pending.add_done_callback(lambda _f: _loading.pop(sale_id, None))
+    return await asyncio.shield(pending)
+
+
+async def _read_terms(sale_id: int) -> SaleInfo:
     rows = await fetch(f"SELECT {COLUMNS} FROM flash_sale WHERE id = $1", sale_id)
     if not rows:
         raise DomainError(ErrorCode.NOT_FOUND, "no such flash sale", ["input", "flashSaleId"])
@@ -204,6 +218,16 @@ return 1
 _scripts: dict[tuple[int, str], Any] = {}
 
 
+_warned_at = [0.0]
+
+
+def _warn_once(message: str) -> None:
+    """One warning per 10 s per process: a Redis outage in a burst would otherwise log thousands."""
+    if time.monotonic() - _warned_at[0] > 10:
+        _warned_at[0] = time.monotonic()
+        log.warning(message, exc_info=True)
+
+
 def _script(redis: Any, source: str) -> Any:
     """redis-py's Script object: EVALSHA, falling back to EVAL after a Redis restart."""
     key = (id(redis), source)
@@ -258,8 +282,8 @@ async def _pass_gate(redis: Any, s: SaleInfo, member_id: int, key: str) -> str |
             if not await load_gate(redis, s.id):
                 return None
             verdict = await gate(keys=_keys(s.id), args=args)
-    except Exception:
-        log.warning("flash sale %s: Redis unavailable, the database decides alone", s.id, exc_info=True)
+    except Exception as exc:
+        _warn_once(f"flash sale {s.id}: Redis unavailable ({exc.__class__.__name__}), the database decides alone")
         return None
     return verdict.decode() if isinstance(verdict, bytes) else str(verdict)
 
@@ -298,14 +322,27 @@ async def redeem(member_id: int, sale_id: int, idempotency_key: str, redis: Any 
 
 async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> mall.OrderResult:
     digest = idempotency.request_hash("flashSaleRedeem", {"flashSaleId": sale_id})
+    scope = mall.member_scope(member_id)
+    # Sold out (committed)? Then answer with one read and no transaction: the first result of this key,
+    # or sold out. (A unit taken but not yet committed still shows as stock, so no winner is missed.)
+    seen = await fetch(
+        "SELECT f.stock, r.request_hash, r.result FROM flash_sale f LEFT JOIN idempotency_record r"
+        " ON r.scope = $2 AND r.key = $3 WHERE f.id = $1", sale_id, scope, key)
+    if seen and int(seen[0]["stock"]) < 1:
+        if seen[0]["request_hash"] is None:
+            raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
+        if seen[0]["request_hash"] != digest:
+            raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                              "this idempotencyKey was used before with a different input", ["input", "idempotencyKey"])
+        if seen[0]["result"] is not None:
+            return mall.OrderResult(**json.loads(seen[0]["result"]))
     async with transaction() as tx:
-        record_id, stored = await idempotency.claim(tx, mall.member_scope(member_id), key, digest,
-                                                    ["input", "idempotencyKey"])
+        record_id, stored = await idempotency.claim(tx, scope, key, digest, ["input", "idempotencyKey"])
         if stored is not None:
             return mall.OrderResult(**stored)
         row = await tx.fetchrow(f"SELECT {COLUMNS} FROM flash_sale WHERE id = $1", sale_id)
         s = _sale(row)
-        if s.stock < 1:  # read before any lock: once sold out, the database answers cheaply too
+        if s.stock < 1:
             raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
         if not s.on_sale(now):
             raise DomainError(ErrorCode.NOT_ON_SALE, "this flash sale is not on now", ["input", "flashSaleId"])
