@@ -63,7 +63,7 @@ async def issue_voucher(member_id: int, merchant_code: str | None, *, kind: str 
         )
         order_id = await tx.fetchval(
             "INSERT INTO mall_order (order_no, member_id, product_id, channel, status, quantity, points, cash_fen,"
-            " idempotency_key, created_at) VALUES ($1, $2, $3, 'REDEEM', 'PAID', 1, 100, 0, $4, $5) RETURNING id",
+            " idempotency_key, created_at) VALUES ($1, $2, $3, 'REDEEM', 'PAID', 1, 0, 0, $4, $5) RETURNING id",
             unique("O"), member_id, product_id, unique("K"), now,
         )
         [code] = await vouchers.issue(tx, order_id=order_id, member_id=member_id, product_id=product_id, kind=kind,
