@@ -123,7 +123,7 @@ async def test_operator_restocks_pauses_and_refuses_bad_products(api):
     assert restock["data"]["productUpdate"]["product"]["status"] == "PAUSED"
     too_many = await api.post(PRODUCT_UPDATE, {"i": {"productId": product["id"], "stockDelta": -8}}, token=op, admin=True)
     assert too_many["data"]["productUpdate"]["userErrors"][0]["code"] == "OUT_OF_STOCK"
-    for bad in ({"pointsPrice": 0}, {"kind": "MERCHANT_VOUCHER"}, {"imageUrls": ["ftp://x"]},
+    for bad in ({"pointsPrice": 0}, {"kind": "MERCHANT_VOUCHER"}, {"kind": "PARKING_COUPON"}, {"imageUrls": ["ftp://x"]},
                 {"saleStartsAt": later(days=2), "saleEndsAt": later(days=1)}, {"minTierCode": "NOPE"}):
         result = await api.post(PRODUCT_CREATE, {"i": {"kind": "COUPON", "name": "x", "pointsPrice": 10, "stock": 1,
                                                        **bad}}, token=op, admin=True)

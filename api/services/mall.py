@@ -116,6 +116,8 @@ def _validate(p: dict[str, Any]) -> None:
         raise _invalid("a product needs a price in points, in cash, or both", "pointsPrice")
     if p["kind"] == "MERCHANT_VOUCHER" and (p["merchant_id"] is None or not p["face_value_fen"]):
         raise _invalid("a merchant voucher needs a merchant and a face value", "merchantCode")
+    if p["kind"] == "PARKING_COUPON" and not p["face_value_fen"]:
+        raise _invalid("a parking coupon needs a face value (fen off the parking fee)", "faceValueFen")
     if p["face_value_fen"] is not None and not 0 < p["face_value_fen"] <= MAX_PRICE:
         raise _invalid("faceValueFen must be positive", "faceValueFen")
     if not 1 <= p["validity_days"] <= 3660:
