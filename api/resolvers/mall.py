@@ -239,8 +239,19 @@ async def admin_orders(info: Info, first: int, after: Optional[str] = None,
 async def mall_order_refund(info: Info, input: s.MallOrderRefundInput) -> s.MallOrderRefundPayload:
     result = await mall.refund_order(info.context.operator_id(), _pk(input.order_id, "MallOrder", "orderId"),
                                      input.reason, input.idempotency_key)
+    await refreshed_gates(info.context.redis, result)
     return s.MallOrderRefundPayload(order=await _order_payload(result.order_id), points_returned=result.points_returned,
                                     cash_refund=s.Money(amount_fen=result.cash_refund_fen))
+
+
+async def refreshed_gates(redis, result: mall.RefundResult) -> None:
+    """A refunded unit is for sale (or to win) again: the Redis gate is reloaded from the database."""
+    from api.services import draws
+
+    if redis is not None and result.flash_sale_id is not None:
+        await flash_sales.load_gate(redis, result.flash_sale_id, force=True)
+    if redis is not None and result.draw_prize_id is not None:
+        await draws.reload_prize_gate(redis, result.draw_prize_id)
 
 
 @user_errors(s.MallOrdersExpireRunPayload)

@@ -14,7 +14,7 @@ from api.schema.errors import UserError
 from api.schema.ids import from_global_id, to_global_id
 from api.schema.staff import voucher_of
 from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
-from api.services import ledger, members, purchases, tiers, vouchers
+from api.services import integrations, ledger, members, purchases, tiers, vouchers
 
 
 async def viewer(info: Info) -> Viewer:
@@ -72,6 +72,13 @@ async def member_profile_update(info: Info, input: p.MemberProfileUpdateInput) -
     return p.MemberProfileUpdatePayload(member=Member.of(record))
 
 
+def _till(info: Info):
+    """The signed caller, which must be a till (a key with the pos scope)."""
+    identity = info.context.integration()
+    integrations.require_scope(identity, "pos")
+    return identity
+
+
 def _purchase_input(data: p.PurchaseRecordInput) -> purchases.PurchaseInput:
     return purchases.PurchaseInput(data.member_code, data.merchant_code, data.receipt_no, data.amount_fen,
                                    data.occurred_at, data.idempotency_key)
@@ -86,13 +93,13 @@ def _purchase_payload(result: purchases.PurchaseResult) -> p.PurchaseRecordPaylo
 
 @user_errors(p.PurchaseRecordPayload)
 async def purchase_record(info: Info, input: p.PurchaseRecordInput) -> p.PurchaseRecordPayload:
-    identity = info.context.integration()
+    identity = _till(info)
     return _purchase_payload(await purchases.record_purchase(identity, _purchase_input(input)))
 
 
 @user_errors(p.PurchaseRecordBatchPayload)
 async def purchase_record_batch(info: Info, input: p.PurchaseRecordBatchInput) -> p.PurchaseRecordBatchPayload:
-    identity = info.context.integration()
+    identity = _till(info)
     items = await purchases.record_batch(identity, [_purchase_input(i) for i in input.purchases])
     return p.PurchaseRecordBatchPayload(results=[
         _purchase_payload(item.result) if item.result else p.PurchaseRecordPayload(user_errors=[UserError.of(item.error)])
@@ -103,7 +110,7 @@ async def purchase_record_batch(info: Info, input: p.PurchaseRecordBatchInput) -
 @user_errors(p.PurchaseRefundPayload)
 async def purchase_refund(info: Info, input: p.PurchaseRefundInput) -> p.PurchaseRefundPayload:
     result = await purchases.refund_purchase(
-        info.context.integration(), input.merchant_code, input.receipt_no, input.refund_amount_fen, input.idempotency_key
+        _till(info), input.merchant_code, input.receipt_no, input.refund_amount_fen, input.idempotency_key
     )
     return p.PurchaseRefundPayload(points_reversed=result.points_reversed, points_balance=result.points_balance)
 
@@ -111,7 +118,7 @@ async def purchase_refund(info: Info, input: p.PurchaseRefundInput) -> p.Purchas
 @user_errors(p.PointsPayPayload)
 async def points_pay(info: Info, input: p.PointsPayInput) -> p.PointsPayPayload:
     result = await purchases.pay_with_points(
-        info.context.integration(), input.member_code, input.merchant_code, input.receipt_no, input.points,
+        _till(info), input.member_code, input.merchant_code, input.receipt_no, input.points,
         input.idempotency_key,
     )
     return p.PointsPayPayload(points_spent=result.points_spent, cash_value_fen=result.cash_value_fen,

@@ -323,10 +323,18 @@ class PlayResult:
 
 async def play(member_id: int, game_id: int, idempotency_key: str, redis: Any = None) -> PlayResult:
     """luckyDrawPlay. Idempotent: a repeat returns the first play."""
+    try:
+        return await _draw_and_book(member_id, game_id, idempotency_key, redis)
+    except _Repeat as repeat:
+        return repeat.result
+
+
+async def _draw_and_book(member_id: int, game_id: int, idempotency_key: str, redis: Any) -> PlayResult:
     key = idempotency.check_key(idempotency_key, ["input", "idempotencyKey"])
     g = await game(game_id)
     now = clock.now()
     if not g.open(now):
+        await _first_result(member_id, g.id, key)
         raise DomainError(ErrorCode.GAME_NOT_OPEN, "this game is not open now", ["input", "gameId"])
     await tiers.all_tiers()  # warm: nothing inside the transaction may need a second connection
     gone: set[int] = set()
@@ -335,6 +343,7 @@ async def play(member_id: int, game_id: int, idempotency_key: str, redis: Any = 
         candidates = [(p.id, p.weight) for p in g.prizes
                       if p.id in left and p.id not in gone and (left[p.id] is None or left[p.id] > 0)]
         if not candidates:
+            await _first_result(member_id, g.id, key)
             raise DomainError(ErrorCode.OUT_OF_STOCK, "every prize of this game is gone", ["input", "gameId"])
         roll = secrets.randbelow(sum(w for _, w in candidates))
         prize = next(p for p in g.prizes if p.id == pick(candidates, roll))
@@ -362,6 +371,31 @@ async def play(member_id: int, game_id: int, idempotency_key: str, redis: Any = 
     raise DomainError(ErrorCode.OUT_OF_STOCK, "every prize of this game is gone", ["input", "gameId"])
 
 
+class _Repeat(Exception):
+    def __init__(self, result: PlayResult) -> None:
+        self.result = result
+
+
+async def _first_result(member_id: int, game_id: int, key: str) -> None:
+    """A retry of a play that happened gets its first result, even when the game has closed or its
+    prizes are gone since (raised as _Repeat, caught by play)."""
+    first = await idempotency.stored(mall.member_scope(member_id), key, _digest(game_id), ["input", "idempotencyKey"])
+    if first is not None:
+        raise _Repeat(PlayResult(**first))
+
+
+def _digest(game_id: int) -> str:
+    return idempotency.request_hash("luckyDrawPlay", {"gameId": game_id})
+
+
+async def reload_prize_gate(redis: Any, prize_id: int) -> None:
+    """After a unit came back to a prize (a refunded win): the gate's counter from the database."""
+    rows = await fetch("SELECT game_id, stock FROM draw_prize WHERE id = $1", prize_id)
+    if rows and rows[0]["stock"] is not None:
+        game_id = rows[0]["game_id"]
+        await stock_gate.reload(redis, _gate_key(game_id, prize_id), int(rows[0]["stock"]), await _gate_ttl(game_id))
+
+
 async def _db_stock(prize_id: int) -> int | None:
     rows = await fetch("SELECT stock FROM draw_prize WHERE id = $1", prize_id)
     return None if not rows or rows[0]["stock"] is None else int(rows[0]["stock"])
@@ -374,7 +408,7 @@ def _day_start(now: datetime) -> datetime:
 
 async def _book(member_id: int, g: GameInfo, prize: PrizeInfo, candidates: list[tuple[int, int]], roll: int,
                 redraws: int, key: str, now: datetime) -> tuple[PlayResult, bool]:
-    digest = idempotency.request_hash("luckyDrawPlay", {"gameId": g.id})
+    digest = _digest(g.id)
     async with transaction() as tx:
         record_id, stored = await idempotency.claim(tx, mall.member_scope(member_id), key, digest,
                                                     ["input", "idempotencyKey"])
@@ -384,6 +418,14 @@ async def _book(member_id: int, g: GameInfo, prize: PrizeInfo, candidates: list[
         if acct is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such member", None)
         await ledger.expire_account(tx, acct, now)
+        # The terms as they are now (the draw used the process's copy, at most CACHE_SECONDS old).
+        names = GAME_COLUMNS.replace(" ", "").split(",")
+        terms = await tx.fetchrow(
+            f"SELECT {', '.join('g.' + n for n in names)}, p.active AS prize_active FROM draw_game g"
+            " JOIN draw_prize p ON p.game_id = g.id WHERE g.id = $1 AND p.id = $2", g.id, prize.id)
+        g = _game({n: terms[n] for n in names}, list(g.prizes))
+        if not g.open(now) or not terms["prize_active"]:
+            raise DomainError(ErrorCode.GAME_NOT_OPEN, "this game is not open now", ["input", "gameId"])
         counts = await tx.fetchrow(
             "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN played_at >= $3 THEN 1 ELSE 0 END), 0) AS today,"
             " COALESCE(SUM(CASE WHEN played_at >= $3 AND free THEN 1 ELSE 0 END), 0) AS free_today"

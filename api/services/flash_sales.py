@@ -298,11 +298,15 @@ async def _undo_gate(redis: Any, sale_id: int, member_id: int, key: str, sold_ou
 # --- redeeming -----------------------------------------------------------------------------------
 
 async def redeem(member_id: int, sale_id: int, idempotency_key: str, redis: Any = None) -> mall.OrderResult:
-    """flashSaleRedeem: one unit for points. Idempotent: a repeat returns the first order."""
+    """flashSaleRedeem: one unit for points. Idempotent: a repeat returns the first order, even after
+    the sale has ended."""
     key = idempotency.check_key(idempotency_key, ["input", "idempotencyKey"])
     s = await sale(sale_id)
     now = clock.now()
     if not s.on_sale(now):
+        first = await idempotency.stored(mall.member_scope(member_id), key, _digest(sale_id), ["input", "idempotencyKey"])
+        if first is not None:
+            return mall.OrderResult(**first)
         raise DomainError(ErrorCode.NOT_ON_SALE, "this flash sale is not on now", ["input", "flashSaleId"])
     verdict = await _pass_gate(redis, s, member_id, key) if redis is not None else None
     if verdict == "SOLD_OUT":
@@ -312,16 +316,24 @@ async def redeem(member_id: int, sale_id: int, idempotency_key: str, redis: Any 
                           ["input", "flashSaleId"])
     await tiers.all_tiers()  # warm: nothing inside the transaction may need a second connection
     try:
-        return await _book(member_id, sale_id, key, now)
+        result, repeated = await _book(member_id, sale_id, key, now)
     except BaseException as exc:
         if verdict == "OK":
             sold_out = isinstance(exc, DomainError) and exc.code == ErrorCode.OUT_OF_STOCK
             await _undo_gate(redis, sale_id, member_id, key, sold_out)
         raise
+    if repeated and verdict == "OK":  # the gate had forgotten this key (a reload): give the unit back
+        await _undo_gate(redis, sale_id, member_id, key, False)
+    return result
 
 
-async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> mall.OrderResult:
-    digest = idempotency.request_hash("flashSaleRedeem", {"flashSaleId": sale_id})
+def _digest(sale_id: int) -> str:
+    return idempotency.request_hash("flashSaleRedeem", {"flashSaleId": sale_id})
+
+
+async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> tuple[mall.OrderResult, bool]:
+    """The database's part; returns the result and whether it is a repeat's stored first result."""
+    digest = _digest(sale_id)
     scope = mall.member_scope(member_id)
     # Sold out (committed)? Then answer with one read and no transaction: the first result of this key,
     # or sold out. (A unit taken but not yet committed still shows as stock, so no winner is missed.)
@@ -335,11 +347,11 @@ async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> mall.O
             raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED,
                               "this idempotencyKey was used before with a different input", ["input", "idempotencyKey"])
         if seen[0]["result"] is not None:
-            return mall.OrderResult(**json.loads(seen[0]["result"]))
+            return mall.OrderResult(**json.loads(seen[0]["result"])), True
     async with transaction() as tx:
         record_id, stored = await idempotency.claim(tx, scope, key, digest, ["input", "idempotencyKey"])
         if stored is not None:
-            return mall.OrderResult(**stored)
+            return mall.OrderResult(**stored), True
         row = await tx.fetchrow(f"SELECT {COLUMNS} FROM flash_sale WHERE id = $1", sale_id)
         s = _sale(row)
         if s.stock < 1:
@@ -374,4 +386,4 @@ async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> mall.O
         await mall.take_stock(tx, "flash_sale", sale_id, 1)
         result = mall.OrderResult(order_id, acct.spendable)
         await idempotency.remember(tx, record_id, asdict(result))
-    return result
+    return result, False

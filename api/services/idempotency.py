@@ -63,3 +63,19 @@ async def release(tx: Tx, scope: str, key: str, digest: str) -> None:
     await tx.execute(
         "DELETE FROM idempotency_record WHERE scope = $1 AND key = $2 AND request_hash = $3", scope, key, digest
     )
+
+
+async def stored(scope: str, key: str, digest: str, field: list[str]) -> Any:
+    """The committed first result of a key, read outside any transaction (None when there is none):
+    for answering a retry when the thing it asked for is no longer there (a sale that ended, a prize
+    that ran out), before refusing it."""
+    from api.db import fetch
+
+    rows = await fetch("SELECT request_hash, result FROM idempotency_record WHERE scope = $1 AND key = $2", scope, key)
+    if not rows:
+        return None
+    if rows[0]["request_hash"] != digest:
+        raise DomainError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED, "this idempotencyKey was used before with a different input", field
+        )
+    return None if rows[0]["result"] is None else json.loads(rows[0]["result"])

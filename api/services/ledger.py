@@ -72,21 +72,25 @@ HELD_SQL = (
 async def lock_account(tx: Tx, member_id: int, as_of: datetime | None = None) -> LockedAccount | None:
     """Locks the member's row and account row (PostgreSQL) and reads what a points move needs,
     including how many points are due for expiry at `as_of` (default now) and how many are held.
-    The held sum is read by a statement of its own, after the lock: a subquery of the locking
-    statement would see the snapshot from before the wait (PostgreSQL re-reads only the locked rows)."""
+    Due and held points are read by a statement of their own, after the lock: a subquery of the
+    locking statement sees the snapshot from before the lock wait (PostgreSQL re-reads only the
+    locked rows), so a move committed meanwhile (a refund giving points back to an expired lot, a
+    new hold) would be missed."""
     as_of = as_of or clock.now()
     row = await tx.fetchrow(
-        "SELECT a.id, a.balance, m.tier_id, m.growth_value, (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l"
-        " WHERE l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $2) AS due"
-        " FROM points_account a JOIN member m ON m.id = a.member_id WHERE a.member_id = $1"
-        + (" FOR UPDATE OF a, m" if tx.postgres else ""),
-        member_id, as_of,
+        "SELECT a.id, a.balance, m.tier_id, m.growth_value FROM points_account a JOIN member m ON m.id = a.member_id"
+        " WHERE a.member_id = $1" + (" FOR UPDATE OF a, m" if tx.postgres else ""),
+        member_id,
     )
     if row is None:
         return None
-    held = await tx.fetchval(HELD_SQL.replace("a.id", "$1"), row["id"], as_of)
-    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"], int(row["due"]),
-                         int(held))
+    amounts = await tx.fetchrow(
+        "SELECT (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.account_id = $1 AND l.kind = 'EARN'"
+        f" AND l.remaining > 0 AND l.expires_at <= $2) AS due, ({HELD_SQL.replace('a.id', '$1')}) AS held",
+        row["id"], as_of,
+    )
+    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"],
+                         int(amounts["due"]), int(amounts["held"]))
 
 
 def shortfall(acct: LockedAccount) -> str:

@@ -328,7 +328,7 @@ async def _check_sale(tx: Tx, acct: ledger.LockedAccount, p: ProductInfo, quanti
                                               tzinfo=clock.SHANGHAI))
     row = await tx.fetchrow(
         "SELECT COALESCE(SUM(quantity), 0) AS total, COALESCE(SUM(CASE WHEN created_at >= $3 THEN quantity END), 0)"
-        " AS today FROM mall_order WHERE member_id = $1 AND product_id = $2 AND flash_sale_id IS NULL"
+        " AS today FROM mall_order WHERE member_id = $1 AND product_id = $2 AND channel IN ('REDEEM', 'CHECKOUT')"
         " AND (status = 'PAID' OR (status = 'PENDING_PAYMENT' AND expires_at > $4))",
         acct.member_id, p.id, day_start, now - NOTIFY_GRACE,
     )
@@ -508,14 +508,16 @@ async def _lock_order(tx: Tx, where: str, value: Any) -> Any:
         f"SELECT {ORDER_COLUMNS} FROM mall_order WHERE {where}" + (" FOR UPDATE" if tx.postgres else ""), value)
 
 
-async def _lapse(tx: Tx, o: OrderInfo, status: str, now: datetime) -> None:
-    """An unpaid checkout ends (EXPIRED or CANCELLED): holds released, stock back."""
+async def _lapse(tx: Tx, o: OrderInfo, status: str, now: datetime, stock_back: bool = True) -> None:
+    """An unpaid checkout ends (EXPIRED or CANCELLED): holds released, stock back (unless the caller
+    gives many orders' stock back at once)."""
     await tx.execute("UPDATE mall_order SET status = $2, closed_at = $3 WHERE id = $1", o.id, status, now)
     hold_id = await tx.fetchval(
         "SELECT id FROM points_hold WHERE source_type = 'mall_order' AND source_ref = $1", str(o.id))
     if hold_id is not None:
         await ledger.release(tx, hold_id)
-    await tx.execute("UPDATE product SET stock = stock + $2 WHERE id = $1", o.product_id, o.quantity)
+    if stock_back:
+        await tx.execute("UPDATE product SET stock = stock + $2 WHERE id = $1", o.product_id, o.quantity)
 
 
 @dataclass(frozen=True)
@@ -538,35 +540,38 @@ async def payment_notify(provider: str, out_trade_no: str, transaction_id: str, 
     await tiers.all_tiers()
     async with transaction() as tx:
         row = await tx.fetchrow(
-            "SELECT p.id, p.order_id, p.provider, p.amount_fen, p.status, p.transaction_id FROM payment p"
-            " WHERE p.out_trade_no = $1", out_trade_no)
+            "SELECT p.id, p.order_id, p.provider, p.amount_fen, o.member_id FROM payment p"
+            " JOIN mall_order o ON o.id = p.order_id WHERE p.out_trade_no = $1", out_trade_no)
         if row is None or row["provider"] != provider:
             raise DomainError(ErrorCode.NOT_FOUND, "no such payment", ["input", "outTradeNo"])
+        acct = await _lock_member(tx, row["member_id"], now)  # the lock order: account, then order
         o = _order(await _lock_order(tx, "id = $1", row["order_id"]))
-        payment = await tx.fetchrow("SELECT status, transaction_id FROM payment WHERE id = $1", row["id"])
+        payment = await tx.fetchrow("SELECT status, transaction_id, amount_fen FROM payment WHERE id = $1", row["id"])
         if payment["status"] != "PENDING":  # notified before: the same payment, or a second one
-            if payment["transaction_id"] == transaction_id:
-                return await _notify_result(tx, o.id, row["id"])
-            return await _late(tx, row["id"], o, transaction_id, amount_fen, now, "a second payment for this order")
-        if int(row["amount_fen"]) != amount_fen:
-            raise DomainError(ErrorCode.PAYMENT_AMOUNT_MISMATCH,
-                              f"the payment request was for {row['amount_fen']} fen", ["input", "amountFen"])
+            if payment["transaction_id"] != transaction_id:
+                return await _late(tx, row["id"], o, transaction_id, amount_fen, now, "a second payment for this order")
+            if int(payment["amount_fen"]) != amount_fen:
+                raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, "this transactionId was notified with another"
+                                  " amount", ["input", "transactionId"])
+            return await _notify_result(tx, o.id, row["id"])
         if o.status == "PENDING_PAYMENT" and now >= o.expires_at + NOTIFY_GRACE:
             await _lapse(tx, o, "EXPIRED", now)  # the expiry run had not come yet
             o = replace(o, status="EXPIRED")
-        if o.status != "PENDING_PAYMENT":
+        if o.status != "PENDING_PAYMENT":  # whatever was paid goes back
             return await _late(tx, row["id"], o, transaction_id, amount_fen, now, "paid after the order closed")
+        if int(row["amount_fen"]) != amount_fen:
+            raise DomainError(ErrorCode.PAYMENT_AMOUNT_MISMATCH,
+                              f"the payment request was for {row['amount_fen']} fen", ["input", "amountFen"])
         await tx.execute("UPDATE payment SET status = 'PAID', transaction_id = $2, paid_at = $3 WHERE id = $1",
                          row["id"], transaction_id, now)
-        await _confirm(tx, o, now)
+        await _confirm(tx, o, acct, now)
         return await _notify_result(tx, o.id, row["id"])
 
 
-async def _confirm(tx: Tx, o: OrderInfo, now: datetime) -> None:
+async def _confirm(tx: Tx, o: OrderInfo, acct: ledger.LockedAccount, now: datetime) -> None:
     """Spends the order's hold, marks it PAID and issues its vouchers."""
     entry_id = None
     if o.points:
-        acct = await _lock_member(tx, o.member_id, now)
         hold_id = await tx.fetchval(
             "SELECT id FROM points_hold WHERE source_type = 'mall_order' AND source_ref = $1", str(o.id))
         p = await product_in(tx, o.product_id)
@@ -630,7 +635,8 @@ EXPIRE_CHUNK = 500
 async def expire_orders(as_of: datetime | None = None) -> ExpireResult:
     """Lapses unpaid checkouts whose deadline (plus the notification grace) has passed. Safe to repeat
     and to run twice at once: each order is locked and re-checked (SKIP LOCKED on PostgreSQL lets a
-    second runner, or a payment notification holding an order, pass it by)."""
+    second runner, or a payment notification holding an order, pass it by). A chunk gives its stock
+    back last, one update per product in id order, so two runners never deadlock on products."""
     as_of = as_of or clock.now()
     expired = points = 0
     while True:
@@ -640,10 +646,14 @@ async def expire_orders(as_of: datetime | None = None) -> ExpireResult:
                 " ORDER BY id LIMIT $2" + (" FOR UPDATE SKIP LOCKED" if tx.postgres else ""),
                 as_of - NOTIFY_GRACE, EXPIRE_CHUNK,
             )
+            back: dict[int, int] = {}
             for row in rows:
                 o = _order(row)
-                await _lapse(tx, o, "EXPIRED", as_of)
+                await _lapse(tx, o, "EXPIRED", as_of, stock_back=False)
+                back[o.product_id] = back.get(o.product_id, 0) + o.quantity
                 expired, points = expired + 1, points + o.points
+            for product_id in sorted(back):
+                await tx.execute("UPDATE product SET stock = stock + $2 WHERE id = $1", product_id, back[product_id])
         if len(rows) < EXPIRE_CHUNK:
             return ExpireResult(expired, points)
 
@@ -655,6 +665,8 @@ class RefundResult:
     order_id: int
     points_returned: int
     cash_refund_fen: int
+    flash_sale_id: int | None = None  # whose Redis gate must be reloaded (the unit is for sale again)
+    draw_prize_id: int | None = None
 
 
 async def refund_order(operator_id: int, order_id: int, reason: str, idempotency_key: str) -> RefundResult:
@@ -691,8 +703,12 @@ async def refund_order(operator_id: int, order_id: int, reason: str, idempotency
             refund_entry_id = entry.id
         await tx.execute("UPDATE mall_order SET status = 'REFUNDED', closed_at = $2, refund_entry_id = $3"
                          " WHERE id = $1", o.id, now, refund_entry_id)
-        if o.flash_sale_id is not None:
+        prize_id = None
+        if o.channel == "FLASH_SALE":
             await tx.execute("UPDATE flash_sale SET stock = stock + $2 WHERE id = $1", o.flash_sale_id, o.quantity)
+        elif o.channel == "DRAW":  # the unit goes back to the prize it was won as
+            prize_id = await tx.fetchval("SELECT prize_id FROM draw_play WHERE order_id = $1", o.id)
+            await tx.execute("UPDATE draw_prize SET stock = stock + 1 WHERE id = $1 AND stock IS NOT NULL", prize_id)
         else:
             await tx.execute("UPDATE product SET stock = stock + $2 WHERE id = $1", o.product_id, o.quantity)
         if o.cash_fen:
@@ -702,6 +718,6 @@ async def refund_order(operator_id: int, order_id: int, reason: str, idempotency
                 " VALUES ($1, $2, $3, 'REQUESTED', $4)", payment_id, o.cash_fen, f"order refunded: {reason}", now)
         await audit(tx, ("operator", str(operator_id)), "mall_order.refund", "mall_order", str(o.id),
                     {"reason": reason, "points": o.points, "cashFen": o.cash_fen})
-        result = RefundResult(o.id, o.points, o.cash_fen)
+        result = RefundResult(o.id, o.points, o.cash_fen, o.flash_sale_id, prize_id)
         await idempotency.remember(tx, record_id, asdict(result))
     return result

@@ -65,11 +65,13 @@ async def issue(tx: Tx, *, order_id: int, member_id: int, product_id: int, kind:
 
 
 async def void_for_order(tx: Tx, order_id: int) -> int:
-    """Voids the unused vouchers of a refunded order; returns how many were used (then the caller refuses)."""
-    used = await tx.fetchval(
-        "SELECT COUNT(*) FROM voucher WHERE order_id = $1 AND status = 'USED'", order_id)
+    """Voids the unused vouchers of a refunded order; returns how many were used (then the caller refuses).
+    The vouchers are locked first: a write-off in flight is waited for, and then seen."""
+    rows = await tx.fetch("SELECT status FROM voucher WHERE order_id = $1" + (" FOR UPDATE" if tx.postgres else ""),
+                          order_id)
+    used = sum(1 for r in rows if r["status"] == "USED")
     if used:
-        return int(used)
+        return used
     await tx.execute("UPDATE voucher SET status = 'VOID' WHERE order_id = $1 AND status = 'ISSUED'", order_id)
     return 0
 

@@ -1,0 +1,217 @@
+"""Regressions found in review: races and repeats around refunds, gates and expiry."""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from api import db
+from api.schema.ids import from_global_id
+from api.services import clock, flash_sales, ledger, mall
+from api.services.errors import DomainError, ErrorCode
+from tests.conftest import make_member, unique
+from tests.mall_helpers import FLASH, REDEEM, REFUND, create_product, funded_member, later, operator_token, state
+
+PLAY = """mutation($i: LuckyDrawPlayInput!) { luckyDrawPlay(input: $i) {
+  play { id prize { name kind } order { id } } pointsBalance userErrors { code field message } } }"""
+GAME_CREATE = """mutation($i: DrawGameCreateInput!) { drawGameCreate(input: $i) {
+  game { id prizes { id } } userErrors { code field message } } }"""
+postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+
+
+async def _game(api, op, prizes, **terms):
+    data = {"name": unique("转盘"), "kind": "WHEEL", "costPoints": 10, "startsAt": later(minutes=-1),
+            "endsAt": later(days=1), "prizes": prizes, **terms}
+    r = (await api.post(GAME_CREATE, {"i": data}, token=op, admin=True))["data"]["drawGameCreate"]
+    assert not r["userErrors"], r
+    return r["game"]
+
+
+async def test_refunding_a_draw_win_gives_the_unit_back_to_the_prize(api):
+    op = await operator_token(api)
+    coupon = await create_product(api, op, kind="COUPON", stock=0)
+    game = await _game(api, op, [{"name": "券", "kind": "COUPON", "productId": coupon["id"], "weight": 1, "stock": 1}])
+    member_id, token = await funded_member(100)
+    r = (await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": unique("K")}}, token=token))
+    order_gid = r["data"]["luckyDrawPlay"]["play"]["order"]["id"]
+    await api.post(REFUND, {"i": {"orderId": order_gid, "reason": "测试退款", "idempotencyKey": unique("K")}},
+                         token=op, admin=True)
+    pid = from_global_id(coupon["id"])[1]
+    stock = (await db.fetch("SELECT stock FROM product WHERE id = $1", pid))[0]["stock"]
+    prize = (await db.fetch("SELECT stock FROM draw_prize WHERE game_id = $1", from_global_id(game["id"])[1]))[0]
+    assert stock == 0, f"product stock became {stock} (was 0, never sold)"
+    assert prize["stock"] == 1  # the unit went back to the prize
+
+
+async def test_a_draw_retry_after_the_prizes_are_gone_gets_the_first_play(api):
+    op = await operator_token(api)
+    game = await _game(api, op, [{"name": "唯一", "kind": "POINTS", "points": 5, "weight": 1, "stock": 1}])
+    member_id, token = await funded_member(100)
+    key = unique("K")
+    first = (await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": key}}, token=token))["data"]["luckyDrawPlay"]
+    assert first["userErrors"] == []
+    again = (await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": key}}, token=token))["data"]["luckyDrawPlay"]
+    assert again["userErrors"] == [] and again["play"]["id"] == first["play"]["id"]
+
+
+async def test_a_flash_retry_after_the_sale_ended_gets_the_first_order(api):
+    op = await operator_token(api)
+    product = await create_product(api, op, pointsPrice=100, stock=10)
+    sale = await flash_sales.create_sale(("operator", "1"), product_id=from_global_id(product["id"])[1], title="秒杀",
+                                         points_price=10, stock=5, per_member_limit=1,
+                                         starts_at=clock.now(), ends_at=clock.now() + __import__("datetime").timedelta(minutes=1))
+    member_id, token = await funded_member(100)
+    key = unique("K")
+    sid = __import__("api.schema.ids", fromlist=["x"]).to_global_id("FlashSale", sale.id)
+    r1 = (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": key}}, token=token))["data"]["flashSaleRedeem"]
+    assert r1["userErrors"] == []
+    clock.freeze(clock.now() + __import__("datetime").timedelta(minutes=2))
+    from api.services import signing
+    token = signing.issue_token("member", member_id, 3600)
+    flash_sales._terms.clear()
+    r2 = (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": key}}, token=token))["data"]["flashSaleRedeem"]
+    assert r2["userErrors"] == []
+
+
+async def test_a_refunded_flash_unit_is_for_sale_again_through_the_gate(api, redis):
+    api.client._transport.app.state.redis = redis
+    op = await operator_token(api)
+    product = await create_product(api, op, pointsPrice=100, stock=10)
+    from datetime import timedelta
+    sale = await flash_sales.create_sale(("operator", "1"), product_id=from_global_id(product["id"])[1], title="秒杀",
+                                         points_price=10, stock=1, per_member_limit=1,
+                                         starts_at=clock.now(), ends_at=clock.now() + timedelta(hours=1), redis=redis)
+    from api.schema.ids import to_global_id
+    sid = to_global_id("FlashSale", sale.id)
+    a, ta = await funded_member(100)
+    b, tb = await funded_member(100)
+    r1 = (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": unique("K")}}, token=ta))["data"]["flashSaleRedeem"]
+    assert r1["userErrors"] == []
+    ref = await api.post(REFUND, {"i": {"orderId": r1["order"]["id"], "reason": "退款测试", "idempotencyKey": unique("K")}},
+                         token=op, admin=True)
+    assert ref["data"]["mallOrderRefund"]["userErrors"] == [], ref
+    db_stock = (await db.fetch("SELECT stock FROM flash_sale WHERE id = $1", sale.id))[0]["stock"]
+    r2 = (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": unique("K")}}, token=tb))["data"]["flashSaleRedeem"]
+    # and the refunded buyer again
+    (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": unique("K")}}, token=ta))["data"]["flashSaleRedeem"]
+    assert db_stock == 1 and r2["userErrors"] == []
+
+
+@postgres_only
+async def test_a_refund_racing_a_write_off_never_refunds_a_used_voucher(api, backend):
+    import asyncpg
+    from api.config import settings
+    op = await operator_token(api)
+    product = await create_product(api, op, pointsPrice=100, stock=10)
+    member_id, token = await funded_member(500)
+    r = (await api.post(REDEEM, {"i": {"productId": product["id"], "idempotencyKey": unique("K")}}, token=token))
+    order = r["data"]["pointsMallRedeem"]["order"]
+    order_id = from_global_id(order["id"])[1]
+    url = settings().database_url.split("?")[0].replace("postgres://", "postgresql://")
+    conn = await asyncpg.connect(url)
+    try:
+        tr = conn.transaction()
+        await tr.start()
+        # a till writes the voucher off (committed a moment later)
+        await conn.execute("UPDATE voucher SET status = 'USED', used_at = now() WHERE order_id = $1 AND status = 'ISSUED'", order_id)
+        refund = asyncio.create_task(mall.refund_order(1, order_id, "退款测试", unique("K")))
+        await asyncio.sleep(0.5)
+        await tr.commit()
+        with pytest.raises(DomainError) as refused:
+            await refund
+        assert refused.value.code == ErrorCode.ORDER_STATE_INVALID
+    finally:
+        await conn.close()
+    rows = await db.fetch("SELECT status FROM voucher WHERE order_id = $1", order_id)
+    o = await mall.order(order_id)
+    assert o.status == "PAID" and [x["status"] for x in rows] == ["USED"]
+    assert (await state(member_id))["balance"] == 400
+
+
+@postgres_only
+async def test_points_given_back_to_an_expired_lot_are_not_spent_by_a_waiting_redeem(api, backend):
+    import asyncpg
+    from api.config import settings
+    op = await operator_token(api)
+    p1 = await create_product(api, op, pointsPrice=100, stock=10)
+    p2 = await create_product(api, op, pointsPrice=100, stock=10)
+    member_id, _ = await make_member()
+    t0 = clock.now()
+    async with db.transaction() as tx:
+        acct = await ledger.lock_account(tx, member_id)
+        # a lot that expires in an hour (earned 12 months ago, rolling policy)
+        await ledger.credit(tx, acct, points=100, kind="ADJUST", reason="测试", source_type="test", source_ref=None,
+                            occurred_at=clock.add_months(t0, -12) + timedelta(hours=1))
+    first = await mall.redeem(member_id, from_global_id(p1["id"])[1], 1, unique("K"))
+    clock.freeze(t0 + timedelta(hours=2))  # lot A has expired (nothing left in it)
+    url = settings().database_url.split("?")[0].replace("postgres://", "postgresql://")
+    conn = await asyncpg.connect(url)
+    try:
+        tr = conn.transaction()
+        await tr.start()
+        await conn.execute("SELECT 1 FROM points_account WHERE member_id = $1 FOR UPDATE", member_id)
+        refund = asyncio.create_task(mall.refund_order(1, first.order_id, "退款测试", unique("K")))
+        await asyncio.sleep(0.3)
+        second = asyncio.create_task(mall.redeem(member_id, from_global_id(p2["id"])[1], 1, unique("K")))
+        await asyncio.sleep(0.3)
+        await tr.commit()
+        await refund
+        try:
+            r = await second
+        except DomainError as exc:
+            assert exc.code == ErrorCode.INSUFFICIENT_POINTS
+            r = None
+    finally:
+        await conn.close()
+    entries = await db.fetch("SELECT e.kind, e.points FROM points_entry e JOIN points_account a ON a.id = e.account_id"
+                             " WHERE a.member_id = $1 ORDER BY e.id", member_id)
+    assert r is None, f"expired points were spent: {[tuple(x.values()) for x in entries]}"
+
+
+@postgres_only
+async def test_two_expiry_runners_do_not_deadlock(api, backend, monkeypatch):
+    op = await operator_token(api)
+    x = from_global_id((await create_product(api, op, pointsPrice=10, cashPriceFen=100, stock=100))["id"])[1]
+    y = from_global_id((await create_product(api, op, pointsPrice=10, cashPriceFen=100, stock=100))["id"])[1]
+    monkeypatch.setattr(mall, "EXPIRE_CHUNK", 2)
+    errors = []
+    for _attempt in range(5):
+        for pid in (x, y, y, x):
+            m, _ = await funded_member(100)
+            await mall.checkout_create(m, pid, 1, unique("K"))
+        saved = clock.now()
+        clock.freeze(saved + timedelta(hours=1))
+        results = await asyncio.gather(mall.expire_orders(), mall.expire_orders(), return_exceptions=True)
+        clock.freeze(None)
+        errors += [r for r in results if isinstance(r, Exception)]
+    assert not errors, errors
+
+
+async def test_a_key_without_the_pos_scope_cannot_use_the_till(api):
+    from tests.conftest import PURCHASE, purchase_input
+    from tests.mall_helpers import payment_key
+
+    key_id, secret = await payment_key()
+    from api.services import integrations
+
+    async with db.transaction() as tx:  # even when an operator bound it to a merchant
+        await tx.execute("INSERT INTO integration_key_merchant (key_id, merchant_id) SELECT k.id, m.id"
+                         " FROM integration_key k, merchant m WHERE k.key_id = $1 AND m.code = 'M001'", key_id)
+    integrations._keys.clear()
+    member_id, _ = await make_member()
+    result = await api.signed(PURCHASE, {"input": purchase_input(member_id)}, key_id=key_id, secret=secret)
+    assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await state(member_id))["entries"] == 0
+
+
+async def test_draw_wins_do_not_use_up_purchase_limits(api):
+    op = await operator_token(api)
+    coupon = await create_product(api, op, kind="COUPON", pointsPrice=10, stock=5, limitPerMember=1)
+    game = await _game(api, op, [{"name": "券", "kind": "COUPON", "productId": coupon["id"], "weight": 1, "stock": 1}],
+                       costPoints=0)
+    _, token = await funded_member(100)
+    won = (await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": unique("K")}}, token=token))
+    assert won["data"]["luckyDrawPlay"]["play"]["prize"]["kind"] == "COUPON"
+    bought = await api.post(REDEEM, {"i": {"productId": coupon["id"], "idempotencyKey": unique("K")}}, token=token)
+    assert bought["data"]["pointsMallRedeem"]["userErrors"] == []
