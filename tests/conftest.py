@@ -209,6 +209,16 @@ async def redis():
     await client.aclose()
 
 
+@pytest.fixture(params=["redis", "database"])
+def gate(request, api):
+    """Each test runs with the Redis gate in front, and on the database alone."""
+    if request.param == "redis":
+        client = request.getfixturevalue("redis")
+        api.client._transport.app.state.redis = client
+        return client
+    return None
+
+
 @pytest_asyncio.fixture
 async def api(backend):
     from api.app import create_app

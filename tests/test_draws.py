@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,15 +33,6 @@ async def new_game(api, op: str, prizes: list[dict], **terms) -> dict:
     result = (await api.post(GAME_CREATE, {"i": data}, token=op, admin=True))["data"]["drawGameCreate"]
     assert not result["userErrors"], result
     return result["game"]
-
-
-@pytest.fixture(params=["redis", "database"])
-def gate(request, api):
-    if request.param == "redis":
-        client = request.getfixturevalue("redis")
-        api.client._transport.app.state.redis = client
-        return client
-    return None
 
 
 async def play(api, token: str, game: dict, key: str | None = None) -> dict:

@@ -14,15 +14,6 @@ from tests.test_draws import PLAY, new_game
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 
-@pytest.fixture(params=["redis", "database"])
-def gate(request, api):
-    if request.param == "redis":
-        client = request.getfixturevalue("redis")
-        api.client._transport.app.state.redis = client
-        return client
-    return None
-
-
 async def test_200_parallel_plays_grant_a_single_top_prize_once(api, gate):
     op = await operator_token(api)
     game = await new_game(api, op, [

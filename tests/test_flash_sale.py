@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 
 from api import db
 from api.schema.ids import from_global_id
@@ -35,16 +34,6 @@ def sale_pk(sale: dict) -> int:
 
 async def sale_stock(sale: dict) -> int:
     return int((await db.fetch("SELECT stock FROM flash_sale WHERE id = $1", sale_pk(sale)))[0]["stock"])
-
-
-@pytest.fixture(params=["redis", "database"])
-def gate(request, api):
-    """Each test runs with the Redis gate in front, and on the database alone."""
-    if request.param == "redis":
-        client = request.getfixturevalue("redis")
-        api.client._transport.app.state.redis = client
-        return client
-    return None
 
 
 async def test_sale_sells_its_stock_once_per_member(api, gate):

@@ -1,7 +1,7 @@
 """The one source of 'now' for the domain, in UTC. Tests move it; nothing else does."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -21,6 +21,22 @@ def to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime: times must carry a zone")
     return value.astimezone(timezone.utc)
+
+
+def business_day(at: datetime) -> date:
+    """The Asia/Shanghai day (business days cut there) that `at` falls on."""
+    return at.astimezone(SHANGHAI).date()
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """Start and end (exclusive) of an Asia/Shanghai day, in UTC."""
+    start = datetime.combine(day, time.min, tzinfo=SHANGHAI)
+    return start.astimezone(timezone.utc), (start + timedelta(days=1)).astimezone(timezone.utc)
+
+
+def day_start(at: datetime) -> datetime:
+    """Midnight (Asia/Shanghai) of the day `at` falls on, in UTC."""
+    return day_bounds(business_day(at))[0]
 
 
 def parse_db_time(value) -> datetime | None:

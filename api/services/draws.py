@@ -401,11 +401,6 @@ async def _db_stock(prize_id: int) -> int | None:
     return None if not rows or rows[0]["stock"] is None else int(rows[0]["stock"])
 
 
-def _day_start(now: datetime) -> datetime:
-    local = now.astimezone(clock.SHANGHAI)
-    return clock.to_utc(datetime.combine(local.date(), datetime.min.time(), tzinfo=clock.SHANGHAI))
-
-
 async def _book(member_id: int, g: GameInfo, prize: PrizeInfo, candidates: list[tuple[int, int]], roll: int,
                 redraws: int, key: str, now: datetime) -> tuple[PlayResult, bool]:
     digest = _digest(g.id)
@@ -429,7 +424,7 @@ async def _book(member_id: int, g: GameInfo, prize: PrizeInfo, candidates: list[
         counts = await tx.fetchrow(
             "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN played_at >= $3 THEN 1 ELSE 0 END), 0) AS today,"
             " COALESCE(SUM(CASE WHEN played_at >= $3 AND free THEN 1 ELSE 0 END), 0) AS free_today"
-            " FROM draw_play WHERE game_id = $1 AND member_id = $2", g.id, member_id, _day_start(now))
+            " FROM draw_play WHERE game_id = $1 AND member_id = $2", g.id, member_id, clock.day_start(now))
         if g.total_limit is not None and int(counts["total"]) >= g.total_limit:
             raise DomainError(ErrorCode.PLAY_LIMIT_REACHED, f"at most {g.total_limit} plays per member",
                               ["input", "gameId"])
@@ -540,7 +535,7 @@ async def member_day(member_id: int, g: GameInfo, tier_code: str) -> MemberDay:
     rows = await fetch(
         "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN played_at >= $3 THEN 1 ELSE 0 END), 0) AS today,"
         " COALESCE(SUM(CASE WHEN played_at >= $3 AND free THEN 1 ELSE 0 END), 0) AS free_today"
-        " FROM draw_play WHERE game_id = $1 AND member_id = $2", g.id, member_id, _day_start(clock.now()))
+        " FROM draw_play WHERE game_id = $1 AND member_id = $2", g.id, member_id, clock.day_start(clock.now()))
     r = rows[0]
     return MemberDay(int(r["today"]), max(0, g.free_allowance(tier_code) - int(r["free_today"])), int(r["total"]))
 

@@ -324,8 +324,7 @@ async def _check_sale(tx: Tx, acct: ledger.LockedAccount, p: ProductInfo, quanti
         raise DomainError(ErrorCode.TIER_NOT_ELIGIBLE, "this product is for a higher tier", ["input", "productId"])
     if p.limit_per_member is None and p.limit_per_member_daily is None:
         return
-    day_start = clock.to_utc(datetime.combine(now.astimezone(clock.SHANGHAI).date(), datetime.min.time(),
-                                              tzinfo=clock.SHANGHAI))
+    day_start = clock.day_start(now)
     row = await tx.fetchrow(
         "SELECT COALESCE(SUM(quantity), 0) AS total, COALESCE(SUM(CASE WHEN created_at >= $3 THEN quantity END), 0)"
         " AS today FROM mall_order WHERE member_id = $1 AND product_id = $2 AND channel IN ('REDEEM', 'CHECKOUT')"

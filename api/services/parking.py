@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -396,12 +396,6 @@ class _Autocommit:
         return None if row is None else next(iter(row.values()))
 
 
-def _day_bounds(at: datetime) -> tuple[datetime, datetime]:
-    """The Asia/Shanghai day of `at`, in UTC."""
-    start = datetime.combine(at.astimezone(clock.SHANGHAI).date(), time.min, tzinfo=clock.SHANGHAI)
-    return start.astimezone(timezone.utc), (start + timedelta(days=1)).astimezone(timezone.utc)
-
-
 async def _tier_minutes_left(q: Any, cp: CarParkInfo, s: StayInfo) -> int:
     """The member's tier allowance on the Shanghai day of the entry, less what that day's other closed
     stays used (in any car park)."""
@@ -409,7 +403,7 @@ async def _tier_minutes_left(q: Any, cp: CarParkInfo, s: StayInfo) -> int:
     allowance = cp.tier_free_minutes.get((await tiers.tier_by_id(tier_id)).code, 0) if tier_id is not None else 0
     if not allowance:
         return 0
-    start, end = _day_bounds(s.entered_at)
+    start, end = clock.day_bounds(clock.business_day(s.entered_at))
     used = await q.fetchval(
         "SELECT COALESCE(SUM(tier_minutes_used), 0) FROM parking_session WHERE member_id = $1 AND status = 'CLOSED'"
         " AND id <> $2 AND entered_at >= $3 AND entered_at < $4", s.member_id, s.id, start, end)
@@ -421,8 +415,8 @@ async def _purchase_minutes(q: Any, cp: CarParkInfo, s: StayInfo, at: datetime) 
     Shanghai day to the end of the day of `at`."""
     if cp.purchase_min_fen is None or not cp.purchase_free_minutes:
         return 0
-    start, _ = _day_bounds(s.entered_at)
-    _, end = _day_bounds(max(at, s.entered_at))
+    start, _ = clock.day_bounds(clock.business_day(s.entered_at))
+    _, end = clock.day_bounds(clock.business_day(max(at, s.entered_at)))
     spent = await q.fetchval(
         "SELECT COALESCE(SUM(amount_fen - refunded_fen), 0) FROM purchase WHERE member_id = $1"
         " AND occurred_at >= $2 AND occurred_at < $3", s.member_id, start, end)
@@ -861,7 +855,7 @@ class Occupancy:
 
 async def occupancy() -> list[Occupancy]:
     """Per car park: stays open now, and entries and exits on today's Asia/Shanghai day."""
-    start, end = _day_bounds(clock.now())
+    start, end = clock.day_bounds(clock.business_day(clock.now()))
     rows = await fetch(
         "SELECT car_park_id, SUM(CASE WHEN status = 'OPEN' THEN 1 ELSE 0 END) AS open_stays,"
         " SUM(CASE WHEN entered_at >= $1 AND entered_at < $2 THEN 1 ELSE 0 END) AS entries,"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from api.db import Tx, fetch, transaction
 from api.services import clock, idempotency
@@ -208,9 +208,8 @@ class WriteOffSummary:
 
 async def write_off_summary(merchant_id: int, day: date | None) -> WriteOffSummary:
     """How many vouchers a merchant wrote off on an Asia/Shanghai day (default today), and their face value."""
-    day = day or clock.now().astimezone(clock.SHANGHAI).date()
-    start = datetime.combine(day, time.min, tzinfo=clock.SHANGHAI).astimezone(timezone.utc)
-    end = start + timedelta(days=1)
+    day = day or clock.business_day(clock.now())
+    start, end = clock.day_bounds(day)
     rows = await fetch(
         "SELECT COUNT(*) AS n, COALESCE(SUM(face_value_fen), 0) AS total FROM voucher"
         " WHERE used_merchant_id = $1 AND used_at >= $2 AND used_at < $3", merchant_id, start, end,
