@@ -188,9 +188,9 @@ async def test_ledger_rows_cannot_be_edited_or_deleted(api):
 
 
 async def test_failed_logins_are_limited(api):
-    from api.services import operators
+    from api.services import passwords
 
     user = unique("nobody")
     codes = [(await api.post(LOGIN, {"u": user, "p": "x"}, admin=True))["data"]["operatorLogin"]["userErrors"][0]["code"]
-             for _ in range(operators.LOGIN_ATTEMPTS_PER_15_MIN + 1)]
+             for _ in range(passwords.LOGIN_ATTEMPTS_PER_15_MIN + 1)]
     assert codes[-2] == "INVALID_CREDENTIALS" and codes[-1] == "RATE_LIMITED"

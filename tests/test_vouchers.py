@@ -8,7 +8,7 @@ import pytest
 
 from api import db
 from api.schema.ids import to_global_id
-from api.services import clock, signing, staff, vouchers
+from api.services import clock, passwords, signing, staff, vouchers
 from tests.conftest import make_member, make_merchant, unique
 
 PASSWORD = "till-password-42"
@@ -162,7 +162,7 @@ async def test_staff_login_good_bad_and_limited(api):
     assert signing.read_token(good["token"]).kind == "staff"
     nobody = (await api.post(LOGIN, {"u": unique("nobody"), "p": PASSWORD}))["data"]["merchantStaffLogin"]
     assert nobody == {"token": None, "staff": None, "userErrors": [{"code": "INVALID_CREDENTIALS", "field": ["password"]}]}
-    for _ in range(staff.LOGIN_ATTEMPTS_PER_15_MIN):
+    for _ in range(passwords.LOGIN_ATTEMPTS_PER_15_MIN):
         bad = (await api.post(LOGIN, {"u": username, "p": "wrong-password"}))["data"]["merchantStaffLogin"]
         assert errors(bad) == ["INVALID_CREDENTIALS"]
     limited = (await api.post(LOGIN, {"u": username, "p": PASSWORD}))["data"]["merchantStaffLogin"]

@@ -6,21 +6,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from api.config import settings
 from api.db import fetch, transaction
-from api.services import clock, idempotency, ledger, mall, ratelimit, signing, tiers
+from api.services import clock, idempotency, ledger, mall, passwords, signing, tiers
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode, forbidden
 
-_hasher = PasswordHasher()  # argon2id with the library's current parameters
-_DUMMY_HASH = _hasher.hash("timing-equaliser")
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+hash_password = passwords.hash_password
 
 
 @dataclass(frozen=True)
@@ -30,31 +22,18 @@ class OperatorInfo:
     display_name: str | None
 
 
-LOGIN_ATTEMPTS_PER_15_MIN = 10
 
 
 async def login(username: str, password: str, *, client: str | None = None, redis=None) -> tuple[OperatorInfo, str]:
-    """Password login; after LOGIN_ATTEMPTS_PER_15_MIN failures per username and client address,
-    further attempts are refused for the rest of the 15 minutes."""
-    bucket = f"operator-login:{(username or '').strip().lower()}:{client or '-'}"
-    if await ratelimit.exceeded(redis, bucket, LOGIN_ATTEMPTS_PER_15_MIN, 900):
-        raise DomainError(ErrorCode.RATE_LIMITED, "too many failed attempts; wait 15 minutes", ["password"])
-    rows = await fetch(
-        "SELECT id, username, display_name, password_hash, is_active FROM operator WHERE username = $1",
-        (username or "").strip(),
-    )
-    row = rows[0] if rows else None
-    try:
-        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password or "")
-        ok = row is not None and bool(row["is_active"])
-    except (VerificationError, InvalidHashError):
-        ok = False
-    if not ok:
-        await ratelimit.allow(redis, bucket, LOGIN_ATTEMPTS_PER_15_MIN, 900)  # counts the failure
-        raise DomainError(ErrorCode.INVALID_CREDENTIALS, "wrong username or password", ["password"])
+    """Password login (api/services/passwords.py: argon2id, a failure limit per username and address)."""
+    async def find():
+        rows = await fetch("SELECT id, username, display_name, password_hash, is_active FROM operator"
+                           " WHERE username = $1", (username or "").strip())
+        return rows[0] if rows else None
+
+    row = await passwords.check("operator", username, password, find, "is_active", client=client, redis=redis)
     async with transaction() as tx:
-        if _hasher.check_needs_rehash(row["password_hash"]):
-            await tx.execute("UPDATE operator SET password_hash = $1 WHERE id = $2", hash_password(password), row["id"])
+        await passwords.rehash_if_needed(tx, "operator", row, password)
         await audit(tx, ("operator", str(row["id"])), "operator.login", "operator", str(row["id"]), None)
     token = signing.issue_token("operator", row["id"], settings().operator_token_ttl_seconds)
     return OperatorInfo(row["id"], row["username"], row["display_name"]), token

@@ -7,19 +7,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from api.db import fetch, transaction
-from api.services import clock, merchants, ratelimit, signing
+from api.services import clock, merchants, passwords, signing
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 
-_hasher = PasswordHasher()  # argon2id with the library's current parameters
-_DUMMY_HASH = _hasher.hash("timing-equaliser")
-
 STAFF_TOKEN_TTL_SECONDS = 12 * 3600  # one shift
-LOGIN_ATTEMPTS_PER_15_MIN = 10
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -67,7 +60,7 @@ async def create(actor: Actor, merchant_code: str, username: str, display_name: 
     if not MIN_PASSWORD_LENGTH <= len(password or "") <= MAX_PASSWORD_LENGTH:
         raise DomainError(ErrorCode.INVALID_INPUT,
                           f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters", ["password"])
-    password_hash = _hasher.hash(password)
+    password_hash = passwords.hash_password(password)
     async with transaction() as tx:
         staff_id = await tx.fetchval(
             "INSERT INTO merchant_staff (merchant_id, username, display_name, password_hash, active, created_at)"
@@ -108,26 +101,17 @@ async def page(limit: int, after_id: int | None, merchant_code: str | None = Non
 
 
 async def login(username: str, password: str, *, client: str | None = None, redis=None) -> tuple[StaffInfo, str]:
-    """Password login; after LOGIN_ATTEMPTS_PER_15_MIN failures per username and client address,
-    further attempts are refused for the rest of the 15 minutes. Inactive accounts cannot sign in."""
+    """Password login (api/services/passwords.py: argon2id, a failure limit per username and address).
+    Inactive accounts cannot sign in."""
     name = (username or "").strip().lower()
-    bucket = f"staff-login:{name}:{client or '-'}"
-    if await ratelimit.exceeded(redis, bucket, LOGIN_ATTEMPTS_PER_15_MIN, 900):
-        raise DomainError(ErrorCode.RATE_LIMITED, "too many failed attempts; wait 15 minutes", ["password"])
-    rows = await fetch(_SELECT + " WHERE s.username = $1", name)
-    row = rows[0] if rows else None
-    try:
-        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password or "")
-        ok = row is not None and bool(row["active"])
-    except (VerificationError, InvalidHashError):
-        ok = False
-    if not ok:
-        await ratelimit.allow(redis, bucket, LOGIN_ATTEMPTS_PER_15_MIN, 900)  # counts the failure
-        raise DomainError(ErrorCode.INVALID_CREDENTIALS, "wrong username or password", ["password"])
+
+    async def find():
+        rows = await fetch(_SELECT + " WHERE s.username = $1", name)
+        return rows[0] if rows else None
+
+    row = await passwords.check("staff", name, password, find, "active", client=client, redis=redis)
     async with transaction() as tx:
-        if _hasher.check_needs_rehash(row["password_hash"]):
-            await tx.execute("UPDATE merchant_staff SET password_hash = $1 WHERE id = $2",
-                             _hasher.hash(password), row["id"])
+        await passwords.rehash_if_needed(tx, "merchant_staff", row, password)
         await audit(tx, ("staff", str(row["id"])), "merchant_staff.login", "merchant_staff", str(row["id"]), None)
     return _info(row), signing.issue_token("staff", row["id"], STAFF_TOKEN_TTL_SECONDS)
 
