@@ -118,9 +118,18 @@ def create_app(*, manage_db: bool = True) -> Starlette:
             from redis.asyncio import from_url
 
             app.state.redis = from_url(cfg.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        schedule = None
+        if cfg.scheduler_enabled:  # earning (issue 3): pending release, expiry, tier evaluation
+            import asyncio
+
+            from api.services import scheduler
+
+            schedule = asyncio.create_task(scheduler.loop())
         try:
             yield
         finally:
+            if schedule is not None:
+                schedule.cancel()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if manage_db:

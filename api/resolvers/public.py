@@ -48,7 +48,7 @@ async def auth_sms_code_request(info: Info, input: p.AuthSmsCodeRequestInput) ->
 
 @user_errors(p.AuthSmsLoginPayload)
 async def auth_sms_login(input: p.AuthSmsLoginInput) -> p.AuthSmsLoginPayload:
-    result = await members.login_with_sms(input.phone, input.code)
+    result = await members.login_with_sms(input.phone, input.code, input.invite_code)
     return p.AuthSmsLoginPayload(token=result.token, member=Member.of(result.member), registered=result.registered)
 
 

@@ -11,8 +11,13 @@ from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
+from api.resolvers import earning as er
 from api.resolvers import public as r
 from api.schema import payloads as p
+from api.schema.earning import (
+    EventCheckInPayload, MemberCheckInPayload, PointsEarnPreviewPayload, ReviewRecordPayload, ShareRecordPayload,
+    TaskClaimPayload,
+)
 from api.schema.errors import should_mask
 from api.schema.rules import OncePerRequest
 from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
@@ -44,6 +49,19 @@ class Mutation:
     purchase_refund: p.PurchaseRefundPayload = strawberry.mutation(resolver=r.purchase_refund)
     points_pay: p.PointsPayPayload = strawberry.mutation(
         resolver=r.points_pay, description="Points as payment at the till (signed integration).")
+    # earning (issue 3)
+    member_check_in: MemberCheckInPayload = strawberry.mutation(
+        resolver=er.member_check_in, description="Daily check-in: once per Asia/Shanghai day.")
+    share_record: ShareRecordPayload = strawberry.mutation(
+        resolver=er.share_record, description="The member shared something; SHARE rules (capped) may reward it.")
+    task_claim: TaskClaimPayload = strawberry.mutation(
+        resolver=er.task_claim, description="Claims a completed task's reward, once per period.")
+    review_record: ReviewRecordPayload = strawberry.mutation(
+        resolver=er.review_record, description="A signed integration reports a review of a purchase (once each).")
+    event_check_in: EventCheckInPayload = strawberry.mutation(
+        resolver=er.event_check_in, description="A signed integration checks a member in to its event (once).")
+    points_earn_preview: PointsEarnPreviewPayload = strawberry.mutation(
+        resolver=er.points_earn_preview, description="What a receipt would earn, with its breakdown; books nothing.")
 
 
 def build_schema() -> strawberry.Schema:
