@@ -77,7 +77,11 @@ async def backend(request, tmp_path_factory):
     from seeds.loader import load_demo
 
     await load_demo(with_history=False)
+    from api.services import earning
+
+    earning.reset_caches()  # earning (issue 3): member ids repeat across the two databases
     yield request.param
+    earning.reset_caches()
     tiers.invalidate_cache()
     merchants.invalidate_cache()
     integrations._keys.clear()

@@ -382,3 +382,89 @@ async def test_another_members_invite_code_and_breakdown_stay_private(api):
     peek = await api.post('query($id: ID!) { node(id: $id) { ... on Member { inviteCode } } }', {"id": mine["id"]},
                           token=other_token)
     assert peek["data"]["node"] is None
+
+
+async def test_first_purchase_bonus_once_and_a_paused_rule_stops(api):
+    token = await admin_token()
+    merchant = await make_merchant()
+    await bind_demo_key(merchant)
+    rule = await create_rule(api, token, action="FIXED_POINTS", actionValue=88, conditions={"firstPurchase": True})
+    member_id, _ = await make_member()
+    code = code_for(member_id)
+    first = await api.signed(PURCHASE, {"input": purchase_input(member_id, 1000, code=code)})
+    second = await api.signed(PURCHASE, {"input": purchase_input(member_id, 1000, code=code)})
+    assert [first["data"]["purchaseRecord"]["pointsEarned"], second["data"]["purchaseRecord"]["pointsEarned"]] == [98, 10]
+    other, _ = await make_member()
+    paused = await api.post('mutation($id: ID!) { earnRulePause(input: {ruleId: $id}) { rule { status } } }',
+                            {"id": rule["id"]}, token=token, admin=True)
+    assert paused["data"]["earnRulePause"]["rule"]["status"] == "PAUSED"
+    result = await api.signed(PURCHASE, {"input": purchase_input(other, 1000)})
+    assert result["data"]["purchaseRecord"]["pointsEarned"] == 10
+
+
+async def test_budget_runs_out_and_the_breakdown_says_so(api):
+    token = await admin_token()
+    await create_rule(api, token, trigger="SHARE", actionValue=40, budgetPoints=100)
+    a, a_token = await make_member()
+    b, b_token = await make_member()
+    earned = [(await api.post(SHARE, {"k": unique("K")}, token=t))["data"]["shareRecord"]["pointsEarned"]
+              for t in (a_token, b_token, a_token, b_token)]
+    assert earned == [40, 40, 20, 0]
+    ledger = (await api.post(LEDGER, token=a_token))["data"]["viewer"]["member"]["pointsLedger"]["edges"]
+    assert ledger[0]["node"]["breakdown"][0]["cappedBy"] == "BUDGET"
+    assert ledger[0]["node"]["breakdown"][0]["uncappedPoints"] == 40
+
+
+async def test_weekly_purchase_amount_task_and_tier_restriction(api):
+    token = await admin_token()
+    create = """mutation($i: TaskCreateInput!) { taskCreate(input: $i) { task { id } userErrors { code field } } }"""
+    weekly = (await api.post(create, {"i": {"code": unique("T"), "name": "本周消费满¥100", "period": "WEEKLY",
+                                            "metric": "PURCHASE_AMOUNT", "target": 10_000, "rewardPoints": 50}},
+                             token=token, admin=True))["data"]["taskCreate"]["task"]
+    gold = (await api.post(create, {"i": {"code": unique("T"), "name": "金卡专享", "period": "ONCE", "metric": "SHARE",
+                                          "target": 1, "rewardPoints": 5, "tierCodes": ["GOLD"]}},
+                           token=token, admin=True))["data"]["taskCreate"]["task"]
+    bad_tier = (await api.post(create, {"i": {"code": unique("T"), "name": "x", "period": "ONCE", "metric": "SHARE",
+                                              "target": 1, "rewardPoints": 5, "tierCodes": ["NOPE"]}},
+                               token=token, admin=True))["data"]["taskCreate"]
+    assert bad_tier["userErrors"][0]["code"] == "INVALID_INPUT"
+    member_id, member_token = await make_member()
+    for _ in range(2):
+        await api.signed(PURCHASE, {"input": purchase_input(member_id, 6_000)})
+    listed = (await api.post("{ viewer { member { tasks { task { id } progress completed } } } }",
+                             token=member_token))["data"]["viewer"]["member"]["tasks"]
+    ids = [t["task"]["id"] for t in listed]
+    assert gold["id"] not in ids  # not for this tier
+    assert next(t for t in listed if t["task"]["id"] == weekly["id"]) == {
+        "task": {"id": weekly["id"]}, "progress": 12_000, "completed": True}
+    claim = await api.post(TASK_CLAIM, {"t": weekly["id"], "k": unique("K")}, token=member_token)
+    assert claim["data"]["taskClaim"]["pointsEarned"] == 50
+    denied = await api.post(TASK_CLAIM, {"t": gold["id"], "k": unique("K")}, token=member_token)
+    assert denied["data"]["taskClaim"]["userErrors"][0]["code"] == "NOT_ACTIVE"
+    paused = await api.post('mutation($id: ID!) { taskPause(input: {taskId: $id}) { task { status } userErrors { code } } }',
+                            {"id": weekly["id"]}, token=token, admin=True)
+    assert paused["data"]["taskPause"] == {"task": {"status": "PAUSED"}, "userErrors": []}
+    update = await api.post('mutation($id: ID!) { taskUpdate(input: {taskId: $id, target: 20000}) { task { target } } }',
+                            {"id": weekly["id"]}, token=token, admin=True)
+    assert update["data"]["taskUpdate"]["task"]["target"] == 20_000
+    actions = await db.fetch("SELECT action FROM audit_log WHERE target_type = 'earn_task' ORDER BY id DESC LIMIT 2")
+    assert [a["action"] for a in actions] == ["task.update", "task.paused"]
+
+
+async def test_scheduler_lease_and_command_line(api):
+    from api.services import scheduler
+
+    assert await scheduler.acquire_lease(60, holder="server-a")
+    assert not await scheduler.acquire_lease(60, holder="server-b")  # a second server waits
+    assert await scheduler.acquire_lease(60, holder="server-a")  # the holder renews
+    clock.freeze(clock.now() + timedelta(seconds=61))
+    assert await scheduler.acquire_lease(60, holder="server-b")  # the holder stopped: taken over
+    await scheduler.release_lease("server-b")
+    result = await scheduler.run_once(("cli", None))
+    assert result.pending_released >= 0
+    future = clock.now() + timedelta(days=1)
+    try:
+        await scheduler.run_once(("cli", None), future)
+        raise AssertionError("the future must be refused")
+    except Exception as err:  # noqa: BLE001
+        assert getattr(err, "code", None) is not None and err.code.value == "INVALID_INPUT"

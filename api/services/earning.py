@@ -82,6 +82,29 @@ def forget_birthday(member_id: int) -> None:
     _birthdays.pop(member_id, None)
 
 
+_purchased: set[int] = set()  # members known to have purchased: true once, true for ever
+
+
+def reset_caches() -> None:
+    """Forget everything cached about rules and members (a process that switches databases: tests)."""
+    invalidate_cache()
+    _birthdays.clear()
+    _purchased.clear()
+
+
+async def has_purchased(member_id: int) -> bool:
+    """Whether the member has a purchase on record. Only a yes is cached (it never turns false), so
+    a no is always asked of the database, and the caller then evaluates under the account lock."""
+    if member_id in _purchased:
+        return True
+    rows = await fetch("SELECT 1 AS one FROM purchase WHERE member_id = $1 LIMIT 1", member_id)
+    if rows:
+        if len(_purchased) > 1_000_000:
+            _purchased.clear()
+        _purchased.add(member_id)
+    return bool(rows)
+
+
 # --- periods and counters --------------------------------------------------------------------
 
 def local_day(at: datetime) -> date:
@@ -242,6 +265,10 @@ async def purchase_plan(member_id: int, merchant_code: str, category: str | None
     None when a matching rule needs state (counters, first purchase, a return window): then the
     general path evaluates under the lock."""
     rules = _prefilter(await active_rules("PURCHASE"), merchant_code, category, amount_fen, occurred_at)
+    if any(r.conditions.first_purchase for r in rules):
+        if not await has_purchased(member_id):
+            return None  # perhaps the first purchase: decided under the lock
+        rules = [r for r in rules if not r.conditions.first_purchase]
     if any(r.stateful for r in rules):
         return None
     birthday = await birthday_of(member_id) if any(r.conditions.birthday for r in rules) else None
