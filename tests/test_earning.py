@@ -468,3 +468,34 @@ async def test_scheduler_lease_and_command_line(api):
         raise AssertionError("the future must be refused")
     except Exception as err:  # noqa: BLE001
         assert getattr(err, "code", None) is not None and err.code.value == "INVALID_INPUT"
+
+
+async def test_registration_reward_and_event_rules_for_integrations(api):
+    token = await admin_token()
+    await create_rule(api, token, trigger="REGISTER", actionValue=100, growthAction="FIXED_GROWTH", growthValue=10)
+    member_id, member_token = await make_member()
+    state = await snapshot(member_id)
+    assert state["balance"] == 100 and state["growth_value"] == 10
+    create = """mutation($i: MallEventCreateInput!) { mallEventCreate(input: $i) { event { id } userErrors { code } } }"""
+    now = clock.now()
+    window = {"startsAt": (now - timedelta(hours=1)).isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat()}
+    mall_wide = (await api.post(create, {"i": {"code": unique("EV"), "name": "商场活动", **window}}, token=token,
+                                admin=True))["data"]["mallEventCreate"]["event"]
+    other = await make_merchant()
+    elsewhere = (await api.post(create, {"i": {"code": unique("EV"), "name": "别家活动", "merchantCode": other,
+                                               **window}}, token=token, admin=True))["data"]["mallEventCreate"]["event"]
+    q = """mutation($i: EventCheckInInput!) { eventCheckIn(input: $i) { pointsEarned userErrors { code } } }"""
+    for event in (mall_wide, elsewhere):
+        denied = await api.signed(q, {"i": {"eventId": event["id"], "memberCode": code_for(member_id),
+                                            "idempotencyKey": unique("K")}})
+        assert denied["data"]["eventCheckIn"]["userErrors"] == [{"code": "MERCHANT_NOT_ALLOWED"}]
+    archive = await api.post('mutation($id: ID!) { mallEventArchive(input: {eventId: $id}) { event { status } } }',
+                             {"id": mall_wide["id"]}, token=token, admin=True)
+    assert archive["data"]["mallEventArchive"]["event"]["status"] == "ARCHIVED"
+    gid = (await api.post("{ viewer { member { id } } }", token=member_token))["data"]["viewer"]["member"]["id"]
+    closed = await api.post(q, {"i": {"eventId": mall_wide["id"], "memberId": gid, "idempotencyKey": unique("K")}},
+                            token=token, admin=True)
+    assert closed["data"]["eventCheckIn"]["userErrors"] == [{"code": "NOT_ACTIVE"}]
+    assert (await snapshot(member_id)) == state
+    listed = await api.post("{ mallEvents(first: 100) { edges { node { id status } } } }", token=token, admin=True)
+    assert {"id": mall_wide["id"], "status": "ARCHIVED"} in [e["node"] for e in listed["data"]["mallEvents"]["edges"]]

@@ -77,3 +77,46 @@ async def test_parallel_purchases_with_a_capped_purchase_rule_respect_the_cap(ap
     earned = sum(r["data"]["purchaseRecord"]["pointsEarned"] for r in results)
     assert earned == 10 * 10 + 100  # the default rule's 10 each, and the capped bonus: 30+30+30+10
     assert (await snapshot(member_id))["balance"] == earned
+
+
+async def test_two_scheduled_runs_at_once_release_each_pending_row_once(api):
+    from datetime import timedelta
+
+    from api.services import clock, scheduler
+    from tests.conftest import PURCHASE, bind_demo_key, make_merchant, purchase_input
+
+    token = await admin_token()
+    merchant = await make_merchant()
+    await bind_demo_key(merchant)
+    await create_rule(api, token, action="FIXED_POINTS", actionValue=25, returnDays=3,
+                      conditions={"merchantCodes": [merchant]})
+    members = [(await make_member())[0] for _ in range(6)]
+    for member_id in members:
+        await api.signed(PURCHASE, {"input": purchase_input(member_id, 1000, merchant=merchant)})
+    clock.freeze(clock.now() + timedelta(days=4))
+    first, second = await asyncio.gather(scheduler.run_once(("cli", None)), scheduler.run_once(("cli", None)))
+    assert first.pending_points_released + second.pending_points_released >= 150
+    for member_id in members:
+        assert (await snapshot(member_id))["balance"] == 10 + 25
+    rows = await fetch("SELECT status FROM points_pending WHERE member_id = ANY($1::bigint[])", members)
+    assert [r["status"] for r in rows] == ["RELEASED"] * 6
+
+
+async def test_an_invitees_parallel_first_purchases_reward_the_invite_once(api):
+    from api.services import invites
+    from api import db
+    from tests.conftest import PURCHASE, code_for, purchase_input
+
+    token = await admin_token()
+    await create_rule(api, token, trigger="INVITE_ACCEPTED", actionValue=100, conditions={"inviteRole": "INVITER"})
+    inviter, _ = await make_member()
+    invitee, _ = await make_member()
+    await invites.code_of(inviter)
+    async with db.transaction() as tx:
+        await invites.attach(tx, invitee, inviter)
+    code = code_for(invitee)
+    await asyncio.gather(*(api.signed(PURCHASE, {"input": purchase_input(invitee, 1000, code=code,
+                                                                         merchant=m)})
+                           for m in ("M001", "M002", "M003") * 3))
+    await invites.reward_due()
+    assert (await snapshot(inviter))["balance"] == 100
