@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.services import clock
-from api.services.rules import Conditions, Facts, Rule, Usage, cap, evaluate, matches, order, overlaps
+from api.services.rules import (
+    Conditions, Facts, Rule, Usage, cap, evaluate, evaluate_tiers, matches, order, overlaps,
+)
 
 DEFAULT = Rule(1, "DEFAULT_PURCHASE", "消费积分", "PURCHASE", action="POINTS_PER_YUAN", action_value=1,
                apply_tier_multiplier=True, growth_action="GROWTH_PER_YUAN", growth_value=1)
@@ -138,3 +140,25 @@ def test_any_rule_set_gives_whole_non_negative_points_within_caps(rules, amount,
         if rule.action == "POINTS_PER_YUAN":
             item = next(i for i in outcome.items if i.rule_id == rule.id)
             assert item.uncapped * 10_000 <= amount * rule.action_value * multiplier
+
+
+@given(st.lists(rule_strategy, max_size=8, unique_by=lambda r: r.id), st.integers(1, 1_000_000))
+def test_planning_every_tier_at_once_equals_evaluating_each(rules, amount):
+    from dataclasses import replace
+
+    import json
+
+    tiered = [replace(r, conditions=Conditions(tier_codes=("GOLD",))) if r.id % 3 == 0 else r for r in rules]
+    tiers = [("NORMAL", 100), ("SILVER", 120), ("GOLD", 150), ("DIAMOND", 200)]
+    planned = evaluate_tiers(order(tiered), purchase(amount), tiers)
+    for (code, multiplier), outcome in zip(tiers, planned, strict=True):
+        assert outcome == evaluate(order(tiered), purchase(amount, tier=code, multiplier=multiplier))
+        assert json.loads(outcome.to_json_text()) == outcome.to_json()
+
+
+def test_breakdown_text_escapes_names():
+    import json
+
+    rule = Rule(9, 'Q"uote', '双"倍\\积分\n', "PURCHASE", action="FIXED_POINTS", action_value=3)
+    outcome = evaluate([rule], purchase(100))
+    assert json.loads(outcome.to_json_text()) == outcome.to_json()

@@ -32,7 +32,8 @@ async def member_check_in(info: Info, input: e.MemberCheckInInput) -> e.MemberCh
 
 @user_errors(e.ShareRecordPayload)
 async def share_record(info: Info, input: e.ShareRecordInput) -> e.ShareRecordPayload:
-    result = await behaviours.share(info.context.member_id(), input.channel, input.target, input.idempotency_key)
+    result = await behaviours.share(info.context.member_id(), input.channel, input.target, input.idempotency_key,
+                                    redis=info.context.redis)
     return e.ShareRecordPayload(points_earned=result.points, points_balance=result.points_balance)
 
 

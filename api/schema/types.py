@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Generic, Optional, TypeVar
+from typing import Generic, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated  # earning (issue 3)
 
 import strawberry
 from strawberry.types import Info

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
 from api.db import Tx, fetch, transaction
-from api.services import clock, earning, idempotency, ledger, merchants, signing
+from api.services import clock, earning, idempotency, ledger, merchants, ratelimit, signing
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 
@@ -113,8 +113,13 @@ async def current_streak(member_id: int) -> int:
 
 # --- share (member-reported, capped by the SHARE rules) ----------------------------------------
 
-async def share(member_id: int, channel: str, target: str | None, idempotency_key: str) -> Earned:
+SHARES_PER_HOUR = 200  # recorded shares per member (rewards are capped by the SHARE rules)
+
+
+async def share(member_id: int, channel: str, target: str | None, idempotency_key: str, redis=None) -> Earned:
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
+    if not await ratelimit.allow(redis, f"share:{member_id}", SHARES_PER_HOUR, 3600):
+        raise DomainError(ErrorCode.RATE_LIMITED, "too many shares; try again later", [])
     channel = (channel or "").strip()
     if not 1 <= len(channel) <= 32:
         raise DomainError(ErrorCode.INVALID_INPUT, "channel must be 1 to 32 characters", ["channel"])

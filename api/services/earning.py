@@ -273,14 +273,14 @@ async def purchase_plan(member_id: int, merchant_code: str, category: str | None
         return None
     birthday = await birthday_of(member_id) if any(r.conditions.birthday for r in rules) else None
     plan = PurchasePlan([], [], [], [])
-    for tier in await tiers.all_tiers():
-        facts = R.Facts("PURCHASE", occurred_at, tier.code, tier.earn_multiplier_percent, amount_fen, merchant_code,
-                        category, birthday)
-        outcome = R.evaluate(rules, facts)
+    all_tiers = await tiers.all_tiers()
+    facts = R.Facts("PURCHASE", occurred_at, "", 100, amount_fen, merchant_code, category, birthday)
+    outcomes = R.evaluate_tiers(rules, facts, [(t.code, t.earn_multiplier_percent) for t in all_tiers])
+    for tier, outcome in zip(all_tiers, outcomes, strict=True):
         plan.tier_ids.append(tier.id)
         plan.points.append(outcome.points)
         plan.growth.append(outcome.growth)
-        plan.breakdowns.append(json.dumps(outcome.to_json(), ensure_ascii=False, separators=(",", ":")))
+        plan.breakdowns.append(outcome.to_json_text())
     return plan
 
 

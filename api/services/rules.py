@@ -15,8 +15,10 @@ Each rule's points are floored on their own; the total is their sum.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from api.services import clock
@@ -178,6 +180,20 @@ class Outcome:
     def to_json(self) -> list[dict[str, Any]]:
         return [i.to_json() for i in self.items]
 
+    def to_json_text(self) -> str:
+        """`json.dumps(self.to_json())`, compact, built from cached pieces (the till's hot path)."""
+        return "[" + ",".join(
+            f'{{"ruleId":{i.rule_id},"rule":{_quoted(i.rule_code)},"name":{_quoted(i.rule_name)},'
+            f'"points":{i.points},"growth":{i.growth},"uncapped":{i.uncapped},'
+            f'"cap":{_quoted(i.cap) if i.cap else "null"},"superseded":{"true" if i.superseded else "false"},'
+            f'"pendingDays":{i.pending_days}}}'
+            for i in self.items) + "]"
+
+
+@lru_cache(maxsize=4096)
+def _quoted(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
 
 def _day_ok(d: date, c: Conditions, birthday: date | None) -> bool:
     if c.weekdays and d.isoweekday() not in c.weekdays:
@@ -192,8 +208,9 @@ def _day_ok(d: date, c: Conditions, birthday: date | None) -> bool:
     return True
 
 
-def matches(rule: Rule, facts: Facts, local_day: date | None = None) -> bool:
-    """Whether every condition of an active rule holds for these facts."""
+def matches(rule: Rule, facts: Facts, local_day: date | None = None, check_tier: bool = True) -> bool:
+    """Whether every condition of an active rule holds for these facts (without the tier condition
+    when `check_tier` is false: see `evaluate_tiers`)."""
     if rule.status != "ACTIVE" or rule.trigger != facts.trigger:
         return False
     if rule.starts_at is not None and facts.at < rule.starts_at:
@@ -205,7 +222,7 @@ def matches(rule: Rule, facts: Facts, local_day: date | None = None) -> bool:
         return False
     if c.merchant_categories and facts.merchant_category not in c.merchant_categories:
         return False
-    if c.tier_codes and facts.tier_code not in c.tier_codes:
+    if check_tier and c.tier_codes and facts.tier_code not in c.tier_codes:
         return False
     if c.min_amount_fen is not None and facts.amount_fen < c.min_amount_fen:
         return False
@@ -264,7 +281,23 @@ def evaluate(rules: list[Rule], facts: Facts, usage: dict[int, Usage] | None = N
     """The points and growth value these facts earn under these rules. `rules` should be sorted by
     (-priority, id) (see `order`); `usage` gives each counted rule's counters."""
     day = facts.at.astimezone(clock.SHANGHAI).date()
-    matching = [r for r in rules if matches(r, facts, day)]
+    return _apply([r for r in rules if matches(r, facts, day)], facts, usage)
+
+
+def evaluate_tiers(rules: list[Rule], facts: Facts, tiers: list[tuple[str, int]]) -> list[Outcome]:
+    """`evaluate` for each (tier code, multiplier percent), matching the conditions that do not depend
+    on the tier only once (the purchase fast path plans every tier; no counters)."""
+    day = facts.at.astimezone(clock.SHANGHAI).date()
+    common = [r for r in rules if matches(r, facts, day, check_tier=False)]
+    out = []
+    for code, multiplier in tiers:
+        tier_facts = replace(facts, tier_code=code, tier_multiplier_percent=multiplier)
+        out.append(_apply([r for r in common if not r.conditions.tier_codes or code in r.conditions.tier_codes],
+                          tier_facts, None))
+    return out
+
+
+def _apply(matching: list[Rule], facts: Facts, usage: dict[int, Usage] | None) -> Outcome:
     if not matching:
         return Outcome(())
     base = 0
