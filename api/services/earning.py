@@ -370,7 +370,7 @@ async def release_pending(as_of: datetime) -> ReleaseResult:
 
 
 async def _release_one(tx: Tx, pending_id: int, member_id: int, as_of: datetime) -> int | None:
-    acct = await ledger.lock_account(tx, member_id, as_of)
+    acct = await ledger.lock_account(tx, member_id)
     assert acct is not None
     row = await tx.fetchrow(
         "SELECT p.purchase_id, p.points, p.points_cancelled, p.release_at, p.breakdown, u.receipt_no, u.amount_fen,"
