@@ -261,6 +261,9 @@ async def test_event_check_in_once_per_event(api):
     first = await api.post(q, {"i": {"eventId": event["id"], "memberId": gid, "idempotencyKey": unique("K")}},
                            token=token, admin=True)
     assert first["data"]["eventCheckIn"] == {"pointsEarned": 30, "userErrors": []}
+    audited = await db.fetch("SELECT detail FROM audit_log WHERE action = 'event.check_in' AND target_id = $1",
+                             str(member_id))
+    assert len(audited) == 1 and '"points": 30' in audited[0]["detail"]
     by_pos = await api.signed(q, {"i": {"eventId": event["id"], "memberCode": code_for(member_id),
                                         "idempotencyKey": unique("K")}})
     assert by_pos["data"]["eventCheckIn"]["userErrors"] == [{"code": "ALREADY_RECORDED"}]

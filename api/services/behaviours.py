@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 
 from api.db import Tx, fetch, transaction
 from api.services import clock, earning, idempotency, ledger, merchants, ratelimit, signing
+from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 
@@ -203,6 +204,9 @@ async def event_check_in(event_id: int, member_id: int | None, member_code: str 
                               ["eventId"])
         result = await _earn(tx, acct, behaviour_id, "EVENT_ATTENDED", f"参加活动：{event['name']}", now,
                              event_code=event["code"])
+        if operator_id is not None:
+            await audit(tx, ("operator", str(operator_id)), "event.check_in", "member", str(member_id),
+                        {"event_id": event_id, "points": result.points, "entry_id": result.entry_id})
         await idempotency.remember(tx, record_id, asdict(result))
     return result
 
