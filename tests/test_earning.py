@@ -89,6 +89,8 @@ async def test_bad_rules_are_refused_and_nothing_is_created(api):
         ({"action": "NONE"}, "INVALID_INPUT"),
         ({"startsAt": "2026-12-01T00:00:00+08:00", "endsAt": "2026-11-01T00:00:00+08:00"}, "INVALID_INPUT"),
         ({"conditions": {"weekdays": [8]}}, "INVALID_INPUT"),
+        ({"conditions": {"tierCodes": ["PLATINUM"]}}, "INVALID_INPUT"),
+        ({"conditions": {"merchantCodes": ["NOPE"]}}, "NOT_FOUND"),
     ]
     for change, code in cases:
         result = (await api.post(RULE_CREATE, {"i": {**base, **change}}, token=token, admin=True))["data"]

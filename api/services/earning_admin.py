@@ -93,6 +93,16 @@ def _camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
+async def _check_references(rule: R.Rule) -> None:
+    from api.services import tiers
+
+    known = {t.code for t in await tiers.all_tiers()}
+    if unknown := set(rule.conditions.tier_codes) - known:
+        raise _bad(f"unknown tiers: {', '.join(sorted(unknown))}", "conditions")
+    for code in rule.conditions.merchant_codes:
+        await merchants.by_code(code, ["input", "conditions", "merchantCodes"])
+
+
 async def _all_rules() -> list[R.Rule]:
     rows = await fetch(f"SELECT {earning.RULE_COLUMNS} FROM earn_rule ORDER BY id")
     return [earning._parse_rule(r) for r in rows]
@@ -178,6 +188,7 @@ async def create_rule(actor: Actor, data: RuleInput) -> R.Rule:
     if data.ends_at:
         rule = replace(rule, ends_at=clock.to_utc(data.ends_at))
     _validate(rule)
+    await _check_references(rule)
     await _check_overlap(rule)
     return await _write_rule(rule, actor, "earn_rule.create", None)
 
@@ -190,6 +201,7 @@ async def update_rule(actor: Actor, rule_id: int, data: RuleInput) -> R.Rule:
     if data.trigger and data.trigger != before.trigger:
         raise _bad("the trigger of a rule cannot change; create another rule", "trigger")
     _validate(rule)
+    await _check_references(rule)
     await _check_overlap(rule)
     return await _write_rule(rule, actor, "earn_rule.update", before)
 
