@@ -162,3 +162,21 @@ def test_breakdown_text_escapes_names():
     rule = Rule(9, 'Q"uote', '双"倍\\积分\n', "PURCHASE", action="FIXED_POINTS", action_value=3)
     outcome = evaluate([rule], purchase(100))
     assert json.loads(outcome.to_json_text()) == outcome.to_json()
+
+
+def test_the_schema_names_the_issue_asks_for():
+    from api.cli import export_schema_texts
+
+    public, admin = export_schema_texts().values()
+    for name in ("memberCheckIn(input: MemberCheckInInput!): MemberCheckInPayload!",
+                 "taskClaim(input: TaskClaimInput!): TaskClaimPayload!",
+                 "pointsEarnPreview(input: PointsEarnPreviewInput!): PointsEarnPreviewPayload!",
+                 "checkInCalendar(month: String!): CheckInCalendar!", "pointsPending: Int!", "inviteCode: String",
+                 "breakdown: [EarnBreakdownItem!]", "tasks: [TaskProgress!]!", "checkInStreak: Int!"):
+        assert name in public, name
+    for name in ("earnRuleCreate(input: EarnRuleCreateInput!): EarnRuleCreatePayload!",
+                 "earnRuleArchive(input: EarnRuleArchiveInput!): EarnRuleArchivePayload!",
+                 "taskCreate(input: TaskCreateInput!): TaskCreatePayload!",
+                 "pointsEarnPreview(input: PointsEarnPreviewInput!): PointsEarnPreviewPayload!",
+                 "earningScheduleRun(input: EarningScheduleRunInput!): EarningScheduleRunPayload!"):
+        assert name in admin, name
