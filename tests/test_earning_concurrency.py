@@ -120,3 +120,24 @@ async def test_an_invitees_parallel_first_purchases_reward_the_invite_once(api):
                            for m in ("M001", "M002", "M003") * 3))
     await invites.reward_due()
     assert (await snapshot(inviter))["balance"] == 100
+
+
+async def test_a_purchase_budget_shared_by_many_members_is_never_overspent(api):
+    from tests.conftest import PURCHASE, bind_demo_key, code_for, make_merchant, purchase_input
+
+    token = await admin_token()
+    merchant = await make_merchant()
+    await bind_demo_key(merchant)
+    await create_rule(api, token, action="FIXED_POINTS", actionValue=30, budgetPoints=500,
+                      conditions={"merchantCodes": [merchant]})
+    members = [(await make_member())[0] for _ in range(8)]
+    codes = {m: code_for(m) for m in members}
+    results = await asyncio.gather(*(
+        api.signed(PURCHASE, {"input": purchase_input(m, 1000, merchant=merchant, code=codes[m])})
+        for m in members for _ in range(4)))
+    payloads = [r["data"]["purchaseRecord"] for r in results]
+    assert all(p["userErrors"] == [] for p in payloads)
+    assert sum(p["pointsEarned"] for p in payloads) == 32 * 10 + 500  # the budget, to the point
+    used = await fetch("SELECT c.points FROM earn_counter c JOIN earn_rule r ON r.id = c.rule_id"
+                       " WHERE c.member_id = 0 AND c.period = 'TOTAL' AND r.conditions LIKE $1", f"%{merchant}%")
+    assert used[0]["points"] == 500
