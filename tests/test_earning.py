@@ -127,11 +127,16 @@ async def test_rule_update_pause_archive_are_audited(api):
                              str(from_global_id(rule["id"])[1]))
     assert [a["action"] for a in actions] == ["earn_rule.create", "earn_rule.update", "earn_rule.update",
                                               "earn_rule.paused", "earn_rule.active", "earn_rule.archived"]
+    node = await api.post('query($id: ID!) { node(id: $id) { ... on EarnRule { code status } } }', {"id": rule["id"]},
+                          token=token, admin=True)
+    assert node["data"]["node"] == {"code": rule["code"], "status": "ARCHIVED"}
     listed = await api.post('{ earnRules(first: 100, status: ARCHIVED) { edges { node { code } } } }', token=token,
                             admin=True)
     assert rule["code"] in [e["node"]["code"] for e in listed["data"]["earnRules"]["edges"]]
     # Members cannot reach the operators' endpoint.
     _, member_token = await make_member()
+    hidden = await api.post('query($id: ID!) { node(id: $id) { id } }', {"id": rule["id"]}, token=member_token)
+    assert hidden["data"]["node"] is None
     denied = await api.post('{ earnRules(first: 1) { edges { node { code } } } }', token=member_token, admin=True)
     assert denied["errors"][0]["extensions"]["code"] in ("FORBIDDEN", "UNAUTHENTICATED")
 

@@ -13,6 +13,16 @@ from api.schema.types import Connection, check_first
 from api.services import behaviours, earning_admin, scheduler
 
 
+async def config_node(info: Info, type_name: str, pk: int):
+    """node(id:) for rules, tasks and events: only on the operators' endpoint, else null."""
+    if info.context.endpoint != "admin" or info.context.caller.operator_id is None:
+        return None
+    found = await earning_admin.find(type_name, pk)
+    if found is None:
+        return None
+    return {"EarnRule": e.EarnRule, "Task": e.Task, "MallEvent": e.MallEvent}[type_name].of(found)
+
+
 def _actor(info: Info) -> tuple[str, str]:
     return ("operator", str(info.context.operator_id()))
 

@@ -37,6 +37,10 @@ async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
     if type_name == "PointsEntry":
         found = await ledger.entry_with_owner(pk)
         return PointsEntry.of(found[0]) if found and info.context.may_read_member(found[1]) else None
+    if type_name in ("EarnRule", "Task", "MallEvent"):  # earning (issue 3): operators only
+        from api.resolvers.earning_admin import config_node
+
+        return await config_node(info, type_name, pk)
     return None
 
 

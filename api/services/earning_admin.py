@@ -391,3 +391,15 @@ async def save_event(actor: Actor, event_id: int | None, code: str | None, name:
 async def events_page(limit: int, after_id: int | None) -> list[EventInfo]:
     rows = await fetch(EVENT_SQL + " WHERE e.id > $1 ORDER BY e.id LIMIT $2", after_id or 0, limit)
     return [_event_of(r) for r in rows]
+
+
+async def find(type_name: str, pk: int):
+    """A rule, task or event by id, or None."""
+    try:
+        if type_name == "EarnRule":
+            return await get_rule(pk)
+        if type_name == "Task":
+            return await _task(pk)
+    except DomainError:
+        return None
+    return await _event(pk) if type_name == "MallEvent" else None
