@@ -180,3 +180,32 @@ def test_the_schema_names_the_issue_asks_for():
                  "pointsEarnPreview(input: PointsEarnPreviewInput!): PointsEarnPreviewPayload!",
                  "earningScheduleRun(input: EarningScheduleRunInput!): EarningScheduleRunPayload!"):
         assert name in admin, name
+
+
+def test_cli_earning_run_and_the_scheduler_setting(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+
+    def cli(*args, env=None):
+        full = {**os.environ, "MALLPOINTS_DATABASE_URL": f"sqlite://{tmp_path}/cli.sqlite3", **(env or {})}
+        return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=root, env=full, capture_output=True,
+                              text=True, timeout=300)
+
+    run = cli("earning-run")
+    assert run.returncode == 0, run.stderr
+    assert "released 0 pending points" in run.stdout and "closed 0 tier periods" in run.stdout
+    assert cli("earning-run", "--as-of", "2999-01-01T00:00:00+08:00").returncode != 0
+    bad = cli("earning-run", env={"MALLPOINTS_SCHEDULER": "sometimes"})
+    assert bad.returncode != 0 and "MALLPOINTS_SCHEDULER" in (bad.stderr + bad.stdout)
+
+
+def test_scheduler_settings_from_the_environment():
+    from api.config import Settings
+
+    assert Settings.from_env({}).scheduler_enabled is False
+    cfg = Settings.from_env({"MALLPOINTS_SCHEDULER": "on", "MALLPOINTS_SCHEDULER_INTERVAL_SECONDS": "60"})
+    assert cfg.scheduler_enabled and cfg.scheduler_interval_seconds == 60
