@@ -74,6 +74,12 @@ async def test_operator_preview_and_default_rule_breakdown(api):
                              token=token, admin=True))["data"]["pointsEarnPreview"]
     assert result["points"] == 50 and result["breakdown"] == [{"ruleCode": "DEFAULT_PURCHASE", "points": 50}]
     assert result["growthValue"] == 50
+    other = await make_merchant()  # not bound to the demo key
+    for change, code in (({"amountFen": 0}, "INVALID_INPUT"), ({"merchantCode": other}, "MERCHANT_NOT_ALLOWED"),
+                         ({"memberCode": "garbage"}, "NOT_FOUND")):
+        data = {"memberCode": code_for(member_id), "merchantCode": "M001", "amountFen": 5000, **change}
+        refused = (await api.signed(PREVIEW, {"i": data}))["data"]["pointsEarnPreview"]
+        assert refused["userErrors"][0]["code"] == code and refused["points"] is None, change
 
 
 async def test_bad_rules_are_refused_and_nothing_is_created(api):

@@ -10,9 +10,8 @@ from strawberry.types import Info
 from api.resolvers import user_errors
 from api.schema import earning as e
 from api.schema.ids import from_global_id
-from api.services import behaviours, earning, merchants, signing, tasks
+from api.services import behaviours, earning, signing, tasks
 from api.services.errors import DomainError, ErrorCode
-from api.services.integrations import require_merchant
 
 
 def pk_of(global_id: str, type_name: str, field: list[str]) -> int:
@@ -61,17 +60,7 @@ async def event_check_in(info: Info, input: e.EventCheckInInput) -> e.EventCheck
 
 
 async def preview(member_id: int, data: e.PointsEarnPreviewInput, identity=None) -> e.PointsEarnPreviewPayload:
-    from api.services import clock, purchases
-
-    if not 0 < data.amount_fen <= purchases.settings().max_receipt_fen:
-        raise DomainError(ErrorCode.INVALID_INPUT, "amountFen must be positive and below the ceiling", ["amountFen"])
-    merchant = await merchants.by_code(data.merchant_code, ["merchantCode"])
-    if identity is not None:
-        require_merchant(identity, merchant.id, ["merchantCode"])
-    outcome = await earning.preview_purchase(member_id, merchant.code, merchant.category, data.amount_fen,
-                                             clock.to_utc(data.occurred_at) if data.occurred_at else clock.now())
-    if outcome is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "no such member", ["memberId"])
+    outcome = await earning.preview_receipt(member_id, data.merchant_code, data.amount_fen, data.occurred_at, identity)
     return e.PointsEarnPreviewPayload(points=outcome.points, points_now=outcome.immediate_points,
                                       points_pending=outcome.pending_points, growth_value=outcome.growth,
                                       breakdown=e.EarnBreakdownItem.list_of(outcome))

@@ -286,6 +286,27 @@ async def purchase_plan(member_id: int, merchant_code: str, category: str | None
 
 # --- previews -------------------------------------------------------------------------------
 
+async def preview_receipt(member_id: int, merchant_code: str, amount_fen: int, at: datetime | None,
+                          identity=None) -> R.Outcome:
+    """pointsEarnPreview: checks the input (and, for an integration, that it may act for the merchant),
+    then evaluates the receipt without booking anything."""
+    from api.config import settings
+    from api.services import merchants
+    from api.services.errors import DomainError, ErrorCode
+    from api.services.integrations import require_merchant
+
+    if not 0 < amount_fen <= settings().max_receipt_fen:
+        raise DomainError(ErrorCode.INVALID_INPUT, "amountFen must be positive and below the ceiling", ["amountFen"])
+    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
+    if identity is not None:
+        require_merchant(identity, merchant.id, ["merchantCode"])
+    outcome = await preview_purchase(member_id, merchant.code, merchant.category, amount_fen,
+                                     clock.to_utc(at) if at else clock.now())
+    if outcome is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such member", ["memberId"])
+    return outcome
+
+
 async def preview_purchase(member_id: int, merchant_code: str, category: str | None, amount_fen: int,
                            at: datetime) -> R.Outcome | None:
     """What a receipt would earn now, with the member's current counters; books nothing."""
