@@ -781,6 +781,21 @@ async def prepare_database(args, db_url: str) -> None:
 RULES_SETTLE_SECONDS = 6.0  # > api.services.earning.RULES_CACHE_SECONDS
 
 
+async def set_bench_rules(db_url: str, what: str) -> None:
+    """Installs the bench's rules, or sets them (all but the default rule) ACTIVE or PAUSED."""
+    if what == "install":
+        await install_rules(db_url)
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        await conn.execute("UPDATE earn_rule SET status = $1 WHERE code <> 'DEFAULT_PURCHASE'", what)
+    finally:
+        await conn.close()
+    log(f"bench rules {what}")
+
+
 async def install_rules(db_url: str) -> None:
     """19 more active PURCHASE rules (20 with the default one), as an operator would configure them:
     several match every receipt. None has caps, a first-purchase condition or a return window (those
@@ -955,6 +970,12 @@ def start_profilers(pids: list[int], outdir: Path, phase: str, duration: float, 
 PHASE_PREFIX = {"single": "S", "single-rules": "SR", "batch": "B", "raw": "RC", "raw-steps": "RS"}
 
 
+def prefix_of(name: str) -> str:
+    """Receipt prefix of a phase; rounds of the rules comparison are named 'single/2', 'single-rules/2'."""
+    base, _, round_no = name.partition("/")
+    return PHASE_PREFIX[base] + round_no
+
+
 async def count_in_window(db_url: str, phase: Phase, run_tag: str) -> None:
     """Purchases of this phase whose recorded_at (the server's clock at the start of the earn) falls in
     the measured window: the throughput as the database saw it, independent of how long calls are."""
@@ -967,7 +988,7 @@ async def count_in_window(db_url: str, phase: Phase, run_tag: str) -> None:
     try:
         phase.committed_in_window = await conn.fetchval(
             "SELECT count(*) FROM purchase WHERE receipt_no LIKE $1 AND recorded_at >= $2 AND recorded_at < $3",
-            f"{PHASE_PREFIX[phase.name]}-{run_tag}-%", start, end,
+            f"{prefix_of(phase.name)}-{run_tag}-%", start, end,
         )
     finally:
         await conn.close()
@@ -1012,7 +1033,7 @@ async def verify(db_url: str, phases: list[Phase], run_tag: str) -> bool:
             ("every idempotency record has its result", pending == 0, f"{pending} without"),
         ]
         for phase in phases:
-            prefix = PHASE_PREFIX[phase.name] + f"-{run_tag}-"
+            prefix = prefix_of(phase.name) + f"-{run_tag}-"
             purchases = await conn.fetchval("SELECT count(*) FROM purchase WHERE receipt_no LIKE $1", prefix + "%")
             keys = await conn.fetchval(
                 "SELECT count(*) FROM idempotency_record WHERE scope = $1 AND key LIKE $2", SCOPE, prefix + "%")
@@ -1114,17 +1135,27 @@ def print_summary(phases: dict[str, Phase]) -> dict[str, Any]:
             "cpu_s": {k: round(v, 2) for k, v in phase.cpu.items() if isinstance(v, float)},
             "errors": dict(phase.error_codes),
         }
-    single, ruled = phases.get("single"), phases.get("single-rules")
-    if single and ruled and single.rate:
-        ratio = ruled.rate / single.rate
-        cpu_single, cpu_ruled = cpu_cost(single), cpu_cost(ruled)
-        cpu_ratio = cpu_single / cpu_ruled if cpu_single and cpu_ruled else None
-        print(f"  earning rules (issue 3): 1 default rule {single.rate:,.0f}/s, 20 active rules {ruled.rate:,.0f}/s:"
-              f" ratio {ratio:.3f} (cpu ratio {'-' if cpu_ratio is None else f'{cpu_ratio:.3f}'});"
+    singles = [p for n, p in phases.items() if n.partition("/")[0] == "single"]
+    ruleds = [p for n, p in phases.items() if n.partition("/")[0] == "single-rules"]
+    if singles and ruleds:
+        for s_phase, r_phase in zip(singles, ruleds, strict=False):
+            cs, cr = cpu_cost(s_phase), cpu_cost(r_phase)
+            print(f"  rules round {s_phase.name} / {r_phase.name}: {s_phase.rate:,.0f}/s vs {r_phase.rate:,.0f}/s,"
+                  f" ratio {r_phase.rate / max(s_phase.rate, 1e-9):.3f},"
+                  f" cpu ratio {'-' if not cs or not cr else f'{cs / cr:.3f}'}")
+        single_rate = sum(p.rate for p in singles) / len(singles)
+        ruled_rate = sum(p.rate for p in ruleds) / len(ruleds)
+        ratio = ruled_rate / single_rate if single_rate else 0.0
+        costs_s = [c for c in (cpu_cost(p) for p in singles) if c]
+        costs_r = [c for c in (cpu_cost(p) for p in ruleds) if c]
+        cpu_ratio = (sum(costs_s) / len(costs_s)) / (sum(costs_r) / len(costs_r)) if costs_s and costs_r else None
+        print(f"  earning rules (issue 3): 1 default rule {single_rate:,.0f}/s, 20 active rules {ruled_rate:,.0f}/s"
+              f" (mean of {len(singles)} round(s)): ratio {ratio:.3f}"
+              f" (cpu ratio {'-' if cpu_ratio is None else f'{cpu_ratio:.3f}'});"
               f" target ≥{TARGET_RULES}: {'met' if ratio >= TARGET_RULES else 'NOT met'}")
-        out["rules_ratio"] = {"single": round(single.rate, 1), "single_rules": round(ruled.rate, 1),
+        out["rules_ratio"] = {"single": round(single_rate, 1), "single_rules": round(ruled_rate, 1),
                               "ratio": round(ratio, 4), "cpu_ratio": None if cpu_ratio is None else round(cpu_ratio, 4),
-                              "target": TARGET_RULES}
+                              "rounds": len(singles), "target": TARGET_RULES}
     print("  ratio: rate ÷ raw rate, as measured. CPU ms: load generator + server + PostgreSQL CPU per unit;"
           " cpu ratio: raw's CPU ms ÷ this one's,\n  the ratio the rates would have if every phase had the"
           " whole machine (the phases are CPU-bound): steadier than 'ratio' when other\n  processes take"
@@ -1182,6 +1213,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     p.add_argument("--phases", default=",".join(ALL_PHASES), help=f"comma-separated subset of {','.join(ALL_PHASES)}")
     p.add_argument("--seed", type=int, default=20261123, help="random seed of the workload")
+    p.add_argument("--rule-rounds", type=int, default=1,
+                   help="run single and single-rules alternately this many times each (other load on a shared"
+                        " machine then hits both alike); the summary adds the rates up")
     p.add_argument("--profile-dir", type=Path, default=None,
                    help="record the server workers with py-spy (collapsed stacks) during each HTTP phase's window;"
                         " perturbs the figures, see bench/profile_summary.py")
@@ -1257,15 +1291,26 @@ async def amain(args) -> int:
             probe = CpuProbe(dbname, server.proc.pid if server.proc else None, stats_conn)
             receipts = Receipts(member_ids, run_tag, args.seed)
             signer = Signer(server.port, DEMO_KEY_ID, demo_secret)
+            if "single" in http_phases and "single-rules" in http_phases and args.rule_rounds > 1:
+                # Alternate the two configurations, so that other load on the machine hits both alike.
+                at = http_phases.index("single-rules")
+                extra = [f"{n}/{r}" for r in range(2, args.rule_rounds + 1) for n in ("single", "single-rules")]
+                http_phases = http_phases[:at + 1] + extra + http_phases[at + 1:]
+            rules_installed = False
             for name in http_phases:
+                base = name.partition("/")[0]
                 n_clients = args.batch_clients if name == "batch" else args.clients
                 conns = [[await connect(server.port)] for _ in range(n_clients)]
-                if name == "single-rules":
-                    await install_rules(args.database_url)
+                if base == "single-rules":
+                    await set_bench_rules(args.database_url, "install" if not rules_installed else "ACTIVE")
+                    rules_installed = True
                     await asyncio.sleep(RULES_SETTLE_SECONDS)  # the servers' rule caches reload
-                if name in ("single", "single-rules"):
+                elif base == "single" and rules_installed:
+                    await set_bench_rules(args.database_url, "PAUSED")
+                    await asyncio.sleep(RULES_SETTLE_SECONDS)
+                if base in ("single", "single-rules"):
                     phase = Phase(name, "mutations", n_clients)
-                    calls = [http_single_call(box, server.port, signer, receipts, PHASE_PREFIX[name]) for box in conns]
+                    calls = [http_single_call(box, server.port, signer, receipts, prefix_of(name)) for box in conns]
                 else:
                     phase = Phase("batch", "receipts", n_clients, per_call=args.batch_size, rate_from_db=True)
                     calls = [http_batch_call(box, server.port, signer, receipts, args.batch_size) for box in conns]
@@ -1273,7 +1318,8 @@ async def amain(args) -> int:
 
                 def on_window_start(name=name, profilers=profilers) -> None:
                     if args.profile_dir is not None:
-                        profilers.extend(start_profilers(server.worker_pids(), args.profile_dir, name,
+                        profilers.extend(start_profilers(server.worker_pids(), args.profile_dir,
+                                                         name.replace("/", "_"),
                                                          args.duration, args.profile_rate))
 
                 log(f"phase {name}: {n_clients} clients" + (f" x {args.batch_size} receipts" if name == "batch" else ""))
