@@ -77,26 +77,42 @@ class TaskProgress:
 
 
 async def _progress(member_id: int, tasks: list[TaskInfo], now: datetime, tx=None) -> dict[int, int]:
-    """Each task's progress in its current period: two aggregate queries for all tasks."""
+    """Each task's progress in its current period: the database counts (or sums) each task's window in
+    one aggregate column, so two queries serve any number of tasks."""
     if not tasks:
         return {}
     windows = {t.id: window(t, now) for t in tasks}
-    since = min(w[1] for w in windows.values())
     run = tx.fetch if tx is not None else fetch
-    behaviours = await run(
-        "SELECT kind, occurred_at FROM member_behaviour WHERE member_id = $1 AND occurred_at >= $2", member_id, since)
-    purchases = await run(
-        "SELECT occurred_at, amount_fen - refunded_fen AS amount FROM purchase WHERE member_id = $1"
-        " AND occurred_at >= $2", member_id, since)
-    out = {}
-    for task in tasks:
-        _, start, end = windows[task.id]
-        if task.metric in BEHAVIOUR_OF:
-            out[task.id] = sum(1 for b in behaviours if b["kind"] == BEHAVIOUR_OF[task.metric]
-                               and start <= clock.parse_db_time(b["occurred_at"]) < end)
-        else:
-            inside = [p for p in purchases if start <= clock.parse_db_time(p["occurred_at"]) < end and p["amount"] > 0]
-            out[task.id] = len(inside) if task.metric == "PURCHASE_COUNT" else sum(int(p["amount"]) for p in inside)
+    out: dict[int, int] = {}
+    behaviour_tasks = [t for t in tasks if t.metric in BEHAVIOUR_OF]
+    purchase_tasks = [t for t in tasks if t.metric not in BEHAVIOUR_OF]
+    for group, table, value in (
+        (behaviour_tasks, "member_behaviour", None),
+        (purchase_tasks, "purchase", "amount_fen - refunded_fen"),
+    ):
+        if not group:
+            continue
+        args: list = [member_id]
+        columns = []
+        for task in group:
+            _, start, end = windows[task.id]
+            args += [start, end]
+            inside = f"occurred_at >= ${len(args) - 1} AND occurred_at < ${len(args)}"
+            if value is None:
+                args.append(BEHAVIOUR_OF[task.metric])
+                inside += f" AND kind = ${len(args)}"
+                columns.append(f"COALESCE(SUM(CASE WHEN {inside} THEN 1 ELSE 0 END), 0) AS t{task.id}")
+            elif task.metric == "PURCHASE_COUNT":
+                columns.append(f"COALESCE(SUM(CASE WHEN {inside} AND {value} > 0 THEN 1 ELSE 0 END), 0) AS t{task.id}")
+            else:
+                columns.append(f"COALESCE(SUM(CASE WHEN {inside} AND {value} > 0 THEN {value} ELSE 0 END), 0)"
+                               f" AS t{task.id}")
+        since = min(windows[t.id][1] for t in group)
+        args.append(since)
+        rows = await run(f"SELECT {', '.join(columns)} FROM {table} WHERE member_id = $1 AND occurred_at >= ${len(args)}",
+                         *args)
+        for task in group:
+            out[task.id] = int(rows[0][f"t{task.id}"]) if rows else 0
     return out
 
 
