@@ -307,8 +307,13 @@ async def test_invites_reward_both_on_the_first_purchase_once(api):
     assert len(code) == 8
     own = await _sms_login(api, inviter_phone, code)
     assert own["userErrors"] == [{"code": "INVITE_CODE_OWN", "field": ["inviteCode"]}] and own["token"] is None
+    login = """mutation($i: AuthSmsLoginInput!) { authSmsLogin(input: $i) { token userErrors { code } } }"""
+    again = (await api.post(login, {"i": {"phone": inviter_phone, "code": TEST_SMS_CODE}}))["data"]["authSmsLogin"]
+    assert again["token"]  # the refused login consumed nothing: the same SMS code still works
     unknown = await _sms_login(api, new_phone(), "ZZZZZZZZ")
     assert unknown["userErrors"][0]["code"] == "INVITE_CODE_INVALID"
+    no_oracle = (await api.post(login, {"i": {"phone": new_phone(), "code": "000000", "inviteCode": "ZZZZZZZZ"}}))
+    assert no_oracle["data"]["authSmsLogin"]["userErrors"] == [{"code": "SMS_CODE_INVALID"}]
     invitees = []
     for _ in range(2):
         invitee = await _sms_login(api, new_phone(), code.lower())

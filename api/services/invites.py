@@ -39,14 +39,14 @@ async def code_of(member_id: int) -> str:
     raise RuntimeError("could not allocate an invite code")
 
 
-async def resolve(code: str | None, phone: str) -> int | None:
+async def resolve(code: str | None, phone: str, tx: Tx | None = None) -> int | None:
     """The inviter of a sign-up with `code` (None without a code). Refuses an unknown code and a
-    member's own code (the same phone), before anything is written."""
+    member's own code (the same phone); in the login's transaction, so a refusal rolls it back."""
     code = normalize_code(code)
     if not code:
         return None
-    rows = await fetch(
-        "SELECT i.member_id, m.phone FROM member_invite i JOIN member m ON m.id = i.member_id WHERE i.code = $1", code)
+    sql = "SELECT i.member_id, m.phone FROM member_invite i JOIN member m ON m.id = i.member_id WHERE i.code = $1"
+    rows = await (tx.fetch(sql, code) if tx is not None else fetch(sql, code))
     if not rows:
         raise DomainError(ErrorCode.INVITE_CODE_INVALID, "unknown invite code", ["inviteCode"])
     if rows[0]["phone"] == phone:

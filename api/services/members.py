@@ -140,9 +140,7 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
     cfg = settings()
     phone = normalize_phone(raw_phone)
     now = clock.now()
-    from api.services import invites  # earning (issue 3): checked before anything is written
-
-    inviter_id = await invites.resolve(invite_code, phone)
+    from api.services import invites  # earning (issue 3)
     async with transaction() as tx:
         row = await tx.fetchrow(
             "SELECT id, code_hash, attempts, expires_at, consumed_at FROM sms_code WHERE phone = $1"
@@ -157,6 +155,8 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
         if usable and not matches:
             await tx.execute("UPDATE sms_code SET attempts = attempts + 1 WHERE id = $1", row["id"])
         if matches:
+            # An invite code is checked only with a valid SMS code; a refusal rolls the login back.
+            inviter_id = await invites.resolve(invite_code, phone, tx)
             await tx.execute("UPDATE sms_code SET consumed_at = $1 WHERE id = $2", now, row["id"])
             member_id, registered = await _find_or_register(tx, phone, now)
             if registered and inviter_id is not None:
