@@ -520,3 +520,25 @@ async def test_registration_reward_and_event_rules_for_integrations(api):
     assert (await snapshot(member_id)) == state
     listed = await api.post("{ mallEvents(first: 100) { edges { node { id status } } } }", token=token, admin=True)
     assert {"id": mall_wide["id"], "status": "ARCHIVED"} in [e["node"] for e in listed["data"]["mallEvents"]["edges"]]
+
+
+async def test_a_refund_gives_back_cap_room_and_budget(api):
+    token = await admin_token()
+    merchant = await make_merchant()
+    await bind_demo_key(merchant)
+    await create_rule(api, token, action="FIXED_POINTS", actionValue=60, capDailyPoints=100, budgetPoints=1000,
+                      conditions={"merchantCodes": [merchant]})
+    member_id, _ = await make_member()
+    code = code_for(member_id)
+    first = purchase_input(member_id, 1000, merchant=merchant, code=code)
+    earned = [(await api.signed(PURCHASE, {"input": data}))["data"]["purchaseRecord"]["pointsEarned"]
+              for data in (first, purchase_input(member_id, 1000, merchant=merchant, code=code))]
+    assert earned == [70, 50]  # 10 + 60, then 10 + the 40 left of the daily 100
+    half = await api.signed(REFUND, {"input": {"merchantCode": merchant, "receiptNo": first["receiptNo"],
+                                               "refundAmountFen": 500, "idempotencyKey": unique("K")}})
+    assert half["data"]["purchaseRefund"]["pointsReversed"] == 35
+    third = await api.signed(PURCHASE, {"input": purchase_input(member_id, 1000, merchant=merchant, code=code)})
+    assert third["data"]["purchaseRecord"]["pointsEarned"] == 10 + 30  # the refund gave 30 of the cap back
+    used = await db.fetch("SELECT c.points FROM earn_counter c JOIN earn_rule r ON r.id = c.rule_id"
+                          " WHERE c.member_id = 0 AND c.period = 'TOTAL' AND r.conditions LIKE $1", f"%{merchant}%")
+    assert used[0]["points"] == 60 + 40 - 30 + 30

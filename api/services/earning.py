@@ -345,6 +345,30 @@ async def pending_totals(member_ids: list[int]) -> dict[int, int]:
     return {r["member_id"]: int(r["pending"]) for r in rows}
 
 
+# --- refunds give back what the purchase took from caps and budgets ---------------------------------
+
+async def give_back_counters(tx: Tx, purchase_id: int, member_id: int, occurred_at: datetime, amount_fen: int,
+                             refunded_before: int, refunded_after: int) -> None:
+    """A refund returns, in proportion (cumulatively), the cap room and budget its purchase used, so
+    that counters count points the member keeps. Runs under the member's account lock."""
+    row = await tx.fetchrow(
+        "SELECT b.breakdown FROM earn_breakdown b JOIN points_entry e ON e.id = b.entry_id"
+        " WHERE e.source_type = 'purchase' AND e.source_ref = $1 AND e.kind = 'EARN' ORDER BY e.id LIMIT 1",
+        str(purchase_id))
+    if row is None:
+        return
+    day, month = periods(occurred_at)
+    for item in json.loads(row["breakdown"]):
+        points = int(item.get("points") or 0)
+        back = points * refunded_after // amount_fen - points * refunded_before // amount_fen
+        if back <= 0 or not item.get("ruleId") or item.get("superseded"):
+            continue
+        await tx.execute(
+            "UPDATE earn_counter SET points = CASE WHEN points > $2 THEN points - $2 ELSE 0 END WHERE rule_id = $1"
+            " AND ((member_id = $3 AND period IN ($4, $5)) OR (member_id = 0 AND period = 'TOTAL'))",
+            int(item["ruleId"]), back, member_id, day, month)
+
+
 # --- pending points: refunds cancel, the scheduled run releases ----------------------------------
 
 async def cancel_pending(tx: Tx, purchase_id: int, refunded_fen: int, amount_fen: int, now: datetime) -> int:

@@ -437,7 +437,7 @@ async def refund_purchase(
             return RefundResult(**stored)
         purchase = await tx.fetchrow(
             "SELECT id, member_id, amount_fen, refunded_fen, points_earned, points_reversed, points_forgiven,"
-            " growth_earned, growth_reversed FROM purchase WHERE merchant_id = $1 AND receipt_no = $2"
+            " growth_earned, growth_reversed, occurred_at FROM purchase WHERE merchant_id = $1 AND receipt_no = $2"
             + (" FOR UPDATE" if tx.postgres else ""),
             merchant.id, receipt_no,
         )
@@ -482,6 +482,8 @@ async def refund_purchase(
             purchase["id"], refund_amount_fen, take, forgive, now,
         )
         await earning.cancel_pending(tx, purchase["id"], refunded, purchase["amount_fen"], now)
+        await earning.give_back_counters(tx, purchase["id"], acct.member_id, clock.parse_db_time(purchase["occurred_at"]),
+                                         purchase["amount_fen"], purchase["refunded_fen"], refunded)
         if growth_back:
             await tiers.add_growth(
                 tx, acct.member_id, acct.tier_id, acct.growth_value, -growth_back, reason, "purchase_refund",
