@@ -145,9 +145,18 @@ def create_app(*, manage_db: bool = True) -> Starlette:
         app.state.redis = None
         if cfg.redis_url:
             app.state.redis = redis_client(cfg.redis_url)
+        schedule = None
+        if cfg.scheduler_enabled:  # earning (issue 3): pending release, expiry, tier evaluation
+            import asyncio
+
+            from api.services import scheduler
+
+            schedule = asyncio.create_task(scheduler.loop())
         try:
             yield
         finally:
+            if schedule is not None:
+                schedule.cancel()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if manage_db:

@@ -114,6 +114,16 @@ def cmd_tiers_evaluate(args) -> None:
     print(f"closed {result.members_evaluated} qualification periods: {result.downgraded} downgraded, {result.kept} kept")
 
 
+def cmd_earning_run(args) -> None:
+    from api.services import scheduler
+
+    result = asyncio.run(_with_db(lambda: scheduler.run_once(("cli", None), _parse_time(args.as_of))))
+    print(f"released {result.pending_points_released} pending points ({result.pending_released} purchases),"
+          f" rewarded {result.invites_rewarded} invites, expired {result.points_expired} points,"
+          f" closed {result.tier_periods_closed} tier periods, lapsed {result.orders_expired} unpaid orders,"
+          f" closed {result.stays_abandoned} abandoned parking stays")
+
+
 def cmd_export_schema(args) -> None:
     for path, text in export_schema_texts().items():
         if args.stdout:
@@ -181,12 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     orders_expire.add_argument("--as-of")
     orders_expire.set_defaults(func=cmd_orders_expire)
     abandon = sub.add_parser("parking-abandon", help="close open parking stays older than a limit as ABANDONED")
-    abandon.add_argument("--older-than-hours", type=int, default=72)
+    abandon.add_argument("--older-than-hours", type=int, default=72)  # parking.ABANDON_AFTER_HOURS
     abandon.add_argument("--as-of")
     abandon.set_defaults(func=cmd_parking_abandon)
     evaluate = sub.add_parser("tiers-evaluate", help="close ended tier qualification periods")
     evaluate.add_argument("--as-of")
     evaluate.set_defaults(func=cmd_tiers_evaluate)
+    earning_run = sub.add_parser("earning-run", help="the scheduled runs once: pending release, invites, expiry, tiers")
+    earning_run.add_argument("--as-of")
+    earning_run.set_defaults(func=cmd_earning_run)
     export = sub.add_parser("export-schema", help="write schema.graphql and schema.admin.graphql")
     export.add_argument("--stdout", action="store_true", help="print them instead")
     export.set_defaults(func=cmd_export_schema)

@@ -32,6 +32,13 @@ def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> i
     return value
 
 
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = (env.get(name) or "off").strip().lower()
+    if raw not in ("on", "off", "true", "false", "1", "0"):
+        raise ConfigError(f"{name} must be on or off, got {raw!r}")
+    return raw in ("on", "true", "1")
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -68,6 +75,9 @@ class Settings:
     checkout_minutes: int = 15
     payment_provider: str = "dev"
     extra: dict[str, str] = field(default_factory=dict)
+    # earning (issue 3): scheduled runs in the server (pending release, invites, expiry, tiers)
+    scheduler_enabled: bool = False
+    scheduler_interval_seconds: int = 300
 
     @property
     def is_production(self) -> bool:
@@ -103,6 +113,8 @@ class Settings:
             max_receipt_fen=_int(env, "MALLPOINTS_MAX_RECEIPT_FEN", 10_000_000, minimum=1),
             checkout_minutes=_int(env, "MALLPOINTS_CHECKOUT_MINUTES", 15, minimum=1),
             payment_provider=env.get("MALLPOINTS_PAYMENT_PROVIDER") or ("none" if mode == "production" else "dev"),
+            scheduler_enabled=_flag(env, "MALLPOINTS_SCHEDULER"),
+            scheduler_interval_seconds=_int(env, "MALLPOINTS_SCHEDULER_INTERVAL_SECONDS", 300, minimum=10),
         )
         settings.validate()
         return settings

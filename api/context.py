@@ -34,10 +34,27 @@ async def _load_members(ids: list[int]) -> list[members.MemberRecord | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_breakdowns(ids: list[int]) -> list[Any]:
+    from api.services import earning
+
+    found = await earning.breakdowns(list(ids))
+    return [found.get(i) for i in ids]
+
+
+async def _load_pending(ids: list[int]) -> list[int]:
+    from api.services import earning
+
+    found = await earning.pending_totals(list(ids))
+    return [found.get(i, 0) for i in ids]
+
+
 @dataclass
 class Loaders:
     balance: DataLoader[int, int] = field(default_factory=lambda: DataLoader(load_fn=_load_balances))
     member: DataLoader[int, Any] = field(default_factory=lambda: DataLoader(load_fn=_load_members))
+    # earning (issue 3)
+    breakdown: DataLoader[int, Any] = field(default_factory=lambda: DataLoader(load_fn=_load_breakdowns))
+    pending: DataLoader[int, int] = field(default_factory=lambda: DataLoader(load_fn=_load_pending))
 
 
 @dataclass

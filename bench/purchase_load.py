@@ -14,6 +14,10 @@ What it does (see bench/README.md):
   5. stops the server, then phase "raw": --raw-clients asyncpg connections run the earn (idempotency
      row, purchase, entry, lot, balance update) as ONE statement (data-modifying CTEs, one round trip,
      one durable transaction), and phase "raw-steps": the same statements one by one in a transaction;
+  5b. phase "single-rules" (earning, issue 3): after the single phase, 19 more active PURCHASE rules are
+     installed (20 with the default rule; several match every receipt: category multipliers, member
+     day, a campaign window, a BEST_OF group, tier and birthday rules) and the single phase runs again;
+     the summary prints both rates and single-rules ÷ single (target ≥ 0.8);
   6. prints a summary with the ratios single/raw and batch/raw against the targets;
   7. checks the ledger (balance = Σ entries = Σ lots, no negative balance, rows = successes);
   8. always stops the server and drops the database.
@@ -57,7 +61,8 @@ MERCHANT_CODES = ("M001", "M002", "M003")  # the demo key's merchants (seeds/dem
 SCOPE = f"integration:{DEMO_KEY_ID}"  # api.services.purchases.scope_of
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_SINGLE, GOAL_SINGLE, TARGET_BATCH = 0.25, 0.5, 0.7
-ALL_PHASES = ("single", "batch", "raw", "raw-steps")
+ALL_PHASES = ("single", "single-rules", "batch", "raw", "raw-steps")
+TARGET_RULES = 0.8  # issue 3: with 20 active rules, at least 80% of the single-rule throughput
 
 PURCHASE_QUERY = (
     "mutation($input: PurchaseRecordInput!) { purchaseRecord(input: $input) {"
@@ -437,8 +442,9 @@ def _errors_of(payload: dict[str, Any] | None) -> list[str]:
     return [e.get("code") or "?" for e in payload.get("userErrors") or []]
 
 
-def http_single_call(conn_box: list[HttpConnection], port: int, signer: Signer, receipts: Receipts):
-    prefix = receipts.prefix("S")
+def http_single_call(conn_box: list[HttpConnection], port: int, signer: Signer, receipts: Receipts,
+                     tag: str = "S"):
+    prefix = receipts.prefix(tag)
 
     async def call() -> tuple[int, list[str]]:
         occurred_at = datetime.now(UTC).isoformat()
@@ -772,6 +778,81 @@ async def prepare_database(args, db_url: str) -> None:
         await conn.close()
 
 
+RULES_SETTLE_SECONDS = 6.0  # > api.services.earning.RULES_CACHE_SECONDS
+
+
+async def set_bench_rules(db_url: str, what: str) -> None:
+    """Installs the bench's rules, or sets them (all but the default rule) ACTIVE or PAUSED."""
+    if what == "install":
+        await install_rules(db_url)
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        await conn.execute("UPDATE earn_rule SET status = $1 WHERE code <> 'DEFAULT_PURCHASE'", what)
+    finally:
+        await conn.close()
+    log(f"bench rules {what}")
+
+
+async def install_rules(db_url: str) -> None:
+    """19 more active PURCHASE rules (20 with the default one), as an operator would configure them:
+    several match every receipt. None has caps, a first-purchase condition or a return window (those
+    take the general path, evaluated under the account lock; not measured here)."""
+    import asyncpg
+
+    from api.services.clock import SHANGHAI
+
+    today = datetime.now(UTC).astimezone(SHANGHAI).date()  # the member day below is today
+    sh_day = today.day
+    now = datetime.now(UTC)
+    rules = [
+        ("CAT_FOOD_X150", "PURCHASE", "ADD", None, {"merchantCategories": ["餐饮"]}, "MULTIPLIER_PERCENT", 150),
+        ("CAT_FASHION_5", "PURCHASE", "ADD", None, {"merchantCategories": ["服饰"]}, "FIXED_POINTS", 5),
+        ("M001_BONUS", "PURCHASE", "ADD", None, {"merchantCodes": ["M001"]}, "FIXED_POINTS", 2),
+        ("PROMO_FIXED", "PURCHASE", "BEST_OF", "promo", {"minAmountFen": 5000}, "FIXED_POINTS", 10),
+        ("PROMO_X120", "PURCHASE", "BEST_OF", "promo", {}, "MULTIPLIER_PERCENT", 120),
+        ("EVERY_DAY", "PURCHASE", "ADD", None, {"weekdays": [1, 2, 3, 4, 5, 6, 7]}, "FIXED_POINTS", 1),
+        ("MEMBER_DAY_TODAY", "PURCHASE", "ADD", None, {"memberDay": sh_day}, "FIXED_POINTS", 3),
+        ("MEMBER_DAY_OTHER", "PURCHASE", "ADD", None, {"memberDay": sh_day % 28 + 1}, "FIXED_POINTS", 3),
+        ("GOLD_UP_X110", "PURCHASE", "ADD", None, {"tierCodes": ["GOLD", "DIAMOND"]}, "MULTIPLIER_PERCENT", 110),
+        ("BIRTHDAY_X200", "PURCHASE", "ADD", None, {"birthday": "MONTH"}, "MULTIPLIER_PERCENT", 200),
+        ("BIG_SPENDER", "PURCHASE", "ADD", None, {"minAmountFen": 100_000}, "FIXED_POINTS", 50),
+        ("M003_WEEKDAYS", "PURCHASE", "ADD", None, {"merchantCodes": ["M003"], "weekdays": [1, 2, 3, 4, 5]},
+         "FIXED_POINTS", 4),
+        ("FASHION_BEST_A", "PURCHASE", "BEST_OF", "fashion", {"merchantCategories": ["服饰"]}, "FIXED_POINTS", 8),
+        ("FASHION_BEST_B", "PURCHASE", "BEST_OF", "fashion", {"merchantCategories": ["服饰"]}, "MULTIPLIER_PERCENT",
+         130),
+        ("OTHER_MERCHANT", "PURCHASE", "ADD", None, {"merchantCodes": ["M999"]}, "FIXED_POINTS", 9),
+        ("SILVER_ONLY", "PURCHASE", "ADD", None, {"tierCodes": ["SILVER"]}, "FIXED_POINTS", 6),
+        ("BIRTHDAY_DAY", "PURCHASE", "ADD", None, {"birthday": "DAY"}, "FIXED_POINTS", 20),
+        ("MIN_100_YUAN", "PURCHASE", "ADD", None, {"minAmountFen": 10_000}, "FIXED_POINTS", 2),
+    ]
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        insert = (
+            "INSERT INTO earn_rule (code, name, trigger, status, priority, stacking, stack_group, conditions, action,"
+            " action_value, apply_tier_multiplier, growth_action, growth_value, return_days, starts_at, ends_at,"
+            " created_at, updated_at) VALUES ($1, $1, $2, 'ACTIVE', 0, $3, $4, $5, $6, $7, FALSE, 'NONE', 0, 0,"
+            " $8, $9, $10, $10)"
+        )
+        for code, trigger, stacking, group, conditions, action, value in rules:
+            await conn.execute(insert, code, trigger, stacking, group, json.dumps(conditions), action, value, None,
+                               None, now)
+        # A campaign running now (double points this week) and one that ended.
+        await conn.execute(insert, "CAMPAIGN_NOW", "PURCHASE", "ADD", None, "{}", "MULTIPLIER_PERCENT", 200,
+                           now - timedelta(days=1), now + timedelta(days=6), now)
+        await conn.execute(insert, "CAMPAIGN_ENDED", "PURCHASE", "ADD", None, "{}", "FIXED_POINTS", 100,
+                           now - timedelta(days=30), now - timedelta(days=20), now)
+        # Some members have a birthday this month (the birthday rules need a lookup, cached per member).
+        await conn.execute("UPDATE member SET birthday = make_date(1990, $1, 1) WHERE id % 7 = 0", today.month)
+        active = await conn.fetchval("SELECT count(*) FROM earn_rule WHERE status = 'ACTIVE' AND trigger = 'PURCHASE'")
+    finally:
+        await conn.close()
+    log(f"installed rules: {active} active PURCHASE rules")
+
+
 async def load_ids(db_url: str) -> tuple[list[int], list[tuple[int, str]]]:
     import asyncpg
 
@@ -886,7 +967,13 @@ def start_profilers(pids: list[int], outdir: Path, phase: str, duration: float, 
 
 # --- verification ---------------------------------------------------------------------------------------
 
-PHASE_PREFIX = {"single": "S", "batch": "B", "raw": "RC", "raw-steps": "RS"}
+PHASE_PREFIX = {"single": "S", "single-rules": "SR", "batch": "B", "raw": "RC", "raw-steps": "RS"}
+
+
+def prefix_of(name: str) -> str:
+    """Receipt prefix of a phase; rounds of the rules comparison are named 'single/2', 'single-rules/2'."""
+    base, _, round_no = name.partition("/")
+    return PHASE_PREFIX[base] + round_no
 
 
 async def count_in_window(db_url: str, phase: Phase, run_tag: str) -> None:
@@ -901,7 +988,7 @@ async def count_in_window(db_url: str, phase: Phase, run_tag: str) -> None:
     try:
         phase.committed_in_window = await conn.fetchval(
             "SELECT count(*) FROM purchase WHERE receipt_no LIKE $1 AND recorded_at >= $2 AND recorded_at < $3",
-            f"{PHASE_PREFIX[phase.name]}-{run_tag}-%", start, end,
+            f"{prefix_of(phase.name)}-{run_tag}-%", start, end,
         )
     finally:
         await conn.close()
@@ -946,7 +1033,7 @@ async def verify(db_url: str, phases: list[Phase], run_tag: str) -> bool:
             ("every idempotency record has its result", pending == 0, f"{pending} without"),
         ]
         for phase in phases:
-            prefix = PHASE_PREFIX[phase.name] + f"-{run_tag}-"
+            prefix = prefix_of(phase.name) + f"-{run_tag}-"
             purchases = await conn.fetchval("SELECT count(*) FROM purchase WHERE receipt_no LIKE $1", prefix + "%")
             keys = await conn.fetchval(
                 "SELECT count(*) FROM idempotency_record WHERE scope = $1 AND key LIKE $2", SCOPE, prefix + "%")
@@ -1016,6 +1103,7 @@ def print_summary(phases: dict[str, Phase]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rows = [
         ("single", "purchaseRecord mutations/s", f"≥{TARGET_SINGLE} (goal {GOAL_SINGLE})", TARGET_SINGLE),
+        ("single-rules", "purchaseRecord, 20 active rules", "", None),
         ("batch", "purchaseRecordBatch receipts/s", f"≥{TARGET_BATCH}", TARGET_BATCH),
         ("raw", "raw earns/s, one statement", "", None),
         ("raw-steps", "raw earns/s, statements one by one", "", None),
@@ -1047,6 +1135,27 @@ def print_summary(phases: dict[str, Phase]) -> dict[str, Any]:
             "cpu_s": {k: round(v, 2) for k, v in phase.cpu.items() if isinstance(v, float)},
             "errors": dict(phase.error_codes),
         }
+    singles = [p for n, p in phases.items() if n.partition("/")[0] == "single"]
+    ruleds = [p for n, p in phases.items() if n.partition("/")[0] == "single-rules"]
+    if singles and ruleds:
+        for s_phase, r_phase in zip(singles, ruleds, strict=False):
+            cs, cr = cpu_cost(s_phase), cpu_cost(r_phase)
+            print(f"  rules round {s_phase.name} / {r_phase.name}: {s_phase.rate:,.0f}/s vs {r_phase.rate:,.0f}/s,"
+                  f" ratio {r_phase.rate / max(s_phase.rate, 1e-9):.3f},"
+                  f" cpu ratio {'-' if not cs or not cr else f'{cs / cr:.3f}'}")
+        single_rate = sum(p.rate for p in singles) / len(singles)
+        ruled_rate = sum(p.rate for p in ruleds) / len(ruleds)
+        ratio = ruled_rate / single_rate if single_rate else 0.0
+        costs_s = [c for c in (cpu_cost(p) for p in singles) if c]
+        costs_r = [c for c in (cpu_cost(p) for p in ruleds) if c]
+        cpu_ratio = (sum(costs_s) / len(costs_s)) / (sum(costs_r) / len(costs_r)) if costs_s and costs_r else None
+        print(f"  earning rules (issue 3): 1 default rule {single_rate:,.0f}/s, 20 active rules {ruled_rate:,.0f}/s"
+              f" (mean of {len(singles)} round(s)): ratio {ratio:.3f}"
+              f" (cpu ratio {'-' if cpu_ratio is None else f'{cpu_ratio:.3f}'});"
+              f" target ≥{TARGET_RULES}: {'met' if ratio >= TARGET_RULES else 'NOT met'}")
+        out["rules_ratio"] = {"single": round(single_rate, 1), "single_rules": round(ruled_rate, 1),
+                              "ratio": round(ratio, 4), "cpu_ratio": None if cpu_ratio is None else round(cpu_ratio, 4),
+                              "rounds": len(singles), "target": TARGET_RULES}
     print("  ratio: rate ÷ raw rate, as measured. CPU ms: load generator + server + PostgreSQL CPU per unit;"
           " cpu ratio: raw's CPU ms ÷ this one's,\n  the ratio the rates would have if every phase had the"
           " whole machine (the phases are CPU-bound): steadier than 'ratio' when other\n  processes take"
@@ -1104,6 +1213,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     p.add_argument("--phases", default=",".join(ALL_PHASES), help=f"comma-separated subset of {','.join(ALL_PHASES)}")
     p.add_argument("--seed", type=int, default=20261123, help="random seed of the workload")
+    p.add_argument("--rule-rounds", type=int, default=1,
+                   help="run single and single-rules alternately this many times each (other load on a shared"
+                        " machine then hits both alike); the summary adds the rates up")
     p.add_argument("--profile-dir", type=Path, default=None,
                    help="record the server workers with py-spy (collapsed stacks) during each HTTP phase's window;"
                         " perturbs the figures, see bench/profile_summary.py")
@@ -1171,7 +1283,7 @@ async def amain(args) -> int:
         if len(merchants) != len(MERCHANT_CODES):
             raise RuntimeError(f"the demo key should be bound to {MERCHANT_CODES}, found {merchants}")
 
-        http_phases = [p for p in args.phase_list if p in ("single", "batch")]
+        http_phases = [p for p in args.phase_list if p in ("single", "single-rules", "batch")]
         if http_phases:
             server = Server(args, server_env, logdir)
             server.start()
@@ -1179,12 +1291,26 @@ async def amain(args) -> int:
             probe = CpuProbe(dbname, server.proc.pid if server.proc else None, stats_conn)
             receipts = Receipts(member_ids, run_tag, args.seed)
             signer = Signer(server.port, DEMO_KEY_ID, demo_secret)
+            if "single" in http_phases and "single-rules" in http_phases and args.rule_rounds > 1:
+                # Alternate the two configurations, so that other load on the machine hits both alike.
+                at = http_phases.index("single-rules")
+                extra = [f"{n}/{r}" for r in range(2, args.rule_rounds + 1) for n in ("single", "single-rules")]
+                http_phases = http_phases[:at + 1] + extra + http_phases[at + 1:]
+            rules_installed = False
             for name in http_phases:
-                n_clients = args.clients if name == "single" else args.batch_clients
+                base = name.partition("/")[0]
+                n_clients = args.batch_clients if name == "batch" else args.clients
                 conns = [[await connect(server.port)] for _ in range(n_clients)]
-                if name == "single":
-                    phase = Phase("single", "mutations", n_clients)
-                    calls = [http_single_call(box, server.port, signer, receipts) for box in conns]
+                if base == "single-rules":
+                    await set_bench_rules(args.database_url, "install" if not rules_installed else "ACTIVE")
+                    rules_installed = True
+                    await asyncio.sleep(RULES_SETTLE_SECONDS)  # the servers' rule caches reload
+                elif base == "single" and rules_installed:
+                    await set_bench_rules(args.database_url, "PAUSED")
+                    await asyncio.sleep(RULES_SETTLE_SECONDS)
+                if base in ("single", "single-rules"):
+                    phase = Phase(name, "mutations", n_clients)
+                    calls = [http_single_call(box, server.port, signer, receipts, prefix_of(name)) for box in conns]
                 else:
                     phase = Phase("batch", "receipts", n_clients, per_call=args.batch_size, rate_from_db=True)
                     calls = [http_batch_call(box, server.port, signer, receipts, args.batch_size) for box in conns]
@@ -1192,7 +1318,8 @@ async def amain(args) -> int:
 
                 def on_window_start(name=name, profilers=profilers) -> None:
                     if args.profile_dir is not None:
-                        profilers.extend(start_profilers(server.worker_pids(), args.profile_dir, name,
+                        profilers.extend(start_profilers(server.worker_pids(), args.profile_dir,
+                                                         name.replace("/", "_"),
                                                          args.duration, args.profile_rate))
 
                 log(f"phase {name}: {n_clients} clients" + (f" x {args.batch_size} receipts" if name == "batch" else ""))

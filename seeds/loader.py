@@ -48,6 +48,7 @@ async def load_demo(*, with_history: bool = True) -> dict[str, int]:
         await integrations.create_key(key["name"], key["merchants"], ("cli", "seed"),
                                       key_id=key["key_id"], secret=cfg.demo_pos_secret)
     if with_history:
+        counts["earning"] = await _earning_demo(data.get("earning") or {}, now)  # issue 3: demo rules and tasks
         counts.update(await _members_with_history(data, now))
         counts["products"] = await _mall(data, now)
         counts["car_parks"] = await _parking(data)
@@ -117,6 +118,34 @@ async def _draw_game(data: dict, products: dict[str, int], now) -> None:
         prizes=[draws.PrizeData(name=p["name"], kind=p["kind"], weight=p["weight"], points=p.get("points"),
                                 product_id=products.get(p.get("product", "")), stock=p.get("stock"), position=i)
                 for i, p in enumerate(game["prizes"])])
+
+
+async def _earning_demo(spec: dict, now) -> int:
+    """The demo mall's earning rules and tasks (not the default rule: migration 0007 seeds that one)."""
+    created = 0
+    async with transaction() as tx:
+        for r in spec.get("rules", []):
+            created += await tx.fetchval(
+                "INSERT INTO earn_rule (code, name, trigger, status, priority, stacking, stack_group, conditions, action,"
+                " action_value, apply_tier_multiplier, growth_action, growth_value, cap_daily_points,"
+                " cap_monthly_points, cap_daily_times, budget_points, return_days, created_at, updated_at)"
+                " VALUES ($1, $2, $3, 'ACTIVE', 0, $4, $5, $6, $7, $8, FALSE, 'NONE', 0, NULL, $9, $10, NULL, 0,"
+                " $11, $11) ON CONFLICT (code) DO NOTHING RETURNING id",
+                r["code"], r["name"], r["trigger"], r.get("stacking", "ADD"), r.get("stack_group"),
+                json.dumps(r.get("conditions") or {}, ensure_ascii=False), r["action"], r["action_value"],
+                r.get("cap_monthly_points"), r.get("cap_daily_times"), now,
+            ) is not None
+        for t in spec.get("tasks", []):
+            created += await tx.fetchval(
+                "INSERT INTO earn_task (code, name, description, period, metric, target, reward_points, reward_growth,"
+                " tier_codes, status, starts_at, ends_at, created_at, updated_at) VALUES ($1, $2, NULL, $3, $4, $5,"
+                " $6, $7, NULL, 'ACTIVE', NULL, NULL, $8, $8) ON CONFLICT (code) DO NOTHING RETURNING id",
+                t["code"], t["name"], t["period"], t["metric"], t["target"], t["reward_points"], t["reward_growth"], now,
+            ) is not None
+    from api.services import earning
+
+    earning.invalidate_cache()
+    return created
 
 
 async def _members_with_history(data: dict, now) -> dict[str, int]:

@@ -77,7 +77,11 @@ async def backend(request, tmp_path_factory):
     from seeds.loader import load_demo
 
     await load_demo(with_history=False)
+    from api.services import earning
+
+    earning.reset_caches()  # earning (issue 3): member ids repeat across the two databases
     yield request.param
+    earning.reset_caches()
     tiers.invalidate_cache()
     merchants.invalidate_cache()
     staff.invalidate_cache()
@@ -100,6 +104,21 @@ async def _ledger_invariant(request):
     yield
     if "backend" in request.fixturenames:
         await assert_ledger_invariant()
+        await _retire_earning_config()
+
+
+async def _retire_earning_config() -> None:
+    """Earning (issue 3): rules, tasks and events a test made apply to every member, so they are
+    archived after each test (the seeded default purchase rule stays)."""
+    from api.services import earning
+
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE earn_rule SET status = 'ARCHIVED' WHERE code <> 'DEFAULT_PURCHASE'"
+                         " AND status <> 'ARCHIVED'")
+        await tx.execute("UPDATE earn_rule SET status = 'ACTIVE' WHERE code = 'DEFAULT_PURCHASE'")
+        await tx.execute("UPDATE earn_task SET status = 'ARCHIVED' WHERE status <> 'ARCHIVED'")
+        await tx.execute("UPDATE mall_event SET status = 'ARCHIVED' WHERE status <> 'ARCHIVED'")
+    earning.invalidate_cache()
 
 
 async def assert_ledger_invariant() -> None:
@@ -146,6 +165,16 @@ async def assert_ledger_invariant() -> None:
         " AND (e.id IS NULL OR e.points <> -o.points)"
     )
     assert not orders, f"paid orders without their exact spend: {[dict(r) for r in orders[:5]]}"
+    # Earning (issue 3): pending points are outside the balance; a released row is exactly one EARN entry
+    # of what was not cancelled, and a pending row has none.
+    pending = await db.fetch(
+        "SELECT p.id, p.status, p.points, p.points_cancelled, e.points AS booked FROM points_pending p"
+        " LEFT JOIN points_entry e ON e.id = p.entry_id"
+        " WHERE (p.status = 'PENDING' AND p.entry_id IS NOT NULL)"
+        " OR (p.status = 'RELEASED' AND COALESCE(e.points, 0) <> p.points - p.points_cancelled)"
+        " OR (p.status = 'RELEASED' AND e.id IS NOT NULL AND e.kind <> 'EARN')"
+    )
+    assert not pending, f"pending points that do not add up: {[dict(r) for r in pending[:5]]}"
 
 
 # --- helpers used by the tests --------------------------------------------------------------

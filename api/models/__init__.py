@@ -1,5 +1,9 @@
 """Tortoise models, one module per domain; no behaviour beyond small properties."""
 from api.models.draws import DrawGame, DrawPlay, DrawPrize
+from api.models.earning import (
+    EarnBreakdown, EarnCounter, EarnRule, EarnTask, JobLease, MallEvent, MemberBehaviour, MemberInvite, PendingPoints,
+    TaskClaim,
+)
 from api.models.integrations import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce
 from api.models.ledger import IdempotencyRecord, PointsAccount, PointsEntry, PointsLot, PointsLotMove
 from api.models.members import GrowthEntry, Member, SmsCode, SmsMessage, Tier, TierChange
@@ -17,4 +21,7 @@ __all__ = [
     "IntegrationNonce", "Member", "Merchant", "Operator", "PointsAccount", "PointsEntry", "PointsLot",
     "PointsLotMove", "Purchase", "PurchaseRefund", "SmsCode", "SmsMessage", "Tier", "TierChange",
     "TillPayment",
+    # earning (issue 3)
+    "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
+    "MemberInvite", "PendingPoints", "TaskClaim",
 ]

@@ -48,6 +48,10 @@ async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
         return await staff_node(info, pk)
     if type_name in parking_resolvers.NODE_TYPES:
         return await parking_resolvers.node(info, type_name, pk)
+    if type_name in ("EarnRule", "Task", "MallEvent"):  # earning (issue 3): operators only
+        from api.resolvers.earning_admin import config_node
+
+        return await config_node(info, type_name, pk)
     return await mall_resolvers.node(info, type_name, pk)
 
 
@@ -59,7 +63,7 @@ async def auth_sms_code_request(info: Info, input: p.AuthSmsCodeRequestInput) ->
 
 @user_errors(p.AuthSmsLoginPayload)
 async def auth_sms_login(input: p.AuthSmsLoginInput) -> p.AuthSmsLoginPayload:
-    result = await members.login_with_sms(input.phone, input.code)
+    result = await members.login_with_sms(input.phone, input.code, input.invite_code)
     return p.AuthSmsLoginPayload(token=result.token, member=Member.of(result.member), registered=result.registered)
 
 

@@ -16,6 +16,8 @@ from api.resolvers import staff as st
 from api.schema import draws as dr
 from api.schema import mall as m
 from api.schema import parking as pk
+from api.resolvers import earning_admin as ea
+from api.schema import earning as e
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
@@ -49,6 +51,10 @@ class Query:
         resolver=mr.admin_orders, description="Orders of the points mall, newest first (optionally one member's).")
     merchant_staff: Connection[sp.MerchantStaff] = strawberry.field(
         resolver=st.merchant_staff_page, description="Merchant staff accounts, optionally of one merchant.")
+    # earning (issue 3)
+    earn_rules: Connection[e.EarnRule] = strawberry.field(resolver=ea.earn_rules)
+    earn_tasks: Connection[e.Task] = strawberry.field(resolver=ea.earn_tasks)
+    mall_events: Connection[e.MallEvent] = strawberry.field(resolver=ea.mall_events)
 
 
 @strawberry.type
@@ -86,6 +92,27 @@ class Mutation:
         resolver=st.merchant_staff_create, description="Opens a merchant staff account; audited.")
     merchant_staff_deactivate: sp.MerchantStaffDeactivatePayload = strawberry.mutation(
         resolver=st.merchant_staff_deactivate, description="Closes a merchant staff account; audited.")
+    # earning (issue 3): rules, tasks, events, check-in to events, previews, the scheduled run
+    earn_rule_create: e.EarnRuleCreatePayload = strawberry.mutation(resolver=ea.earn_rule_create)
+    earn_rule_update: e.EarnRuleUpdatePayload = strawberry.mutation(resolver=ea.earn_rule_update)
+    earn_rule_pause: e.EarnRulePausePayload = strawberry.mutation(resolver=ea.earn_rule_pause)
+    earn_rule_activate: e.EarnRuleActivatePayload = strawberry.mutation(resolver=ea.earn_rule_activate)
+    earn_rule_archive: e.EarnRuleArchivePayload = strawberry.mutation(resolver=ea.earn_rule_archive)
+    task_create: e.TaskCreatePayload = strawberry.mutation(resolver=ea.task_create)
+    task_update: e.TaskUpdatePayload = strawberry.mutation(resolver=ea.task_update)
+    task_pause: e.TaskPausePayload = strawberry.mutation(resolver=ea.task_pause)
+    task_activate: e.TaskActivatePayload = strawberry.mutation(resolver=ea.task_activate)
+    task_archive: e.TaskArchivePayload = strawberry.mutation(resolver=ea.task_archive)
+    mall_event_create: e.MallEventCreatePayload = strawberry.mutation(resolver=ea.mall_event_create)
+    mall_event_update: e.MallEventUpdatePayload = strawberry.mutation(resolver=ea.mall_event_update)
+    mall_event_archive: e.MallEventArchivePayload = strawberry.mutation(resolver=ea.mall_event_archive)
+    event_check_in: e.EventCheckInPayload = strawberry.mutation(
+        resolver=ea.event_check_in, description="Checks a member in to an event (once per event).")
+    points_earn_preview: e.PointsEarnPreviewPayload = strawberry.mutation(
+        resolver=ea.points_earn_preview, description="What a receipt would earn for a member; books nothing.")
+    earning_schedule_run: e.EarningScheduleRunPayload = strawberry.mutation(
+        resolver=ea.earning_schedule_run,
+        description="Runs the scheduled jobs now: pending release, invite rewards, expiry, tier evaluation.")
 
 
 RULES = [depth_rule(15, None)]  # built once, so that ValidationCache hits

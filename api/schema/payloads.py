@@ -28,6 +28,8 @@ class AuthSmsCodeRequestPayload:
 class AuthSmsLoginInput:
     phone: str
     code: str
+    invite_code: Optional[str] = strawberry.field(
+        default=None, description="Another member's invite code; used when this login registers a new member.")
 
 
 @strawberry.type

@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from api.resolvers import draws as drr
 from api.resolvers import mall as mr
 from api.resolvers import parking as pkr
+from api.resolvers import earning as er
 from api.resolvers import public as r
 from api.schema import draws as dr
 from api.schema import mall as m
@@ -21,6 +22,10 @@ from api.schema import parking as pk
 from api.resolvers import staff as st
 from api.schema import payloads as p
 from api.schema import staff as sp
+from api.schema.earning import (
+    EventCheckInPayload, MemberCheckInPayload, PointsEarnPreviewPayload, ReviewRecordPayload, ShareRecordPayload,
+    TaskClaimPayload,
+)
 from api.schema.errors import should_mask
 from api.schema.rules import OncePerRequest
 from api.schema.mall import Voucher
@@ -89,6 +94,19 @@ class Mutation:
         resolver=st.merchant_staff_login, description="Merchant staff sign in with username and password.")
     voucher_write_off: sp.VoucherWriteOffPayload = strawberry.mutation(
         resolver=st.voucher_write_off, description="Merchant staff write off (核销) a voucher, once.")
+    # earning (issue 3)
+    member_check_in: MemberCheckInPayload = strawberry.mutation(
+        resolver=er.member_check_in, description="Daily check-in: once per Asia/Shanghai day.")
+    share_record: ShareRecordPayload = strawberry.mutation(
+        resolver=er.share_record, description="The member shared something; SHARE rules (capped) may reward it.")
+    task_claim: TaskClaimPayload = strawberry.mutation(
+        resolver=er.task_claim, description="Claims a completed task's reward, once per period.")
+    review_record: ReviewRecordPayload = strawberry.mutation(
+        resolver=er.review_record, description="A signed integration reports a review of a purchase (once each).")
+    event_check_in: EventCheckInPayload = strawberry.mutation(
+        resolver=er.event_check_in, description="A signed integration checks a member in to its event (once).")
+    points_earn_preview: PointsEarnPreviewPayload = strawberry.mutation(
+        resolver=er.points_earn_preview, description="What a receipt would earn, with its breakdown; books nothing.")
 
 
 def build_schema() -> strawberry.Schema:

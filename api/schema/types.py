@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from api.schema.mall import MallOrder, Voucher, VoucherStatus
     from api.schema.parking import ParkingSession, Vehicle
     from api.schema.staff import MerchantStaffViewer
+if TYPE_CHECKING:  # earning (issue 3): lazy types, resolved by Strawberry
+    from api.schema.earning import CheckInCalendar, EarnBreakdownItem, TaskProgress
 
 MAX_PAGE = 100
 T = TypeVar("T")
@@ -104,6 +106,15 @@ class PointsEntry(Node):
     occurred_at: datetime
     expires_at: Optional[datetime]
 
+    @strawberry.field(description="Why an earn has its points: the rules applied, each one's points, the caps"
+                      " that cut them. Null for entries that are not earns.")
+    async def breakdown(self, info: Info) -> Optional[list[Annotated["EarnBreakdownItem", strawberry.lazy(
+            "api.schema.earning")]]]:
+        from api.schema.earning import EarnBreakdownItem
+
+        items = await info.context.loaders.breakdown.load(self.pk)
+        return None if items is None else [EarnBreakdownItem.of(i) for i in items]
+
     @classmethod
     def of(cls, e: ledger.Entry) -> "PointsEntry":
         return cls(id=strawberry.ID(to_global_id("PointsEntry", e.id)), pk=e.id, kind=PointsEntryKind(e.kind),
@@ -180,6 +191,44 @@ class Member(Node):
         check_first(first)
         rows = await ledger.entries_page(self.pk, first + 1, from_cursor(after))
         return Connection.of([PointsEntry.of(r) for r in rows], first)
+
+    # --- earning (issue 3) ---
+    @strawberry.field(description="Points waiting for a return window to close: not spendable yet.")
+    async def points_pending(self, info: Info) -> int:
+        return await info.context.loaders.pending.load(self.pk)
+
+    @strawberry.field(description="The member's invite code; only in the member's own profile, else null.")
+    async def invite_code(self, info: Info) -> Optional[str]:
+        from api.services import invites
+
+        return await invites.code_of(self.pk) if info.context.caller.member_id == self.pk else None
+
+    @strawberry.field(description="Days in a row with a check-in (today's or yesterday's streak), 0 after a miss.")
+    async def check_in_streak(self) -> int:
+        from api.services import behaviours
+
+        return await behaviours.current_streak(self.pk)
+
+    @strawberry.field(description="Check-ins of a month (YYYY-MM, Asia/Shanghai days).")
+    async def check_in_calendar(self, month: str) -> Annotated["CheckInCalendar", strawberry.lazy(
+            "api.schema.earning")]:
+        from api.schema.earning import CheckInCalendar, CheckInDay
+        from api.services import behaviours
+        from api.services.errors import DomainError
+
+        try:
+            days = await behaviours.calendar(self.pk, month)
+        except DomainError as err:
+            raise ApiError(err.message, "INVALID_INPUT") from None
+        return CheckInCalendar(month=month, days=[CheckInDay(date=d.day, streak=d.streak, points=d.points) for d in days],
+                               streak=await behaviours.current_streak(self.pk))
+
+    @strawberry.field(description="Growth tasks open to the member, with progress in the current period.")
+    async def tasks(self) -> list[Annotated["TaskProgress", strawberry.lazy("api.schema.earning")]]:
+        from api.schema.earning import TaskProgress as Progress
+        from api.services import tasks
+
+        return [Progress.of(t) for t in await tasks.member_tasks(self.pk)]
 
     @strawberry.field(description="A fresh till code, valid for two minutes. Only for the member themself.")
     def member_code(self, info: Info) -> MemberCode:

@@ -136,10 +136,11 @@ class LoginResult:
     registered: bool
 
 
-async def login_with_sms(raw_phone: str, code: str) -> LoginResult:
+async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = None) -> LoginResult:
     cfg = settings()
     phone = normalize_phone(raw_phone)
     now = clock.now()
+    from api.services import invites  # earning (issue 3)
     async with transaction() as tx:
         row = await tx.fetchrow(
             "SELECT id, code_hash, attempts, expires_at, consumed_at FROM sms_code WHERE phone = $1"
@@ -154,8 +155,12 @@ async def login_with_sms(raw_phone: str, code: str) -> LoginResult:
         if usable and not matches:
             await tx.execute("UPDATE sms_code SET attempts = attempts + 1 WHERE id = $1", row["id"])
         if matches:
+            # An invite code is checked only with a valid SMS code; a refusal rolls the login back.
+            inviter_id = await invites.resolve(invite_code, phone, tx)
             await tx.execute("UPDATE sms_code SET consumed_at = $1 WHERE id = $2", now, row["id"])
             member_id, registered = await _find_or_register(tx, phone, now)
+            if registered and inviter_id is not None:
+                await invites.attach(tx, member_id, inviter_id)
     if not matches:
         # The failed attempt above is committed on purpose: five wrong codes burn the code.
         raise DomainError(ErrorCode.SMS_CODE_INVALID, "wrong or expired code; request a new one after 5 tries", ["code"])
@@ -185,6 +190,9 @@ async def _find_or_register(tx: Tx, phone: str, now: datetime) -> tuple[int, boo
         " VALUES ($1, NULL, $2, 'JOIN', 0, 'registered', $3)",
         member_id, base.id, now,
     )
+    from api.services import behaviours  # earning (issue 3): REGISTER rules
+
+    await behaviours.on_registered(tx, member_id, now)
     return member_id, True
 
 
@@ -225,6 +233,9 @@ async def update_profile(
     member = await get_member(member_id)
     if member is None:
         raise DomainError(ErrorCode.NOT_FOUND, "member not found")
+    from api.services import behaviours  # earning (issue 3): a completed profile earns once
+
+    await behaviours.on_profile_updated(member_id, bool(member.nickname and member.gender and member.birthday))
     return member
 
 

@@ -782,6 +782,7 @@ class AbandonResult:
 
 
 ABANDON_CHUNK = 500
+ABANDON_AFTER_HOURS = 72  # the default: a stay with no exit after three days is abandoned
 
 
 async def abandon_stays(actor: Actor, older_than_hours: int, as_of: datetime | None = None) -> AbandonResult:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from api.config import settings
 from api.db import Tx, is_deadlock, transaction
-from api.services import clock, idempotency, ledger, merchants, signing, tiers
+from api.services import clock, earning, idempotency, ledger, merchants, signing, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 
@@ -59,15 +60,6 @@ def _check_amount(amount_fen: int, field: str) -> None:
         raise DomainError(ErrorCode.INVALID_INPUT, f"{field} is above the ceiling of {ceiling} fen", [field])
 
 
-def _earned(amount_fen: int, multiplier_percent: int) -> tuple[int, int]:
-    """floor(amountFen / 100 × pointsPerYuan × multiplier), and the growth value, in integers."""
-    cfg = settings()
-    return (
-        amount_fen * cfg.points_per_yuan * multiplier_percent // 10_000,
-        amount_fen * cfg.growth_per_yuan // 100,
-    )
-
-
 @dataclass(frozen=True)
 class _Checked:
     """A purchase whose input passed every check that needs no transaction."""
@@ -80,6 +72,7 @@ class _Checked:
     receipt_no: str
     amount_fen: int
     occurred_at: datetime
+    plan: earning.PurchasePlan | None = None  # every tier's outcome; None: evaluate under the lock
 
 
 async def _check_purchase(identity: IntegrationIdentity, data: PurchaseInput, now: datetime) -> _Checked:
@@ -99,33 +92,47 @@ async def _check_purchase(identity: IntegrationIdentity, data: PurchaseInput, no
         "memberCode": data.member_code, "merchantCode": data.merchant_code, "receiptNo": receipt_no,
         "amountFen": data.amount_fen, "occurredAt": occurred_at.isoformat(),
     })
-    return _Checked(scope_of(identity), key, digest, member_id, merchant, receipt_no, data.amount_fen, occurred_at)
+    plan = await earning.purchase_plan(member_id, merchant.code, merchant.category, data.amount_fen, occurred_at)
+    return _Checked(scope_of(identity), key, digest, member_id, merchant, receipt_no, data.amount_fen, occurred_at,
+                    plan)
+
+
+# Invites qualified by the receipts of the running group (their rewards are booked after commit).
+_qualified: ContextVar[list[int] | None] = ContextVar("qualified_invites", default=None)
 
 
 async def _book(tx: Tx, item: _Checked, now: datetime) -> PurchaseResult:
     """Claims the key and earns. A DomainError leaves nothing but the claim written (the caller's
-    transaction rolls it back, or a group releases it), so no savepoint is needed."""
+    transaction rolls it back, or a group releases it), so no savepoint is needed. An invite that
+    this purchase qualifies (the invitee's first purchase) is noted in `_qualified`."""
+    qualified = _qualified.get()
+    if qualified is None:
+        qualified = []
+        _qualified.set(qualified)
     record_id = None
-    if tx.postgres:
-        record_id, result = await _earn_in_one_statement(tx, item, now)
+    if tx.postgres and item.plan is not None:
+        record_id, result = await _earn_in_one_statement(tx, item, now, qualified)
         if result is not None:
             return result
     if record_id is None:  # SQLite, or a key used before
         record_id, stored = await idempotency.claim(tx, item.scope, item.key, item.digest, ["idempotencyKey"])
         if stored is not None:
             return PurchaseResult(**stored)
-    result = await _earn(tx, item.member_id, item.merchant, item.receipt_no, item.amount_fen, item.occurred_at, now)
+    result = await _earn(tx, item.member_id, item.merchant, item.receipt_no, item.amount_fen, item.occurred_at, now,
+                         qualified)
     await idempotency.remember(tx, record_id, asdict(result))  # (over)writes the claim's result
     return result
 
 
 # The common earn on PostgreSQL in one round trip: the same writes as the general path
-# (idempotency.claim, ledger.lock_account, the purchase, ledger.credit, tiers.add_growth,
-# idempotency.remember), as data-modifying CTEs. It claims the key and writes nothing else when the
-# key was used before, or when the account has points due for expiry or a claw-back debt: the general
-# path handles those. Parameters:
-#  $1 member  $2 merchant  $3 receipt  $4 amount  $5 points/yuan  $6 growth  $7 occurred  $8 now
-#  $9 expires  $10 reason  $11 scope  $12 key  $13 input hash
+# (idempotency.claim, ledger.lock_account, the purchase, ledger.credit with its breakdown,
+# tiers.add_growth, the invite it qualifies, idempotency.remember), as data-modifying CTEs. The rules
+# were evaluated in Python for every tier (earning.purchase_plan); the statement picks the outcome of
+# the tier it finds under the lock. It claims the key and writes nothing else when the key was used
+# before, when the account has points due for expiry or a claw-back debt, or when the member's tier
+# was not planned: the general path handles those. Parameters:
+#  $1 member  $2 merchant  $3 receipt  $4 amount  $5 tier ids  $6 points per tier  $7 occurred  $8 now
+#  $9 expires  $10 reason  $11 scope  $12 key  $13 input hash  $14 growth per tier  $15 breakdown per tier
 _EARN_SQL = """
 WITH locked AS (
   -- No other table is joined here: a row re-read after waiting for the lock must not be filtered
@@ -136,11 +143,11 @@ WITH locked AS (
   FROM points_account a JOIN member m ON m.id = a.member_id
   WHERE a.member_id = $1 FOR UPDATE OF a, m
 ), acct AS (
-  SELECT locked.*, t.growth_threshold, t.earn_multiplier_percent FROM locked JOIN tier t ON t.id = locked.tier_id
+  SELECT locked.*, t.growth_threshold FROM locked JOIN tier t ON t.id = locked.tier_id
 ), calc AS (
-  SELECT nextval(pg_get_serial_sequence('purchase', 'id')) AS purchase_id,
-         $4::bigint * $5 * acct.earn_multiplier_percent / 10000 AS points
-  FROM acct
+  SELECT nextval(pg_get_serial_sequence('purchase', 'id')) AS purchase_id, v.points, v.growth, v.bd
+  FROM acct JOIN unnest($5::int[], $6::bigint[], $14::bigint[], $15::text[]) AS v(tier_id, points, growth, bd)
+    ON v.tier_id = acct.tier_id
 ), claim AS (
   -- The key and its result in one insert (a CTE cannot update a row that a sibling CTE inserted).
   INSERT INTO idempotency_record (scope, key, request_hash, created_at, result)
@@ -151,10 +158,10 @@ WITH locked AS (
 ), p AS (
   INSERT INTO purchase (id, merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,
     points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)
-  SELECT calc.purchase_id, $2, $1, $3, $4, 0, calc.points, 0, 0, $6, 0, $7, $8
+  SELECT calc.purchase_id, $2, $1, $3, $4, 0, calc.points, 0, 0, calc.growth, 0, $7, $8
   FROM acct, calc, claim WHERE acct.due = 0 AND acct.balance >= 0
   ON CONFLICT (merchant_id, receipt_no) DO NOTHING
-  RETURNING id, points_earned
+  RETURNING id, points_earned, growth_earned
 ), e AS (
   INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref, occurred_at,
     expires_at)
@@ -164,47 +171,63 @@ WITH locked AS (
 ), lot AS (
   INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)
   SELECT e.account_id, 'EARN', e.id, e.points, e.points, $7, $9 FROM e
+), why AS (
+  INSERT INTO earn_breakdown (entry_id, breakdown) SELECT e.id, calc.bd FROM e, calc
 ), bal AS (
   -- Key equality and scalar subqueries (no joins) keep every write on its primary key, whatever plan.
   UPDATE points_account SET balance = balance + (SELECT points FROM e), updated_at = $8
   WHERE id = (SELECT account_id FROM e)
 ), up AS (
   SELECT t.id, t.growth_threshold FROM tier t, acct, p
-  WHERE t.growth_threshold <= acct.growth_value + $6 AND t.growth_threshold > acct.growth_threshold
+  WHERE t.growth_threshold <= acct.growth_value + p.growth_earned AND t.growth_threshold > acct.growth_threshold
   ORDER BY t.growth_threshold DESC LIMIT 1
 ), mem AS (
-  UPDATE member SET growth_value = growth_value + $6, tier_id = COALESCE((SELECT id FROM up), tier_id), updated_at = $8
-  WHERE id = $1 AND $6 > 0 AND EXISTS (SELECT 1 FROM p)
+  UPDATE member SET growth_value = growth_value + (SELECT growth_earned FROM p),
+    tier_id = COALESCE((SELECT id FROM up), tier_id), updated_at = $8
+  WHERE id = $1 AND (SELECT growth_earned FROM p) > 0
 ), growth AS (
   INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)
-  SELECT $1, $6, acct.growth_value + $6, $10, 'purchase', p.id::text, $7 FROM acct, p WHERE $6 > 0
+  SELECT $1, p.growth_earned, acct.growth_value + p.growth_earned, $10, 'purchase', p.id::text, $7
+  FROM acct, p WHERE p.growth_earned > 0
 ), change AS (
   INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason, occurred_at)
-  SELECT $1, acct.tier_id, up.id, 'UPGRADE', acct.growth_value + $6, 'growth value reached ' || up.growth_threshold, $7
-  FROM acct, up
+  SELECT $1, acct.tier_id, up.id, 'UPGRADE', acct.growth_value + p.growth_earned,
+    'growth value reached ' || up.growth_threshold, $7
+  FROM acct, up, p
+), inv AS (
+  -- The invitee's first purchase qualifies their invite; the rewards are booked after commit.
+  UPDATE member_invite SET purchase_id = (SELECT id FROM p), qualified_at = $8
+  WHERE member_id = $1 AND inviter_id IS NOT NULL AND purchase_id IS NULL AND EXISTS (SELECT 1 FROM p)
+  RETURNING id
 )
-SELECT (SELECT id FROM claim) AS claim_id, locked.due, locked.balance, p.id AS purchase_id, p.points_earned
+SELECT (SELECT id FROM claim) AS claim_id, locked.due, locked.balance, p.id AS purchase_id, p.points_earned,
+  (SELECT COUNT(*) FROM calc) AS planned, (SELECT id FROM inv) AS invite_id
 FROM (SELECT 1) one LEFT JOIN locked ON TRUE LEFT JOIN p ON TRUE
 """
 
 
-async def _earn_in_one_statement(tx: Tx, item: _Checked, now: datetime) -> tuple[int | None, PurchaseResult | None]:
+async def _earn_in_one_statement(
+    tx: Tx, item: _Checked, now: datetime, qualified: list[int],
+) -> tuple[int | None, PurchaseResult | None]:
     """Returns (claimed record id, result); the result is None when the general path must go on."""
-    cfg = settings()
+    plan = item.plan
+    assert plan is not None
     reason = f"{item.merchant.name} 消费 {yuan(item.amount_fen)}"
-    growth = item.amount_fen * cfg.growth_per_yuan // 100
     row = await tx.fetchrow(
-        _EARN_SQL, item.member_id, item.merchant.id, item.receipt_no, item.amount_fen, cfg.points_per_yuan, growth,
+        _EARN_SQL, item.member_id, item.merchant.id, item.receipt_no, item.amount_fen, plan.tier_ids, plan.points,
         item.occurred_at, now, ledger.expiry_for(item.occurred_at), reason, item.scope, item.key, item.digest,
+        plan.growth, plan.breakdowns,
     )
     if row["claim_id"] is None:
         return None, None  # the key was used before: the general path returns or refuses the first result
     if row["balance"] is None:
         raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
-    if row["due"] or row["balance"] < 0:
+    if row["due"] or row["balance"] < 0 or not row["planned"]:
         return row["claim_id"], None  # the general path expires what is due or pays the debt off first
     if row["purchase_id"] is None:
         raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "this receipt has been recorded already", ["receiptNo"])
+    if row["invite_id"] is not None:
+        qualified.append(int(row["invite_id"]))
     points = int(row["points_earned"])
     result = PurchaseResult(row["purchase_id"], item.receipt_no, item.amount_fen, points, int(row["balance"]) + points)
     return row["claim_id"], result
@@ -224,6 +247,8 @@ async def _book_together(items: list[tuple[_Checked, datetime]]) -> list[Purchas
     order = sorted(range(len(items)), key=lambda i: items[i][0].member_id)
     for attempt in range(3):
         outcome: list[PurchaseResult | DomainError] = [None] * len(items)  # type: ignore[list-item]
+        qualified: list[int] = []
+        _qualified.set(qualified)
         try:
             async with transaction() as tx:
                 for i in order:
@@ -233,6 +258,10 @@ async def _book_together(items: list[tuple[_Checked, datetime]]) -> list[Purchas
                     except DomainError as err:
                         outcome[i] = err
                         await idempotency.release(tx, item.scope, item.key, item.digest)
+            if qualified:  # after commit: rewards on other accounts are a move of their own
+                from api.services import invites
+
+                await invites.reward_qualified(qualified)
             return outcome
         except Exception as exc:
             if attempt == 2 or not is_deadlock(exc):
@@ -293,34 +322,40 @@ _group_commit = _GroupCommit()
 
 async def _earn(
     tx: Tx, member_id: int, merchant: merchants.MerchantInfo, receipt_no: str, amount_fen: int,
-    occurred_at: datetime, now: datetime,
+    occurred_at: datetime, now: datetime, qualified: list[int] | None = None,
 ) -> PurchaseResult:
+    """The general earn (SQLite, and PostgreSQL when a rule needs state): lock, evaluate the rules
+    with the member's counters, book the spendable part now and the rest as pending points."""
     acct = await ledger.lock_account(tx, member_id)
     if acct is None:
         raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
-    tier = await tiers.tier_by_id(acct.tier_id)
-    points, growth = _earned(amount_fen, tier.earn_multiplier_percent)
+    rules = await earning.active_rules("PURCHASE")
+    first = (any(r.conditions.first_purchase for r in rules)
+             and await tx.fetchval("SELECT id FROM purchase WHERE member_id = $1 LIMIT 1", member_id) is None)
     purchase_id = await tx.fetchval(
         "INSERT INTO purchase (merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,"
         " points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)"
-        " VALUES ($1, $2, $3, $4, 0, $5, 0, 0, $6, 0, $7, $8)"
+        " VALUES ($1, $2, $3, $4, 0, 0, 0, 0, 0, 0, $5, $6)"
         " ON CONFLICT (merchant_id, receipt_no) DO NOTHING RETURNING id",
-        merchant.id, member_id, receipt_no, amount_fen, points, growth, occurred_at, now,
+        merchant.id, member_id, receipt_no, amount_fen, occurred_at, now,
     )
     if purchase_id is None:
         raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "this receipt has been recorded already", ["receiptNo"])
     await ledger.expire_account(tx, acct, now)
-    if points:
-        await ledger.credit(
-            tx, acct, points=points, kind="EARN", reason=f"{merchant.name} 消费 {yuan(amount_fen)}",
-            source_type="purchase", source_ref=str(purchase_id), occurred_at=occurred_at,
-        )
-    if growth:
-        await tiers.add_growth(
-            tx, member_id, acct.tier_id, acct.growth_value, growth, f"{merchant.name} 消费 {yuan(amount_fen)}",
-            "purchase", str(purchase_id), occurred_at,
-        )
-    return PurchaseResult(purchase_id, receipt_no, amount_fen, points, acct.balance)
+    facts = await earning.facts_for(acct, "PURCHASE", occurred_at, amount_fen=amount_fen, merchant_code=merchant.code,
+                                    merchant_category=merchant.category, first_purchase=first)
+    applied = await earning.apply(
+        tx, acct, facts, reason=f"{merchant.name} 消费 {yuan(amount_fen)}", source_type="purchase",
+        source_ref=str(purchase_id), occurred_at=occurred_at, now=now, purchase_id=purchase_id,
+    )
+    await tx.execute("UPDATE purchase SET points_earned = $1, growth_earned = $2 WHERE id = $3",
+                     applied.points, applied.growth, purchase_id)
+    invite_id = await tx.fetchval(
+        "UPDATE member_invite SET purchase_id = $1, qualified_at = $2 WHERE member_id = $3 AND inviter_id IS NOT NULL"
+        " AND purchase_id IS NULL RETURNING id", purchase_id, now, member_id)
+    if invite_id is not None and qualified is not None:
+        qualified.append(int(invite_id))
+    return PurchaseResult(purchase_id, receipt_no, amount_fen, applied.points, acct.balance)
 
 
 async def import_purchase(
@@ -402,7 +437,7 @@ async def refund_purchase(
             return RefundResult(**stored)
         purchase = await tx.fetchrow(
             "SELECT id, member_id, amount_fen, refunded_fen, points_earned, points_reversed, points_forgiven,"
-            " growth_earned, growth_reversed FROM purchase WHERE merchant_id = $1 AND receipt_no = $2"
+            " growth_earned, growth_reversed, occurred_at FROM purchase WHERE merchant_id = $1 AND receipt_no = $2"
             + (" FOR UPDATE" if tx.postgres else ""),
             merchant.id, receipt_no,
         )
@@ -446,6 +481,9 @@ async def refund_purchase(
             " VALUES ($1, $2, $3, $4, $5)",
             purchase["id"], refund_amount_fen, take, forgive, now,
         )
+        await earning.cancel_pending(tx, purchase["id"], refunded, purchase["amount_fen"], now)
+        await earning.give_back_counters(tx, purchase["id"], acct.member_id, clock.parse_db_time(purchase["occurred_at"]),
+                                         purchase["amount_fen"], purchase["refunded_fen"], refunded)
         if growth_back:
             await tiers.add_growth(
                 tx, acct.member_id, acct.tier_id, acct.growth_value, -growth_back, reason, "purchase_refund",

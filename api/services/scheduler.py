@@ -1,0 +1,90 @@
+"""Scheduled runs: pending-points release, invite rewards left over, expiry, tier evaluation, unpaid
+points-mall orders lapsing, and abandoned parking stays.
+
+In the server (off unless MALLPOINTS_SCHEDULER=on) every MALLPOINTS_SCHEDULER_INTERVAL_SECONDS, and from
+the command line (`mallpoints earning-run`). A server runs only while it holds the `earning` lease
+row (a conditional update: one holder until the lease expires), and every job is safe to repeat and
+to run twice at once anyway: each releases, expires or closes a row only after locking the account
+and finding it still due.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from api.config import settings
+from api.db import transaction
+from api.services import clock, earning, invites, ledger, mall, parking, tiers
+from api.services.audit import Actor, audit
+from api.services.errors import DomainError, ErrorCode
+
+log = logging.getLogger(__name__)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    pending_released: int
+    pending_points_released: int
+    invites_rewarded: int
+    points_expired: int
+    tier_periods_closed: int
+    orders_expired: int = 0
+    stays_abandoned: int = 0
+
+
+async def acquire_lease(ttl_seconds: int, holder: str = HOLDER) -> bool:
+    now = clock.now()
+    async with transaction() as tx:
+        await tx.execute("INSERT INTO job_lease (name) VALUES ('earning') ON CONFLICT (name) DO NOTHING")
+        taken = await tx.execute(
+            "UPDATE job_lease SET holder = $1, expires_at = $2 WHERE name = 'earning'"
+            " AND (holder IS NULL OR holder = $1 OR expires_at IS NULL OR expires_at < $3)",
+            holder, now + timedelta(seconds=ttl_seconds), now)
+    return bool(taken)
+
+
+async def release_lease(holder: str = HOLDER) -> None:
+    async with transaction() as tx:
+        await tx.execute("UPDATE job_lease SET holder = NULL, expires_at = NULL, last_run_at = $2"
+                         " WHERE name = 'earning' AND holder = $1", holder, clock.now())
+
+
+async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
+    """Every job once, as of a moment (default now; the future is refused), audited."""
+    now = clock.now()
+    as_of = clock.to_utc(as_of) if as_of else now
+    if as_of > now + timedelta(minutes=1):
+        raise DomainError(ErrorCode.INVALID_INPUT, "asOf may not be in the future", ["asOf"])
+    released = await earning.release_pending(as_of)
+    rewarded = await invites.reward_due()
+    expired = await ledger.expire_due(as_of)
+    closed = await tiers.evaluate_periods(as_of)
+    lapsed = await mall.expire_orders(as_of)
+    abandoned = await parking.abandon_stays(actor, parking.ABANDON_AFTER_HOURS, as_of)
+    result = RunResult(released.released, released.points, rewarded, expired.points_expired, closed.members_evaluated,
+                       lapsed.orders_expired, abandoned.stays_abandoned)
+    async with transaction() as tx:
+        await audit(tx, actor, "earning.scheduled_run", None, None, {"as_of": as_of.isoformat(), **asdict(result)})
+    return result
+
+
+async def loop() -> None:
+    """The server's schedule: run when the lease is ours, then sleep an interval."""
+    interval = settings().scheduler_interval_seconds
+    while True:
+        try:
+            # The holder keeps the lease by renewing it; another server takes over two intervals
+            # after the holder stopped renewing.
+            if await acquire_lease(interval * 2):
+                result = await run_once(("system", HOLDER))
+                log.info("scheduled run: %s", result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep the schedule alive; the next run retries
+            log.exception("scheduled run failed")
+        await asyncio.sleep(interval)
