@@ -627,7 +627,7 @@ def print_contest_notes(c: Contest, gate: str = "") -> None:
 def redis_db_pairs(contests: dict[str, Contest]) -> list[tuple[Any, Any]]:
     """(Redis contest, database contest) per round, in the order they ran."""
     return list(zip((c for c in contests.values() if c.kind == "redis"),
-                    (c for c in contests.values() if c.kind == "db")))
+                    (c for c in contests.values() if c.kind == "db"), strict=False))
 
 
 def ratios(pairs: list[tuple[Any, Any]], figure: Callable[[Any], float], invert: bool = False) -> list[float]:
