@@ -5,7 +5,7 @@ import functools
 from typing import Any, Awaitable, Callable, TypeVar
 
 from api.schema.errors import UserError
-from api.services.errors import DomainError
+from api.services.errors import DomainError, ErrorCode
 
 P = TypeVar("P")
 
@@ -24,6 +24,16 @@ def user_errors(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], Cal
         return run
 
     return wrap
+
+
+def input_pk(global_id: str, type_name: str, field: str) -> int:
+    """The primary key in a global ID of the named type given in input `field`; NOT_FOUND otherwise."""
+    from api.schema.ids import from_global_id
+
+    parsed = from_global_id(global_id, type_name)
+    if parsed is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", ["input", field])
+    return parsed[1]
 
 
 def client_address(info: Any) -> str | None:

@@ -6,8 +6,8 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
+from api.resolvers import input_pk
 from api.resolvers import user_errors
-from api.resolvers.mall import _pk
 from api.schema import draws as d
 from api.schema.ids import from_cursor, from_global_id
 from api.schema.types import Connection, check_first
@@ -26,7 +26,7 @@ async def games(info: Info, first: int, after: Optional[str] = None) -> Connecti
 
 @user_errors(d.LuckyDrawPlayPayload)
 async def lucky_draw_play(info: Info, input: d.LuckyDrawPlayInput) -> d.LuckyDrawPlayPayload:
-    result = await draws.play(info.context.member_id(), _pk(input.game_id, "DrawGame", "gameId"),
+    result = await draws.play(info.context.member_id(), input_pk(input.game_id, "DrawGame", "gameId"),
                               input.idempotency_key, info.context.redis)
     found = await draws.play_by_id(result.play_id)
     return d.LuckyDrawPlayPayload(play=d.DrawPlay.of(found), points_balance=result.points_balance)
@@ -72,7 +72,7 @@ def _free(plays: Optional[list[d.FreePlaysInput]]) -> Optional[dict[str, int]]:
 @user_errors(d.DrawGamePayload)
 async def game_create(info: Info, input: d.DrawGameCreateInput) -> d.DrawGamePayload:
     prizes = [draws.PrizeData(name=p.name, kind=p.kind.value, weight=p.weight, points=p.points,
-                              product_id=_pk(p.product_id, "Product", "productId") if p.product_id else None,
+                              product_id=input_pk(p.product_id, "Product", "productId") if p.product_id else None,
                               stock=p.stock, position=p.position) for p in input.prizes]
     game = await draws.create_game(
         _actor(info), name=input.name, kind=input.kind.value, cost_points=input.cost_points,
@@ -84,7 +84,7 @@ async def game_create(info: Info, input: d.DrawGameCreateInput) -> d.DrawGamePay
 @user_errors(d.DrawGamePayload)
 async def game_update(info: Info, input: d.DrawGameUpdateInput) -> d.DrawGamePayload:
     game = await draws.update_game(
-        _actor(info), _pk(input.game_id, "DrawGame", "gameId"), name=input.name, cost_points=input.cost_points,
+        _actor(info), input_pk(input.game_id, "DrawGame", "gameId"), name=input.name, cost_points=input.cost_points,
         free_plays=_free(input.free_plays), daily_limit=input.daily_limit, total_limit=input.total_limit,
         starts_at=input.starts_at, ends_at=input.ends_at, status=input.status.value if input.status else None)
     return d.DrawGamePayload(game=d.DrawGame.of(game))
@@ -92,6 +92,6 @@ async def game_update(info: Info, input: d.DrawGameUpdateInput) -> d.DrawGamePay
 
 @user_errors(d.DrawGamePayload)
 async def prize_update(info: Info, input: d.DrawPrizeUpdateInput) -> d.DrawGamePayload:
-    game = await draws.update_prize(_actor(info), _pk(input.prize_id, "DrawPrize", "prizeId"), weight=input.weight,
+    game = await draws.update_prize(_actor(info), input_pk(input.prize_id, "DrawPrize", "prizeId"), weight=input.weight,
                                     stock_delta=input.stock_delta, active=input.active, redis=info.context.redis)
     return d.DrawGamePayload(game=d.DrawGame.of(game))

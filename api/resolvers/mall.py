@@ -6,6 +6,7 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
+from api.resolvers import input_pk
 from api.resolvers import user_errors
 from api.schema import mall as s
 from api.schema.ids import from_cursor, from_global_id
@@ -13,12 +14,6 @@ from api.schema.types import Connection, check_first
 from api.services import flash_sales, integrations, ledger, mall, merchants, tiers
 from api.services.errors import DomainError, ErrorCode
 
-
-def _pk(global_id: str, type_name: str, field: str) -> int:
-    parsed = from_global_id(global_id, type_name)
-    if parsed is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", ["input", field])
-    return parsed[1]
 
 
 async def _order_payload(order_id: int) -> s.MallOrder:
@@ -50,14 +45,14 @@ async def flash_sales_list(first: int, after: Optional[str] = None) -> Connectio
 
 @user_errors(s.PointsMallRedeemPayload)
 async def points_mall_redeem(info: Info, input: s.PointsMallRedeemInput) -> s.PointsMallRedeemPayload:
-    result = await mall.redeem(info.context.member_id(), _pk(input.product_id, "Product", "productId"),
+    result = await mall.redeem(info.context.member_id(), input_pk(input.product_id, "Product", "productId"),
                                input.quantity, input.idempotency_key)
     return s.PointsMallRedeemPayload(order=await _order_payload(result.order_id), points_balance=result.points_balance)
 
 
 @user_errors(s.CheckoutCreatePayload)
 async def checkout_create(info: Info, input: s.CheckoutCreateInput) -> s.CheckoutCreatePayload:
-    result = await mall.checkout_create(info.context.member_id(), _pk(input.product_id, "Product", "productId"),
+    result = await mall.checkout_create(info.context.member_id(), input_pk(input.product_id, "Product", "productId"),
                                         input.quantity, input.idempotency_key)
     payment = await mall.payment_for_order(result.order_id)
     return s.CheckoutCreatePayload(order=await _order_payload(result.order_id), points_balance=result.points_balance,
@@ -66,13 +61,13 @@ async def checkout_create(info: Info, input: s.CheckoutCreateInput) -> s.Checkou
 
 @user_errors(s.CheckoutCancelPayload)
 async def checkout_cancel(info: Info, input: s.CheckoutCancelInput) -> s.CheckoutCancelPayload:
-    order = await mall.cancel_checkout(info.context.member_id(), _pk(input.order_id, "MallOrder", "orderId"))
+    order = await mall.cancel_checkout(info.context.member_id(), input_pk(input.order_id, "MallOrder", "orderId"))
     return s.CheckoutCancelPayload(order=s.MallOrder.of(order))
 
 
 @user_errors(s.FlashSaleRedeemPayload)
 async def flash_sale_redeem(info: Info, input: s.FlashSaleRedeemInput) -> s.FlashSaleRedeemPayload:
-    result = await flash_sales.redeem(info.context.member_id(), _pk(input.flash_sale_id, "FlashSale", "flashSaleId"),
+    result = await flash_sales.redeem(info.context.member_id(), input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"),
                                       input.idempotency_key, info.context.redis)
     return s.FlashSaleRedeemPayload(order=await _order_payload(result.order_id), points_balance=result.points_balance)
 
@@ -179,7 +174,7 @@ async def product_update(info: Info, input: s.ProductUpdateInput) -> s.ProductPa
     unknown = [c for c in input.clear or [] if c not in _CLEARABLE]
     if unknown:
         raise DomainError(ErrorCode.INVALID_INPUT, f"cannot clear {', '.join(unknown)}", ["input", "clear"])
-    product = await mall.update_product(actor, _pk(input.product_id, "Product", "productId"),
+    product = await mall.update_product(actor, input_pk(input.product_id, "Product", "productId"),
                                         await _product_data(input), input.stock_delta,
                                         frozenset(_CLEARABLE[c] for c in input.clear or []))
     return s.ProductPayload(product=s.Product.of(product))
@@ -195,7 +190,7 @@ async def admin_flash_sales(info: Info, first: int, after: Optional[str] = None)
 @user_errors(s.FlashSalePayload)
 async def flash_sale_create(info: Info, input: s.FlashSaleCreateInput) -> s.FlashSalePayload:
     sale = await flash_sales.create_sale(
-        _actor(info), product_id=_pk(input.product_id, "Product", "productId"), title=input.title,
+        _actor(info), product_id=input_pk(input.product_id, "Product", "productId"), title=input.title,
         points_price=input.points_price, stock=input.stock, per_member_limit=input.per_member_limit,
         starts_at=input.starts_at, ends_at=input.ends_at, redis=info.context.redis)
     return s.FlashSalePayload(flash_sale=s.FlashSale.of(sale))
@@ -204,7 +199,7 @@ async def flash_sale_create(info: Info, input: s.FlashSaleCreateInput) -> s.Flas
 @user_errors(s.FlashSalePayload)
 async def flash_sale_update(info: Info, input: s.FlashSaleUpdateInput) -> s.FlashSalePayload:
     sale = await flash_sales.update_sale(
-        _actor(info), _pk(input.flash_sale_id, "FlashSale", "flashSaleId"), title=input.title,
+        _actor(info), input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"), title=input.title,
         points_price=input.points_price, per_member_limit=input.per_member_limit, starts_at=input.starts_at,
         ends_at=input.ends_at, status=input.status.value if input.status else None, stock_delta=input.stock_delta,
         redis=info.context.redis)
@@ -214,7 +209,7 @@ async def flash_sale_update(info: Info, input: s.FlashSaleUpdateInput) -> s.Flas
 @user_errors(s.FlashSaleGateRebuildPayload)
 async def flash_sale_gate_rebuild(info: Info, input: s.FlashSaleGateRebuildInput) -> s.FlashSaleGateRebuildPayload:
     info.context.operator_id()
-    sale_id = _pk(input.flash_sale_id, "FlashSale", "flashSaleId")
+    sale_id = input_pk(input.flash_sale_id, "FlashSale", "flashSaleId")
     await flash_sales.sale(sale_id, fresh=True)
     redis = info.context.redis
     if redis is None or not await flash_sales.load_gate(redis, sale_id, force=True):
@@ -237,7 +232,7 @@ async def admin_orders(info: Info, first: int, after: Optional[str] = None,
 
 @user_errors(s.MallOrderRefundPayload)
 async def mall_order_refund(info: Info, input: s.MallOrderRefundInput) -> s.MallOrderRefundPayload:
-    result = await mall.refund_order(info.context.operator_id(), _pk(input.order_id, "MallOrder", "orderId"),
+    result = await mall.refund_order(info.context.operator_id(), input_pk(input.order_id, "MallOrder", "orderId"),
                                      input.reason, input.idempotency_key)
     await refreshed_gates(info.context.redis, result)
     return s.MallOrderRefundPayload(order=await _order_payload(result.order_id), points_returned=result.points_returned,

@@ -8,21 +8,16 @@ import strawberry
 
 from strawberry.types import Info
 
+from api.resolvers import input_pk
 from api.resolvers import user_errors
 from api.schema import parking as s
-from api.schema.ids import from_cursor, from_global_id
+from api.schema.ids import from_cursor
 from api.schema.types import Connection, check_first
 from api.services import integrations, parking
 from api.services.errors import DomainError, ErrorCode, forbidden
 
 NODE_TYPES = ("Vehicle", "CarPark", "ParkingSession")
 
-
-def _pk(global_id: str, type_name: str, field: str) -> int:
-    parsed = from_global_id(global_id, type_name)
-    if parsed is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", ["input", field])
-    return parsed[1]
 
 
 async def _session(stay_id: int) -> s.ParkingSession:
@@ -41,13 +36,13 @@ async def vehicle_bind(info: Info, input: s.VehicleBindInput) -> s.VehicleBindPa
 
 @user_errors(s.VehicleUnbindPayload)
 async def vehicle_unbind(info: Info, input: s.VehicleUnbindInput) -> s.VehicleUnbindPayload:
-    found = await parking.unbind_vehicle(info.context.member_id(), _pk(input.vehicle_id, "Vehicle", "vehicleId"))
+    found = await parking.unbind_vehicle(info.context.member_id(), input_pk(input.vehicle_id, "Vehicle", "vehicleId"))
     return s.VehicleUnbindPayload(vehicle=s.Vehicle.of(found))
 
 
 @user_errors(s.ParkingOffsetApplyPayload)
 async def parking_offset_apply(info: Info, input: s.ParkingOffsetApplyInput) -> s.ParkingOffsetApplyPayload:
-    result = await parking.apply_offset(info.context.member_id(), _pk(input.session_id, "ParkingSession", "sessionId"),
+    result = await parking.apply_offset(info.context.member_id(), input_pk(input.session_id, "ParkingSession", "sessionId"),
                                         input.points, input.coupon_codes, input.idempotency_key)
     return s.ParkingOffsetApplyPayload(session=await _session(result.stay_id), points_held=result.points_held,
                                        points_balance=result.points_balance)
@@ -157,7 +152,7 @@ async def car_park_update(info: Info, input: s.CarParkUpdateInput) -> s.CarParkP
     unknown = [c for c in input.clear or [] if c not in _CLEARABLE]
     if unknown:
         raise DomainError(ErrorCode.INVALID_INPUT, f"cannot clear {', '.join(unknown)}", ["input", "clear"])
-    found = await parking.update_car_park(actor, _pk(input.car_park_id, "CarPark", "carParkId"), _car_park_data(input),
+    found = await parking.update_car_park(actor, input_pk(input.car_park_id, "CarPark", "carParkId"), _car_park_data(input),
                                           frozenset(_CLEARABLE[c] for c in input.clear or []))
     return s.CarParkPayload(car_park=s.CarPark.of(found))
 
