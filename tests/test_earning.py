@@ -542,3 +542,22 @@ async def test_a_refund_gives_back_cap_room_and_budget(api):
     used = await db.fetch("SELECT c.points FROM earn_counter c JOIN earn_rule r ON r.id = c.rule_id"
                           " WHERE c.member_id = 0 AND c.period = 'TOTAL' AND r.conditions LIKE $1", f"%{merchant}%")
     assert used[0]["points"] == 60 + 40 - 30 + 30
+
+
+async def test_birthday_day_rule_knows_each_members_birthday_without_a_lookup_per_receipt(api):
+    token = await admin_token()
+    merchant = await make_merchant()
+    await bind_demo_key(merchant)
+    await create_rule(api, token, actionValue=50, conditions={"birthday": "DAY", "merchantCodes": [merchant]})
+    update = 'mutation($b: Date) { memberProfileUpdate(input: {birthday: $b}) { userErrors { code } } }'
+    today = clock.now().astimezone(clock.SHANGHAI).date()
+    other_day = 2 if today.day == 1 else 1
+    earned = {}
+    for label, born in (("today", date(1991, today.month, today.day)), ("same month", date(1991, today.month, other_day)),
+                        ("none", None)):
+        member_id, member_token = await make_member()
+        if born is not None:
+            await api.post(update, {"b": born.isoformat()}, token=member_token)
+        result = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000, merchant=merchant)})
+        earned[label] = result["data"]["purchaseRecord"]["pointsEarned"]
+    assert earned == {"today": 150, "same month": 100, "none": 100}

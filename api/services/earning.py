@@ -6,6 +6,8 @@ changed them): with several servers a change takes effect everywhere within that
 """
 from __future__ import annotations
 
+import asyncio
+
 import json
 import time
 from dataclasses import dataclass, replace
@@ -58,28 +60,51 @@ def invalidate_cache() -> None:
     _cache["rules"] = None
 
 
-# --- member facts that rarely change (birthday), cached briefly --------------------------------
+# --- member facts that rarely change (birthday) ------------------------------------------------
+# Birthday rules need to know whether a member's birthday falls in a month. Instead of a lookup per
+# receipt (members buy rarely, so a per-member cache mostly misses), each process keeps the members
+# born in the months it is asked about: {member id: day of month}, read with one query per month and
+# refreshed in the background every BIRTHDAY_CACHE_SECONDS (a changed birthday reaches the process
+# that changed it at once, the others within that time).
 
-_birthdays: dict[int, tuple[date | None, float]] = {}
+_born_in: dict[int, tuple[dict[int, int], float]] = {}
+_born_loading: dict[int, asyncio.Future] = {}
 BIRTHDAY_CACHE_SECONDS = 60.0
 
 
-async def birthday_of(member_id: int) -> date | None:
-    hit = _birthdays.get(member_id)
-    if hit is not None and time.monotonic() - hit[1] < BIRTHDAY_CACHE_SECONDS:
-        return hit[0]
-    rows = await fetch("SELECT birthday FROM member WHERE id = $1", member_id)
-    value = rows[0]["birthday"] if rows else None
-    if isinstance(value, str):
-        value = date.fromisoformat(value)
-    if len(_birthdays) > 100_000:
-        _birthdays.clear()
-    _birthdays[member_id] = (value, time.monotonic())
-    return value
+async def _load_born_in(month: int) -> dict[int, int]:
+    from api.db import is_postgres
+
+    month_of = "EXTRACT(MONTH FROM birthday)" if is_postgres() else "CAST(strftime('%m', birthday) AS INTEGER)"
+    day_of = "EXTRACT(DAY FROM birthday)" if is_postgres() else "CAST(strftime('%d', birthday) AS INTEGER)"
+    rows = await fetch(f"SELECT id, {day_of} AS day FROM member WHERE birthday IS NOT NULL AND {month_of} = $1", month)
+    born = {int(r["id"]): int(r["day"]) for r in rows}
+    _born_in[month] = (born, time.monotonic())
+    return born
+
+
+async def _born_in_month(month: int) -> dict[int, int]:
+    cached = _born_in.get(month)
+    stale = cached is None or time.monotonic() - cached[1] >= BIRTHDAY_CACHE_SECONDS
+    if stale and month not in _born_loading:
+        future = asyncio.ensure_future(_load_born_in(month))
+        _born_loading[month] = future
+        future.add_done_callback(lambda _f: _born_loading.pop(month, None))
+    if cached is not None:
+        return cached[0]  # a stale map is served while the fresh one loads
+    return await asyncio.shield(_born_loading[month])
+
+
+async def birthday_of(member_id: int, month: int) -> date | None:
+    """The member's birthday if it falls in `month` (as a date in the leap year 2000, which is all the
+    rules look at: month and day), else None."""
+    day = (await _born_in_month(month)).get(member_id)
+    return None if day is None else date(2000, month, day)
 
 
 def forget_birthday(member_id: int) -> None:
-    _birthdays.pop(member_id, None)
+    """The member changed their birthday: this process reads the months again."""
+    _born_in.clear()
 
 
 _purchased: set[int] = set()  # members known to have purchased: true once, true for ever
@@ -88,7 +113,7 @@ _purchased: set[int] = set()  # members known to have purchased: true once, true
 def reset_caches() -> None:
     """Forget everything cached about rules and members (a process that switches databases: tests)."""
     invalidate_cache()
-    _birthdays.clear()
+    _born_in.clear()
     _purchased.clear()
 
 
@@ -271,7 +296,8 @@ async def purchase_plan(member_id: int, merchant_code: str, category: str | None
         rules = [r for r in rules if not r.conditions.first_purchase]
     if any(r.stateful for r in rules):
         return None
-    birthday = await birthday_of(member_id) if any(r.conditions.birthday for r in rules) else None
+    birthday = (await birthday_of(member_id, occurred_at.astimezone(clock.SHANGHAI).month)
+                if any(r.conditions.birthday for r in rules) else None)
     plan = PurchasePlan([], [], [], [])
     all_tiers = await tiers.all_tiers()
     facts = R.Facts("PURCHASE", occurred_at, "", 100, amount_fen, merchant_code, category, birthday)
