@@ -170,3 +170,21 @@ async def test_a_dead_redis_leaves_the_database_deciding(api):
     sold = await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": unique("K")}}, token=other)
     assert sold["data"]["flashSaleRedeem"]["userErrors"][0]["code"] == "OUT_OF_STOCK"
     await dead.aclose()
+
+
+async def test_a_sale_of_an_exclusive_zone_product_is_shown_to_that_tier_only(api):
+    op = await operator_token(api)
+    product = await create_product(api, op, kind="COUPON", stock=0, zone="GOLD", minTierCode="GOLD")
+    data = {"productId": product["id"], "title": unique("金卡秒杀"), "pointsPrice": 10, "stock": 1,
+            "startsAt": later(minutes=-1), "endsAt": later(hours=1)}
+    sale = (await api.post(SALE_CREATE, {"i": data}, token=op, admin=True))["data"]["flashSaleCreate"]["flashSale"]
+    listed = "{ flashSales(first: 100) { edges { node { id } } } }"
+    _, normal = await funded_member(100)
+    _, gold = await funded_member(100, "GOLD")
+    assert sale["id"] not in [e["node"]["id"] for e in (await api.post(listed, token=normal))["data"]["flashSales"]["edges"]]
+    assert sale["id"] in [e["node"]["id"] for e in (await api.post(listed, token=gold))["data"]["flashSales"]["edges"]]
+    node = 'query($id: ID!) { node(id: $id) { id } }'
+    assert (await api.post(node, {"id": sale["id"]}, token=normal))["data"]["node"] is None
+    assert (await api.post(node, {"id": sale["id"]}, token=gold))["data"]["node"] == {"id": sale["id"]}
+    refused = await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": unique("K")}}, token=normal)
+    assert refused["data"]["flashSaleRedeem"]["userErrors"][0]["code"] == "TIER_NOT_ELIGIBLE"

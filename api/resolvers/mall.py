@@ -29,17 +29,24 @@ async def products(info: Info, first: int, after: Optional[str] = None, kind: Op
     """What the caller may see: exclusive zones only to their tiers; `affordable` by spendable points."""
     check_first(first)
     member_id = info.context.caller.member_id
-    record = await info.context.loaders.member.load(member_id) if member_id is not None else None
     spendable = await info.context.loaders.balance.load(member_id) if member_id is not None and affordable else None
-    rows = await mall.browse(tier_id=record.tier_id if record else None, spendable=spendable,
+    rows = await mall.browse(tier_id=await _tier_of_caller(info), spendable=spendable,
                              kind=kind.value if kind else None, zone=zone, affordable=affordable,
                              include_hidden=False, limit=first + 1, after_id=from_cursor(after))
     return Connection.of([s.Product.of(p) for p in rows], first)
 
 
-async def flash_sales_list(first: int, after: Optional[str] = None) -> Connection[s.FlashSale]:
+async def _tier_of_caller(info: Info) -> Optional[int]:
+    member_id = info.context.caller.member_id
+    record = await info.context.loaders.member.load(member_id) if member_id is not None else None
+    return record.tier_id if record else None
+
+
+async def flash_sales_list(info: Info, first: int, after: Optional[str] = None) -> Connection[s.FlashSale]:
+    """Live and coming sales of the products the caller's tier may see."""
     check_first(first)
-    rows = await flash_sales.sales_page(first + 1, from_cursor(after), include_hidden=False)
+    rows = await flash_sales.sales_page(first + 1, from_cursor(after), include_hidden=False,
+                                        tier_id=await _tier_of_caller(info))
     return Connection.of([s.FlashSale.of(x) for x in rows], first)
 
 
@@ -106,9 +113,13 @@ async def node(info: Info, type_name: str, pk: int) -> object | None:
         return s.Product.of(found) if visible else None
     if type_name == "FlashSale":
         try:
-            return s.FlashSale.of(await flash_sales.sale(pk))
+            sale = await flash_sales.sale(pk)
         except DomainError:
             return None
+        if info.context.endpoint == "admin":
+            return s.FlashSale.of(sale)
+        product = (await mall.products_by_id([sale.product_id]))[sale.product_id]
+        return s.FlashSale.of(sale) if await mall.visible_to(await _tier_of_caller(info), product) else None
     if type_name == "MallOrder":
         found = await mall.order(pk)
         return s.MallOrder.of(found) if found and info.context.may_read_member(found.member_id) else None

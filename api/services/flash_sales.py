@@ -91,10 +91,18 @@ async def _read_terms(sale_id: int) -> SaleInfo:
     return info
 
 
-async def sales_page(limit: int, after_id: int | None, *, include_hidden: bool) -> list[SaleInfo]:
-    where = "id > $1" + ("" if include_hidden else " AND status = 'ACTIVE' AND ends_at > $3")
-    args: list[Any] = [after_id or 0, limit] + ([] if include_hidden else [clock.now()])
-    rows = await fetch(f"SELECT {COLUMNS} FROM flash_sale WHERE {where} ORDER BY starts_at, id LIMIT $2", *args)
+async def sales_page(limit: int, after_id: int | None, *, include_hidden: bool,
+                     tier_id: int | None = None) -> list[SaleInfo]:
+    """Sales by start time; members (not include_hidden) see the live and coming sales of the
+    products their tier may see (exclusive zones)."""
+    columns = ", ".join(f"f.{c.strip()}" for c in COLUMNS.split(","))
+    where = "f.id > $1"
+    args: list[Any] = [after_id or 0, limit]
+    if not include_hidden:
+        args.append(clock.now())
+        where += f" AND f.status = 'ACTIVE' AND f.ends_at > $3 AND {await mall.zone_filter(tier_id, 'p.min_tier_id')}"
+    rows = await fetch(f"SELECT {columns} FROM flash_sale f JOIN product p ON p.id = f.product_id WHERE {where}"
+                       " ORDER BY f.starts_at, f.id LIMIT $2", *args)
     return [_sale(r) for r in rows]
 
 

@@ -226,6 +226,13 @@ async def visible_to(tier_id: int | None, p: ProductInfo) -> bool:
     return p.min_tier_id is None or (tier_id is not None and await _tier_rank(tier_id) >= await _tier_rank(p.min_tier_id))
 
 
+async def zone_filter(tier_id: int | None, column: str = "min_tier_id") -> str:
+    """SQL that keeps the products (by their minimum-tier column) a member of this tier may see."""
+    rank = await _tier_rank(tier_id)
+    tier_ids = [t.id for t in await tiers.all_tiers() if t.growth_threshold <= rank]
+    return f"({column} IS NULL OR {column} IN ({', '.join(str(i) for i in tier_ids) or 'NULL'}))"
+
+
 async def browse(*, tier_id: int | None, spendable: int | None, kind: str | None, zone: str | None,
                  affordable: bool, include_hidden: bool, limit: int, after_id: int | None) -> list[ProductInfo]:
     """Products a member may see, by id; operators (include_hidden) see every product."""
@@ -235,8 +242,7 @@ async def browse(*, tier_id: int | None, spendable: int | None, kind: str | None
     if not include_hidden:
         where.append("status = 'ACTIVE' AND (sale_ends_at IS NULL OR sale_ends_at > $2)")
         args.append(now)
-        tier_ids = [t.id for t in await tiers.all_tiers() if t.growth_threshold <= await _tier_rank(tier_id)]
-        where.append(f"(min_tier_id IS NULL OR min_tier_id IN ({', '.join(str(i) for i in tier_ids) or 'NULL'}))")
+        where.append(await zone_filter(tier_id))
     if kind is not None:
         args.append(kind)
         where.append(f"kind = ${len(args)}")
