@@ -215,3 +215,22 @@ def test_pick_follows_the_weights(weights, data):
     chosen = draws.pick(candidates, roll)
     below = sum(w for i, w in candidates if i < chosen)
     assert below <= roll < below + weights[chosen]
+
+
+async def test_operators_change_and_clear_a_games_limits(api):
+    op = await operator_token(api)
+    game = await new_game(api, op, [{"name": "谢谢参与", "kind": "NOTHING", "weight": 1}], costPoints=0, dailyLimit=1)
+    _, token = await funded_member(0)
+    assert (await play(api, token, game))["userErrors"] == []
+    assert (await play(api, token, game))["userErrors"][0]["code"] == "PLAY_LIMIT_REACHED"
+    update = """mutation($i: DrawGameUpdateInput!) { drawGameUpdate(input: $i) {
+      game { dailyLimit totalLimit freePlays { tierCode } } userErrors { code field } } }"""
+    cleared = await api.post(update, {"i": {"gameId": game["id"], "clear": ["dailyLimit"]}}, token=op, admin=True)
+    assert cleared["data"]["drawGameUpdate"]["game"]["dailyLimit"] is None
+    draws._cache.clear()
+    assert (await play(api, token, game))["userErrors"] == []
+    unknown = await api.post(update, {"i": {"gameId": game["id"], "freePlays": [{"tierCode": "NOPE", "playsPerDay": 1}]}},
+                             token=op, admin=True)
+    assert unknown["data"]["drawGameUpdate"]["userErrors"][0]["code"] == "NOT_FOUND"
+    bad = await api.post(update, {"i": {"gameId": game["id"], "clear": ["name"]}}, token=op, admin=True)
+    assert bad["data"]["drawGameUpdate"]["userErrors"][0]["code"] == "INVALID_INPUT"

@@ -12,7 +12,7 @@ from api.schema import draws as d
 from api.schema.ids import from_cursor, from_global_id
 from api.schema.types import Connection, check_first
 from api.services import draws
-from api.services.errors import DomainError
+from api.services.errors import DomainError, ErrorCode
 
 
 async def games(info: Info, first: int, after: Optional[str] = None) -> Connection[d.DrawGame]:
@@ -81,12 +81,19 @@ async def game_create(info: Info, input: d.DrawGameCreateInput) -> d.DrawGamePay
     return d.DrawGamePayload(game=d.DrawGame.of(game))
 
 
+_CLEARABLE = {"dailyLimit": "daily_limit", "totalLimit": "total_limit"}
+
+
 @user_errors(d.DrawGamePayload)
 async def game_update(info: Info, input: d.DrawGameUpdateInput) -> d.DrawGamePayload:
+    unknown = [c for c in input.clear or [] if c not in _CLEARABLE]
+    if unknown:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"cannot clear {', '.join(unknown)}", ["input", "clear"])
     game = await draws.update_game(
         _actor(info), input_pk(input.game_id, "DrawGame", "gameId"), name=input.name, cost_points=input.cost_points,
         free_plays=_free(input.free_plays), daily_limit=input.daily_limit, total_limit=input.total_limit,
-        starts_at=input.starts_at, ends_at=input.ends_at, status=input.status.value if input.status else None)
+        starts_at=input.starts_at, ends_at=input.ends_at, status=input.status.value if input.status else None,
+        clear=frozenset(_CLEARABLE[c] for c in input.clear or []))
     return d.DrawGamePayload(game=d.DrawGame.of(game))
 
 

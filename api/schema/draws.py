@@ -238,6 +238,7 @@ class DrawGameUpdateInput:
     starts_at: Optional[datetime] = None
     ends_at: Optional[datetime] = None
     status: Optional[ProductStatus] = None
+    clear: Optional[list[str]] = strawberry.field(default=None, description="Any of: dailyLimit, totalLimit (no limit).")
 
 
 @strawberry.input

@@ -189,14 +189,18 @@ def _check_game(name: str, kind: str, cost_points: int, free_plays: dict[str, in
         raise _invalid(f"status must be one of {', '.join(STATUSES)}", "status")
 
 
+async def _check_tier_codes(free_plays: dict[str, int]) -> None:
+    unknown = set(free_plays) - {t.code for t in await tiers.all_tiers()} - {"*"}
+    if unknown:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no tier {', '.join(sorted(unknown))}", ["input", "freePlays"])
+
+
 async def create_game(actor: Actor, *, name: str, kind: str, cost_points: int, free_plays: dict[str, int],
                       daily_limit: int | None, total_limit: int | None, starts_at: datetime, ends_at: datetime,
                       prizes: list[PrizeData]) -> GameInfo:
     starts_at, ends_at = clock.to_utc(starts_at), clock.to_utc(ends_at)
     _check_game(name, kind, cost_points, free_plays, daily_limit, total_limit, starts_at, ends_at, "ACTIVE")
-    unknown = set(free_plays) - {t.code for t in await tiers.all_tiers()} - {"*"}
-    if unknown:
-        raise DomainError(ErrorCode.NOT_FOUND, f"no tier {', '.join(sorted(unknown))}", ["input", "freePlays"])
+    await _check_tier_codes(free_plays)
     if not 1 <= len(prizes) <= MAX_PRIZES:
         raise _invalid(f"a game has 1 to {MAX_PRIZES} prizes", "prizes")
     now = clock.now()
@@ -223,18 +227,30 @@ async def create_game(actor: Actor, *, name: str, kind: str, cost_points: int, f
 async def update_game(actor: Actor, game_id: int, *, name: str | None = None, cost_points: int | None = None,
                       free_plays: dict[str, int] | None = None, daily_limit: int | None = None,
                       total_limit: int | None = None, starts_at: datetime | None = None,
-                      ends_at: datetime | None = None, status: str | None = None) -> GameInfo:
-    current = await game(game_id, fresh=True)
-    new = {"name": name if name is not None else current.name, "kind": current.kind,
-           "cost_points": cost_points if cost_points is not None else current.cost_points,
-           "free_plays": free_plays if free_plays is not None else current.free_plays,
-           "daily_limit": daily_limit if daily_limit is not None else current.daily_limit,
-           "total_limit": total_limit if total_limit is not None else current.total_limit,
-           "starts_at": clock.to_utc(starts_at) if starts_at else current.starts_at,
-           "ends_at": clock.to_utc(ends_at) if ends_at else current.ends_at,
-           "status": status if status is not None else current.status}
-    _check_game(**new)
+                      ends_at: datetime | None = None, status: str | None = None,
+                      clear: frozenset[str] = frozenset()) -> GameInfo:
+    """Changes the given terms (None leaves a term as it is; `clear` sets dailyLimit / totalLimit back to
+    no limit). The game's row is locked while it is read and written, so two operators' changes apply one
+    after the other."""
+    if free_plays is not None:
+        await _check_tier_codes(free_plays)
     async with transaction() as tx:
+        row = await tx.fetchrow(f"SELECT {GAME_COLUMNS} FROM draw_game WHERE id = $1"
+                                + (" FOR UPDATE" if tx.postgres else ""), game_id)
+        if row is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "no such game", ["input", "gameId"])
+        current = _game(row, [])
+        new = {"name": name if name is not None else current.name, "kind": current.kind,
+               "cost_points": cost_points if cost_points is not None else current.cost_points,
+               "free_plays": free_plays if free_plays is not None else current.free_plays,
+               "daily_limit": None if "daily_limit" in clear else (
+                   daily_limit if daily_limit is not None else current.daily_limit),
+               "total_limit": None if "total_limit" in clear else (
+                   total_limit if total_limit is not None else current.total_limit),
+               "starts_at": clock.to_utc(starts_at) if starts_at else current.starts_at,
+               "ends_at": clock.to_utc(ends_at) if ends_at else current.ends_at,
+               "status": status if status is not None else current.status}
+        _check_game(**new)
         await tx.execute(
             "UPDATE draw_game SET name = $2, cost_points = $3, free_plays = $4, daily_limit = $5, total_limit = $6,"
             " starts_at = $7, ends_at = $8, status = $9, updated_at = $10 WHERE id = $1",
