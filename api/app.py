@@ -151,7 +151,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
 
             from api.services import scheduler
 
-            schedule = asyncio.create_task(scheduler.loop())
+            schedule = asyncio.create_task(scheduler.loop(app.state.redis))
         try:
             yield
         finally:

@@ -188,3 +188,16 @@ async def test_a_sale_of_an_exclusive_zone_product_is_shown_to_that_tier_only(ap
     assert (await api.post(node, {"id": sale["id"]}, token=gold))["data"]["node"] == {"id": sale["id"]}
     refused = await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": unique("K")}}, token=normal)
     assert refused["data"]["flashSaleRedeem"]["userErrors"][0]["code"] == "TIER_NOT_ELIGIBLE"
+
+
+async def test_the_scheduled_gate_refresh_gives_back_a_unit_a_crash_left_taken(api, redis):
+    from api.services import scheduler
+
+    api.client._transport.app.state.redis = redis
+    op = await operator_token(api)
+    sale = await new_sale(api, op, stock=2)
+    key = f"mallpoints:fs:{{{sale_pk(sale)}}}:stock"
+    await redis.decr(key)  # a process took a unit in the gate and died before its commit or undo
+    assert int(await redis.get(key)) == 1
+    assert await scheduler.refresh_gates(redis) >= 1
+    assert int(await redis.get(key)) == 2

@@ -106,6 +106,12 @@ async def sales_page(limit: int, after_id: int | None, *, include_hidden: bool,
     return [_sale(r) for r in rows]
 
 
+async def live_sale_ids(now: datetime | None = None) -> list[int]:
+    now = now or clock.now()
+    rows = await fetch("SELECT id FROM flash_sale WHERE status = 'ACTIVE' AND starts_at <= $1 AND ends_at > $1", now)
+    return [r["id"] for r in rows]
+
+
 # --- operators -----------------------------------------------------------------------------------
 
 def _check_terms(title: str, points_price: int, per_member_limit: int, starts_at: datetime, ends_at: datetime,

@@ -15,6 +15,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from api.config import settings
 from api.db import transaction
@@ -73,8 +74,29 @@ async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
     return result
 
 
-async def loop() -> None:
-    """The server's schedule: run when the lease is ours, then sleep an interval."""
+async def refresh_gates(redis: Any) -> int:
+    """Reloads the Redis gates of the flash sales and lucky-draw games on now from the database, so a
+    unit a crashed process left taken in a gate (between its gate step and its commit or undo) comes
+    back within one interval. Safe while buyers press: a gate only rejects early, the database decides."""
+    from api.services import draws, flash_sales
+
+    now = clock.now()
+    live = await flash_sales.live_sale_ids(now)
+    for sale_id in live:
+        await flash_sales.load_gate(redis, sale_id, force=True)
+    prizes = 0
+    for g in await draws.games_page(1000, None, include_hidden=False):
+        if g.open(now):
+            for p in g.prizes:
+                if p.stock is not None:
+                    await draws.reload_prize_gate(redis, p.id)
+                    prizes += 1
+    return len(live) + prizes
+
+
+async def loop(redis: Any = None) -> None:
+    """The server's schedule: run when the lease is ours (and refresh the Redis gates), then sleep an
+    interval."""
     interval = settings().scheduler_interval_seconds
     while True:
         try:
@@ -83,6 +105,8 @@ async def loop() -> None:
             if await acquire_lease(interval * 2):
                 result = await run_once(("system", HOLDER))
                 log.info("scheduled run: %s", result)
+                if redis is not None:
+                    log.info("gates refreshed: %s", await refresh_gates(redis))
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - keep the schedule alive; the next run retries
