@@ -6,9 +6,11 @@ SQLite they become `?1, ?2…`, which SQLite understands natively.
 """
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
@@ -16,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from api.config import Settings, settings
 
+T = TypeVar("T")
 MODEL_MODULES = ["api.models"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
@@ -147,6 +150,28 @@ async def transaction() -> AsyncIterator[Tx]:
 def is_deadlock(exc: BaseException) -> bool:
     """PostgreSQL chose this transaction as a deadlock victim: safe to run again from the start."""
     return "deadlock detected" in str(exc)
+
+
+def retry_on_deadlock(attempts: int = 3) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """Runs a service call again when PostgreSQL chose its transaction as a deadlock victim (it was
+    rolled back whole, its idempotency claim with it). For moves that lock an account and then a row
+    many members share (a rule's budget): a group of receipts can hold that row while it waits for an
+    account this call holds."""
+
+    def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        @functools.wraps(fn)
+        async def run(*args: Any, **kwargs: Any) -> T:
+            for attempt in range(attempts):
+                try:
+                    return await fn(*args, **kwargs)
+                except Exception as exc:
+                    if not is_deadlock(exc) or attempt == attempts - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+        return run
+
+    return wrap
 
 
 async def fetch(sql: str, *args: Any) -> list[Any]:

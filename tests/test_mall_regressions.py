@@ -215,3 +215,31 @@ async def test_draw_wins_do_not_use_up_purchase_limits(api):
     assert won["data"]["luckyDrawPlay"]["play"]["prize"]["kind"] == "COUPON"
     bought = await api.post(REDEEM, {"i": {"productId": coupon["id"], "idempotencyKey": unique("K")}}, token=token)
     assert bought["data"]["pointsMallRedeem"]["userErrors"] == []
+
+
+async def test_a_time_without_an_offset_is_invalid_input_and_a_batch_books_the_rest(api):
+    from tests.conftest import PURCHASE, purchase_input
+
+    member_id, _ = await make_member()
+    naive = {**purchase_input(member_id, 1000), "occurredAt": "2026-11-23T10:00:00"}
+    result = await api.signed(PURCHASE, {"input": naive})
+    assert result["data"]["purchaseRecord"]["userErrors"][0]["code"] == "INVALID_INPUT"
+    batch = """mutation($i: PurchaseRecordBatchInput!) { purchaseRecordBatch(input: $i) {
+      results { pointsEarned userErrors { code } } userErrors { code } } }"""
+    good = purchase_input(member_id, 2000)
+    answer = await api.signed(batch, {"i": {"purchases": [naive, good]}})
+    results = answer["data"]["purchaseRecordBatch"]["results"]
+    assert results[0]["userErrors"][0]["code"] == "INVALID_INPUT" and results[1]["pointsEarned"] == 20
+
+
+async def test_payloads_show_the_spendable_balance_while_points_are_held(api):
+    from tests.conftest import PURCHASE, purchase_input
+    from tests.mall_helpers import CHECKOUT, ME
+
+    op = await operator_token(api)
+    product = await create_product(api, op, pointsPrice=300, cashPriceFen=100, stock=1)
+    member_id, token = await funded_member(1000)
+    await api.post(CHECKOUT, {"i": {"productId": product["id"], "idempotencyKey": unique("K")}}, token=token)
+    earned = (await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}))["data"]["purchaseRecord"]
+    me = (await api.post(ME, token=token))["data"]["viewer"]["member"]
+    assert (me["pointsHeld"], earned["pointsBalance"]) == (300, me["pointsBalance"]) == (300, 800)

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
-from api.db import Tx, fetch, transaction
+from api.db import Tx, fetch, retry_on_deadlock, transaction
 from api.services import clock, earning, idempotency, ledger, merchants, ratelimit, signing
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode
@@ -45,7 +45,7 @@ async def _earn(tx: Tx, acct: ledger.LockedAccount, behaviour_id: int, trigger: 
         source_ref=str(behaviour_id), occurred_at=now, now=now)
     await tx.execute("UPDATE member_behaviour SET points = $1, entry_id = $2 WHERE id = $3",
                      applied.points, applied.entry_id, behaviour_id)
-    return Earned(applied.points, applied.growth, acct.balance, applied.entry_id)
+    return Earned(applied.points, applied.growth, acct.spendable, applied.entry_id)
 
 
 async def _locked(tx: Tx, member_id: int, now: datetime) -> ledger.LockedAccount:
@@ -57,6 +57,7 @@ async def _locked(tx: Tx, member_id: int, now: datetime) -> ledger.LockedAccount
 
 # --- daily check-in ----------------------------------------------------------------------------
 
+@retry_on_deadlock()
 async def check_in(member_id: int, idempotency_key: str) -> Earned:
     """Once per Asia/Shanghai day: the unique (member, CHECK_IN, day) row decides, so two devices in
     the same second get one check-in and one ALREADY_CHECKED_IN. The streak continues from
@@ -117,6 +118,7 @@ async def current_streak(member_id: int) -> int:
 SHARES_PER_HOUR = 200  # recorded shares per member (rewards are capped by the SHARE rules)
 
 
+@retry_on_deadlock()
 async def share(member_id: int, channel: str, target: str | None, idempotency_key: str, redis=None) -> Earned:
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
     if not await ratelimit.allow(redis, f"share:{member_id}", SHARES_PER_HOUR, 3600):
@@ -140,6 +142,7 @@ async def share(member_id: int, channel: str, target: str | None, idempotency_ke
 
 # --- review (a signed integration reports it; once per purchase) --------------------------------
 
+@retry_on_deadlock()
 async def review(identity: IntegrationIdentity, merchant_code: str, receipt_no: str, rating: int,
                  idempotency_key: str) -> Earned:
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
@@ -171,6 +174,7 @@ async def review(identity: IntegrationIdentity, merchant_code: str, receipt_no: 
 
 # --- event attendance (an operator or a signed integration of the event's merchant) -------------
 
+@retry_on_deadlock()
 async def event_check_in(event_id: int, member_id: int | None, member_code: str | None, idempotency_key: str, *,
                          identity: IntegrationIdentity | None = None, operator_id: int | None = None) -> Earned:
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
@@ -221,6 +225,7 @@ async def on_registered(tx: Tx, member_id: int, now: datetime) -> None:
         await _earn(tx, acct, behaviour_id, "REGISTER", "注册奖励", now)
 
 
+@retry_on_deadlock()
 async def on_profile_updated(member_id: int, complete: bool) -> Earned | None:
     """PROFILE_COMPLETED rules, once per member: the unique behaviour row makes a repeat book nothing."""
     earning.forget_birthday(member_id)

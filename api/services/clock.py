@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from api.services.errors import DomainError, ErrorCode
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _offset = [None]  # a fixed datetime that replaces now(), set only by tests
 
@@ -17,9 +19,14 @@ def freeze(at: datetime | None) -> None:
     _offset[0] = None if at is None else to_utc(at)
 
 
+class NaiveTimeError(DomainError, ValueError):
+    """A time without a UTC offset: INVALID_INPUT for the caller (and still a ValueError)."""
+
+
 def to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise ValueError("naive datetime: times must carry a zone")
+        raise NaiveTimeError(ErrorCode.INVALID_INPUT,
+                             "times must carry a UTC offset, e.g. 2026-11-23T10:00:00+08:00")
     return value.astimezone(timezone.utc)
 
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from api.config import settings
-from api.db import Tx, is_deadlock, transaction
+from api.db import Tx, is_deadlock, retry_on_deadlock, transaction
 from api.services import clock, earning, idempotency, ledger, merchants, signing, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
@@ -139,7 +139,10 @@ WITH locked AS (
   -- out by a join against the statement's older snapshot (a concurrent upgrade changes tier_id).
   SELECT a.id, a.balance, m.growth_value, m.tier_id,
     (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l
-     WHERE l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $8) AS due
+     WHERE l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $8) AS due,
+    -- Held points (checkouts, parking) for the balance shown, which is the spendable one.
+    (SELECT COALESCE(SUM(h.points), 0) FROM points_hold h
+     WHERE h.account_id = a.id AND h.status = 'HELD' AND h.expires_at > $8) AS held
   FROM points_account a JOIN member m ON m.id = a.member_id
   WHERE a.member_id = $1 FOR UPDATE OF a, m
 ), acct AS (
@@ -152,7 +155,7 @@ WITH locked AS (
   -- The key and its result in one insert (a CTE cannot update a row that a sibling CTE inserted).
   INSERT INTO idempotency_record (scope, key, request_hash, created_at, result)
   SELECT $11, $12, $13, $8, json_build_object('purchase_id', calc.purchase_id, 'receipt_no', $3::text,
-    'amount_fen', $4::bigint, 'points_earned', calc.points, 'points_balance', acct.balance + calc.points)::text
+    'amount_fen', $4::bigint, 'points_earned', calc.points, 'points_balance', acct.balance + calc.points - acct.held)::text
   FROM (SELECT 1) one LEFT JOIN calc ON TRUE LEFT JOIN acct ON TRUE
   ON CONFLICT (scope, key) DO NOTHING RETURNING id
 ), p AS (
@@ -200,7 +203,7 @@ WITH locked AS (
   WHERE member_id = $1 AND inviter_id IS NOT NULL AND purchase_id IS NULL AND EXISTS (SELECT 1 FROM p)
   RETURNING id
 )
-SELECT (SELECT id FROM claim) AS claim_id, locked.due, locked.balance, p.id AS purchase_id, p.points_earned,
+SELECT (SELECT id FROM claim) AS claim_id, locked.due, locked.balance, locked.held, p.id AS purchase_id, p.points_earned,
   (SELECT COUNT(*) FROM calc) AS planned, (SELECT id FROM inv) AS invite_id
 FROM (SELECT 1) one LEFT JOIN locked ON TRUE LEFT JOIN p ON TRUE
 """
@@ -229,7 +232,8 @@ async def _earn_in_one_statement(
     if row["invite_id"] is not None:
         qualified.append(int(row["invite_id"]))
     points = int(row["points_earned"])
-    result = PurchaseResult(row["purchase_id"], item.receipt_no, item.amount_fen, points, int(row["balance"]) + points)
+    result = PurchaseResult(row["purchase_id"], item.receipt_no, item.amount_fen, points,
+                            int(row["balance"]) + points - int(row["held"]))
     return row["claim_id"], result
 
 
@@ -355,7 +359,7 @@ async def _earn(
         " AND purchase_id IS NULL RETURNING id", purchase_id, now, member_id)
     if invite_id is not None and qualified is not None:
         qualified.append(int(invite_id))
-    return PurchaseResult(purchase_id, receipt_no, amount_fen, applied.points, acct.balance)
+    return PurchaseResult(purchase_id, receipt_no, amount_fen, applied.points, acct.spendable)
 
 
 async def import_purchase(
@@ -414,6 +418,7 @@ class RefundResult:
     points_balance: int
 
 
+@retry_on_deadlock()
 async def refund_purchase(
     identity: IntegrationIdentity, merchant_code: str, receipt_no: str, refund_amount_fen: int, idempotency_key: str,
 ) -> RefundResult:
@@ -435,14 +440,20 @@ async def refund_purchase(
         record_id, stored = await idempotency.claim(tx, scope_of(identity), key, digest, ["idempotencyKey"])
         if stored is not None:
             return RefundResult(**stored)
+        # The lock order of every points move: key, account, then the purchase (a pending-points release
+        # locks the account before it updates the purchase).
+        owner = await tx.fetchval("SELECT member_id FROM purchase WHERE merchant_id = $1 AND receipt_no = $2",
+                                  merchant.id, receipt_no)
+        if owner is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "no such receipt at this merchant", ["receiptNo"])
+        acct = await ledger.lock_account(tx, owner)
+        assert acct is not None
         purchase = await tx.fetchrow(
             "SELECT id, member_id, amount_fen, refunded_fen, points_earned, points_reversed, points_forgiven,"
             " growth_earned, growth_reversed, occurred_at FROM purchase WHERE merchant_id = $1 AND receipt_no = $2"
             + (" FOR UPDATE" if tx.postgres else ""),
             merchant.id, receipt_no,
         )
-        if purchase is None:
-            raise DomainError(ErrorCode.NOT_FOUND, "no such receipt at this merchant", ["receiptNo"])
         refundable = purchase["amount_fen"] - purchase["refunded_fen"]
         if refund_amount_fen > refundable:
             raise DomainError(
@@ -451,8 +462,6 @@ async def refund_purchase(
         refunded = purchase["refunded_fen"] + refund_amount_fen
         settle = purchase["points_earned"] * refunded // purchase["amount_fen"] - purchase["points_reversed"]
         growth_back = purchase["growth_earned"] * refunded // purchase["amount_fen"] - purchase["growth_reversed"]
-        acct = await ledger.lock_account(tx, purchase["member_id"])
-        assert acct is not None
         # Expire what is due first, as an expiry run would have: the result must not depend on
         # whether one ran (what the purchase's own lot lost to expiry is forgiven just below).
         await ledger.expire_account(tx, acct, now)
@@ -489,7 +498,7 @@ async def refund_purchase(
                 tx, acct.member_id, acct.tier_id, acct.growth_value, -growth_back, reason, "purchase_refund",
                 str(purchase["id"]), now,
             )
-        result = RefundResult(take, acct.balance)
+        result = RefundResult(take, acct.spendable)
         await idempotency.remember(tx, record_id, asdict(result))
     return result
 
@@ -519,6 +528,7 @@ class PayResult:
     points_balance: int
 
 
+@retry_on_deadlock()
 async def pay_with_points(
     identity: IntegrationIdentity, member_code: str, merchant_code: str, receipt_no: str, points: int,
     idempotency_key: str,
@@ -562,6 +572,6 @@ async def pay_with_points(
             tx, acct, points=points, kind="SPEND", reason=f"{merchant.name} 积分抵现 {yuan(cash_value_fen)}",
             source_type="till_payment", source_ref=str(payment_id), occurred_at=now,
         )
-        result = PayResult(points, cash_value_fen, acct.balance)
+        result = PayResult(points, cash_value_fen, acct.spendable)
         await idempotency.remember(tx, record_id, asdict(result))
     return result

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from api.db import fetch, transaction
+from api.db import fetch, retry_on_deadlock, transaction
 from api.services import clock, earning, idempotency, ledger, tiers
 from api.services import rules as R
 from api.services.behaviours import member_scope
@@ -144,6 +144,7 @@ class ClaimResult:
     points_balance: int
 
 
+@retry_on_deadlock()
 async def claim(member_id: int, task_id: int, idempotency_key: str) -> ClaimResult:
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
     now = clock.now()
@@ -181,6 +182,6 @@ async def claim(member_id: int, task_id: int, idempotency_key: str) -> ClaimResu
             task_id, member_id, period, applied.points, applied.growth, applied.entry_id, now)
         if claim_id is None:
             raise DomainError(ErrorCode.TASK_ALREADY_CLAIMED, "the reward of this task was claimed already", ["taskId"])
-        result = ClaimResult(task_id, period, applied.points, applied.growth, acct.balance)
+        result = ClaimResult(task_id, period, applied.points, applied.growth, acct.spendable)
         await idempotency.remember(tx, record_id, asdict(result))
     return result
