@@ -467,3 +467,23 @@ def test_bill_properties(free, hourly, cap, rate, max_points, minutes, tier, pur
     if b.points:  # the fewest points for the discount
         assert fen_for_points(rules, b.points - 1) < b.points_discount_fen
     assert b.points_needed <= max_points
+
+
+async def test_an_exit_event_id_closes_one_exit_only(api):
+    op = await operator_token(api)
+    park = CarParkSystem(api, await parking_key(), await new_car_park(api, op))
+    plate = new_plate()
+    await park.entry(plate)
+    clock.freeze(clock.now() + timedelta(hours=2))
+    first = await park.exit(plate, event="OUT-REUSED")
+    assert first["userErrors"] == []
+    other_payment = await park.exit(plate, at=clock.now(), event="OUT-REUSED", paid=False)
+    assert other_payment["userErrors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    clock.freeze(clock.now() + timedelta(days=1))
+    await park.entry(plate)
+    clock.freeze(clock.now() + timedelta(hours=1))
+    reused = await park.exit(plate, event="OUT-REUSED")  # the car park reused the id for the next stay
+    assert reused["userErrors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    rows = await db.fetch("SELECT status FROM parking_session WHERE plate = $1 ORDER BY id", plate)
+    assert [r["status"] for r in rows] == ["CLOSED", "OPEN"]
+    assert (await park.exit(plate))["userErrors"] == []

@@ -83,7 +83,8 @@ async def test_parallel_reports_of_one_exit_and_of_one_entry_count_once(api):
     others = await asyncio.gather(*(park.entry(plate, event=unique("in")) for _ in range(5)))
     assert codes(others) == {"STAY_ALREADY_OPEN": 5}
     await offset(api, token, entries[0]["session"]["id"], 1000)
-    exits = await asyncio.gather(*(park.exit(plate, event="out-x") for _ in range(10)))
+    left = clock.now()  # a car park repeats its report with the same time
+    exits = await asyncio.gather(*(park.exit(plate, at=left, event="out-x") for _ in range(10)))
     assert codes(exits) == {"OK": 10} and {e["bill"]["pointsApplied"] for e in exits} == {1000}
     state = await parking_state(member_id)
     assert (state["balance"], state["held"], state["entries"]) == (0, 0, 2)  # the credit and one spend
@@ -106,3 +107,18 @@ async def test_two_abandon_runs_at_once_close_each_stay_once(api):
     assert sum(r.points_released for r in runs) >= 2000
     state = await parking_state(member_id)
     assert (state["balance"], state["held"]) == (5000, 0)
+
+
+async def test_an_entry_racing_an_unbind_never_links_the_stay_to_the_former_owner(api):
+    from tests.parking_helpers import UNBIND
+
+    op = await operator_token(api)
+    park = CarParkSystem(api, await parking_key(), await new_car_park(api, op))
+    _, token = await member(0)
+    for _ in range(20):
+        plate = new_plate()
+        vehicle = (await bind(api, token, plate))["vehicle"]
+        await asyncio.gather(park.entry(plate), api.post(UNBIND, {"i": {"vehicleId": vehicle["id"]}}, token=token))
+        rows = await db.fetch("SELECT s.member_id FROM parking_session s WHERE s.plate = $1 AND s.status = 'OPEN'",
+                              plate)
+        assert rows and rows[0]["member_id"] is None, plate

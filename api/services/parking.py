@@ -99,6 +99,7 @@ async def bind_vehicle(member_id: int, plate: str, consent: bool) -> VehicleInfo
     now = clock.now()
     try:
         async with transaction() as tx:
+            await _lock_plate(tx, plate)  # the plate first, then the member (the order of an entry's FK check)
             await _lock_member_row(tx, member_id)
             rows = await tx.fetch(f"SELECT {VEHICLE_COLUMNS} FROM vehicle WHERE plate = $1 AND active", plate)
             if rows:
@@ -124,16 +125,29 @@ async def bind_vehicle(member_id: int, plate: str, consent: bool) -> VehicleInfo
     return VehicleInfo(vehicle_id, member_id, plate, True, CONSENT_VERSION, now, now, None)
 
 
+PLATE_LOCK_SPACE = 4711  # the first key of pg_advisory_xact_lock(int, int) for plates
+
+
+async def _lock_plate(tx: Tx, plate: str) -> None:
+    """Serialises a plate's entry with its binding and unbinding (PostgreSQL; SQLite runs one
+    transaction at a time): an entry racing an unbind must not link the stay to the former owner. Taken
+    before any member or account lock (an entry's insert checks its member's row); it ends with the
+    transaction."""
+    if tx.postgres:
+        await tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", PLATE_LOCK_SPACE, plate)
+
+
 async def unbind_vehicle(member_id: int, vehicle_id: int) -> VehicleInfo:
     """vehicleUnbind (own vehicles only). The plate's open stays are no longer the member's: their points
     hold is released and their chosen coupons forgotten (a member who sold the car pays nothing more)."""
     now = clock.now()
     async with transaction() as tx:
-        acct = await _lock_account(tx, member_id, now)
-        row = await tx.fetchrow(f"SELECT {VEHICLE_COLUMNS} FROM vehicle WHERE id = $1", vehicle_id)
-        if row is None or int(row["member_id"]) != member_id:
+        plate = await tx.fetchval("SELECT plate FROM vehicle WHERE id = $1 AND member_id = $2", vehicle_id, member_id)
+        if plate is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such vehicle", ["input", "vehicleId"])
-        found = _vehicle(row)
+        await _lock_plate(tx, plate)  # the plate first, then the account (the order of an entry's FK check)
+        acct = await _lock_account(tx, member_id, now)
+        found = _vehicle(await tx.fetchrow(f"SELECT {VEHICLE_COLUMNS} FROM vehicle WHERE id = $1", vehicle_id))
         if not found.active:
             raise DomainError(ErrorCode.VEHICLE_NOT_BOUND, "this vehicle is no longer bound", ["input", "vehicleId"])
         await tx.execute("UPDATE vehicle SET active = FALSE, unbound_at = $2 WHERE id = $1", vehicle_id, now)
@@ -486,6 +500,7 @@ async def record_entry(car_park_code: str, plate: str, entered_at: datetime, eve
     for _attempt in range(3):
         try:
             async with transaction() as tx:
+                await _lock_plate(tx, plate)  # a bind or unbind of this plate commits before or after, not during
                 # The event first, then the plate's open stay: a parallel report of the same entry may commit
                 # between the two reads, so an open stay of this very event is a repeat too.
                 for where, value in (("entry_event = $2", event_id), ("plate = $2 AND status = 'OPEN'", plate)):
@@ -604,36 +619,45 @@ async def record_exit(car_park_code: str, plate: str, exited_at: datetime, event
     cp = await car_park_by_code(car_park_code)
     await tiers.all_tiers()
     for _attempt in range(3):
-        async with transaction() as tx:
-            repeat = await _exit_repeat(tx, cp, plate, event_id)
-            if repeat is not None:
-                return repeat
-            row = await tx.fetchrow(f"SELECT {STAY_COLUMNS} FROM parking_session WHERE car_park_id = $1"
-                                    " AND plate = $2 AND status = 'OPEN'", cp.id, plate)
-            if row is None:  # (a parallel report of this exit may have committed since the first read)
-                repeat = await _exit_repeat(tx, cp, plate, event_id)
+        try:
+            async with transaction() as tx:
+                repeat = await _exit_repeat(tx, cp, plate, event_id, exited_at, paid)
                 if repeat is not None:
                     return repeat
-                raise DomainError(ErrorCode.NO_OPEN_STAY, "no open stay of this plate in this car park",
-                                  ["input", "plate"])
-            first = _stay(row)
-            acct = await _lock_account(tx, first.member_id, now) if first.member_id is not None else None
-            s = await _stay_in(tx, first.id, lock=True)
-            if s.status != "OPEN" or s.member_id != first.member_id:
-                continue  # closed or re-linked meanwhile: look again (a repeat of this event finds its stay)
-            if exited_at < s.entered_at:
-                raise DomainError(ErrorCode.INVALID_INPUT, "exitedAt is before the entry", ["input", "exitedAt"])
-            await _close(tx, cp, s, acct, exited_at, event_id, paid, now)
-            return ExitResult(s.id)
+                row = await tx.fetchrow(f"SELECT {STAY_COLUMNS} FROM parking_session WHERE car_park_id = $1"
+                                        " AND plate = $2 AND status = 'OPEN'", cp.id, plate)
+                if row is None:  # (a parallel report of this exit may have committed since the first read)
+                    repeat = await _exit_repeat(tx, cp, plate, event_id, exited_at, paid)
+                    if repeat is not None:
+                        return repeat
+                    raise DomainError(ErrorCode.NO_OPEN_STAY, "no open stay of this plate in this car park",
+                                      ["input", "plate"])
+                first = _stay(row)
+                acct = await _lock_account(tx, first.member_id, now) if first.member_id is not None else None
+                s = await _stay_in(tx, first.id, lock=True)
+                if s.status != "OPEN" or s.member_id != first.member_id:
+                    continue  # closed or re-linked meanwhile: look again (a repeat of this event finds its stay)
+                if exited_at < s.entered_at:
+                    raise DomainError(ErrorCode.INVALID_INPUT, "exitedAt is before the entry", ["input", "exitedAt"])
+                await _close(tx, cp, s, acct, exited_at, event_id, paid, now)
+                return ExitResult(s.id)
+        except IntegrityError as exc:  # the same exit event id closed another stay at this moment
+            if not _is_unique_violation(exc):
+                raise
+            raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, "this eventId was reported before for another exit",
+                              ["input", "eventId"]) from None
     raise DomainError(ErrorCode.NO_OPEN_STAY, "no open stay of this plate in this car park", ["input", "plate"])
 
 
-async def _exit_repeat(tx: Tx, cp: CarParkInfo, plate: str, event_id: str) -> ExitResult | None:
-    row = await tx.fetchrow("SELECT id, plate FROM parking_session WHERE car_park_id = $1 AND exit_event = $2",
-                            cp.id, event_id)
+async def _exit_repeat(tx: Tx, cp: CarParkInfo, plate: str, event_id: str, exited_at: datetime,
+                       paid: bool) -> ExitResult | None:
+    """The stay an exit event closed before, when this is a repeat of it; the same event id with another
+    plate, time or payment is refused (a car park that reuses event ids must not close the wrong stay)."""
+    row = await tx.fetchrow("SELECT id, plate, exited_at, paid FROM parking_session WHERE car_park_id = $1"
+                            " AND exit_event = $2", cp.id, event_id)
     if row is None:
         return None
-    if row["plate"] != plate:
+    if row["plate"] != plate or clock.parse_db_time(row["exited_at"]) != exited_at or bool(row["paid"]) != paid:
         raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, "this eventId was reported before for another exit",
                           ["input", "eventId"])
     return ExitResult(int(row["id"]))
