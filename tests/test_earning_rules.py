@@ -209,3 +209,16 @@ def test_scheduler_settings_from_the_environment():
     assert Settings.from_env({}).scheduler_enabled is False
     cfg = Settings.from_env({"MALLPOINTS_SCHEDULER": "on", "MALLPOINTS_SCHEDULER_INTERVAL_SECONDS": "60"})
     assert cfg.scheduler_enabled and cfg.scheduler_interval_seconds == 60
+
+
+def test_a_multiplier_does_not_multiply_per_yuan_points_their_best_of_group_discarded():
+    two = Rule(2, "TWO", "2/元", "PURCHASE", action="POINTS_PER_YUAN", action_value=2, stacking="BEST_OF",
+               stack_group="promo")
+    three = Rule(3, "THREE", "3/元", "PURCHASE", action="POINTS_PER_YUAN", action_value=3, stacking="BEST_OF",
+                 stack_group="promo")
+    double = Rule(4, "DOUBLE", "双倍", "PURCHASE", action="MULTIPLIER_PERCENT", action_value=200)
+    outcome = evaluate([DEFAULT, two, three, double], purchase(10_000))
+    # ¥100: 100 (default) + 300 (the group's best) = 400 per yuan; doubled: + 400.
+    assert outcome.points == 800
+    assert {i.rule_code: i.points for i in outcome.items} == {"DEFAULT_PURCHASE": 100, "TWO": 0, "THREE": 300,
+                                                              "DOUBLE": 400}

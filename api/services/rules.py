@@ -297,29 +297,43 @@ def evaluate_tiers(rules: list[Rule], facts: Facts, tiers: list[tuple[str, int]]
     return out
 
 
+def _group(rule: Rule) -> str:
+    return rule.stack_group or rule.code
+
+
+def _best_of(rules: list[Rule], raw: dict[int, int]) -> dict[str, Rule]:
+    """Of each BEST_OF group, the largest (ties: earlier in priority order)."""
+    best: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.stacking == "BEST_OF":
+            group = _group(rule)
+            if group not in best or raw[rule.id] > raw[best[group].id]:
+                best[group] = rule
+    return best
+
+
 def _apply(matching: list[Rule], facts: Facts, usage: dict[int, Usage] | None) -> Outcome:
     if not matching:
         return Outcome(())
-    base = 0
     raw: dict[int, int] = {}
     for rule in matching:  # per-yuan and fixed first: multipliers apply to the per-yuan base
         if rule.action != "MULTIPLIER_PERCENT":
             raw[rule.id] = _raw(rule, facts, 0)
-            if rule.action == "POINTS_PER_YUAN":
-                base += raw[rule.id]
+    # The base is the per-yuan points actually given: of a BEST_OF group without multipliers, only the
+    # winner's (a multiplier must not multiply points that its group discarded).
+    with_multiplier = {_group(r) for r in matching if r.stacking == "BEST_OF" and r.action == "MULTIPLIER_PERCENT"}
+    early = _best_of([r for r in matching if r.action != "MULTIPLIER_PERCENT" and _group(r) not in with_multiplier],
+                     raw)
+    base = sum(raw[r.id] for r in matching if r.action == "POINTS_PER_YUAN"
+               and (r.stacking != "BEST_OF" or _group(r) in with_multiplier or early[_group(r)].id == r.id))
     for rule in matching:
         if rule.action == "MULTIPLIER_PERCENT":
             raw[rule.id] = _raw(rule, facts, base)
-    best: dict[str, Rule] = {}
-    for rule in matching:  # of a BEST_OF group, the largest (ties: earlier in priority order)
-        if rule.stacking == "BEST_OF":
-            group = rule.stack_group or rule.code
-            if group not in best or raw[rule.id] > raw[best[group].id]:
-                best[group] = rule
+    best = _best_of(matching, raw)
     usage = usage or {}
     items = []
     for rule in matching:
-        superseded = rule.stacking == "BEST_OF" and best[rule.stack_group or rule.code].id != rule.id
+        superseded = rule.stacking == "BEST_OF" and best[_group(rule)].id != rule.id
         growth = 0 if superseded else _growth(rule, facts)
         if superseded:
             items.append(Item(rule.id, rule.code, rule.name, 0, 0, raw[rule.id], None, True, rule.return_days))
