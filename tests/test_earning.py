@@ -184,6 +184,12 @@ async def test_pending_points_wait_for_the_return_window_and_a_refund_cancels_th
     refund = await api.signed(REFUND, {"input": {"merchantCode": merchant, "receiptNo": kept["receiptNo"],
                                                  "refundAmountFen": 10_000, "idempotencyKey": unique("K")}})
     assert refund["data"]["purchaseRefund"]["pointsReversed"] == 200
+    # ... from its own two lots (the immediate one and the released one), not from the other purchase's.
+    own = await db.fetch(
+        "SELECT l.remaining FROM points_lot l JOIN points_entry e ON e.id = l.entry_id JOIN purchase p"
+        " ON e.source_type = 'purchase' AND e.source_ref = CAST(p.id AS TEXT) WHERE p.receipt_no = $1",
+        kept["receiptNo"])
+    assert len(own) == 2 and sum(r["remaining"] for r in own) == 0
 
 
 async def test_daily_check_in_streaks_bonuses_and_calendar(api):

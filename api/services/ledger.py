@@ -184,22 +184,28 @@ async def credit(
     return entry
 
 
+def sql_ids(ids: tuple[int, ...] | list[int]) -> str:
+    """A SQL list of integer ids (never empty: -1 matches nothing)."""
+    return ", ".join(str(int(i)) for i in ids) or "-1"
+
+
 async def debit(
     tx: Tx, acct: LockedAccount, *, points: int, kind: str, reason: str, source_type: str,
     source_ref: str | None, occurred_at: datetime, operator_id: int | None = None,
-    prefer_entry_id: int | None = None, allow_debt: bool = False, reverses_id: int | None = None,
+    prefer_entry_ids: tuple[int, ...] = (), allow_debt: bool = False, reverses_id: int | None = None,
 ) -> Entry:
-    """Takes points from lots, earliest expiry first (the lots of `prefer_entry_id` before all).
+    """Takes points from lots, earliest expiry first (the lots of the `prefer_entry_ids` entries before
+    all: a refund takes back the purchase's own points first).
     Without `allow_debt` the caller must have checked the balance; with it (refund claw-back) any
     shortfall goes to the account's DEBT lot and the balance turns negative."""
     assert points > 0
     rows = await tx.fetch(
         "SELECT id, remaining FROM (SELECT id, remaining, SUM(remaining) OVER ("
-        "  ORDER BY CASE WHEN entry_id = $2 THEN 0 ELSE 1 END, expires_at NULLS LAST, id"
+        f"  ORDER BY CASE WHEN entry_id IN ({sql_ids(prefer_entry_ids)}) THEN 0 ELSE 1 END, expires_at NULLS LAST, id"
         "  ROWS UNBOUNDED PRECEDING) AS running"
         " FROM points_lot WHERE account_id = $1 AND kind = 'EARN' AND remaining > 0) t"
-        " WHERE running - remaining < $3 ORDER BY running",
-        acct.id, prefer_entry_id if prefer_entry_id is not None else -1, points,
+        " WHERE running - remaining < $2 ORDER BY running",
+        acct.id, points,
     )
     moves: list[tuple[int, int]] = []
     left = points

@@ -467,18 +467,19 @@ async def refund_purchase(
         await ledger.expire_account(tx, acct, now)
         reason = f"{merchant.name} 退款 {yuan(refund_amount_fen)}"
         take = forgive = 0
+        earn_ids: tuple[int, ...] = ()
         if settle:
-            earn_id = await tx.fetchval(
-                "SELECT id FROM points_entry WHERE source_type = 'purchase' AND source_ref = $1 AND kind = 'EARN'",
-                str(purchase["id"]),
-            )
-            forgive = await _forgivable(tx, earn_id, settle, purchase["points_forgiven"])
+            # The purchase's own EARN entries: one, or two when part of its points was pending and released.
+            earn_ids = tuple(r["id"] for r in await tx.fetch(
+                "SELECT id FROM points_entry WHERE source_type = 'purchase' AND source_ref = $1 AND kind = 'EARN'"
+                " ORDER BY id", str(purchase["id"])))
+            forgive = await _forgivable(tx, earn_ids, settle, purchase["points_forgiven"])
             take = settle - forgive
         if take:
             await ledger.debit(
                 tx, acct, points=take, kind="REVERSE", reason=reason, source_type="purchase_refund",
-                source_ref=str(purchase["id"]), occurred_at=now, prefer_entry_id=earn_id, allow_debt=True,
-                reverses_id=earn_id,
+                source_ref=str(purchase["id"]), occurred_at=now, prefer_entry_ids=earn_ids, allow_debt=True,
+                reverses_id=earn_ids[0] if earn_ids else None,
             )
         await tx.execute(
             "UPDATE purchase SET refunded_fen = $1, points_reversed = points_reversed + $2,"
@@ -503,18 +504,19 @@ async def refund_purchase(
     return result
 
 
-async def _forgivable(tx: Tx, earn_id: int, settle: int, forgiven_before: int) -> int:
-    """How much of `settle` needs no claw-back: when the purchase's own lot cannot cover it, the
+async def _forgivable(tx: Tx, earn_ids: tuple[int, ...], settle: int, forgiven_before: int) -> int:
+    """How much of `settle` needs no claw-back: when the purchase's own lots cannot cover it, the
     part of the shortfall that expired (never used by the member) is settled by that expiry."""
+    ids = ledger.sql_ids(earn_ids)
     own = await tx.fetchval(
-        "SELECT COALESCE(SUM(remaining), 0) FROM points_lot WHERE entry_id = $1 AND kind = 'EARN'", earn_id
+        f"SELECT COALESCE(SUM(remaining), 0) FROM points_lot WHERE entry_id IN ({ids}) AND kind = 'EARN'"
     )
     shortfall = settle - min(settle, int(own))
     if not shortfall:
         return 0
     expired = await tx.fetchval(
         "SELECT COALESCE(-SUM(m.delta), 0) FROM points_lot_move m JOIN points_lot l ON l.id = m.lot_id"
-        " JOIN points_entry e ON e.id = m.entry_id WHERE l.entry_id = $1 AND e.kind = 'EXPIRE'", earn_id,
+        f" JOIN points_entry e ON e.id = m.entry_id WHERE l.entry_id IN ({ids}) AND e.kind = 'EXPIRE'",
     )
     return min(shortfall, max(0, int(expired) - forgiven_before))
 
