@@ -101,6 +101,12 @@ async def _parking(data: dict) -> int:
             purchase_min_fen=c.get("purchase_min_fen"), purchase_free_minutes=c.get("purchase_free_minutes"),
             offset_points_per_yuan=c["offset_points_per_yuan"], offset_max_points=c["offset_max_points"]))
         created += 1
+    # Dev-only: the demo car park's system signs with `demo-parking` (the demo POS secret), bound to P1.
+    if data.get("car_parks") and not await integrations.list_keys("demo-parking"):
+        await integrations.create_key("演示停车场系统 (demo car park)", [], ("cli", "seed"), key_id="demo-parking",
+                                      secret=settings().demo_pos_secret, scopes=["parking"])
+        for c in data["car_parks"]:
+            await parking.bind_key(("cli", "seed"), c["code"], "demo-parking", True)
     return created
 
 

@@ -59,6 +59,15 @@ async def parking_key() -> tuple[str, str]:
     return key_id, PARKING_SECRET
 
 
+async def bound_key(car_park_code: str) -> tuple[str, str]:
+    """A parking key bound to the car park (as an operator binds it with carParkKeyBind)."""
+    from api.services import parking
+
+    key = await parking_key()
+    await parking.bind_key(("cli", None), car_park_code, key[0], True)
+    return key
+
+
 class CarParkSystem:
     """The car park's side: signed calls with a parking key."""
 
@@ -139,3 +148,9 @@ async def parking_state(member_id: int | None, plate: str | None = None) -> dict
                               " WHERE plate = $1 ORDER BY id", plate)
         out["plate_stays"] = [dict(r) for r in rows]
     return out
+
+
+async def car_park_system(api, op_token: str, **fields) -> "CarParkSystem":
+    """A new car park and its system, signing with a key bound to it."""
+    code = await new_car_park(api, op_token, **fields)
+    return CarParkSystem(api, await bound_key(code), code)

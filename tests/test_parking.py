@@ -15,7 +15,7 @@ from tests.conftest import PURCHASE, purchase_input, unique, utc
 from tests.mall_helpers import operator_token
 from tests.parking_helpers import (
     ENTRY, ME_PARKING, QUOTE, UNBIND, CarParkSystem, bind, member, new_car_park, new_plate, offset, parking_coupon,
-    parking_key, parking_state, pk,
+    bound_key, car_park_system, parking_state, pk,
 )
 
 T0 = utc(2026, 3, 10, 2, 0)  # 10:00 in Shanghai
@@ -33,7 +33,7 @@ def money(payload: dict) -> dict:
 async def setup(api, **car_park):
     op = await operator_token(api)
     code = await new_car_park(api, op, **car_park)
-    return op, CarParkSystem(api, await parking_key(), code)
+    return op, CarParkSystem(api, await bound_key(code), code)
 
 
 async def test_a_stay_end_to_end_through_signed_calls(api):
@@ -368,7 +368,7 @@ async def test_operators_manage_car_parks_and_see_occupancy_and_offset_totals(ap
     assert bad["data"]["carParkUpdate"]["userErrors"][0]["code"] == "INVALID_INPUT"
     actions = await db.fetch("SELECT action FROM audit_log WHERE target_type = 'car_park' AND target_id = $1 ORDER BY id",
                              str(pk(gid)))
-    assert [a["action"] for a in actions] == ["car_park.create", "car_park.update"]
+    assert [a["action"] for a in actions] == ["car_park.create", "car_park.key_bind", "car_park.update"]
 
     member_id, token = await member(1000)
     plate = new_plate()
@@ -471,7 +471,7 @@ def test_bill_properties(free, hourly, cap, rate, max_points, minutes, tier, pur
 
 async def test_an_exit_event_id_closes_one_exit_only(api):
     op = await operator_token(api)
-    park = CarParkSystem(api, await parking_key(), await new_car_park(api, op))
+    park = await car_park_system(api, op)
     plate = new_plate()
     await park.entry(plate)
     clock.freeze(clock.now() + timedelta(hours=2))
@@ -487,3 +487,19 @@ async def test_an_exit_event_id_closes_one_exit_only(api):
     rows = await db.fetch("SELECT status FROM parking_session WHERE plate = $1 ORDER BY id", plate)
     assert [r["status"] for r in rows] == ["CLOSED", "OPEN"]
     assert (await park.exit(plate))["userErrors"] == []
+
+
+async def test_a_key_reports_only_for_the_car_parks_it_is_bound_to(api):
+    op = await operator_token(api)
+    mine = await car_park_system(api, op)
+    other = await car_park_system(api, op)
+    plate = new_plate()
+    foreign = await CarParkSystem(api, (other.key_id, other.secret), mine.code).entry(plate)
+    assert foreign["userErrors"][0]["code"] == "CAR_PARK_NOT_ALLOWED"
+    assert await db.fetch("SELECT id FROM parking_session WHERE plate = $1", plate) == []
+    bind_key = """mutation($i: CarParkKeyBindInput!) { carParkKeyBind(input: $i) { keyIds userErrors { code field } } }"""
+    bound = await api.post(bind_key, {"i": {"carParkCode": mine.code, "keyId": other.key_id}}, token=op, admin=True)
+    assert other.key_id in bound["data"]["carParkKeyBind"]["keyIds"]
+    assert (await CarParkSystem(api, (other.key_id, other.secret), mine.code).entry(plate))["userErrors"] == []
+    pos = await api.post(bind_key, {"i": {"carParkCode": mine.code, "keyId": "demo-pos"}}, token=op, admin=True)
+    assert pos["data"]["carParkKeyBind"]["userErrors"][0]["code"] == "INVALID_INPUT"

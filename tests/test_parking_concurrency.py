@@ -11,7 +11,7 @@ from api.services import clock, parking
 from tests.conftest import unique
 from tests.mall_helpers import operator_token
 from tests.parking_helpers import (
-    CarParkSystem, bind, member, new_car_park, new_plate, offset, parking_key, parking_state, pk,
+    bind, car_park_system, member, new_plate, offset, parking_state, pk,
 )
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -27,7 +27,7 @@ def codes(payloads: list[dict]) -> dict[str, int]:
 
 async def test_20_parallel_offsets_on_one_stay_hold_points_once(api):
     op = await operator_token(api)
-    park = CarParkSystem(api, await parking_key(), await new_car_park(api, op, offsetMaxPoints=5000, dailyCapFen=None))
+    park = await car_park_system(api, op, offsetMaxPoints=5000, dailyCapFen=None)
     member_id, token = await member(10_000)
     plate = new_plate()
     await bind(api, token, plate)
@@ -73,7 +73,7 @@ async def test_one_member_binding_many_plates_at_once_stops_at_three(api):
 
 async def test_parallel_reports_of_one_exit_and_of_one_entry_count_once(api):
     op = await operator_token(api)
-    park = CarParkSystem(api, await parking_key(), await new_car_park(api, op))
+    park = await car_park_system(api, op)
     member_id, token = await member(1000)
     plate = new_plate()
     await bind(api, token, plate)
@@ -92,7 +92,7 @@ async def test_parallel_reports_of_one_exit_and_of_one_entry_count_once(api):
 
 async def test_two_abandon_runs_at_once_close_each_stay_once(api):
     op = await operator_token(api)
-    park = CarParkSystem(api, await parking_key(), await new_car_park(api, op))
+    park = await car_park_system(api, op)
     member_id, token = await member(5000)
     plates = [new_plate() for _ in range(6)]
     await bind(api, token, plates[0])
@@ -113,7 +113,7 @@ async def test_an_entry_racing_an_unbind_never_links_the_stay_to_the_former_owne
     from tests.parking_helpers import UNBIND
 
     op = await operator_token(api)
-    park = CarParkSystem(api, await parking_key(), await new_car_park(api, op))
+    park = await car_park_system(api, op)
     _, token = await member(0)
     for _ in range(20):
         plate = new_plate()

@@ -12,11 +12,11 @@ from api.models.mall import (
 )
 from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator
-from api.models.parking import CarPark, ParkingSession, Vehicle
+from api.models.parking import CarPark, CarParkKey, ParkingSession, Vehicle
 from api.models.purchases import Purchase, PurchaseRefund, TillPayment
 
 __all__ = [
-    "AuditLog", "CarPark", "DrawGame", "DrawPlay", "DrawPrize", "ParkingSession", "Vehicle", "FlashSale", "MallOrder", "MerchantStaff", "Payment", "PaymentRefund", "PointsHold", "Product",
+    "AuditLog", "CarPark", "CarParkKey", "DrawGame", "DrawPlay", "DrawPrize", "ParkingSession", "Vehicle", "FlashSale", "MallOrder", "MerchantStaff", "Payment", "PaymentRefund", "PointsHold", "Product",
     "Voucher", "GrowthEntry", "IdempotencyRecord", "IntegrationKey", "IntegrationKeyMerchant",
     "IntegrationNonce", "Member", "Merchant", "Operator", "PointsAccount", "PointsEntry", "PointsLot",
     "PointsLotMove", "Purchase", "PurchaseRefund", "SmsCode", "SmsMessage", "Tier", "TierChange",

@@ -79,3 +79,16 @@ class ParkingSession(Model):
         table = "parking_session"
         unique_together = (("car_park_id", "entry_event"),)
         indexes = (("car_park_id", "plate", "status"), ("member_id", "entered_at"), ("status", "entered_at"))
+
+
+class CarParkKey(Model):
+    # Which integration keys (scope parking) may report for a car park.
+
+    id = fields.IntField(primary_key=True)
+    car_park = fields.ForeignKeyField("models.CarPark", related_name="keys", on_delete=fields.CASCADE)
+    key = fields.ForeignKeyField("models.IntegrationKey", related_name=False, on_delete=fields.CASCADE)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "car_park_key"
+        unique_together = (("car_park_id", "key_id"),)

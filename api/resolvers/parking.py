@@ -91,20 +91,23 @@ async def node(info: Info, type_name: str, pk: int) -> object | None:
 
 # --- the car park (signed, scope parking) --------------------------------------------------------
 
-def _car_park_system(info: Info) -> None:
-    integrations.require_scope(info.context.integration(), "parking")
+async def _car_park_system(info: Info, car_park_code: str) -> None:
+    """The caller is that car park's system: a signed key with the parking scope, bound to the car park."""
+    identity = info.context.integration()
+    integrations.require_scope(identity, "parking")
+    await parking.require_key(identity.key_id, car_park_code)
 
 
 @user_errors(s.ParkingEntryRecordPayload)
 async def parking_entry_record(info: Info, input: s.ParkingEntryRecordInput) -> s.ParkingEntryRecordPayload:
-    _car_park_system(info)
+    await _car_park_system(info, input.car_park_code)
     found = await parking.record_entry(input.car_park_code, input.plate, input.entered_at, input.event_id)
     return s.ParkingEntryRecordPayload(session=s.ParkingSession.of(found))
 
 
 @user_errors(s.ParkingExitRecordPayload)
 async def parking_exit_record(info: Info, input: s.ParkingExitRecordInput) -> s.ParkingExitRecordPayload:
-    _car_park_system(info)
+    await _car_park_system(info, input.car_park_code)
     result = await parking.record_exit(input.car_park_code, input.plate, input.exited_at, input.event_id, input.paid)
     found = await parking.stay(result.stay_id)
     return s.ParkingExitRecordPayload(session=s.ParkingSession.of(found), bill=s.ParkingBill.of(parking.final_bill(found)))
@@ -112,7 +115,7 @@ async def parking_exit_record(info: Info, input: s.ParkingExitRecordInput) -> s.
 
 @user_errors(s.ParkingSessionQuotePayload)
 async def parking_session_quote(info: Info, input: s.ParkingSessionQuoteInput) -> s.ParkingSessionQuotePayload:
-    _car_park_system(info)
+    await _car_park_system(info, input.car_park_code)
     q = await parking.quote(input.car_park_code, input.plate, input.at)
     return s.ParkingSessionQuotePayload(session=s.ParkingSession.of(q.stay), bill=s.ParkingBill.of(q.bill), at=q.at)
 
@@ -194,3 +197,9 @@ async def parking_offset_totals(info: Info, from_: Annotated[datetime, strawberr
 async def parking_abandon_run(info: Info, input: s.ParkingAbandonRunInput) -> s.ParkingAbandonRunPayload:
     result = await parking.abandon_stays(_actor(info), input.older_than_hours, input.as_of)
     return s.ParkingAbandonRunPayload(stays_abandoned=result.stays_abandoned, points_released=result.points_released)
+
+
+@user_errors(s.CarParkKeyBindPayload)
+async def car_park_key_bind(info: Info, input: s.CarParkKeyBindInput) -> s.CarParkKeyBindPayload:
+    actor = ("operator", str(info.context.operator_id()))
+    return s.CarParkKeyBindPayload(key_ids=await parking.bind_key(actor, input.car_park_code, input.key_id, input.bound))

@@ -82,6 +82,8 @@ class Mutation:
     car_park_create: pk.CarParkPayload = strawberry.mutation(resolver=pkr.car_park_create, description="Audited.")
     car_park_update: pk.CarParkPayload = strawberry.mutation(
         resolver=pkr.car_park_update, description="Fee rules and benefits; audited.")
+    car_park_key_bind: pk.CarParkKeyBindPayload = strawberry.mutation(
+        resolver=pkr.car_park_key_bind, description="Which parking keys may report for a car park; audited.")
     parking_abandon_run: pk.ParkingAbandonRunPayload = strawberry.mutation(
         resolver=pkr.parking_abandon_run, description="Closes open stays older than the limit as ABANDONED; holds released.")
     mall_order_refund: m.MallOrderRefundPayload = strawberry.mutation(

@@ -307,6 +307,19 @@ class CarParkPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input(description="Binds (bound: true) or unbinds an integration key with the parking scope to a car park.")
+class CarParkKeyBindInput:
+    car_park_code: str
+    key_id: str
+    bound: bool = True
+
+
+@strawberry.type
+class CarParkKeyBindPayload:
+    key_ids: Optional[list[str]] = strawberry.field(default=None, description="The keys that may report for it.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @strawberry.input
 class ParkingAbandonRunInput:
     older_than_hours: int = 72

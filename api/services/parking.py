@@ -337,6 +337,47 @@ async def car_park_by_code(code: str, field: list[str] | None = None) -> CarPark
     return _car_park(rows[0])
 
 
+# --- which keys may report for a car park ---------------------------------------------------------
+
+async def require_key(key_id: str, car_park_code: str) -> None:
+    """A car park's system signs with a key bound to that car park (operators bind it); another car
+    park's key is refused, even with the parking scope."""
+    bound = await fetch(
+        "SELECT 1 AS ok FROM car_park_key ck JOIN car_park c ON c.id = ck.car_park_id"
+        " JOIN integration_key k ON k.id = ck.key_id WHERE c.code = $1 AND k.key_id = $2",
+        (car_park_code or "").strip().upper(), key_id)
+    if not bound:
+        await car_park_by_code(car_park_code)  # NOT_FOUND first, for an unknown car park
+        raise DomainError(ErrorCode.CAR_PARK_NOT_ALLOWED, "this key may not report for that car park",
+                          ["input", "carParkCode"])
+
+
+async def bind_key(actor: Actor, car_park_code: str, key_id: str, bound: bool) -> list[str]:
+    """Binds (or unbinds) an integration key with the parking scope to a car park; audited. Returns the
+    car park's keys."""
+    cp = await car_park_by_code(car_park_code)
+    async with transaction() as tx:
+        key = await tx.fetchrow("SELECT id, scopes, revoked_at FROM integration_key WHERE key_id = $1", key_id)
+        if key is None or key["revoked_at"] is not None:
+            raise DomainError(ErrorCode.NOT_FOUND, "no active key with that id", ["input", "keyId"])
+        if "parking" not in (key["scopes"] or "pos").split(","):
+            raise DomainError(ErrorCode.INVALID_INPUT, "the key needs the parking scope", ["input", "keyId"])
+        if bound:
+            await tx.execute("INSERT INTO car_park_key (car_park_id, key_id, created_at) VALUES ($1, $2, $3)"
+                             " ON CONFLICT (car_park_id, key_id) DO NOTHING", cp.id, key["id"], clock.now())
+        else:
+            await tx.execute("DELETE FROM car_park_key WHERE car_park_id = $1 AND key_id = $2", cp.id, key["id"])
+        await audit(tx, actor, "car_park.key_bind" if bound else "car_park.key_unbind", "car_park", str(cp.id),
+                    {"keyId": key_id})
+    return await keys_of(cp.id)
+
+
+async def keys_of(car_park_id: int) -> list[str]:
+    rows = await fetch("SELECT k.key_id FROM car_park_key ck JOIN integration_key k ON k.id = ck.key_id"
+                       " WHERE ck.car_park_id = $1 ORDER BY k.key_id", car_park_id)
+    return [r["key_id"] for r in rows]
+
+
 # --- stays ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
