@@ -567,3 +567,21 @@ async def test_birthday_day_rule_knows_each_members_birthday_without_a_lookup_pe
         result = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000, merchant=merchant)})
         earned[label] = result["data"]["purchaseRecord"]["pointsEarned"]
     assert earned == {"today": 150, "same month": 100, "none": 100}
+
+
+async def test_refunding_a_purchase_whose_points_are_all_pending_gives_back_its_cap_room(api):
+    token = await admin_token()
+    merchant = await make_merchant()
+    await bind_demo_key(merchant)
+    await create_rule(api, token, action="FIXED_POINTS", actionValue=100, returnDays=7, capDailyPoints=100,
+                      budgetPoints=1000, conditions={"merchantCodes": [merchant]})
+    member_id, _ = await make_member()
+    first = purchase_input(member_id, 50, merchant=merchant)  # below ¥1: the default rule gives nothing now
+    assert (await api.signed(PURCHASE, {"input": first}))["data"]["purchaseRecord"]["pointsEarned"] == 0
+    refund = await api.signed(REFUND, {"input": {"merchantCode": merchant, "receiptNo": first["receiptNo"],
+                                                 "refundAmountFen": 50, "idempotencyKey": unique("K")}})
+    assert refund["data"]["purchaseRefund"]["userErrors"] == []
+    await api.signed(PURCHASE, {"input": purchase_input(member_id, 50, merchant=merchant)})
+    pending = await db.fetch("SELECT status, points FROM points_pending WHERE member_id = $1 ORDER BY id", member_id)
+    # The first purchase's 100 came back to the daily cap, so the second one gets its 100 again.
+    assert [(p["status"], int(p["points"])) for p in pending][-1] == ("PENDING", 100)

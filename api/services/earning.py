@@ -381,6 +381,8 @@ async def give_back_counters(tx: Tx, purchase_id: int, member_id: int, occurred_
         "SELECT b.breakdown FROM earn_breakdown b JOIN points_entry e ON e.id = b.entry_id"
         " WHERE e.source_type = 'purchase' AND e.source_ref = $1 AND e.kind = 'EARN' ORDER BY e.id LIMIT 1",
         str(purchase_id))
+    if row is None:  # every point of the purchase was pending: its breakdown waits with them
+        row = await tx.fetchrow("SELECT breakdown FROM points_pending WHERE purchase_id = $1", purchase_id)
     if row is None:
         return
     day, month = periods(occurred_at)
