@@ -585,3 +585,24 @@ async def test_refunding_a_purchase_whose_points_are_all_pending_gives_back_its_
     pending = await db.fetch("SELECT status, points FROM points_pending WHERE member_id = $1 ORDER BY id", member_id)
     # The first purchase's 100 came back to the daily cap, so the second one gets its 100 again.
     assert [(p["status"], int(p["points"])) for p in pending][-1] == ("PENDING", 100)
+
+
+async def test_a_failing_scheduled_job_does_not_stop_the_others(api, monkeypatch):
+    from api.services import ledger, mall, scheduler
+
+    async def broken(as_of=None):
+        raise RuntimeError("the order lapse is broken")
+
+    ran = []
+    original = ledger.expire_due
+
+    async def expire(as_of):
+        ran.append("expiry")
+        return await original(as_of)
+
+    monkeypatch.setattr(mall, "expire_orders", broken)
+    monkeypatch.setattr(ledger, "expire_due", expire)
+    result = await scheduler.run_once(("cli", None))
+    assert ran == ["expiry"] and result.orders_expired == 0
+    rows = await db.fetch("SELECT detail FROM audit_log WHERE action = 'earning.scheduled_run' ORDER BY id DESC LIMIT 1")
+    assert '"failed": ["order_lapse"]' in rows[0]["detail"]

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,21 +57,34 @@ async def release_lease(holder: str = HOLDER) -> None:
 
 
 async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
-    """Every job once, as of a moment (default now; the future is refused), audited."""
+    """Every job once, as of a moment (default now; the future is refused), audited. A job that fails
+    is logged and counted as 0; the others still run (each is safe to repeat at the next run)."""
     now = clock.now()
     as_of = clock.to_utc(as_of) if as_of else now
     if as_of > now + timedelta(minutes=1):
         raise DomainError(ErrorCode.INVALID_INPUT, "asOf may not be in the future", ["asOf"])
-    released = await earning.release_pending(as_of)
-    rewarded = await invites.reward_due()
-    expired = await ledger.expire_due(as_of)
-    closed = await tiers.evaluate_periods(as_of)
-    lapsed = await mall.expire_orders(as_of)
-    abandoned = await parking.abandon_stays(actor, parking.ABANDON_AFTER_HOURS, as_of)
-    result = RunResult(released.released, released.points, rewarded, expired.points_expired, closed.members_evaluated,
-                       lapsed.orders_expired, abandoned.stays_abandoned)
+    failed: list[str] = []
+
+    async def job(name: str, run: Callable[[], Awaitable[Any]], *fields: str) -> tuple[int, ...]:
+        try:
+            outcome = await run()
+        except Exception:  # noqa: BLE001 - one job's fault must not stop the others
+            log.exception("scheduled job %s failed", name)
+            failed.append(name)
+            return (0,) * len(fields)
+        return tuple(int(outcome if f == "" else getattr(outcome, f)) for f in fields)
+
+    released, released_points = await job("pending_release", lambda: earning.release_pending(as_of), "released", "points")
+    (rewarded,) = await job("invite_rewards", invites.reward_due, "")
+    (expired,) = await job("expiry", lambda: ledger.expire_due(as_of), "points_expired")
+    (closed,) = await job("tier_evaluation", lambda: tiers.evaluate_periods(as_of), "members_evaluated")
+    (lapsed,) = await job("order_lapse", lambda: mall.expire_orders(as_of), "orders_expired")
+    (abandoned,) = await job("parking_abandon",
+                             lambda: parking.abandon_stays(actor, parking.ABANDON_AFTER_HOURS, as_of), "stays_abandoned")
+    result = RunResult(released, released_points, rewarded, expired, closed, lapsed, abandoned)
     async with transaction() as tx:
-        await audit(tx, actor, "earning.scheduled_run", None, None, {"as_of": as_of.isoformat(), **asdict(result)})
+        await audit(tx, actor, "earning.scheduled_run", None, None,
+                    {"as_of": as_of.isoformat(), **asdict(result), "failed": failed})
     return result
 
 
