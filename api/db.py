@@ -10,6 +10,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, AsyncIterator, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,6 +22,13 @@ from api.config import Settings, settings
 T = TypeVar("T")
 MODEL_MODULES = ["api.models"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+LOCK_TIMEOUT = "10s"  # PostgreSQL's lock_timeout on every pooled connection
+DEADLOCK = "40P01"  # SQLSTATE deadlock_detected: PostgreSQL rolled the victim back whole
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE lock_not_available: lock_timeout ran out
+
+# The locks taken so far by the current transaction (api/locks.py keeps them in the global order);
+# None outside a transaction.
+held_locks: ContextVar[list[tuple[int, int]] | None] = ContextVar("held_locks", default=None)
 
 
 def db_url(cfg: Settings) -> str:
@@ -55,6 +63,9 @@ def _connection(cfg: Settings) -> Any:
 
     config = expand_db_url(url)
     config["credentials"]["connection_class"] = LeanConnection
+    # Every statement waits at most this long for a row lock (api/locks.py): a stuck lock is an error,
+    # not a request that hangs until the client gives up.
+    config["credentials"]["server_settings"] = {"lock_timeout": LOCK_TIMEOUT}
     return config
 
 
@@ -142,32 +153,55 @@ class Tx:
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[Tx]:
-    """The one way to open a transaction. Commits on exit, rolls back on any exception."""
-    async with in_transaction("default") as conn:
-        yield Tx(conn)
+    """The one way to open a transaction. Commits on exit, rolls back on any exception. Inside it,
+    Tortoise models and QuerySets run on the transaction's connection (Tortoise binds it in a context
+    variable), and `api.locks` takes row locks."""
+    outer = held_locks.get()
+    token = held_locks.set(outer if outer is not None else [])
+    try:
+        async with in_transaction("default") as conn:
+            yield Tx(conn)
+    finally:
+        held_locks.reset(token)
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, looked for along the exception's causes (Tortoise wraps
+    some of asyncpg's errors). Never the message text: it is translated with `lc_messages`."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        code = getattr(seen, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def is_deadlock(exc: BaseException) -> bool:
     """PostgreSQL chose this transaction as a deadlock victim: safe to run again from the start."""
-    return "deadlock detected" in str(exc)
+    return sqlstate(exc) == DEADLOCK
 
 
 def retry_on_deadlock(attempts: int = 3) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
-    """Runs a service call again when PostgreSQL chose its transaction as a deadlock victim (it was
-    rolled back whole, its idempotency claim with it). For moves that lock an account and then a row
-    many members share (a rule's budget): a group of receipts can hold that row while it waits for an
-    account this call holds."""
+    """Runs a service call again when PostgreSQL chose its transaction as a deadlock victim (SQLSTATE
+    40P01: it was rolled back whole, its idempotency claim with it). The call must open its own
+    transaction: a retry inside someone else's would run on a transaction that is already aborted."""
 
     def wrap(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         @functools.wraps(fn)
         async def run(*args: Any, **kwargs: Any) -> T:
-            for attempt in range(attempts):
+            if held_locks.get() is not None:
+                raise RuntimeError(f"{fn.__qualname__} retries deadlocks, so it must not run inside a transaction")
+            attempt = 1
+            while True:
                 try:
                     return await fn(*args, **kwargs)
                 except Exception as exc:
-                    if not is_deadlock(exc) or attempt == attempts - 1:
+                    if attempt >= attempts or not is_deadlock(exc):
                         raise
-            raise AssertionError("unreachable")
+                attempt += 1
 
         return run
 

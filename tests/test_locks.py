@@ -1,0 +1,41 @@
+"""The locking helper (api/locks.py): inside a transaction only, in the global order."""
+from __future__ import annotations
+
+import pytest
+
+from api import db, locks
+from api.models import Member
+
+
+async def test_locks_refused_outside_a_transaction(backend):
+    with pytest.raises(RuntimeError, match="inside api.db.transaction"):
+        await locks.rows(locks.Rank.MEMBER, Member, [1])
+
+
+async def test_locks_in_the_global_order_and_refused_out_of_it(backend):
+    async with db.transaction():
+        await locks.advisory(locks.Rank.PLATE, 4711, "沪A12345")
+        await locks.rows(locks.Rank.MEMBER, Member, [3, 1, 2])
+        await locks.row(locks.Rank.MEMBER, Member, 2)  # held already: asking again is fine
+        assert locks.held()[:4] == [(locks.Rank.PLATE, 0), (locks.Rank.MEMBER, 1), (locks.Rank.MEMBER, 2),
+                                    (locks.Rank.MEMBER, 3)]
+        with pytest.raises(locks.LockOrderError, match="MEMBER #0 asked for after MEMBER #3|MEMBER"):
+            await locks.row(locks.Rank.MEMBER, Member, 0)
+    async with db.transaction():  # a new transaction starts with no locks
+        assert locks.held() == []
+        await locks.row(locks.Rank.PRODUCT, Member, 1)
+        with pytest.raises(locks.LockOrderError):
+            await locks.advisory(locks.Rank.PLATE, 4711, "沪A12345")
+
+
+def test_deadlock_and_timeout_recognised_by_sqlstate_not_text():
+    class PgError(Exception):
+        def __init__(self, code: str) -> None:
+            super().__init__("死锁 detected in another language")
+            self.sqlstate = code
+
+    wrapped = RuntimeError("wrapper")
+    wrapped.__cause__ = PgError("40P01")
+    assert db.is_deadlock(wrapped)
+    assert not db.is_deadlock(RuntimeError("deadlock detected"))  # the English text alone is not enough
+    assert locks.is_lock_timeout(PgError("55P03")) and not locks.is_lock_timeout(PgError("40P01"))
