@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.transactions import in_transaction
 
 from api.config import Settings, settings
@@ -86,6 +87,9 @@ def tortoise_config(cfg: Settings | None = None) -> dict[str, Any]:
 
 
 async def init_db(cfg: Settings | None = None) -> None:
+    # Tortoise caches each model's compiled INSERT/DELETE per (connection name, table), not per dialect:
+    # after a SQLite run, a PostgreSQL run in the same process would reuse "?" placeholders.
+    EXECUTOR_CACHE.clear()
     # The global fallback lets request tasks see the context that the lifespan task created.
     await Tortoise.init(config=tortoise_config(cfg), _enable_global_fallback=True)
 
