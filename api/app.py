@@ -105,7 +105,7 @@ async def metrics(request: Request) -> Response:
 
 async def dev_pay(request: Request) -> Response:
     """The development payment provider's cashier: pays an order's payment in full (dev-only)."""
-    from api.services import payments
+    from api.services.mall import payments
     from api.services.errors import DomainError
 
     if not payments.dev_provider_enabled():

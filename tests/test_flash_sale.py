@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from api import db
 from api.schema.ids import from_global_id
-from api.services import clock, flash_sales
+from api.services import clock
+from api.services.mall import flash_sales
 from tests.conftest import unique
 from tests.mall_helpers import FLASH, create_product, funded_member, later, operator_token, state
 

@@ -92,7 +92,8 @@ async def refresh_gates(redis: Any) -> int:
     """Reloads the Redis gates of the flash sales and lucky-draw games on now from the database, so a
     unit a crashed process left taken in a gate (between its gate step and its commit or undo) comes
     back within one interval. Safe while buyers press: a gate only rejects early, the database decides."""
-    from api.services import draws, flash_sales
+    from api.services import draws
+    from api.services.mall import flash_sales
 
     now = clock.now()
     live = await flash_sales.live_sale_ids(now)
