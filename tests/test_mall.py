@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tortoise import connections
+
 from api import db
+from api.schema.ids import from_global_id
 from api.services import clock, mall, signing
 from tests.conftest import unique
 from tests.mall_helpers import (
@@ -286,3 +289,20 @@ async def test_anonymous_and_operators_cannot_redeem(api):
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     as_operator = await api.post(REDEEM, {"i": {"productId": product["id"], "idempotencyKey": "k"}}, token=op)
     assert as_operator["errors"][0]["extensions"]["code"] in ("FORBIDDEN", "UNAUTHENTICATED")
+
+
+async def test_reads_inside_a_transaction_run_on_its_connection(api):
+    """Tortoise binds a transaction's connection in a context variable: inside db.transaction() the
+    models and api.db's reads run on it (they take no second pool connection, and see the
+    transaction's own uncommitted writes). The mall's services read products and tiers inside their
+    transactions relying on this; on PostgreSQL a read on another pooled connection would see 5."""
+    op = await operator_token(api)
+    pk = from_global_id((await create_product(api, op, stock=5))["id"])[1]
+    async with db.transaction() as tx:
+        assert connections.get("default") is tx.conn
+        await tx.execute("UPDATE product SET stock = 4 WHERE id = $1", pk)
+        assert (await mall.product(pk)).stock == 4
+        assert await db.fetchval("SELECT stock FROM product WHERE id = $1", pk) == 4
+        assert [p.stock for p in await mall.products(id=pk)] == [4]
+    assert connections.get("default") is not tx.conn
+    assert (await mall.product(pk)).stock == 4

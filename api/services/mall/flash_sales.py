@@ -23,7 +23,6 @@ from api.services import clock, idempotency, ledger
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import sql
-from api.services.mall.zones import visible_to
 from api.services.mall.catalogue import MAX_PRICE, MAX_STOCK, ProductInfo, product
 from api.services.mall.flash_terms import SaleInfo, _terms, forget, live_sale_ids, read, sale, sales_page
 from api.services.mall.gate import GateState, gate_state, load_gate, pass_gate, undo_gate
@@ -31,6 +30,7 @@ from api.services.mall.orders import (
     OrderResult, insert_order, issue_vouchers, lock_member, member_scope, new_order_no, take_stock,
 )
 from api.services.mall.records import record
+from api.services.mall.zones import visible_to
 
 __all__ = ["STATUSES", "SaleInfo", "GateState", "sale", "sales_page", "live_sale_ids", "create_sale", "update_sale",
            "load_gate", "gate_state", "redeem", "_terms"]

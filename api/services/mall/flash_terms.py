@@ -9,8 +9,8 @@ from datetime import datetime
 from api.models import FlashSale
 from api.services import clock
 from api.services.errors import DomainError, ErrorCode
-from api.services.mall.zones import zone_filter
 from api.services.mall.records import load
+from api.services.mall.zones import zone_filter
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from api.models import FlashSale, MallOrder, Product
 from api.services import clock, ledger
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import sql, vouchers
-from api.services.mall.zones import visible_to
 from api.services.mall.catalogue import ProductInfo
 from api.services.mall.records import load
+from api.services.mall.zones import visible_to
 
 MAX_QUANTITY = 10
 NOTIFY_GRACE = timedelta(minutes=5)  # a hold outlives the payment deadline by this much (late notifications)

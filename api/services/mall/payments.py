@@ -18,7 +18,7 @@ from datetime import datetime
 from api.config import settings
 from api.db import Tx, transaction
 from api.models import Payment, PaymentRefund
-from api.services import clock
+from api.services import clock, ledger
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.checkout import confirm, lapse, lock_order
 from api.services.mall.orders import NOTIFY_GRACE, OrderInfo, lock_member
@@ -95,8 +95,8 @@ async def payment_notify(provider: str, out_trade_no: str, transaction_id: str, 
         return await _pay(tx, payment, o, acct, transaction_id, amount_fen, now)
 
 
-async def _pay(tx: Tx, payment: Payment, o: OrderInfo, acct, transaction_id: str, amount_fen: int,
-               now: datetime) -> NotifyResult:
+async def _pay(tx: Tx, payment: Payment, o: OrderInfo, acct: ledger.LockedAccount, transaction_id: str,
+               amount_fen: int, now: datetime) -> NotifyResult:
     """Paid in time and in full: the payment is PAID and the order confirmed."""
     if payment.amount_fen != amount_fen:
         raise DomainError(ErrorCode.PAYMENT_AMOUNT_MISMATCH,
