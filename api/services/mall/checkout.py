@@ -92,7 +92,9 @@ async def confirm(tx: Tx, o: OrderInfo, acct: ledger.LockedAccount, now: datetim
     p = await product(o.product_id)
     entry_id = None
     if o.points:
-        entry = await ledger.capture(tx, acct, await _hold_of(o.id), reason=f"积分商城 {p.name}×{o.quantity}（积分+现金）",
+        hold_id = await _hold_of(o.id)
+        assert hold_id is not None, "an order with points holds them until it is paid or lapses"
+        entry = await ledger.capture(tx, acct, hold_id, reason=f"积分商城 {p.name}×{o.quantity}（积分+现金）",
                                      source_type="mall_order", source_ref=o.order_no, occurred_at=now)
         entry_id = entry.id
     await MallOrder.filter(id=o.id).update(status="PAID", paid_at=now, spend_entry_id=entry_id)

@@ -89,7 +89,7 @@ async def update_sale(actor: Actor, sale_id: int, *, title: str | None = None, p
         if locked is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such flash sale", ["input", "flashSaleId"])
         s = record(SaleInfo, locked)
-        new = {"title": title if title is not None else s.title,
+        new: dict[str, Any] = {"title": title if title is not None else s.title,
                "points_price": points_price if points_price is not None else s.points_price,
                "per_member_limit": per_member_limit if per_member_limit is not None else s.per_member_limit,
                "starts_at": clock.to_utc(starts_at) if starts_at is not None else s.starts_at,

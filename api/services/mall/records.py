@@ -8,7 +8,6 @@ model instance or a `values()` row.
 from __future__ import annotations
 
 from dataclasses import fields
-from functools import cache
 from typing import Any, TypeVar
 
 from tortoise.models import Model
@@ -17,10 +16,15 @@ from tortoise.queryset import QuerySet
 T = TypeVar("T")
 
 
-@cache
+_names: dict[type, tuple[str, ...]] = {}
+
+
 def names(cls: type) -> tuple[str, ...]:
     """The field names of a record class, in order."""
-    return tuple(f.name for f in fields(cls))
+    found = _names.get(cls)
+    if found is None:
+        found = _names[cls] = tuple(f.name for f in fields(cls))
+    return found
 
 
 def record(cls: type[T], source: Model | dict[str, Any], **overrides: Any) -> T:

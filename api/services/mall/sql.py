@@ -34,6 +34,7 @@ async def limit_counts(tx: Tx, member_id: int, product_id: int, day_start: datet
                        live_after: datetime) -> tuple[int, int]:
     """Units of a product a member has bought or holds (checkouts live after `live_after`): in all, and today."""
     row = await tx.fetchrow(LIMIT_COUNTS, member_id, product_id, day_start, live_after)
+    assert row is not None, "an aggregate has one row"
     return int(row["total"]), int(row["today"])
 
 

@@ -1,6 +1,8 @@
 """What a member may see: exclusive zones (a minimum tier) and the catalogue's pages."""
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise.expressions import Q
 
 from api.models import Product
@@ -25,7 +27,9 @@ async def zone_filter(tier_id: int | None, prefix: str = "") -> Q:
     """A filter keeping the products (through `prefix`, e.g. "product__") a member of this tier may see."""
     rank = await _tier_rank(tier_id)
     tier_ids = [t.id for t in await tiers.all_tiers() if t.growth_threshold <= rank]
-    return Q(**{f"{prefix}min_tier_id__isnull": True}) | Q(**{f"{prefix}min_tier_id__in": tier_ids})
+    without: dict[str, Any] = {f"{prefix}min_tier_id__isnull": True}
+    allowed: dict[str, Any] = {f"{prefix}min_tier_id__in": tier_ids}
+    return Q(**without) | Q(**allowed)
 
 
 async def browse(*, tier_id: int | None, spendable: int | None, kind: str | None, zone: str | None,
