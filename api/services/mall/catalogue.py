@@ -87,10 +87,10 @@ async def products(**filters: Any) -> list[ProductInfo]:
 
 async def product(product_id: int, field: list[str] | None = None) -> ProductInfo:
     """A product by id (inside a transaction, read on the transaction's connection); NOT_FOUND at `field`."""
-    row = await Product.filter(id=product_id).first().values(*names(ProductInfo))
-    if row is None:
+    found = await Product.get_or_none(id=product_id)
+    if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no such product", field or ["productId"])
-    return info(row)
+    return info(found)
 
 
 async def products_by_id(ids: list[int]) -> dict[int, ProductInfo]:

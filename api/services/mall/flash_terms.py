@@ -9,7 +9,7 @@ from datetime import datetime
 from api.models import FlashSale
 from api.services import clock
 from api.services.errors import DomainError, ErrorCode
-from api.services.mall.records import load
+from api.services.mall.records import load, record
 from api.services.mall.zones import zone_filter
 
 
@@ -54,8 +54,8 @@ async def sale(sale_id: int, fresh: bool = False) -> SaleInfo:
 
 async def read(sale_id: int) -> SaleInfo | None:
     """The sale as stored now (inside a transaction, on the transaction's connection)."""
-    found = await load(SaleInfo, FlashSale.filter(id=sale_id))
-    return found[0] if found else None
+    found = await FlashSale.get_or_none(id=sale_id)
+    return None if found is None else record(SaleInfo, found)
 
 
 async def _read_terms(sale_id: int) -> SaleInfo:

@@ -16,7 +16,7 @@ from api.services import clock, ledger
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import sql, vouchers
 from api.services.mall.catalogue import ProductInfo
-from api.services.mall.records import load
+from api.services.mall.records import load, record
 from api.services.mall.zones import visible_to
 
 MAX_QUANTITY = 10
@@ -49,8 +49,8 @@ class OrderResult:
 
 
 async def order(order_id: int) -> OrderInfo | None:
-    found = await load(OrderInfo, MallOrder.filter(id=order_id))
-    return found[0] if found else None
+    found = await MallOrder.get_or_none(id=order_id)
+    return None if found is None else record(OrderInfo, found)
 
 
 async def orders_page(member_id: int | None, limit: int, before_id: int | None) -> list[OrderInfo]:
