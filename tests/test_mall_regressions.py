@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from api import db
@@ -12,6 +13,7 @@ from api.services import clock, flash_sales, ledger, mall
 from api.services.errors import DomainError, ErrorCode
 from tests.conftest import make_member, unique
 from tests.mall_helpers import FLASH, REDEEM, REFUND, create_product, funded_member, later, operator_token, state
+from tests.waiting import postgres_dsn, wait_for_lock_waiters
 
 PLAY = """mutation($i: LuckyDrawPlayInput!) { luckyDrawPlay(input: $i) {
   play { id prize { name kind } order { id } } pointsBalance userErrors { code field message } } }"""
@@ -100,23 +102,20 @@ async def test_a_refunded_flash_unit_is_for_sale_again_through_the_gate(api, red
 
 @postgres_only
 async def test_a_refund_racing_a_write_off_never_refunds_a_used_voucher(api, backend):
-    import asyncpg
-    from api.config import settings
     op = await operator_token(api)
     product = await create_product(api, op, pointsPrice=100, stock=10)
     member_id, token = await funded_member(500)
     r = (await api.post(REDEEM, {"i": {"productId": product["id"], "idempotencyKey": unique("K")}}, token=token))
     order = r["data"]["pointsMallRedeem"]["order"]
     order_id = from_global_id(order["id"])[1]
-    url = settings().database_url.split("?")[0].replace("postgres://", "postgresql://")
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(postgres_dsn())
     try:
         tr = conn.transaction()
         await tr.start()
-        # a till writes the voucher off (committed a moment later)
+        # a till writes the voucher off (committed once the refund waits for it)
         await conn.execute("UPDATE voucher SET status = 'USED', used_at = now() WHERE order_id = $1 AND status = 'ISSUED'", order_id)
         refund = asyncio.create_task(mall.refund_order(1, order_id, "退款测试", unique("K")))
-        await asyncio.sleep(0.5)
+        await wait_for_lock_waiters(1, blocked_by=conn)
         await tr.commit()
         with pytest.raises(DomainError) as refused:
             await refund
@@ -131,8 +130,6 @@ async def test_a_refund_racing_a_write_off_never_refunds_a_used_voucher(api, bac
 
 @postgres_only
 async def test_points_given_back_to_an_expired_lot_are_not_spent_by_a_waiting_redeem(api, backend):
-    import asyncpg
-    from api.config import settings
     op = await operator_token(api)
     p1 = await create_product(api, op, pointsPrice=100, stock=10)
     p2 = await create_product(api, op, pointsPrice=100, stock=10)
@@ -145,28 +142,26 @@ async def test_points_given_back_to_an_expired_lot_are_not_spent_by_a_waiting_re
                             occurred_at=clock.add_months(t0, -12) + timedelta(hours=1))
     first = await mall.redeem(member_id, from_global_id(p1["id"])[1], 1, unique("K"))
     clock.freeze(t0 + timedelta(hours=2))  # lot A has expired (nothing left in it)
-    url = settings().database_url.split("?")[0].replace("postgres://", "postgresql://")
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(postgres_dsn())
     try:
         tr = conn.transaction()
         await tr.start()
         await conn.execute("SELECT 1 FROM points_account WHERE member_id = $1 FOR UPDATE", member_id)
         refund = asyncio.create_task(mall.refund_order(1, first.order_id, "退款测试", unique("K")))
-        await asyncio.sleep(0.3)
+        await wait_for_lock_waiters(1, blocked_by=conn)  # the refund waits for the account
         second = asyncio.create_task(mall.redeem(member_id, from_global_id(p2["id"])[1], 1, unique("K")))
-        await asyncio.sleep(0.3)
+        await wait_for_lock_waiters(2)  # and the redeem waits behind it
         await tr.commit()
         await refund
         try:
-            r = await second
+            outcome = await second
         except DomainError as exc:
-            assert exc.code == ErrorCode.INSUFFICIENT_POINTS
-            r = None
+            outcome = exc.code
     finally:
         await conn.close()
     entries = await db.fetch("SELECT e.kind, e.points FROM points_entry e JOIN points_account a ON a.id = e.account_id"
                              " WHERE a.member_id = $1 ORDER BY e.id", member_id)
-    assert r is None, f"expired points were spent: {[tuple(x.values()) for x in entries]}"
+    assert outcome == ErrorCode.INSUFFICIENT_POINTS, f"expired points were spent: {[tuple(x.values()) for x in entries]}"
 
 
 @postgres_only
