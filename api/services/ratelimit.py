@@ -81,7 +81,8 @@ class Slot:
         self._given_back = True
         if self._redis is not None:
             try:
-                await self._redis.decr(self._key)
+                async with self._redis.pipeline(transaction=True) as pipe:  # the expiry again: a key that
+                    await pipe.decr(self._key).expireat(self._key, self._expires_at + 1).execute()  # just ended
                 return
             except Exception:  # the hit then simply stays counted until the window ends
                 log.warning("rate limiter: Redis unavailable, a hit stays counted", exc_info=True)
