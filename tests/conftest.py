@@ -236,7 +236,7 @@ class Api:
 
 @pytest_asyncio.fixture
 async def redis():
-    """A real Redis (database 15), flushed before and after the test."""
+    """A real Redis (MALLPOINTS_TEST_REDIS; database 15 unless set), flushed before and after the test."""
     from redis.asyncio import from_url
 
     client = from_url(REDIS_URL, socket_connect_timeout=1)
