@@ -184,3 +184,17 @@ async def test_reserve_counts_in_the_database_when_redis_is_unreachable(backend)
     await slots[0].give_back()
     await slots[0].give_back()  # once only
     assert (await ratelimit.reserve(None, key, 2, LONG_WINDOW)).hits == 3
+
+
+OPERATOR_LOGIN = ("mutation($u: String!, $p: String!) { operatorLogin(input: {username: $u, password: $p})"
+                  " { token userErrors { code } } }")
+
+
+async def test_a_burst_through_the_operators_endpoint_is_held_to_the_limit(api, checks):
+    username = await new_operator()
+    tries = ["wrong password"] * 20 + [PASSWORD]
+    answers = await asyncio.gather(*(api.post(OPERATOR_LOGIN, {"u": username, "p": p}, admin=True) for p in tries))
+    codes = [(a["data"]["operatorLogin"]["userErrors"] or [{"code": "OK"}])[0]["code"] for a in answers]
+    assert len(checks) == passwords.LOGIN_ATTEMPTS_PER_15_MIN
+    assert codes.count("RATE_LIMITED") == len(tries) - passwords.LOGIN_ATTEMPTS_PER_15_MIN
+    assert set(codes) <= {"OK", "INVALID_CREDENTIALS", "RATE_LIMITED"}
