@@ -10,8 +10,8 @@ import pytest
 from api import db
 from api.schema.ids import from_global_id, to_global_id
 from api.services import clock, integrations, ledger, mall, signing
-from api.services.mall import flash_sales
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import flash_sales
 from tests.conftest import PURCHASE, make_member, purchase_input, unique
 from tests.mall_helpers import (
     CHECKOUT,

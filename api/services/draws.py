@@ -25,9 +25,9 @@ from typing import Any
 
 from api.db import Tx, fetch, transaction
 from api.services import clock, idempotency, ledger, mall, tiers
-from api.services.mall import stock_gate
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import stock_gate
 
 GAME_KINDS = ("WHEEL", "NINE_GRID", "SCRATCH")
 PRIZE_KINDS = ("POINTS", "COUPON", "GIFT", "NOTHING")

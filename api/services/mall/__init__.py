@@ -24,14 +24,32 @@ stock (taken last, by a conditional update whose row count decides).
 Flash sales, vouchers and the stock gate are used as modules: `from api.services.mall import flash_sales`.
 """
 from api.services.mall.catalogue import (
-    KINDS, MAX_PRICE, MAX_STOCK, STATUSES, ProductData, ProductInfo, create_product, product, products,
-    products_by_id, update_product,
+    KINDS,
+    MAX_PRICE,
+    MAX_STOCK,
+    STATUSES,
+    ProductData,
+    ProductInfo,
+    create_product,
+    product,
+    products,
+    products_by_id,
+    update_product,
 )
 from api.services.mall.checkout import cancel_checkout, checkout_create, payment_provider
 from api.services.mall.expiry import ExpireResult, expire_orders
 from api.services.mall.orders import (
-    MAX_QUANTITY, NOTIFY_GRACE, OrderInfo, OrderResult, insert_order, issue_vouchers, member_scope, new_order_no,
-    order, orders_page, take_stock,
+    MAX_QUANTITY,
+    NOTIFY_GRACE,
+    OrderInfo,
+    OrderResult,
+    insert_order,
+    issue_vouchers,
+    member_scope,
+    new_order_no,
+    order,
+    orders_page,
+    take_stock,
 )
 from api.services.mall.payments import NotifyResult, PaymentInfo, payment_for_order, payment_notify
 from api.services.mall.redemption import redeem

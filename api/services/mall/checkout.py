@@ -15,10 +15,22 @@ from api.services import clock, idempotency, ledger
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.catalogue import product
 from api.services.mall.orders import (
-    NOTIFY_GRACE, OrderInfo, OrderResult, check_quantity, check_sale, give_back_stock, insert_order, insufficient,
-    issue_vouchers, lock_member, member_scope, new_order_no, order, take_stock,
+    NOTIFY_GRACE,
+    OrderInfo,
+    OrderResult,
+    check_quantity,
+    check_sale,
+    give_back_stock,
+    insert_order,
+    insufficient,
+    issue_vouchers,
+    lock_member,
+    member_scope,
+    new_order_no,
+    order,
+    take_stock,
 )
-from api.services.mall.records import record
+from api.services.mall.records import record, scalar
 
 
 def payment_provider() -> str:
@@ -72,8 +84,7 @@ async def lock_order(order_id: int) -> OrderInfo | None:
 
 
 async def _hold_of(order_id: int) -> int | None:
-    return await PointsHold.filter(source_type="mall_order", source_ref=str(order_id)).first().values_list(
-        "id", flat=True)
+    return await scalar(PointsHold.filter(source_type="mall_order", source_ref=str(order_id)), "id")
 
 
 async def lapse(tx: Tx, o: OrderInfo, status: str, now: datetime, stock_back: bool = True) -> None:

@@ -27,9 +27,15 @@ from api.services.mall.catalogue import MAX_PRICE, MAX_STOCK, ProductInfo, produ
 from api.services.mall.flash_terms import SaleInfo, _terms, forget, live_sale_ids, read, sale, sales_page
 from api.services.mall.gate import GateState, gate_state, load_gate, pass_gate, undo_gate
 from api.services.mall.orders import (
-    OrderResult, insert_order, issue_vouchers, lock_member, member_scope, new_order_no, take_stock,
+    OrderResult,
+    insert_order,
+    issue_vouchers,
+    lock_member,
+    member_scope,
+    new_order_no,
+    take_stock,
 )
-from api.services.mall.records import record
+from api.services.mall.records import column, record
 from api.services.mall.zones import visible_to
 
 __all__ = ["STATUSES", "SaleInfo", "GateState", "sale", "sales_page", "live_sale_ids", "create_sale", "update_sale",
@@ -196,8 +202,8 @@ async def _check_buyer(acct: ledger.LockedAccount, s: SaleInfo, p: ProductInfo) 
     """Tier, the per-member limit (counted under the account lock) and points."""
     if not await visible_to(acct.tier_id, p):
         raise DomainError(ErrorCode.TIER_NOT_ELIGIBLE, "this sale is for a higher tier", ["input", "flashSaleId"])
-    bought = sum(await MallOrder.filter(flash_sale_id=s.id, member_id=acct.member_id, status="PAID")
-                 .values_list("quantity", flat=True))
+    bought = sum(await column(MallOrder.filter(flash_sale_id=s.id, member_id=acct.member_id, status="PAID"),
+                              "quantity"))
     if bought >= s.per_member_limit:
         raise DomainError(ErrorCode.PURCHASE_LIMIT_REACHED, f"at most {s.per_member_limit} per member",
                           ["input", "flashSaleId"])

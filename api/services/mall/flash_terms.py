@@ -9,7 +9,7 @@ from datetime import datetime
 from api.models import FlashSale
 from api.services import clock
 from api.services.errors import DomainError, ErrorCode
-from api.services.mall.records import load, record
+from api.services.mall.records import column, load, record
 from api.services.mall.zones import zone_filter
 
 
@@ -83,5 +83,4 @@ async def sales_page(limit: int, after_id: int | None, *, include_hidden: bool,
 
 async def live_sale_ids(now: datetime | None = None) -> list[int]:
     now = now or clock.now()
-    return list(await FlashSale.filter(status="ACTIVE", starts_at__lte=now, ends_at__gt=now)
-                .values_list("id", flat=True))
+    return await column(FlashSale.filter(status="ACTIVE", starts_at__lte=now, ends_at__gt=now), "id")

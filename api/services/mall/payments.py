@@ -22,6 +22,7 @@ from api.services import clock, ledger
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.checkout import confirm, lapse, lock_order
 from api.services.mall.orders import NOTIFY_GRACE, OrderInfo, lock_member
+from api.services.mall.records import column, scalar
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class NotifyResult:
 
 
 async def _refunded(payment_id: int) -> int:
-    return sum(await PaymentRefund.filter(payment_id=payment_id).values_list("amount_fen", flat=True))
+    return sum(await column(PaymentRefund.filter(payment_id=payment_id), "amount_fen"))
 
 
 async def payment_for_order(order_id: int) -> PaymentInfo | None:
@@ -139,7 +140,7 @@ async def dev_pay(out_trade_no: str) -> NotifyResult:
     """The development provider: the member paid the whole amount just now; the provider notifies."""
     if not dev_provider_enabled():
         raise DomainError(ErrorCode.NOT_FOUND, "the development payment provider is off", ["outTradeNo"])
-    amount = await Payment.filter(out_trade_no=out_trade_no, provider="dev").first().values_list("amount_fen", flat=True)
+    amount = await scalar(Payment.filter(out_trade_no=out_trade_no, provider="dev"), "amount_fen")
     if amount is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no such payment", ["outTradeNo"])
     return await payment_notify("dev", out_trade_no, "dev-" + secrets.token_hex(12), amount, clock.now())

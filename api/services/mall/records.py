@@ -36,6 +36,16 @@ def record(cls: type[T], source: Model | dict[str, Any], **overrides: Any) -> T:
     return cls(**data, **overrides)
 
 
+async def column(query: QuerySet[Any], field: str) -> list[Any]:
+    """One field of every row of `query`."""
+    return list(await query.values_list(field, flat=True))
+
+
+async def scalar(query: QuerySet[Any], field: str) -> Any:
+    """One field of the first row of `query`; None when there is no row."""
+    return await query.first().values_list(field, flat=True)
+
+
 async def load(cls: type[T], query: QuerySet[Any]) -> list[T]:
     """The rows of `query` as records, selecting only the record's fields."""
     return [cls(**row) for row in await query.values(*names(cls))]

@@ -15,8 +15,16 @@ from api.services import clock, idempotency, ledger
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.catalogue import product
 from api.services.mall.orders import (
-    OrderResult, check_quantity, check_sale, insert_order, insufficient, issue_vouchers, lock_member, member_scope,
-    new_order_no, take_stock,
+    OrderResult,
+    check_quantity,
+    check_sale,
+    insert_order,
+    insufficient,
+    issue_vouchers,
+    lock_member,
+    member_scope,
+    new_order_no,
+    take_stock,
 )
 
 

@@ -15,6 +15,7 @@ from api.services.errors import DomainError, ErrorCode
 from api.services.mall import vouchers
 from api.services.mall.checkout import lock_order
 from api.services.mall.orders import OrderInfo, give_back_stock, lock_member
+from api.services.mall.records import scalar
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ async def refund_order(operator_id: int, order_id: int, reason: str, idempotency
                                                     ["input", "idempotencyKey"])
         if stored is not None:
             return RefundResult(**stored)
-        member_id = await MallOrder.filter(id=order_id).first().values_list("member_id", flat=True)
+        member_id = await scalar(MallOrder.filter(id=order_id), "member_id")
         if member_id is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such order", ["input", "orderId"])
         acct = await lock_member(tx, member_id, now)
@@ -59,7 +60,7 @@ async def refund_order(operator_id: int, order_id: int, reason: str, idempotency
                               ["input", "orderId"])
         refund_entry_id = None
         if o.points:
-            spend_id = await MallOrder.filter(id=o.id).first().values_list("spend_entry_id", flat=True)
+            spend_id = await scalar(MallOrder.filter(id=o.id), "spend_entry_id")
             entry = await ledger.give_back(tx, acct, spend_id, reason=f"积分商城退款 {o.order_no}",
                                            source_type="mall_refund", source_ref=o.order_no, occurred_at=now,
                                            operator_id=operator_id)
@@ -67,7 +68,7 @@ async def refund_order(operator_id: int, order_id: int, reason: str, idempotency
         await MallOrder.filter(id=o.id).update(status="REFUNDED", closed_at=now, refund_entry_id=refund_entry_id)
         prize_id = await _stock_back(o)
         if o.cash_fen:
-            payment_id = await Payment.filter(order_id=o.id).first().values_list("id", flat=True)
+            payment_id = await scalar(Payment.filter(order_id=o.id), "id")
             await PaymentRefund.create(payment_id=payment_id, amount_fen=o.cash_fen, reason=f"order refunded: {reason}",
                                        status="REQUESTED", created_at=now)
         await audit(tx, ("operator", str(operator_id)), "mall_order.refund", "mall_order", str(o.id),
@@ -85,7 +86,7 @@ async def _stock_back(o: OrderInfo) -> int | None:
     if o.channel != "DRAW":
         await give_back_stock(Product, o.product_id, o.quantity)
         return None
-    prize_id = await DrawPlay.filter(order_id=o.id).first().values_list("prize_id", flat=True)
+    prize_id = await scalar(DrawPlay.filter(order_id=o.id), "prize_id")
     locks.enter(Rank.PRIZE, (prize_id,))
     await DrawPrize.filter(id=prize_id, stock__isnull=False).update(stock=F("stock") + 1)
     return prize_id

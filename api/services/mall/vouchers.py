@@ -18,7 +18,7 @@ from api.services import clock, idempotency
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import sql
-from api.services.mall.records import names, record
+from api.services.mall.records import column, names, record, scalar
 
 # 16 characters of an alphabet without 0/O, 1/I: 80 bits, read aloud or typed without mistakes.
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -82,7 +82,7 @@ async def issue(*, order_id: int, member_id: int, product_id: int, kind: str, me
 async def void_for_order(order_id: int) -> int:
     """Voids the unused vouchers of a refunded order; returns how many were used (then the caller refuses).
     The vouchers are locked first: a write-off in flight is waited for, and then seen."""
-    ids = await Voucher.filter(order_id=order_id).values_list("id", flat=True)
+    ids = await column(Voucher.filter(order_id=order_id), "id")
     locked = await locks.rows(Rank.VOUCHER, Voucher, ids)
     used = sum(1 for v in locked if v.status == "USED")
     if used:
@@ -132,10 +132,10 @@ async def written_off_page(merchant_id: int, limit: int, after_id: int | None) -
     """Vouchers written off at a merchant, newest write-off first; the cursor is a voucher id."""
     query = Voucher.filter(used_merchant_id=merchant_id)
     if after_id is not None:
-        anchor = await Voucher.filter(id=after_id, used_merchant_id=merchant_id).first().values("used_at")
+        anchor = await scalar(Voucher.filter(id=after_id, used_merchant_id=merchant_id), "used_at")
         if anchor is None:
             return []
-        query = query.filter(Q(used_at__lt=anchor["used_at"]) | Q(used_at=anchor["used_at"], id__lt=after_id))
+        query = query.filter(Q(used_at__lt=anchor) | Q(used_at=anchor, id__lt=after_id))
     return await _views(query.order_by("-used_at", "-id").limit(limit))
 
 
@@ -186,7 +186,7 @@ async def write_off(staff_id: int, merchant_id: int, text: str, idempotency_key:
                                     status="ISSUED", valid_until__gt=now, kind__not_in=STAFF_KINDS_EXCLUDED)
             if not await usable.update(status="USED", used_at=now, used_by_id=staff_id, used_merchant_id=merchant_id):
                 raise await _why_not(code, merchant_id, now)
-            voucher_id = await Voucher.filter(code=code).first().values_list("id", flat=True)
+            voucher_id = await scalar(Voucher.filter(code=code), "id")
             await audit(tx, ("staff", str(staff_id)), "voucher.write_off", "voucher", str(voucher_id),
                         {"code": code, "merchant_id": merchant_id})
             await idempotency.remember(tx, record_id, {"voucher_id": voucher_id})
