@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from tortoise import connections
 
-from api import db
+from api import db, locks
+from api.models import Product
 from api.schema.ids import from_global_id
 from api.services import clock, mall, signing
 from tests.conftest import unique
@@ -318,3 +320,16 @@ async def test_reads_inside_a_transaction_run_on_its_connection(api):
         assert [p.stock for p in await mall.products(id=pk)] == [4]
     assert connections.get("default") is not tx.conn
     assert (await mall.product(pk)).stock == 4
+
+
+async def test_stock_moves_take_their_place_in_the_global_lock_order(api):
+    """The conditional stock update registers its row with api/locks.py: after a lock of a higher rank
+    it is refused before it runs, and the refused move changes nothing."""
+    op = await operator_token(api)
+    first, second = [from_global_id((await create_product(api, op, stock=5))["id"])[1] for _ in range(2)]
+    with pytest.raises(locks.LockOrderError, match="PRODUCT"):
+        async with db.transaction():
+            await mall.take_stock(Product, first, 1)
+            locks.enter(locks.Rank.PRIZE)
+            await mall.take_stock(Product, second, 1)
+    assert [(await mall.product(pk)).stock for pk in (first, second)] == [5, 5]
