@@ -22,6 +22,7 @@ Lock order (api/locks.py): idempotency key, member's account, order, vouchers, p
 stock (taken last, by a conditional update whose row count decides).
 
 Flash sales, vouchers and the stock gate are used as modules: `from api.services.mall import flash_sales`.
+A module's settings are its own: a test patches `mall.expiry.EXPIRE_CHUNK`, not `mall.EXPIRE_CHUNK`.
 """
 from api.services.mall.catalogue import (
     KINDS,
