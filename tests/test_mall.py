@@ -2,6 +2,8 @@
 notifications, lapses, refunds. On SQLite and PostgreSQL; the races are in test_mall_concurrency."""
 from __future__ import annotations
 
+import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -333,3 +335,18 @@ async def test_stock_moves_take_their_place_in_the_global_lock_order(api):
             locks.enter(locks.Rank.PRIZE)
             await mall.take_stock(Product, second, 1)
     assert [(await mall.product(pk)).stock for pk in (first, second)] == [5, 5]
+
+
+async def test_a_redemption_touches_the_mall_tables_once_each(api, caplog):
+    """The benchmarked redemption, as far as the mall's own tables go: one read of the product, the
+    order, one voucher per unit, the conditional stock update (the ledger's statements are its own)."""
+    op = await operator_token(api)
+    pk = from_global_id((await create_product(api, op, pointsPrice=10, stock=5))["id"])[1]
+    member_id, _ = await funded_member(100)
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        await mall.redeem(member_id, pk, 2, unique("K"))
+    mall_tables = re.compile(r'^(SELECT .* FROM "?product"?|INSERT INTO "?(mall_order|voucher)"?|UPDATE "?product"?)\b')
+    statements = [r.getMessage() for r in caplog.records if r.name == "tortoise.db_client"]
+    ours = [s.split(" ")[0] + " " + re.findall(r'(?:FROM|INTO|UPDATE) "?(\w+)', s)[0] for s in statements
+            if mall_tables.match(s)]
+    assert ours == ["SELECT product", "INSERT mall_order", "INSERT voucher", "INSERT voucher", "UPDATE product"]
