@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from api import locks
 from api.config import settings
 from api.db import Tx, fetch, transaction
 from api.services import clock
@@ -77,6 +78,7 @@ async def lock_account(tx: Tx, member_id: int, as_of: datetime | None = None) ->
     locked rows), so a move committed meanwhile (a refund giving points back to an expired lot, a
     new hold) would be missed."""
     as_of = as_of or clock.now()
+    locks.enter(locks.Rank.MEMBER, (member_id,))
     row = await tx.fetchrow(
         "SELECT a.id, a.balance, m.tier_id, m.growth_value FROM points_account a JOIN member m ON m.id = a.member_id"
         " WHERE a.member_id = $1" + (" FOR UPDATE OF a, m" if tx.postgres else ""),
@@ -268,11 +270,17 @@ async def hold(
     )
     if acct.spendable - int(expiring) < points:
         return None
-    hold_id = await tx.fetchval(
-        "INSERT INTO points_hold (account_id, points, status, source_type, source_ref, expires_at, created_at)"
-        " VALUES ($1, $2, 'HELD', $3, $4, $5, $6) RETURNING id",
-        acct.id, points, source_type, source_ref, expires_at, clock.now(),
-    )
+    insert = ("INSERT INTO points_hold (account_id, points, status, source_type, source_ref, expires_at, created_at)"
+              " VALUES ($1, $2, 'HELD', $3, $4, $5, $6) RETURNING id")
+    # The account row is written too (a new row version): a statement that waited for this account's
+    # lock and read held points with its older snapshot (the one-statement earn) sees that it is stale.
+    touch = "UPDATE points_account SET updated_at = $6 WHERE id = $1"
+    args = (acct.id, points, source_type, source_ref, expires_at, clock.now())
+    if tx.postgres:
+        hold_id = await tx.fetchval(f"WITH touch AS ({touch}) {insert}", *args)
+    else:
+        hold_id = await tx.fetchval(insert, *args)
+        await tx.execute(touch.replace("$6", "$2"), acct.id, args[5])
     acct.held += points
     return hold_id
 
@@ -297,11 +305,20 @@ async def capture(tx: Tx, acct: LockedAccount, hold_id: int, *, reason: str, sou
 
 
 async def release(tx: Tx, hold_id: int) -> bool:
-    """Ends a hold without spending; False when it was no longer live."""
-    return bool(await tx.execute(
-        "UPDATE points_hold SET status = 'RELEASED', settled_at = $2 WHERE id = $1 AND status = 'HELD'",
-        hold_id, clock.now(),
-    ))
+    """Ends a hold without spending; False when it was no longer live. When the caller holds the
+    account's lock, the account row is written too (see `hold`); a caller without it (an order that
+    lapses) must not take it here, below the locks it holds."""
+    now = clock.now()
+    row = await tx.fetchrow(
+        "UPDATE points_hold SET status = 'RELEASED', settled_at = $2 WHERE id = $1 AND status = 'HELD'"
+        " RETURNING account_id, (SELECT a.member_id FROM points_account a WHERE a.id = account_id) AS member_id",
+        hold_id, now,
+    )
+    if row is None:
+        return False
+    if (int(locks.Rank.MEMBER), int(row["member_id"])) in locks.held():
+        await tx.execute("UPDATE points_account SET updated_at = $2 WHERE id = $1", row["account_id"], now)
+    return True
 
 
 async def give_back(
@@ -377,41 +394,49 @@ async def expire_due(as_of: datetime) -> ExpiryResult:
 
 
 async def _expire_chunk(as_of: datetime, run: str, lo: int, hi: int) -> tuple[int, int, int]:
-    due = "kind = 'EARN' AND remaining > 0 AND expires_at <= $1 AND account_id BETWEEN $2 AND $3"
     async with transaction() as tx:
-        if tx.postgres:
-            await tx.execute(
-                "SELECT id FROM points_account WHERE id IN (SELECT account_id FROM points_lot WHERE "
-                + due + ") ORDER BY id FOR UPDATE", as_of, lo, hi,
-            )
+        # The accounts are picked by a subquery that sees the snapshot from before the lock wait: an
+        # account whose lot came due meanwhile is not locked. Every later statement is limited to the
+        # accounts actually locked (in member order, as every points move takes them).
+        locks.enter(locks.Rank.MEMBER)
+        locked = await tx.fetch(
+            "SELECT id, member_id FROM points_account WHERE id IN (SELECT account_id FROM points_lot WHERE kind = 'EARN'"
+            " AND remaining > 0 AND expires_at <= $1 AND account_id BETWEEN $2 AND $3) ORDER BY member_id"
+            + (" FOR UPDATE" if tx.postgres else ""), as_of, lo, hi,
+        )
+        if not locked:
+            return 0, 0, 0
+        locks.enter(locks.Rank.MEMBER, [int(r["member_id"]) for r in locked])
+        mine = f"account_id IN ({sql_ids([int(r['id']) for r in locked])})"
+        due = f"kind = 'EARN' AND remaining > 0 AND expires_at <= $1 AND {mine}"
         stats = await tx.fetchrow(
             "SELECT COUNT(*) AS lots, COALESCE(SUM(remaining), 0) AS points,"
-            " COUNT(DISTINCT account_id) AS accounts FROM points_lot WHERE " + due, as_of, lo, hi,
+            " COUNT(DISTINCT account_id) AS accounts FROM points_lot WHERE " + due, as_of,
         )
         if not stats["lots"]:
             return 0, 0, 0
         now = clock.now()
         await tx.execute(
             "INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref,"
-            " occurred_at) SELECT a.id, 'EXPIRE', -d.total, a.balance - d.total, $4, 'expiry_run', $5, $1"
+            " occurred_at) SELECT a.id, 'EXPIRE', -d.total, a.balance - d.total, $2, 'expiry_run', $3, $1"
             " FROM points_account a JOIN (SELECT account_id, SUM(remaining) AS total FROM points_lot WHERE "
             + due + " GROUP BY account_id) d ON d.account_id = a.id",
-            as_of, lo, hi, EXPIRE_REASON, run,
+            as_of, EXPIRE_REASON, run,
         )
         await tx.execute(
             "INSERT INTO points_lot_move (entry_id, lot_id, delta) SELECT e.id, l.id, -l.remaining"
             " FROM points_lot l JOIN points_entry e ON e.account_id = l.account_id"
-            " AND e.source_type = 'expiry_run' AND e.source_ref = $4"
-            " WHERE l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $1 AND l.account_id BETWEEN $2 AND $3",
-            as_of, lo, hi, run,
+            " AND e.source_type = 'expiry_run' AND e.source_ref = $2"
+            f" WHERE l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $1 AND l.{mine}",
+            as_of, run,
         )
         await tx.execute(
-            "UPDATE points_account SET updated_at = $4, balance = balance - (SELECT SUM(remaining) FROM points_lot l"
+            "UPDATE points_account SET updated_at = $2, balance = balance - (SELECT SUM(remaining) FROM points_lot l"
             " WHERE l.account_id = points_account.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $1)"
             " WHERE id IN (SELECT account_id FROM points_lot WHERE " + due + ")",
-            as_of, lo, hi, now,
+            as_of, now,
         )
-        await tx.execute("UPDATE points_lot SET remaining = 0 WHERE " + due, as_of, lo, hi)
+        await tx.execute("UPDATE points_lot SET remaining = 0 WHERE " + due, as_of)
         return int(stats["lots"]), int(stats["points"]), int(stats["accounts"])
 
 

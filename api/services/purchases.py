@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from api import locks
 from api.config import settings
 from api.db import Tx, is_deadlock, retry_on_deadlock, transaction
 from api.services import clock, earning, idempotency, ledger, merchants, signing, tiers
@@ -129,15 +130,22 @@ async def _book(tx: Tx, item: _Checked, now: datetime) -> PurchaseResult:
 # tiers.add_growth, the invite it qualifies, idempotency.remember), as data-modifying CTEs. The rules
 # were evaluated in Python for every tier (earning.purchase_plan); the statement picks the outcome of
 # the tier it finds under the lock. It claims the key and writes nothing else when the key was used
-# before, when the account has points due for expiry or a claw-back debt, or when the member's tier
-# was not planned: the general path handles those. Parameters:
+# before, when the account has points due for expiry or a claw-back debt, when the member's tier
+# was not planned, or when it waited for the account's lock behind a move that changed it (see
+# `stale`): the general path handles those. Parameters:
 #  $1 member  $2 merchant  $3 receipt  $4 amount  $5 tier ids  $6 points per tier  $7 occurred  $8 now
 #  $9 expires  $10 reason  $11 scope  $12 key  $13 input hash  $14 growth per tier  $15 breakdown per tier
 _EARN_SQL = """
 WITH locked AS (
   -- No other table is joined here: a row re-read after waiting for the lock must not be filtered
   -- out by a join against the statement's older snapshot (a concurrent upgrade changes tier_id).
+  -- Due and held points below are read with the statement's snapshot, taken before any lock wait.
+  -- A move that changes them under the account lock also writes the account row (ledger.hold,
+  -- ledger.release, every entry), so a row version newer than the snapshot's (stale) means the
+  -- statement waited for such a move: it then writes nothing but the claim, and the general path
+  -- reads them afresh under the lock it now holds.
   SELECT a.id, a.balance, m.growth_value, m.tier_id,
+    a.xmin::text <> (SELECT x.xmin::text FROM points_account x WHERE x.id = a.id) AS stale,
     (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l
      WHERE l.account_id = a.id AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $8) AS due,
     -- Held points (checkouts, parking) for the balance shown, which is the spendable one.
@@ -162,7 +170,7 @@ WITH locked AS (
   INSERT INTO purchase (id, merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,
     points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)
   SELECT calc.purchase_id, $2, $1, $3, $4, 0, calc.points, 0, 0, calc.growth, 0, $7, $8
-  FROM acct, calc, claim WHERE acct.due = 0 AND acct.balance >= 0
+  FROM acct, calc, claim WHERE acct.due = 0 AND acct.balance >= 0 AND NOT acct.stale
   ON CONFLICT (merchant_id, receipt_no) DO NOTHING
   RETURNING id, points_earned, growth_earned
 ), e AS (
@@ -203,7 +211,8 @@ WITH locked AS (
   WHERE member_id = $1 AND inviter_id IS NOT NULL AND purchase_id IS NULL AND EXISTS (SELECT 1 FROM p)
   RETURNING id
 )
-SELECT (SELECT id FROM claim) AS claim_id, locked.due, locked.balance, locked.held, p.id AS purchase_id, p.points_earned,
+SELECT (SELECT id FROM claim) AS claim_id, locked.due, locked.balance, locked.held, locked.stale,
+  p.id AS purchase_id, p.points_earned,
   (SELECT COUNT(*) FROM calc) AS planned, (SELECT id FROM inv) AS invite_id
 FROM (SELECT 1) one LEFT JOIN locked ON TRUE LEFT JOIN p ON TRUE
 """
@@ -216,6 +225,7 @@ async def _earn_in_one_statement(
     plan = item.plan
     assert plan is not None
     reason = f"{item.merchant.name} 消费 {yuan(item.amount_fen)}"
+    locks.enter(locks.Rank.MEMBER, (item.member_id,))  # the statement locks the member's rows itself
     row = await tx.fetchrow(
         _EARN_SQL, item.member_id, item.merchant.id, item.receipt_no, item.amount_fen, plan.tier_ids, plan.points,
         item.occurred_at, now, ledger.expiry_for(item.occurred_at), reason, item.scope, item.key, item.digest,
@@ -225,8 +235,10 @@ async def _earn_in_one_statement(
         return None, None  # the key was used before: the general path returns or refuses the first result
     if row["balance"] is None:
         raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
-    if row["due"] or row["balance"] < 0 or not row["planned"]:
-        return row["claim_id"], None  # the general path expires what is due or pays the debt off first
+    if row["due"] or row["balance"] < 0 or not row["planned"] or row["stale"]:
+        # The general path expires what is due or pays the debt off first, or reads due and held
+        # points again after a lock wait.
+        return row["claim_id"], None
     if row["purchase_id"] is None:
         raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "this receipt has been recorded already", ["receiptNo"])
     if row["invite_id"] is not None:
