@@ -26,7 +26,8 @@ second caller with the same key waits there for the first one's transaction to e
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 from typing import TypeVar
 
@@ -35,7 +36,7 @@ from tortoise.models import Model
 
 from api.db import LOCK_NOT_AVAILABLE, held_locks, is_deadlock, retry_on_deadlock, sqlstate
 
-__all__ = ["Rank", "LockOrderError", "rows", "row", "skip_locked", "advisory", "enter", "held",
+__all__ = ["Rank", "LockOrderError", "rows", "row", "skip_locked", "advisory", "enter", "held", "step",
            "retry_on_deadlock", "is_deadlock", "is_lock_timeout"]
 
 M = TypeVar("M", bound=Model)
@@ -93,6 +94,23 @@ def enter(rank: Rank, ids: Iterable[int] = ()) -> list[int]:
         state.append(key)
         top = key
     return wanted
+
+
+@contextmanager
+def step() -> Iterator[None]:
+    """One move of several that share a transaction (the receipts of a batch, each with its own key
+    and result): its locks are checked in the global order from the step's start. The locks of the
+    earlier steps stay held until commit without constraining this one, so two such transactions can
+    wait on each other (a receipt's rule-budget row, then the next receipt's member): the caller runs
+    the steps in member order and retries a deadlock victim (SQLSTATE 40P01) whole."""
+    outer = held()
+    token = held_locks.set([])
+    try:
+        yield
+    finally:
+        inner = held()
+        held_locks.reset(token)
+        outer.extend(key for key in inner if key not in outer)
 
 
 def _postgres() -> bool:

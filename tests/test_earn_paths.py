@@ -155,7 +155,7 @@ async def test_one_statement_and_general_paths_write_the_same_rows(api, backend,
         general.append(member_id)
         return await real_earn(tx, member_id, *args, **kwargs)
 
-    monkeypatch.setattr(purchases, "_earn", counting_earn)
+    monkeypatch.setattr(purchases.earn, "earn", counting_earn)
     pairs = [((await make_member(at=start))[0], (await make_member(at=start))[0]) for _ in range(4)]
     twins = Twins(await _identity(), pairs)
     # Different tiers to start with (the general path for both sets, so they start equal).

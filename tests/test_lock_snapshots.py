@@ -146,7 +146,7 @@ async def test_expiry_run_writes_only_the_accounts_it_locked(api, backend, monke
     snapshot from before its lock wait. An account whose lot came due during that wait was not
     locked: the run must leave it (to the next run, or the account's own next move) rather than
     write it without its lock."""
-    monkeypatch.setattr(ledger, "EXPIRY_CHUNK", 10**9)  # one chunk, whatever other tests left
+    monkeypatch.setattr(ledger.expiry, "EXPIRY_CHUNK", 10**9)  # one chunk, whatever other tests left
     start = clock.now()
     clock.freeze(start)
     low, _ = await make_member(at=start)

@@ -39,3 +39,19 @@ def test_deadlock_and_timeout_recognised_by_sqlstate_not_text():
     assert db.is_deadlock(wrapped)
     assert not db.is_deadlock(RuntimeError("deadlock detected"))  # the English text alone is not enough
     assert locks.is_lock_timeout(PgError("55P03")) and not locks.is_lock_timeout(PgError("40P01"))
+
+
+async def test_each_step_of_a_shared_transaction_is_ordered_from_its_own_start(backend):
+    """A batch's receipts share a transaction: each one's locks are in order from the receipt's start;
+    what earlier receipts hold stays held (and listed) but does not refuse the next one."""
+    async with db.transaction():
+        with locks.step():
+            locks.enter(locks.Rank.MEMBER, [1])
+            locks.enter(locks.Rank.SHARED, [7])
+        with locks.step():
+            locks.enter(locks.Rank.MEMBER, [2])  # below SHARED #7 of the step before: allowed
+            with pytest.raises(locks.LockOrderError):
+                locks.enter(locks.Rank.MEMBER, [0])  # out of order within the step: still refused
+        assert locks.held() == [(locks.Rank.MEMBER, 1), (locks.Rank.SHARED, 7), (locks.Rank.MEMBER, 2)]
+        with pytest.raises(locks.LockOrderError):
+            locks.enter(locks.Rank.MEMBER, [3])  # outside a step, every lock held so far counts
