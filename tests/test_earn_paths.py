@@ -189,6 +189,7 @@ async def _claw_back(twins: Twins, member_id: int) -> None:
             await ledger.debit(tx, acct, points=acct.spendable, kind="SPEND", reason="测试消费", source_type="test",
                                source_ref="spend", occurred_at=clock.now())
     latest = (await db.fetch("SELECT p.receipt_no, p.amount_fen, m.code FROM purchase p JOIN merchant m"
-                             " ON m.id = p.merchant_id WHERE p.member_id = $1 ORDER BY p.id DESC LIMIT 1", member_id))[0]
+                             " ON m.id = p.merchant_id WHERE p.member_id = $1 ORDER BY p.id DESC LIMIT 1",
+                             member_id))[0]
     await purchases.refund_purchase(twins.identity, latest["code"], latest["receipt_no"], int(latest["amount_fen"]),
                                     unique("K"))

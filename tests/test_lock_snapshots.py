@@ -111,6 +111,26 @@ async def test_earn_waiting_for_a_hold_reports_the_balance_without_it(api, backe
     assert [e["kind"] for e in await _entries(member_id)] == ["EARN", "EARN"]
 
 
+async def test_earn_waiting_for_a_hold_release_reports_the_points_free_again(api, backend):
+    """A checkout cancelled under the account lock releases its hold while a receipt waits for that
+    lock: the balance the receipt reports no longer deducts the hold."""
+    member_id, _ = await make_member()
+    await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)})
+    async with db.transaction() as tx:
+        acct = await ledger.lock_account(tx, member_id)
+        hold_id = await ledger.hold(tx, acct, points=40, source_type="test_hold", source_ref=unique("H"),
+                                    expires_at=clock.now() + timedelta(hours=1))
+    assert (await ledger.balances([member_id]))[member_id] == 60
+
+    async def release(tx, accts):
+        assert await ledger.release(tx, hold_id)
+
+    data = await _race([member_id], release, api.signed(PURCHASE, {"input": purchase_input(member_id, 5_000)}))
+    result = data["data"]["purchaseRecord"]
+    assert result["userErrors"] == [] and result["pointsEarned"] == 50
+    assert result["pointsBalance"] == 150 == (await ledger.balances([member_id]))[member_id]
+
+
 async def test_earn_waiting_for_a_give_back_to_an_expired_lot_expires_it_first(api, backend):
     """Points given back to a lot past its expiry (a refunded order that had spent them) are due: a
     receipt that waited for that give-back must expire them before it earns ("expire first"), and

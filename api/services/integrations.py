@@ -216,5 +216,5 @@ async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
 async def list_keys(key_id: str | None = None) -> list[KeyInfo]:
     query = IntegrationKey.filter(key_id=key_id) if key_id else IntegrationKey.all()
     keys = await query.order_by("id").prefetch_related("merchant_links__merchant")
-    return [KeyInfo(k.key_id, k.name, sorted(link.merchant.code for link in k.merchant_links),  # type: ignore[attr-defined]
+    return [KeyInfo(k.key_id, k.name, sorted(link.merchant.code for link in k.merchant_links),  # type: ignore
                     k.created_at, k.revoked_at, sorted(_scopes(k.scopes))) for k in keys]

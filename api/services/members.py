@@ -38,8 +38,8 @@ class MemberRecord:
 
     @classmethod
     def of(cls, m: Member) -> MemberRecord:
-        return cls(m.id, m.phone, m.nickname, m.gender, m.birthday, m.tier_id, m.growth_value,  # type: ignore[attr-defined]
-                   m.created_at)
+        tier_id: int = m.tier_id  # type: ignore[attr-defined]
+        return cls(m.id, m.phone, m.nickname, m.gender, m.birthday, tier_id, m.growth_value, m.created_at)
 
 
 def mask_phone(phone: str) -> str:
@@ -104,7 +104,8 @@ async def request_sms_code(raw_phone: str, *, client: str | None = None, redis=N
     code = cfg.test_sms_code if (cfg.test_sms_code and not cfg.is_production) else f"{secrets.randbelow(10**6):06d}"
     expires_at = now + timedelta(seconds=cfg.sms_code_ttl_seconds)
     async with transaction() as tx:
-        last = await SmsCode.filter(phone=phone).order_by("-created_at").first().values_list("created_at", flat=True)
+        latest = SmsCode.filter(phone=phone).order_by("-created_at").first()
+        last = await latest.values_list("created_at", flat=True)
         if last is not None and (now - last).total_seconds() < cfg.sms_resend_seconds:
             wait = cfg.sms_resend_seconds - int((now - last).total_seconds())
             raise DomainError(ErrorCode.RATE_LIMITED, f"a code was sent recently; try again in {wait} s", ["phone"])
@@ -162,7 +163,8 @@ async def _find_or_register(tx: Tx, phone: str, now: datetime) -> tuple[int, boo
     base = (await tiers.all_tiers())[0]
     member_id = await tx.fetchval(core_sql.REGISTER_MEMBER, phone, base.id, now)
     if member_id is None:  # registered by a concurrent login a moment ago
-        return await Member.filter(phone=phone).first().values_list("id", flat=True), False  # type: ignore[return-value]
+        winner = await Member.filter(phone=phone).first().values_list("id", flat=True)
+        return winner, False  # type: ignore[return-value]
     await PointsAccount.create(member_id=member_id, balance=0, updated_at=now)
     await TierChange.create(member_id=member_id, from_tier_id=None, to_tier_id=base.id, direction="JOIN",
                             growth_value=0, reason="registered", occurred_at=now)

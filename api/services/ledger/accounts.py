@@ -44,8 +44,8 @@ class Entry:
 
     @classmethod
     def of(cls, e: PointsEntry) -> Entry:
-        return cls(e.id, e.account_id, e.kind, e.points, e.balance_after, e.reason, e.occurred_at,  # type: ignore[attr-defined]
-                   e.expires_at)
+        account_id: int = e.account_id  # type: ignore[attr-defined]
+        return cls(e.id, account_id, e.kind, e.points, e.balance_after, e.reason, e.occurred_at, e.expires_at)
 
 
 def expiry_for(earned_at: datetime) -> datetime:

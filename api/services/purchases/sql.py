@@ -5,7 +5,8 @@ Placeholders are PostgreSQL's `$1, $2…` (`api.db.Tx` turns them into SQLite's 
 from __future__ import annotations
 
 # Why SQL: the hot path's whole earn in one round trip. The same writes as the general path
-# (idempotency.claim, ledger.lock_account, the purchase, ledger.credit with its breakdown, tiers.add_growth, the invite it qualifies, idempotency.remember), as data-modifying CTEs. The rules
+# (idempotency.claim, ledger.lock_account, the purchase, ledger.credit with its breakdown, tiers.add_growth,
+# the invite it qualifies, idempotency.remember), as data-modifying CTEs. The rules
 # were evaluated in Python for every tier (earning.purchase_plan); the statement picks the outcome of
 # the tier it finds under the lock. It claims the key and writes nothing else when the key was used
 # before, when the account has points due for expiry or a claw-back debt, when the member's tier
