@@ -7,6 +7,8 @@ Every lock a points, stock or money move takes goes through this module:
   a batch job and passes by the ones another transaction holds;
 - `advisory(rank, key)` takes a transaction-scoped advisory lock for something that has no row yet
   (a licence plate);
+- `statement(rank, sql, …)` runs a named SQL statement that finds the rows it locks itself (a join, a
+  subquery), adding `FOR UPDATE [OF …]` on PostgreSQL;
 - `enter(rank, ids)` records a lock that a named SQL statement takes itself (the one-statement earn,
   a chunk of the expiry run), so that statement is held to the same order.
 
@@ -29,14 +31,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tortoise import connections
 from tortoise.models import Model
 
-from api.db import LOCK_NOT_AVAILABLE, held_locks, is_deadlock, retry_on_deadlock, sqlstate
+from api.db import LOCK_NOT_AVAILABLE, Tx, held_locks, is_deadlock, retry_on_deadlock, sqlstate
 
-__all__ = ["Rank", "LockOrderError", "rows", "row", "skip_locked", "advisory", "enter", "held", "step",
+__all__ = ["Rank", "LockOrderError", "rows", "row", "skip_locked", "advisory", "statement", "enter", "held", "step",
            "retry_on_deadlock", "is_deadlock", "is_lock_timeout"]
 
 M = TypeVar("M", bound=Model)
@@ -139,6 +141,16 @@ async def skip_locked(rank: Rank, model: type[M], limit: int, order_by: str = "i
     enter(rank)
     query = model.filter(**filters).order_by(order_by).limit(limit)
     return list(await (query.select_for_update(skip_locked=True) if _postgres() else query))
+
+
+async def statement(rank: Rank, sql: str, *args: Any, ids: Iterable[int] = (), of: str | None = None) -> list[Any]:
+    """Runs a named SQL statement that finds the rows it locks itself (a join, a subquery), with
+    `FOR UPDATE` (`OF` the given tables) added on PostgreSQL. `ids` are the rows of `rank` it locks when
+    they are known beforehand (checked and recorded as by `rows`); otherwise only the rank is checked,
+    and the caller records what was locked with `enter`."""
+    enter(rank, ids)
+    suffix = (" FOR UPDATE" + (f" OF {of}" if of else "")) if _postgres() else ""
+    return await Tx(connections.get("default")).fetch(sql + suffix, *args)
 
 
 async def advisory(rank: Rank, space: int, key: str) -> None:

@@ -66,10 +66,10 @@ async def lock_account(tx: Tx, member_id: int, as_of: datetime | None = None) ->
     re-reads only the locked rows), so a move committed meanwhile (a refund giving points back to an
     expired lot, a new hold) would be missed."""
     as_of = as_of or clock.now()
-    locks.enter(locks.Rank.MEMBER, (member_id,))
-    row = await tx.fetchrow(sql.LOCK_ACCOUNT_PG if tx.postgres else sql.LOCK_ACCOUNT, member_id)
-    if row is None:
+    found = await locks.statement(locks.Rank.MEMBER, sql.LOCK_ACCOUNT, member_id, ids=(member_id,), of="a, m")
+    if not found:
         return None
+    row = found[0]
     amounts = await tx.fetchrow(sql.DUE_AND_HELD, row["id"], as_of)
     return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"],
                          int(amounts["due"]), int(amounts["held"]))

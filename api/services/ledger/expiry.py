@@ -64,8 +64,7 @@ async def _expire_chunk(as_of: datetime, run: str, lo: int, hi: int) -> tuple[in
         # The accounts are picked by a subquery that sees the snapshot from before the lock wait: an
         # account whose lot came due meanwhile is not locked. Every later statement is limited to the
         # accounts actually locked (in member order, as every points move takes them).
-        locks.enter(locks.Rank.MEMBER)
-        locked = await tx.fetch(sql.EXPIRY_ACCOUNTS + (" FOR UPDATE" if tx.postgres else ""), as_of, lo, hi)
+        locked = await locks.statement(locks.Rank.MEMBER, sql.EXPIRY_ACCOUNTS, as_of, lo, hi)
         if not locked:
             return 0, 0, 0
         locks.enter(locks.Rank.MEMBER, [int(r["member_id"]) for r in locked])

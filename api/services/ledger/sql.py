@@ -4,12 +4,12 @@ Placeholders are PostgreSQL's `$1, $2…` (`api.db.Tx` turns them into SQLite's 
 """
 from __future__ import annotations
 
-# Locks the member's row and account row in one statement (FOR UPDATE OF two joined tables).
+# Locks the member's row and account row in one statement (FOR UPDATE OF two joined tables, added by
+# api.locks.statement).
 LOCK_ACCOUNT = (
     "SELECT a.id, a.balance, m.tier_id, m.growth_value FROM points_account a JOIN member m ON m.id = a.member_id"
     " WHERE a.member_id = $1"
 )
-LOCK_ACCOUNT_PG = LOCK_ACCOUNT + " FOR UPDATE OF a, m"
 
 # Points of the account `a` held at $2 (a hold past its expiry no longer holds anything): a correlated
 # aggregate, reused inside the statements below.
@@ -105,7 +105,7 @@ EXPIRY_BOUNDS = (
     " WHERE kind = 'EARN' AND remaining > 0 AND expires_at <= $1"
 )
 
-# The accounts with lots due at $1 in the id range $2..$3, in member order (locked on PostgreSQL).
+# The accounts with lots due at $1 in the id range $2..$3, in member order (locked by api.locks.statement).
 EXPIRY_ACCOUNTS = (
     "SELECT id, member_id FROM points_account WHERE id IN (SELECT account_id FROM points_lot WHERE kind = 'EARN'"
     " AND remaining > 0 AND expires_at <= $1 AND account_id BETWEEN $2 AND $3) ORDER BY member_id"
