@@ -45,7 +45,7 @@ async def claim(tx: Tx, scope: str, key: str, digest: str, field: list[str]) -> 
 
 
 async def remember(tx: Tx, record_id: int, result: Any) -> None:
-    await IdempotencyRecord.filter(id=record_id).update(result=json.dumps(result, separators=(",", ":"), default=str))
+    await tx.execute(core_sql.REMEMBER, json.dumps(result, separators=(",", ":"), default=str), record_id)
 
 
 async def release(tx: Tx, scope: str, key: str, digest: str) -> None:

@@ -3,22 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tortoise.functions import Sum
-
 from api import locks
 from api.db import Tx
-from api.models import PointsAccount, PointsHold, PointsLot
+from api.models import PointsAccount, PointsHold
 from api.services import clock
 from api.services.ledger import sql
 from api.services.ledger.accounts import Entry, LockedAccount
 from api.services.ledger.moves import debit
-
-
-async def _expiring_by(account_id: int, at: datetime) -> int:
-    """Points of the account's lots that will have expired by `at`."""
-    rows = await PointsLot.filter(account_id=account_id, kind="EARN", remaining__gt=0, expires_at__lte=at).annotate(
-        total=Sum("remaining")).group_by("account_id").values_list("total", flat=True)
-    return int(rows[0]) if rows else 0
 
 
 async def hold(
@@ -30,7 +21,7 @@ async def hold(
     The account row is written too (a new row version): a statement that waited for this account's
     lock and read held points with its older snapshot (the one-statement earn) sees that it is stale."""
     assert points > 0
-    if acct.spendable - await _expiring_by(acct.id, expires_at) < points:
+    if acct.spendable - int(await tx.fetchval(sql.EXPIRING_BY, acct.id, expires_at)) < points:
         return None
     now = clock.now()
     if tx.postgres:
@@ -54,7 +45,7 @@ async def capture(tx: Tx, acct: LockedAccount, hold_id: int, *, reason: str, sou
         acct.held -= points
     entry = await debit(tx, acct, points=points, kind="SPEND", reason=reason, source_type=source_type,
                         source_ref=source_ref, occurred_at=occurred_at, allow_debt=True)
-    await PointsHold.filter(id=hold_id).update(entry_id=entry.id)
+    await tx.execute(sql.LINK_HOLD, entry.id, hold_id)
     return entry
 
 

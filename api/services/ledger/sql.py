@@ -71,6 +71,13 @@ def allocate(prefer_entry_ids: tuple[int, ...]) -> str:
     )
 
 
+# Points of account $1 in lots that will have expired by $2 (a hold may not count on them): an aggregate
+# on every checkout's hot path.
+EXPIRING_BY = (
+    "SELECT COALESCE(SUM(remaining), 0) FROM points_lot WHERE account_id = $1 AND kind = 'EARN'"
+    " AND remaining > 0 AND expires_at <= $2"
+)
+
 # A new hold, writing the account row too (a new row version, see `holds.hold`): one round trip on
 # PostgreSQL as a data-modifying CTE.
 INSERT_HOLD = (
@@ -90,6 +97,9 @@ RELEASE_HOLD = (
     "UPDATE points_hold SET status = 'RELEASED', settled_at = $2 WHERE id = $1 AND status = 'HELD'"
     " RETURNING account_id, (SELECT a.member_id FROM points_account a WHERE a.id = account_id) AS member_id"
 )
+
+# The captured hold's spend: raw for the same reason as the capture (every paid checkout's hot path).
+LINK_HOLD = "UPDATE points_hold SET entry_id = $1 WHERE id = $2"
 
 # What a SPEND entry took from each lot: an aggregate over the moves joined to their lots.
 TAKEN_BY_ENTRY = (
