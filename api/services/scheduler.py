@@ -23,7 +23,7 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, core_sql, earning, invites, ledger, mall, parking, tiers
+from api.services import clock, core_sql, draws, earning, flash_sales, invites, ledger, mall, parking, tiers
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 
@@ -94,8 +94,6 @@ async def refresh_gates(redis: Any) -> int:
     """Reloads the Redis gates of the flash sales and lucky-draw games on now from the database, so a
     unit a crashed process left taken in a gate (between its gate step and its commit or undo) comes
     back within one interval. Safe while buyers press: a gate only rejects early, the database decides."""
-    from api.services import draws, flash_sales
-
     now = clock.now()
     live = await flash_sales.live_sale_ids(now)
     for sale_id in live:
