@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import phonenumbers
-
 from tortoise.expressions import F, Q
 
 from api import locks

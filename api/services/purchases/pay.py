@@ -11,6 +11,7 @@ from api.services.integrations import IntegrationIdentity, require_merchant
 from api.services.purchases import sql
 from api.services.purchases.checks import MAX_PAY_POINTS, check_receipt_no, scope_of, yuan
 
+
 @dataclass(frozen=True)
 class PayResult:
     points_spent: int
