@@ -4,13 +4,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
-
 from api.db import fetch
 from api.services import clock
 from api.services.members import mask_phone, normalize_phone
 from tests.conftest import (
-    PURCHASE, TEST_SMS_CODE, make_member, new_phone, purchase_input, snapshot, unique,
+    PURCHASE,
+    TEST_SMS_CODE,
+    make_member,
+    new_phone,
+    purchase_input,
+    snapshot,
+    unique,
 )
 
 REQUEST = 'mutation($p: String!) { authSmsCodeRequest(input: {phone: $p}) { codeExpiresAt userErrors { code field } } }'
@@ -175,7 +179,6 @@ async def test_forged_or_expired_member_token_is_unauthenticated(api):
     assert (await api.post(VIEWER, token=token))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-@pytest.mark.redis
 async def test_sms_requests_per_client_are_limited_through_redis(api, redis):
     api.client._transport.app.state.redis = redis
     codes = []
@@ -186,7 +189,6 @@ async def test_sms_requests_per_client_are_limited_through_redis(api, redis):
     assert await redis.keys("mallpoints:rl:sms:*")
 
 
-@pytest.mark.redis
 async def test_nonce_replay_is_refused_with_redis_too(api, redis):
     api.client._transport.app.state.redis = redis
     member_id, _ = await make_member()

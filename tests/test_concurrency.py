@@ -7,9 +7,8 @@ import pytest
 
 from tests.conftest import PAY, PURCHASE, code_for, make_member, purchase_input, snapshot, unique
 
-
 # Only on PostgreSQL: SQLite serialises every transaction of the process, so there is no race to test.
-pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"], indirect=True)]
+pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from api.services import clock, ledger, merchants, purchases
 from api.services.integrations import IntegrationIdentity
 from tests.conftest import make_member, unique
 
-pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"], indirect=True)]
+pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 MERCHANTS = ("M001", "M002", "M003")
 

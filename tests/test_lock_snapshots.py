@@ -17,26 +17,9 @@ import pytest
 from api import db
 from api.services import clock, ledger
 from tests.conftest import PAY, PURCHASE, code_for, make_member, purchase_input, unique
+from tests.waiting import wait_for_lock_waiters
 
-pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"], indirect=True)]
-
-BLOCKED_WITHIN = 10.0  # seconds; far longer than it takes, short of the lock_timeout
-
-
-async def wait_until_blocked_by(holder_pid: int) -> int:
-    """Polls until a backend is waiting for a lock that `holder_pid` holds; returns its pid."""
-    deadline = asyncio.get_running_loop().time() + BLOCKED_WITHIN
-    while True:
-        rows = await db.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND $1 = ANY(pg_blocking_pids(pid))", holder_pid,
-        )
-        if rows:
-            return int(rows[0]["pid"])
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"no statement came to wait for the locks of backend {holder_pid}")
-        await asyncio.sleep(0.005)  # a poll interval, not a wait for the other side
-
+pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 class Holder:
     """A transaction in its own task that locks members' accounts (in member order, as every move
@@ -74,8 +57,8 @@ async def _race(member_ids, change, statement: Awaitable):
     pid = await holder.pid
     task = asyncio.ensure_future(statement)
     try:
-        waiting = await wait_until_blocked_by(pid)
-        assert waiting != pid
+        waiting = await wait_for_lock_waiters(1)
+        assert pid in waiting[0]["blocked_by"] and waiting[0]["pid"] != pid
         assert not task.done()
     finally:
         await holder.release()

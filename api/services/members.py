@@ -15,7 +15,7 @@ from api.db import Tx, transaction
 from api.models import Member, PointsAccount, SmsCode, TierChange
 from api.services import behaviours, clock, core_sql, invites, ratelimit, signing, tiers
 from api.services.errors import DomainError, ErrorCode
-from api.services.sms import get_sender
+from api.services.sms import get_sender, reserve_send
 
 GENDERS = ("MALE", "FEMALE", "UNDISCLOSED")
 
@@ -103,10 +103,8 @@ async def request_sms_code(raw_phone: str, *, client: str | None = None, redis=N
     code = cfg.test_sms_code if (cfg.test_sms_code and not cfg.is_production) else f"{secrets.randbelow(10**6):06d}"
     expires_at = now + timedelta(seconds=cfg.sms_code_ttl_seconds)
     async with transaction() as tx:
-        latest = SmsCode.filter(phone=phone).order_by("-created_at").first()
-        last = await latest.values_list("created_at", flat=True)
-        if last is not None and (now - last).total_seconds() < cfg.sms_resend_seconds:
-            wait = cfg.sms_resend_seconds - int((now - last).total_seconds())
+        wait = await reserve_send(tx, phone, now, cfg.sms_resend_seconds)
+        if wait:
             raise DomainError(ErrorCode.RATE_LIMITED, f"a code was sent recently; try again in {wait} s", ["phone"])
         await SmsCode.create(phone=phone, code_hash=_code_hash(phone, code), attempts=0, created_at=now,
                              expires_at=expires_at)
