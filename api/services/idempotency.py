@@ -41,10 +41,13 @@ async def claim(tx: Tx, scope: str, key: str, digest: str, field: list[str]) -> 
         raise DomainError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED, "this idempotencyKey was used before with a different input", field
         )
-    return None, json.loads(first.result)  # type: ignore[arg-type]
+    assert first.result is not None, "a committed claim always has its result"
+    return None, json.loads(first.result)
 
 
-async def remember(tx: Tx, record_id: int, result: Any) -> None:
+async def remember(tx: Tx, record_id: int | None, result: Any) -> None:
+    """Stores the result under the key this call claimed (`claim` gave it the record id)."""
+    assert record_id is not None, "remember() after a claim that returned the stored result"
     await tx.execute(core_sql.REMEMBER, json.dumps(result, separators=(",", ":"), default=str), record_id)
 
 

@@ -149,19 +149,19 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
 
 async def _latest_code(phone: str) -> SmsCode | None:
     """The phone's latest code, locked (two logins with the same code: one consumes it)."""
-    latest = await SmsCode.filter(phone=phone).order_by("-id").first().values_list("id", flat=True)
-    return None if latest is None else await locks.row(locks.Rank.SMS_CODE, SmsCode, latest)
+    latest = await SmsCode.filter(phone=phone).order_by("-id").only("id").first()
+    return None if latest is None else await locks.row(locks.Rank.SMS_CODE, SmsCode, latest.id)
 
 
 async def _find_or_register(tx: Tx, phone: str, now: datetime) -> tuple[int, bool]:
-    existing = await Member.filter(phone=phone).first().values_list("id", flat=True)
+    existing = await Member.filter(phone=phone).only("id").first()
     if existing is not None:
-        return existing, False
+        return existing.id, False
     base = (await tiers.all_tiers())[0]
     member_id = await tx.fetchval(core_sql.REGISTER_MEMBER, phone, base.id, now)
     if member_id is None:  # registered by a concurrent login a moment ago
-        winner = await Member.filter(phone=phone).first().values_list("id", flat=True)
-        return winner, False  # type: ignore[return-value]
+        winner = await Member.get(phone=phone).only("id")
+        return winner.id, False
     await PointsAccount.create(member_id=member_id, balance=0, updated_at=now)
     await TierChange.create(member_id=member_id, from_tier_id=None, to_tier_id=base.id, direction="JOIN",
                             growth_value=0, reason="registered", occurred_at=now)

@@ -18,7 +18,13 @@ Modules: `accounts` (the lock and what it reads), `moves` (credit, debit, give b
 with why it is SQL).
 """
 from api.services.ledger.accounts import (
-    EXPIRE_REASON, KINDS, Entry, LockedAccount, expiry_for, lock_account, shortfall,
+    EXPIRE_REASON,
+    KINDS,
+    Entry,
+    LockedAccount,
+    expiry_for,
+    lock_account,
+    shortfall,
 )
 from api.services.ledger.expiry import EXPIRY_CHUNK, ExpiryResult, expire_account, expire_due
 from api.services.ledger.holds import capture, hold, release

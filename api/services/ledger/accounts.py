@@ -71,6 +71,7 @@ async def lock_account(tx: Tx, member_id: int, as_of: datetime | None = None) ->
         return None
     row = found[0]
     amounts = await tx.fetchrow(sql.DUE_AND_HELD, row["id"], as_of)
+    assert amounts is not None  # two aggregates: always one row
     return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"],
                          int(amounts["due"]), int(amounts["held"]))
 

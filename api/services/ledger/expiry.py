@@ -70,7 +70,7 @@ async def _expire_chunk(as_of: datetime, run: str, lo: int, hi: int) -> tuple[in
         locks.enter(locks.Rank.MEMBER, [int(r["member_id"]) for r in locked])
         chunk = sql.expiry_chunk([int(r["id"]) for r in locked])
         stats = await tx.fetchrow(chunk["stats"], as_of)
-        if not stats["lots"]:
+        if stats is None or not stats["lots"]:
             return 0, 0, 0
         await tx.execute(chunk["entries"], as_of, EXPIRE_REASON, run)
         await tx.execute(chunk["moves"], as_of, run)

@@ -41,7 +41,8 @@ async def capture(tx: Tx, acct: LockedAccount, hold_id: int, *, reason: str, sou
     row = await tx.fetchrow(sql.CAPTURE_HOLD, hold_id, occurred_at, acct.id)
     assert row is not None, f"hold {hold_id} is not live"
     points = int(row["points"])
-    if clock.parse_db_time(row["expires_at"]) > occurred_at:
+    live_until = clock.parse_db_time(row["expires_at"])
+    if live_until is not None and live_until > occurred_at:
         acct.held -= points
     entry = await debit(tx, acct, points=points, kind="SPEND", reason=reason, source_type=source_type,
                         source_ref=source_ref, occurred_at=occurred_at, allow_debt=True)

@@ -28,6 +28,7 @@ async def insert_entry(
         entry_id = await tx.fetchval(sql.ENTRY_AND_BALANCE_PG, *args[:12])
     elif tx.postgres:
         row = await tx.fetchrow(sql.ENTRY_BALANCE_AND_LOT_PG, *args)
+        assert row is not None  # the entry and its lot were inserted
         entry_id, lot_id = row["entry_id"], row["lot_id"]
     else:
         entry_id = await tx.fetchval(sql.INSERT_ENTRY, *args[:11])
@@ -48,7 +49,8 @@ async def insert_moves(tx: Tx, entry_id: int, moves: list[tuple[int, int]]) -> N
 
 
 async def debt_lot(account_id: int) -> int | None:
-    return await PointsLot.filter(account_id=account_id, kind="DEBT").first().values_list("id", flat=True)
+    lot = await PointsLot.filter(account_id=account_id, kind="DEBT").only("id").first()
+    return lot.id if lot is not None else None
 
 
 async def credit(

@@ -38,7 +38,8 @@ async def expiring_soon(member_id: int, days: int) -> tuple[int, datetime | None
     if not total:
         return 0, None
     earliest = await lots.order_by("expires_at").first()
-    return int(total[0]), earliest.expires_at if earliest is not None else None
+    points: int = int(total[0])  # type: ignore[call-overload]  # a flat values_list: the sum itself
+    return points, earliest.expires_at if earliest is not None else None
 
 
 async def entries_page(member_id: int, limit: int, before_id: int | None) -> list[Entry]:
@@ -51,4 +52,4 @@ async def entries_page(member_id: int, limit: int, before_id: int | None) -> lis
 
 async def entry_with_owner(entry_id: int) -> tuple[Entry, int] | None:
     entry = await PointsEntry.filter(id=entry_id).select_related("account").first()
-    return (Entry.of(entry), entry.account.member_id) if entry is not None else None  # type: ignore[attr-defined]
+    return (Entry.of(entry), entry.account.member_id) if entry is not None else None

@@ -8,8 +8,16 @@ from api.services import merchants
 from api.services.integrations import IntegrationIdentity
 from api.services.purchases import checks, earn, group, pay, refunds, sql
 from api.services.purchases.checks import (
-    CLOCK_SKEW, MAX_BATCH, MAX_PAY_POINTS, RECEIPT_MAX_AGE, Checked, PurchaseInput, PurchaseResult, check_purchase,
-    scope_of, yuan,
+    CLOCK_SKEW,
+    MAX_BATCH,
+    MAX_PAY_POINTS,
+    RECEIPT_MAX_AGE,
+    Checked,
+    PurchaseInput,
+    PurchaseResult,
+    check_purchase,
+    scope_of,
+    yuan,
 )
 from api.services.purchases.earn import import_purchase
 from api.services.purchases.group import BatchItem, record_batch, record_purchase

@@ -53,6 +53,7 @@ async def earn_in_one_statement(
         item.occurred_at, now, ledger.expiry_for(item.occurred_at), reason, item.scope, item.key, item.digest,
         plan.growth, plan.breakdowns,
     )
+    assert row is not None  # the final SELECT always returns one row
     if row["claim_id"] is None:
         return None, None  # the key was used before: the general path returns or refuses the first result
     if row["balance"] is None:

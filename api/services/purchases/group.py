@@ -129,15 +129,16 @@ async def record_batch(identity: IntegrationIdentity, items: list[PurchaseInput]
             checked.append(await check_purchase(identity, item, now))
         except DomainError as err:
             checked.append(err)
-    valid = [i for i, c in enumerate(checked) if isinstance(c, Checked)]
-    booked = await book_together([(checked[i], now) for i in valid])  # type: ignore[misc]
-    outcome = dict(zip(valid, booked, strict=True))
+    valid = {i: c for i, c in enumerate(checked) if isinstance(c, Checked)}
+    booked = await book_together([(c, now) for c in valid.values()])
+    outcome: dict[int, PurchaseResult | DomainError] = dict(zip(valid, booked, strict=True))
     results = []
     for i, c in enumerate(checked):
-        value = outcome.get(i, c)
-        if isinstance(value, DomainError):
+        value = outcome.get(i) or c
+        if isinstance(value, PurchaseResult):
+            results.append(BatchItem(value, None))
+        else:
+            assert isinstance(value, DomainError)
             field = ["purchases", str(i), *(value.field or [])]
             results.append(BatchItem(None, DomainError(value.code, value.message, field)))
-        else:
-            results.append(BatchItem(value, None))
     return results

@@ -5,7 +5,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from tortoise.expressions import F
-from tortoise.functions import Sum
 
 from api import locks
 from api.db import Tx, retry_on_deadlock, transaction
@@ -60,9 +59,8 @@ async def _lock_purchase(tx: Tx, merchant_id: int, receipt_no: str) -> tuple[led
 async def _forgivable(tx: Tx, earn_ids: tuple[int, ...], settle: int, forgiven_before: int) -> int:
     """How much of `settle` needs no claw-back: when the purchase's own lots cannot cover it, the
     part of the shortfall that expired (never used by the member) is settled by that expiry."""
-    own = await PointsLot.filter(entry_id__in=earn_ids, kind="EARN").annotate(total=Sum("remaining")).group_by(
-        "kind").values_list("total", flat=True) if earn_ids else []
-    shortfall = settle - min(settle, int(own[0]) if own else 0)
+    own = sum(lot.remaining for lot in await PointsLot.filter(entry_id__in=earn_ids, kind="EARN").only("remaining"))
+    shortfall = settle - min(settle, own)
     if not shortfall:
         return 0
     expired = await tx.fetchval(sql.expired_from(ledger.sql_ids(earn_ids)))
@@ -77,8 +75,8 @@ async def _settle_points(tx: Tx, acct: ledger.LockedAccount, purchase: Purchase,
     if not due.settle:
         return 0, 0
     # The purchase's own EARN entries: one, or two when part of its points was pending and released.
-    earn_ids = tuple(await PointsEntry.filter(source_type="purchase", source_ref=str(purchase.id), kind="EARN")
-                     .order_by("id").values_list("id", flat=True))
+    earn_ids = tuple(e.id for e in await PointsEntry.filter(source_type="purchase", source_ref=str(purchase.id),
+                                                            kind="EARN").order_by("id").only("id"))
     forgive = await _forgivable(tx, earn_ids, due.settle, purchase.points_forgiven)
     take = due.settle - forgive
     if take:
