@@ -15,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -83,7 +84,7 @@ async def _load_key(key_id: str) -> _CachedKey | None:
 
 async def authenticate(
     key_id: str | None, timestamp: str | None, nonce: str | None, signature: str | None, body: bytes,
-    redis=None,
+    redis: Any = None,
 ) -> IntegrationIdentity:
     """Checks a signed request; raises UNAUTHENTICATED and records nothing when anything is off."""
     cfg = settings()
@@ -111,7 +112,7 @@ async def authenticate(
 _nonce_inserts = [0]
 
 
-async def _remember_nonce(key_id: str, nonce: str, redis=None) -> bool:
+async def _remember_nonce(key_id: str, nonce: str, redis: Any = None) -> bool:
     """True when the nonce is new (then it is remembered for the window). With Redis: one SET NX,
     no disk write. If Redis loses its data, a captured request could be replayed within the window,
     and its idempotency key makes a replayed mutation book nothing new. Without Redis (or when it does

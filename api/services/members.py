@@ -5,6 +5,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 import phonenumbers
 from tortoise.expressions import F, Q
@@ -92,7 +93,7 @@ def _code_hash(phone: str, code: str) -> str:
 SMS_PER_CLIENT_PER_HOUR = 20
 
 
-async def request_sms_code(raw_phone: str, *, client: str | None = None, redis=None) -> datetime:
+async def request_sms_code(raw_phone: str, *, client: str | None = None, redis: Any = None) -> datetime:
     """Sends a sign-in code; one send per phone per `sms_resend_seconds`, and at most
     SMS_PER_CLIENT_PER_HOUR per client address (against SMS pumping). Returns the code's expiry."""
     cfg = settings()

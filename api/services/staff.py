@@ -6,6 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from api.db import transaction
 from api.models import MerchantStaff
@@ -93,12 +94,13 @@ async def page(limit: int, after_id: int | None, merchant_code: str | None = Non
     return [_info(s) for s in await query.select_related("merchant").order_by("id").limit(limit)]
 
 
-async def login(username: str, password: str, *, client: str | None = None, redis=None) -> tuple[StaffInfo, str]:
+async def login(username: str, password: str, *, client: str | None = None,
+                redis: Any = None) -> tuple[StaffInfo, str]:
     """Password login (api/services/passwords.py: argon2id, a failure limit per username and address).
     Inactive accounts cannot sign in."""
     name = (username or "").strip().lower()
 
-    async def find():
+    async def find() -> dict[str, Any] | None:
         return await MerchantStaff.filter(username=name).first().values("id", "password_hash", "active")
 
     row = await passwords.check("staff", name, password, find, "active", client=client, redis=redis)
