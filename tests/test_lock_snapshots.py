@@ -176,3 +176,30 @@ async def test_expiry_run_writes_only_the_accounts_it_locked(api, backend, monke
     assert kinds[spent][-1] == ("ADJUST", "test_refund") and await _balance(spent) == 100
     again = await ledger.expire_due(clock.now())
     assert again.points_expired >= 100 and await _balance(spent) == 0
+
+
+async def test_a_hold_released_without_the_account_lock_does_not_wait_for_it(api, backend):
+    """An order that lapses releases its hold under the order's lock, not the account's: the release
+    must not write (and so wait for) the account row, which a move may hold while it waits for that
+    very order (a deadlock otherwise)."""
+    member_id, _ = await make_member()
+    await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)})
+    async with db.transaction() as tx:
+        acct = await ledger.lock_account(tx, member_id)
+        hold_id = await ledger.hold(tx, acct, points=40, source_type="test_hold", source_ref=unique("H"),
+                                    expires_at=clock.now() + timedelta(hours=1))
+
+    async def nothing(tx, accts):
+        return None
+
+    async def release_alone() -> bool:
+        async with db.transaction() as tx:
+            return await ledger.release(tx, hold_id)
+
+    holder = Holder([member_id], nothing)
+    await holder.pid
+    try:
+        assert await asyncio.wait_for(release_alone(), timeout=5)
+    finally:
+        await holder.release()
+    assert (await ledger.balances([member_id]))[member_id] == 100
