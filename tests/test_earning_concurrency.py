@@ -9,7 +9,7 @@ from api.db import fetch
 from tests.conftest import make_member, snapshot, unique
 from tests.test_earning import CHECK_IN, SHARE, TASK_CLAIM, admin_token, create_rule
 
-pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"], indirect=True)]
 
 
 async def test_50_parallel_shares_with_a_daily_cap_of_3_give_exactly_3_rewards(api):
