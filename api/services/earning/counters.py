@@ -27,8 +27,11 @@ def periods(at: datetime) -> tuple[str, str]:
 
 
 async def lock_budgets(rules: list[R.Rule]) -> None:
-    """Locks the rows of the rules whose total budget this move may draw on (in rule id order)."""
-    await locks.rows(locks.Rank.SHARED, EarnRule, [r.id for r in rules if r.counted and r.budget_points])
+    """Locks the rows of the rules whose total budget this move may draw on (in rule id order). A move
+    without budgets records no lock: later locks of its transaction keep their whole range."""
+    budgets = [r.id for r in rules if r.counted and r.budget_points]
+    if budgets:
+        await locks.rows(locks.Rank.SHARED, EarnRule, budgets)
 
 
 async def usage(member_id: int, rules: list[R.Rule], at: datetime) -> dict[int, R.Usage]:
@@ -101,6 +104,7 @@ async def give_back_counters(tx: Tx, purchase_id: int, member_id: int, occurred_
         back = points * refunded_after // amount_fen - points * refunded_before // amount_fen
         if back > 0 and item.get("ruleId") and not item.get("superseded"):
             backs[int(item["ruleId"])] = backs.get(int(item["ruleId"]), 0) + back
-    await locks.rows(locks.Rank.SHARED, EarnRule, backs)
+    if backs:
+        await locks.rows(locks.Rank.SHARED, EarnRule, backs)
     for rule_id, back in sorted(backs.items()):
         await tx.execute(sql.COUNTER_GIVE_BACK, rule_id, back, member_id, day, month)
