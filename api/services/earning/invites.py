@@ -40,7 +40,8 @@ async def code_of(member_id: int) -> str:
 
 async def resolve(code: str | None, phone: str, tx: Tx | None = None) -> int | None:
     """The inviter of a sign-up with `code` (None without a code). Refuses an unknown code and a
-    member's own code (the same phone); in the login's transaction, so a refusal rolls it back."""
+    member's own code (the same phone); in the login's transaction, so a refusal rolls it back. (`tx`
+    is not needed: the models read on the open transaction's connection; callers may still pass it.)"""
     code = normalize_code(code)
     if not code:
         return None
@@ -86,9 +87,11 @@ async def _reward(tx: Tx, invite_id: int) -> int:
         return 0
     now = clock.now()
     invitee, inviter = pair
-    accounts = {}
+    accounts: dict[int, ledger.LockedAccount] = {}
     for member_id in sorted((invitee, inviter)):  # lock order: member id
-        accounts[member_id] = await ledger.lock_account(tx, member_id, now)
+        acct = await ledger.lock_account(tx, member_id, now)
+        assert acct is not None, "an invite names existing members"
+        accounts[member_id] = acct
     if not await MemberInvite.filter(id=invite_id, rewarded_at__isnull=True).update(rewarded_at=now):
         return 0
     for member_id, role, reason in ((invitee, "INVITEE", "受邀首购奖励"), (inviter, "INVITER", "邀请好友奖励")):

@@ -85,10 +85,10 @@ class TaskProgress:
     period_ends_at: datetime
 
 
-async def _progress(member_id: int, tasks: list[TaskInfo], now: datetime, tx=None) -> dict[int, int]:
+async def _progress(member_id: int, tasks: list[TaskInfo], now: datetime) -> dict[int, int]:
     """Each task's progress in its current period: one aggregate query for the behaviour tasks and
-    one for the purchase tasks, whatever their number (`sql.task_progress`)."""
-    run = tx.fetch if tx is not None else fetch
+    one for the purchase tasks, whatever their number (`sql.task_progress`). Inside a transaction it
+    reads on the transaction's connection."""
     out: dict[int, int] = {}
     for table, group in (("member_behaviour", [t for t in tasks if t.metric in BEHAVIOUR_OF]),
                          ("purchase", [t for t in tasks if t.metric not in BEHAVIOUR_OF])):
@@ -100,7 +100,7 @@ async def _progress(member_id: int, tasks: list[TaskInfo], now: datetime, tx=Non
             measure = "COUNT" if task.metric in BEHAVIOUR_OF else task.metric
             columns.append((f"t{task.id}", measure, start, end, BEHAVIOUR_OF.get(task.metric)))
         statement, args = sql.task_progress(table, member_id, columns)
-        rows = await run(statement, *args)
+        rows = await fetch(statement, *args)
         for task in group:
             out[task.id] = int(rows[0][f"t{task.id}"]) if rows else 0
     return out
@@ -133,14 +133,14 @@ class ClaimResult:
     points_balance: int
 
 
-async def _check_claimable(tx, task: TaskInfo, acct: ledger.LockedAccount, period: str, now: datetime) -> None:
+async def _check_claimable(task: TaskInfo, acct: ledger.LockedAccount, period: str, now: datetime) -> None:
     """Under the member's account lock: the task is open to them, unclaimed this period, and done."""
     tier = await tiers.tier_by_id(acct.tier_id)
     if not _open(task, now, tier.code):
         raise DomainError(ErrorCode.NOT_ACTIVE, "this task is not open to you now", ["taskId"])
     if await TaskClaim.exists(task_id=task.id, member_id=acct.member_id, period=period):
         raise DomainError(ErrorCode.TASK_ALREADY_CLAIMED, "the reward of this task was claimed already", ["taskId"])
-    progress = (await _progress(acct.member_id, [task], now, tx))[task.id]
+    progress = (await _progress(acct.member_id, [task], now))[task.id]
     if progress < task.target:
         raise DomainError(ErrorCode.TASK_NOT_COMPLETED, f"progress {progress} of {task.target}", ["taskId"])
 
@@ -159,7 +159,7 @@ async def claim(member_id: int, task_id: int, idempotency_key: str) -> ClaimResu
         acct = await ledger.lock_account(tx, member_id, now)
         if acct is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such member", ["memberId"])
-        await _check_claimable(tx, task, acct, period, now)
+        await _check_claimable(task, acct, period, now)
         await ledger.expire_account(tx, acct, now)
         own = R.Item(0, f"TASK:{task.code}", task.name, task.reward_points, task.reward_growth, task.reward_points)
         applied = await apply(tx, acct, await facts_for(acct, "TASK_COMPLETED", now), reason=f"任务奖励：{task.name}",
