@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
-from tortoise.expressions import Q
-
 from api import locks
-from api.db import Tx
-from api.models import EarnBreakdown, EarnCounter, EarnRule, PendingPoints, PointsEntry
+from api.db import Tx, fetch
+from api.models import EarnBreakdown, EarnRule, PendingPoints, PointsEntry
 from api.services import clock
 from api.services.earning import rules as R
 from api.services.earning import sql
@@ -35,25 +33,22 @@ async def lock_budgets(rules: list[R.Rule]) -> None:
 
 
 async def usage(member_id: int, rules: list[R.Rule], at: datetime) -> dict[int, R.Usage]:
-    """Counters of the counted rules for this member. Inside a move, call `lock_budgets` first; a
-    preview reads them without locks."""
+    """Counters of the counted rules for this member (on the open transaction's connection, if any).
+    Inside a move, call `lock_budgets` first; a preview reads them without locks."""
     counted = [r for r in rules if r.counted]
     if not counted:
         return {}
     day, month = periods(at)
-    rows = await EarnCounter.filter(
-        Q(rule_id__in=[r.id for r in counted])
-        & (Q(member_id=member_id, period__in=[day, month]) | Q(member_id=0, period="TOTAL"))
-    ).values_list("rule_id", "member_id", "period", "points", "times")
+    rows = await fetch(sql.counters_of([r.id for r in counted]), member_id, day, month)
     found: dict[int, dict[str, int]] = {r.id: {} for r in counted}
-    for rule_id, owner, period, points, times in rows:
-        slot = found[rule_id]
-        if owner == 0:
-            slot["budget_used"] = int(points)
-        elif period == day:
-            slot["day_points"], slot["day_times"] = int(points), int(times)
+    for row in rows:
+        slot = found[row["rule_id"]]
+        if row["member_id"] == 0:
+            slot["budget_used"] = int(row["points"])
+        elif row["period"] == day:
+            slot["day_points"], slot["day_times"] = int(row["points"]), int(row["times"])
         else:
-            slot["month_points"] = int(points)
+            slot["month_points"] = int(row["points"])
     return {r.id: _usage_of(r, found[r.id]) for r in counted}
 
 

@@ -30,6 +30,14 @@ BUDGET_ROW_ENSURE = (
     " ON CONFLICT (rule_id, member_id, period) DO NOTHING"
 )
 
+# Why SQL: read on every earn under a capped or budgeted rule; the ORM's filter with Q costs about
+# eight times this statement's CPU (measured ~300 µs against ~40 µs on SQLite). Ids are integers.
+def counters_of(rule_ids: list[int]) -> str:
+    ids = ", ".join(str(int(i)) for i in rule_ids)
+    return ("SELECT rule_id, member_id, period, points, times FROM earn_counter WHERE rule_id IN (" + ids + ")"
+            " AND ((member_id = $1 AND period IN ($2, $3)) OR (member_id = 0 AND period = 'TOTAL'))")
+
+
 # Why SQL: a decrement clamped at zero over three counter rows in one statement (the ORM has no
 # GREATEST/CASE update that reads the same on both databases).
 COUNTER_GIVE_BACK = (
