@@ -10,8 +10,17 @@ from api import db
 from api.services import clock, scheduler, signing
 from api.services.errors import DomainError
 from tests.conftest import (
-    PURCHASE, REFUND, TEST_SMS_CODE, bind_demo_key, code_for, make_member, make_merchant, new_phone, purchase_input,
-    snapshot, unique,
+    PURCHASE,
+    REFUND,
+    TEST_SMS_CODE,
+    bind_demo_key,
+    code_for,
+    make_member,
+    make_merchant,
+    new_phone,
+    purchase_input,
+    snapshot,
+    unique,
 )
 
 RULE_CREATE = """mutation($i: EarnRuleCreateInput!) { earnRuleCreate(input: $i) {

@@ -9,7 +9,7 @@ from api.db import fetch
 from tests.conftest import make_member, snapshot, unique
 from tests.test_earning import CHECK_IN, SHARE, TASK_CLAIM, admin_token, create_rule
 
-pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("backend", ["postgres"], indirect=True)]
+pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 
 async def test_50_parallel_shares_with_a_daily_cap_of_3_give_exactly_3_rewards(api):
@@ -103,8 +103,8 @@ async def test_two_scheduled_runs_at_once_release_each_pending_row_once(api):
 
 
 async def test_an_invitees_parallel_first_purchases_reward_the_invite_once(api):
-    from api.services.earning import invites
     from api import db
+    from api.services.earning import invites
     from tests.conftest import PURCHASE, code_for, purchase_input
 
     token = await admin_token()

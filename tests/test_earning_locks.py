@@ -16,10 +16,9 @@ import pytest
 
 from api import db, locks
 from api.services import clock, earning
-from tests.conftest import (
-    PG_ADMIN_DSN, PURCHASE, REFUND, bind_demo_key, make_member, make_merchant, purchase_input, snapshot, unique,
-)
+from tests.conftest import PURCHASE, REFUND, bind_demo_key, make_member, make_merchant, purchase_input, snapshot, unique
 from tests.test_earning import SHARE, admin_token, create_rule
+from tests.waiting import postgres_dsn, wait_for_lock_waiters
 
 
 @pytest.fixture
@@ -89,7 +88,6 @@ async def test_a_lock_below_one_held_is_refused_inside_an_earning_move(backend):
             await locks.row(locks.Rank.PURCHASE, Purchase, 1)
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_an_earn_waits_for_a_budget_another_transaction_holds(api):
     token = await admin_token()
@@ -97,31 +95,18 @@ async def test_an_earn_waits_for_a_budget_another_transaction_holds(api):
     rule_id = (await db.fetch("SELECT id FROM earn_rule WHERE code = $1", rule["code"]))[0]["id"]
     member_id, member_token = await make_member()
     before = await snapshot(member_id)
-    name = (await db.fetch("SELECT current_database() AS name"))[0]["name"]
-    holder = await asyncpg.connect(PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}")
+    holder = await asyncpg.connect(postgres_dsn())
     try:
         tx = holder.transaction()
         await tx.start()
         await holder.execute("SELECT id FROM earn_rule WHERE id = $1 FOR UPDATE", rule_id)
         share = asyncio.ensure_future(api.post(SHARE, {"k": unique("K")}, token=member_token))
-        waiting = await _wait_for_lock_wait(holder)
-        assert waiting, "the earn did not wait for the budget's lock"
+        await wait_for_lock_waiters(1, blocked_by=holder)  # the earn waits for the budget's lock
         assert not share.done()
+        assert (await snapshot(member_id)) == before
         await tx.commit()
         result = await asyncio.wait_for(share, 30)
     finally:
         await holder.close()
     assert result["data"]["shareRecord"]["pointsEarned"] == 25
     assert (await snapshot(member_id))["balance"] == before["balance"] + 25
-
-
-async def _wait_for_lock_wait(holder: asyncpg.Connection) -> bool:
-    """Whether another backend of this database is waiting for a lock (polled, at most ~10 s)."""
-    for _ in range(200):
-        count = await holder.fetchval(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            " AND wait_event_type = 'Lock'")
-        if count:
-            return True
-        await asyncio.sleep(0.05)
-    return False
