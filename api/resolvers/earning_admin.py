@@ -11,7 +11,8 @@ from api.schema import earning as e
 from api.schema.ids import from_cursor
 from api.schema.types import Connection, check_first
 from api.services import scheduler
-from api.services.earning import admin as earning_admin, behaviours
+from api.services.earning import admin as earning_admin
+from api.services.earning import behaviours
 
 
 async def config_node(info: Info, type_name: str, pk: int):

@@ -15,9 +15,15 @@ share, review, event, profile), invites, tasks and events. One idea a file:
 Callers use `from api.services import earning` (`earning.apply`, …) and the submodules by name
 (`from api.services.earning import behaviours`).
 """
-from api.services.earning import rules, sql  # noqa: I001 - the order below is the import order of the files
+from api.services.earning import admin, behaviours, invites, rules, sql, tasks, validation
 from api.services.earning.cache import (
-    RULES_CACHE_SECONDS, active_rules, birthday_of, forget_birthday, has_purchased, invalidate_cache, reset_caches,
+    RULES_CACHE_SECONDS,
+    active_rules,
+    birthday_of,
+    forget_birthday,
+    has_purchased,
+    invalidate_cache,
+    reset_caches,
     rule_of,
 )
 from api.services.earning.counters import give_back_counters, local_day, periods
@@ -25,7 +31,6 @@ from api.services.earning.engine import Applied, PurchasePlan, apply, facts_for,
 from api.services.earning.pending import ReleaseResult, cancel_pending, release_pending
 from api.services.earning.preview import preview_purchase, preview_receipt
 from api.services.earning.reads import breakdowns, pending_totals
-from api.services.earning import behaviours, tasks, invites, validation, admin
 
 __all__ = [
     "rules", "sql", "behaviours", "tasks", "invites", "validation", "admin",

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-
 from api.db import transaction
 from api.models import EarnRule, EarnTask, MallEvent, Merchant
 from api.services import clock, merchants, tiers
@@ -180,7 +179,7 @@ class TaskInput:
 
 def _task_changes(before: TaskInfo | None, data: TaskInput, status: str | None) -> TaskInfo:
     base = before or TaskInfo(0, "", "", None, "", "", 0, 0, 0, (), "ACTIVE", None, None)
-    changes = {k: v for k, v in asdict(data).items() if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in asdict(data).items() if v is not None}
     if "tier_codes" in changes:
         changes["tier_codes"] = tuple(changes["tier_codes"])
     for name in ("starts_at", "ends_at"):
@@ -189,7 +188,9 @@ def _task_changes(before: TaskInfo | None, data: TaskInput, status: str | None) 
     for name in ("code", "name"):
         if isinstance(changes.get(name), str):
             changes[name] = changes[name].strip()
-    return replace(base, **changes, **({"status": status} if status else {}))
+    if status:
+        changes["status"] = status
+    return replace(base, **changes)
 
 
 async def save_task(actor: Actor, task_id: int | None, data: TaskInput, status: str | None = None) -> TaskInfo:

@@ -72,9 +72,8 @@ async def check_in(member_id: int, idempotency_key: str) -> Earned:
             return Earned(**stored)
         acct = await _locked(tx, member_id, now)
         yesterday = await MemberBehaviour.filter(member_id=member_id, kind="CHECK_IN",
-                                                 ref=(today - timedelta(days=1)).isoformat()) \
-            .first().values_list("streak", flat=True)
-        streak = (yesterday or 0) + 1
+                                                 ref=(today - timedelta(days=1)).isoformat()).only("id", "streak").first()
+        streak = (yesterday.streak if yesterday is not None else 0) + 1
         behaviour_id = await _record(tx, acct, "CHECK_IN", today.isoformat(), now, streak)
         if behaviour_id is None:
             raise DomainError(ErrorCode.ALREADY_CHECKED_IN, "already checked in today", [])
@@ -105,9 +104,10 @@ async def calendar(member_id: int, month: str) -> list[CheckInDay]:
 async def current_streak(member_id: int) -> int:
     """Today's streak if checked in today, else yesterday's (still alive until today ends), else 0."""
     today = local_day(clock.now())
-    by_day = dict(await MemberBehaviour.filter(
+    days = await MemberBehaviour.filter(
         member_id=member_id, kind="CHECK_IN", ref__in=[today.isoformat(), (today - timedelta(days=1)).isoformat()],
-    ).values_list("ref", "streak"))
+    ).only("id", "ref", "streak")
+    by_day = {d.ref: d.streak for d in days}
     return by_day.get(today.isoformat(), by_day.get((today - timedelta(days=1)).isoformat(), 0))
 
 
@@ -133,6 +133,7 @@ async def share(member_id: int, channel: str, target: str | None, idempotency_ke
             return Earned(**stored)
         acct = await _locked(tx, member_id, now)
         behaviour_id = await _record(tx, acct, "SHARE", uuid.uuid4().hex, now)
+        assert behaviour_id is not None, "a share's ref is new"
         result = await _earn(tx, acct, behaviour_id, "SHARE", f"分享（{channel}）", now)
         await idempotency.remember(tx, record_id, asdict(result))
     return result

@@ -81,7 +81,8 @@ async def _purchase_breakdown(purchase_id: int) -> str | None:
         for entry_id in entry_ids:
             if entry_id in found:
                 return found[entry_id]
-    return await PendingPoints.filter(purchase_id=purchase_id).first().values_list("breakdown", flat=True)
+    pending = await PendingPoints.filter(purchase_id=purchase_id).only("id", "breakdown").first()
+    return None if pending is None else pending.breakdown
 
 
 async def give_back_counters(tx: Tx, purchase_id: int, member_id: int, occurred_at: datetime, amount_fen: int,

@@ -37,8 +37,8 @@ async def _evaluate(acct: ledger.LockedAccount, facts: R.Facts, extra: tuple[R.I
     after the budgets they draw on are locked."""
     rules = await active_rules(facts.trigger)
     if member_birthday and facts.birthday is None and any(r.conditions.birthday for r in rules):
-        birthday = await Member.filter(id=acct.member_id).first().values_list("birthday", flat=True)
-        facts = replace(facts, birthday=birthday)
+        member = await Member.filter(id=acct.member_id).only("id", "birthday").first()
+        facts = replace(facts, birthday=member.birthday if member is not None else None)
     candidates = [r for r in rules if R.matches(r, facts)]
     await counters.lock_budgets(candidates)
     outcome = R.evaluate(candidates, facts, await counters.usage(acct.member_id, candidates, facts.at))

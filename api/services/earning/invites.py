@@ -30,9 +30,9 @@ def normalize_code(code: str | None) -> str:
 async def code_of(member_id: int) -> str:
     """The member's invite code, created the first time it is asked for."""
     for _ in range(6):
-        code = await MemberInvite.filter(member_id=member_id).first().values_list("code", flat=True)
-        if code is not None:
-            return code
+        invite = await MemberInvite.filter(member_id=member_id).only("id", "code").first()
+        if invite is not None:
+            return invite.code
         async with transaction() as tx:  # a taken code inserts nothing: read and try again
             await tx.execute(sql.INVITE_INSERT, member_id, _new_code(), None, clock.now())
     raise RuntimeError("could not allocate an invite code")
@@ -45,12 +45,12 @@ async def resolve(code: str | None, phone: str, tx: Tx | None = None) -> int | N
     code = normalize_code(code)
     if not code:
         return None
-    inviter_id = await MemberInvite.filter(code=code).first().values_list("member_id", flat=True)
-    if inviter_id is None:
+    invite = await MemberInvite.filter(code=code).only("id", "member_id").first()
+    if invite is None:
         raise DomainError(ErrorCode.INVITE_CODE_INVALID, "unknown invite code", ["inviteCode"])
-    if await Member.filter(id=inviter_id).first().values_list("phone", flat=True) == phone:
+    if await Member.filter(id=invite.member_id, phone=phone).exists():
         raise DomainError(ErrorCode.INVITE_CODE_OWN, "you cannot use your own invite code", ["inviteCode"])
-    return inviter_id
+    return invite.member_id
 
 
 async def attach(tx: Tx, member_id: int, inviter_id: int) -> None:
@@ -75,18 +75,17 @@ async def reward_qualified(invite_ids: list[int]) -> int:
 
 
 async def reward_due() -> int:
-    ids = await MemberInvite.filter(purchase_id__isnull=False, rewarded_at__isnull=True) \
-        .order_by("id").limit(REWARD_BATCH).values_list("id", flat=True)
-    return await reward_qualified(list(ids))
+    due = await MemberInvite.filter(purchase_id__isnull=False, rewarded_at__isnull=True) \
+        .order_by("id").limit(REWARD_BATCH).only("id")
+    return await reward_qualified([invite.id for invite in due])
 
 
 async def _reward(tx: Tx, invite_id: int) -> int:
-    pair = await MemberInvite.filter(id=invite_id, rewarded_at__isnull=True, purchase_id__isnull=False) \
-        .first().values_list("member_id", "inviter_id")
-    if pair is None:
+    invite = await MemberInvite.get_or_none(id=invite_id, rewarded_at__isnull=True, purchase_id__isnull=False)
+    if invite is None or invite.inviter_id is None:
         return 0
     now = clock.now()
-    invitee, inviter = pair
+    invitee, inviter = invite.member_id, invite.inviter_id
     accounts: dict[int, ledger.LockedAccount] = {}
     for member_id in sorted((invitee, inviter)):  # lock order: member id
         acct = await ledger.lock_account(tx, member_id, now)

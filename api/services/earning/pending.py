@@ -24,10 +24,10 @@ async def cancel_pending(tx: Tx, purchase_id: int, refunded_fen: int, amount_fen
     """A refund before release cancels pending points in proportion (cumulatively) to what has been
     refunded; the spendable balance is not touched. Returns the points cancelled now. Runs under the
     member's account lock, after the purchase is locked."""
-    pending_id = await PendingPoints.filter(purchase_id=purchase_id).first().values_list("id", flat=True)
-    if pending_id is None:
+    found = await PendingPoints.filter(purchase_id=purchase_id).only("id").first()
+    if found is None:
         return 0
-    row = await locks.row(locks.Rank.PENDING, PendingPoints, pending_id)
+    row = await locks.row(locks.Rank.PENDING, PendingPoints, found.id)
     if row is None or row.status != "PENDING":
         return 0
     before = int(row.points_cancelled)
@@ -75,9 +75,9 @@ async def _release_one(tx: Tx, pending_id: int, member_id: int, purchase_id: int
     now = clock.now()
     await ledger.expire_account(tx, acct, now)
     if net > 0:
-        merchant_name = await Merchant.filter(id=purchase.merchant_id).first().values_list("name", flat=True)
+        merchant = await Merchant.get(purchases__id=purchase_id)
         entry = await ledger.credit(
-            tx, acct, points=net, kind="EARN", reason=f"{merchant_name} 消费积分到账（退货期满）",
+            tx, acct, points=net, kind="EARN", reason=f"{merchant.name} 消费积分到账（退货期满）",
             source_type="purchase", source_ref=str(purchase_id), occurred_at=row.release_at,
         )
         row.entry_id = entry.id

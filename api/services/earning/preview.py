@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from api.config import settings
-from api.models import Member, Purchase
-from api.services import clock, merchants, tiers
+from api.models import Member, Purchase, Tier
+from api.services import clock, merchants
 from api.services.earning import counters
 from api.services.earning import rules as R
 from api.services.earning.cache import active_rules
@@ -32,12 +32,11 @@ async def preview_receipt(member_id: int, merchant_code: str, amount_fen: int, a
 async def preview_purchase(member_id: int, merchant_code: str, category: str | None, amount_fen: int,
                            at: datetime) -> R.Outcome | None:
     """What a receipt would earn at `at` (None when there is no such member)."""
-    member = await Member.filter(id=member_id).first().values_list("tier_id", "birthday")
+    member = await Member.filter(id=member_id).only("id", "birthday").first()
     if member is None:
         return None
-    tier_id, birthday = member
-    tier = await tiers.tier_by_id(tier_id)
+    tier = await Tier.get(members__id=member_id)
     facts = R.Facts("PURCHASE", at, tier.code, tier.earn_multiplier_percent, amount_fen, merchant_code, category,
-                    birthday, first_purchase=not await Purchase.exists(member_id=member_id))
+                    member.birthday, first_purchase=not await Purchase.exists(member_id=member_id))
     candidates = [r for r in await active_rules("PURCHASE") if R.matches(r, facts)]
     return R.evaluate(candidates, facts, await counters.usage(member_id, candidates, at))

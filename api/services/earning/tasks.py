@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from tortoise.exceptions import IntegrityError
 
 from api.db import fetch, retry_on_deadlock, transaction
-from api.models import EarnTask, Member, TaskClaim
+from api.models import EarnTask, TaskClaim, Tier
 from api.services import clock, idempotency, ledger, tiers
 from api.services.earning import rules as R
 from api.services.earning import sql
@@ -108,10 +108,9 @@ async def _progress(member_id: int, tasks: list[TaskInfo], now: datetime) -> dic
 
 async def member_tasks(member_id: int) -> list[TaskProgress]:
     now = clock.now()
-    tier_id = await Member.filter(id=member_id).first().values_list("tier_id", flat=True)
-    if tier_id is None:
+    tier = await Tier.filter(members__id=member_id).only("id", "code").first()
+    if tier is None:
         return []
-    tier = await tiers.tier_by_id(tier_id)
     tasks = [t for t in map(TaskInfo.of, await EarnTask.filter(status="ACTIVE").order_by("id"))
              if _open(t, now, tier.code)]
     progress = await _progress(member_id, tasks, now)
