@@ -136,7 +136,7 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
     cfg = settings()
     phone = normalize_phone(raw_phone)
     now = clock.now()
-    from api.services import invites  # earning (issue 3)
+    from api.services.earning import invites  # earning (issue 3)
     async with transaction() as tx:
         row = await tx.fetchrow(
             "SELECT id, code_hash, attempts, expires_at, consumed_at FROM sms_code WHERE phone = $1"
@@ -186,7 +186,7 @@ async def _find_or_register(tx: Tx, phone: str, now: datetime) -> tuple[int, boo
         " VALUES ($1, NULL, $2, 'JOIN', 0, 'registered', $3)",
         member_id, base.id, now,
     )
-    from api.services import behaviours  # earning (issue 3): REGISTER rules
+    from api.services.earning import behaviours  # earning (issue 3): REGISTER rules
 
     await behaviours.on_registered(tx, member_id, now)
     return member_id, True
@@ -229,7 +229,7 @@ async def update_profile(
     member = await get_member(member_id)
     if member is None:
         raise DomainError(ErrorCode.NOT_FOUND, "member not found")
-    from api.services import behaviours  # earning (issue 3): a completed profile earns once
+    from api.services.earning import behaviours  # earning (issue 3): a completed profile earns once
 
     await behaviours.on_profile_updated(member_id, bool(member.nickname and member.gender and member.birthday))
     return member

@@ -263,7 +263,7 @@ async def _book_together(items: list[tuple[_Checked, datetime]]) -> list[Purchas
                         outcome[i] = err
                         await idempotency.release(tx, item.scope, item.key, item.digest)
             if qualified:  # after commit: rewards on other accounts are a move of their own
-                from api.services import invites
+                from api.services.earning import invites
 
                 await invites.reward_qualified(qualified)
             return outcome

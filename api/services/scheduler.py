@@ -20,8 +20,9 @@ from typing import Any
 
 from api.config import settings
 from api.db import transaction
-from api.services import clock, earning, invites, ledger, mall, parking, tiers
+from api.services import clock, earning, ledger, mall, parking, tiers
 from api.services.audit import Actor, audit
+from api.services.earning import invites
 from api.services.errors import DomainError, ErrorCode
 
 log = logging.getLogger(__name__)
