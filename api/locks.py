@@ -53,6 +53,7 @@ class Rank(IntEnum):
     IDEMPOTENCY = 15  # the idempotency claim (a unique insert; see the module's notes)
     MEMBER = 20       # a member's row and points account (ledger.lock_account; the expiry run's chunks)
     PURCHASE = 30     # a purchase being refunded, or its pending points released
+    PENDING = 35      # a purchase's pending points (cancelled by a refund, released by the scheduled run)
     ORDER = 40        # a mall order (payment notification, refund, lapse)
     STAY = 50         # a parking stay
     VOUCHER = 60      # the vouchers of an order or a stay

@@ -23,8 +23,9 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, core_sql, draws, earning, flash_sales, invites, ledger, mall, parking, tiers
+from api.services import clock, core_sql, draws, earning, flash_sales, ledger, mall, parking, tiers
 from api.services.audit import Actor, audit
+from api.services.earning import invites
 from api.services.errors import DomainError, ErrorCode
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from api import locks
 from api.db import is_deadlock, transaction
-from api.services import clock, idempotency, invites
+from api.services import clock, idempotency
+from api.services.earning import invites
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity
 from api.services.purchases import earn
