@@ -105,8 +105,8 @@ async def metrics(request: Request) -> Response:
 
 async def dev_pay(request: Request) -> Response:
     """The development payment provider's cashier: pays an order's payment in full (dev-only)."""
-    from api.services import payments
     from api.services.errors import DomainError
+    from api.services.mall import payments
 
     if not payments.dev_provider_enabled():
         return JSONResponse({"error": "the development payment provider is off"}, status_code=404)

@@ -14,7 +14,8 @@ from api.schema.errors import UserError
 from api.schema.ids import from_global_id, to_global_id
 from api.schema.staff import voucher_of
 from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
-from api.services import integrations, ledger, members, purchases, tiers, vouchers
+from api.services import integrations, ledger, members, purchases, tiers
+from api.services.mall import vouchers
 
 
 async def viewer(info: Info) -> Viewer:

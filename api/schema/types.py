@@ -244,7 +244,7 @@ class Member(Node):
     ) -> Connection[Annotated["Voucher", strawberry.lazy("api.schema.mall")]]:
         from api.schema.ids import from_cursor
         from api.schema.mall import Voucher
-        from api.services import vouchers
+        from api.services.mall import vouchers
 
         if not info.context.may_read_member(self.pk):
             raise forbidden("only the member can see their vouchers")

@@ -23,10 +23,11 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, core_sql, draws, earning, flash_sales, ledger, mall, parking, tiers
+from api.services import clock, core_sql, draws, earning, ledger, mall, parking, tiers
 from api.services.audit import Actor, audit
 from api.services.earning import invites
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import flash_sales
 
 log = logging.getLogger(__name__)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
