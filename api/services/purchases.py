@@ -84,7 +84,7 @@ async def _check_purchase(identity: IntegrationIdentity, data: PurchaseInput, no
         raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is in the future", ["occurredAt"])
     if occurred_at < now - RECEIPT_MAX_AGE:
         raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is more than 30 days ago", ["occurredAt"])
-    merchant = await merchants.by_code(data.merchant_code, ["merchantCode"])
+    merchant = await merchants.active_by_code(data.merchant_code, ["merchantCode"])
     require_merchant(identity, merchant.id, ["merchantCode"])
     # An offline till uploads later: the code must have been valid when the purchase happened.
     member_id = signing.read_member_code(data.member_code, as_of=occurred_at)
@@ -546,7 +546,7 @@ async def pay_with_points(
             f"points must be worth a whole number of fen ({cfg.pay_points_per_yuan} points = 1 yuan)", ["points"],
         )
     cash_value_fen = points * 100 // cfg.pay_points_per_yuan
-    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
+    merchant = await merchants.active_by_code(merchant_code, ["merchantCode"])
     require_merchant(identity, merchant.id, ["merchantCode"])
     member_id = signing.read_member_code(member_code)  # spending: the code must be valid now
     digest = idempotency.request_hash("pointsPay", {
