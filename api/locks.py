@@ -46,6 +46,8 @@ class Rank(IntEnum):
 
     PLATE = 10        # advisory: a licence plate's entry, binding and unbinding (parking)
     IDEMPOTENCY = 15  # the idempotency claim (a unique insert; see the module's notes)
+    OPERATOR = 16     # operators' rows: role and active changes, one operator's adjustments of the day
+    APPROVAL = 17     # a held points adjustment being approved or rejected (booked once)
     MEMBER = 20       # a member's row and points account (ledger.lock_account; the expiry run's chunks)
     PURCHASE = 30     # a purchase being refunded, or its pending points released
     ORDER = 40        # a mall order (payment notification, refund, lapse)
