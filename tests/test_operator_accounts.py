@@ -1,0 +1,143 @@
+"""Issue 10: operator accounts over the operators' endpoint: create, update, deactivate, list, operatorMe;
+bad input is a typed userErrors code with nothing changed."""
+from __future__ import annotations
+
+from api.db import fetch
+from api.schema.ids import to_global_id
+from api.services import operators, signing
+from tests.conftest import unique
+
+CREATE = """mutation($i: OperatorCreateInput!) { operatorCreate(input: $i) {
+  operator { id username displayName roles active } userErrors { code field } } }"""
+UPDATE = """mutation($i: OperatorUpdateInput!) { operatorUpdate(input: $i) {
+  operator { id username displayName roles active } userErrors { code field } } }"""
+LOGIN = """mutation($u: String!, $p: String!) { operatorLogin(input: {username: $u, password: $p}) {
+  token operator { username roles lastLoginAt } userErrors { code } } }"""
+ME = "{ operatorMe { id username displayName roles active lastLoginAt } }"
+
+
+async def make(*roles: str, password: str = "a-long-password") -> tuple[int, str, str]:
+    username = unique("op")
+    op = await operators.create_operator(username, None, password, list(roles))
+    return op.id, username, signing.issue_token("operator", op.id, 600)
+
+
+async def state() -> tuple:
+    ops = await fetch("SELECT id, username, display_name, roles, is_active, password_hash FROM operator ORDER BY id")
+    audit = (await fetch("SELECT COUNT(*) AS n FROM audit_log"))[0]["n"]
+    return [dict(r) for r in ops], int(audit)
+
+
+async def test_admin_creates_an_operator_who_signs_in_and_sees_themself(api):
+    _, _, admin = await make("ADMIN")
+    username = unique("svc")
+    created = await api.post(CREATE, {"i": {"username": username, "displayName": "客服小王",
+                                            "password": "pw-of-ten-chars", "roles": ["service", "AUDITOR"]}},
+                             token=admin, admin=True)
+    op = created["data"]["operatorCreate"]
+    assert op["userErrors"] == [] and op["operator"]["roles"] == ["SERVICE", "AUDITOR"]
+    assert op["operator"]["active"] is True and op["operator"]["displayName"] == "客服小王"
+    stored = await fetch("SELECT password_hash FROM operator WHERE username = $1", username)
+    assert stored[0]["password_hash"].startswith("$argon2id$")
+    login = (await api.post(LOGIN, {"u": username, "p": "pw-of-ten-chars"}, admin=True))["data"]["operatorLogin"]
+    assert login["userErrors"] == [] and login["operator"]["lastLoginAt"]
+    me = (await api.post(ME, token=login["token"], admin=True))["data"]["operatorMe"]
+    assert me["username"] == username and me["roles"] == ["SERVICE", "AUDITOR"] and me["lastLoginAt"]
+    listed = await api.post("{ operators(first: 100) { edges { node { username } } pageInfo { hasNextPage } } }",
+                            token=admin, admin=True)
+    assert listed["data"]["operators"]["edges"]
+    audit = await fetch("SELECT action, before, after FROM audit_log WHERE target_type = 'operator'"
+                        " AND target_id = $1 ORDER BY id", str(await _id(username)))
+    assert audit[0]["action"] == "operator.create" and audit[0]["before"] is None
+    assert "password" not in audit[0]["after"] and "SERVICE" in audit[0]["after"]
+
+
+async def _id(username: str) -> int:
+    return (await fetch("SELECT id FROM operator WHERE username = $1", username))[0]["id"]
+
+
+async def test_deactivated_operator_tokens_stop_at_once(api):
+    _, _, admin = await make("ADMIN")
+    op_id, username, token = await make("SERVICE")
+    assert (await api.post(ME, token=token, admin=True))["data"]["operatorMe"]["username"] == username
+    done = await api.post(UPDATE, {"i": {"operatorId": to_global_id("Operator", op_id), "active": False}},
+                          token=admin, admin=True)
+    assert done["data"]["operatorUpdate"]["operator"]["active"] is False
+    refused = await api.post(ME, token=token, admin=True)
+    assert refused["data"] is None and refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    login = await api.post(LOGIN, {"u": username, "p": "a-long-password"}, admin=True)
+    assert login["data"]["operatorLogin"]["userErrors"] == [{"code": "INVALID_CREDENTIALS"}]
+    again = await api.post(UPDATE, {"i": {"operatorId": to_global_id("Operator", op_id), "active": True,
+                                          "password": "a-new-long-password", "displayName": "回来了"}},
+                           token=admin, admin=True)
+    assert again["data"]["operatorUpdate"]["operator"]["displayName"] == "回来了"
+    login = await api.post(LOGIN, {"u": username, "p": "a-new-long-password"}, admin=True)
+    assert login["data"]["operatorLogin"]["token"]
+    row = await fetch("SELECT before, after, detail FROM audit_log WHERE action = 'operator.update' AND target_id = $1"
+                      " ORDER BY id DESC LIMIT 1", str(op_id))
+    assert '"active": false' in row[0]["before"] and '"active": true' in row[0]["after"]
+    assert "a-new-long-password" not in (row[0]["after"] + row[0]["detail"])
+
+
+async def test_bad_input_is_a_typed_code_and_changes_nothing(api):
+    admin_id, _, admin = await make("ADMIN")
+    _, _, finance = await make("FINANCE")
+    svc_id, svc_name, _ = await make("SERVICE")
+    fin2_id, _, _ = await make("FINANCE")
+    new = {"username": unique("x"), "password": "pw-of-ten-chars"}
+    cases = [
+        (admin, CREATE, {**new, "roles": ["SUPERUSER"]}, "ROLE_INVALID"),
+        (admin, CREATE, {**new, "roles": []}, "ROLE_INVALID"),
+        (admin, CREATE, {**new, "username": svc_name, "roles": ["SERVICE"]}, "USERNAME_TAKEN"),
+        (admin, CREATE, {**new, "password": "short", "roles": ["SERVICE"]}, "INVALID_INPUT"),
+        (admin, CREATE, {**new, "username": "NO SPACES", "roles": ["SERVICE"]}, "INVALID_INPUT"),
+        # a role above one's own: FINANCE gives only FINANCE
+        (finance, CREATE, {**new, "roles": ["ADMIN"]}, "ROLE_NOT_GRANTABLE"),
+        (finance, CREATE, {**new, "roles": ["FINANCE", "SERVICE"]}, "ROLE_NOT_GRANTABLE"),
+        (finance, UPDATE, {"operatorId": to_global_id("Operator", svc_id), "active": False}, "ROLE_NOT_GRANTABLE"),
+        (finance, UPDATE, {"operatorId": to_global_id("Operator", fin2_id), "roles": ["FINANCE", "AUDITOR"]},
+         "ROLE_NOT_GRANTABLE"),
+        (admin, UPDATE, {"operatorId": to_global_id("Operator", svc_id), "roles": ["nope"]}, "ROLE_INVALID"),
+        (admin, UPDATE, {"operatorId": to_global_id("Operator", 10**9), "active": False}, "NOT_FOUND"),
+        (admin, UPDATE, {"operatorId": "garbage", "active": False}, "NOT_FOUND"),
+    ]
+    before = await state()
+    for token, document, data, code in cases:
+        answer = await api.post(document, {"i": data}, token=token, admin=True)
+        payload = next(iter(answer["data"].values()))
+        assert payload["operator"] is None and payload["userErrors"][0]["code"] == code, (data, answer)
+    assert await state() == before
+    # what FINANCE may do: a FINANCE colleague
+    ok = await api.post(CREATE, {"i": {**new, "roles": ["FINANCE"]}}, token=finance, admin=True)
+    assert ok["data"]["operatorCreate"]["operator"]["roles"] == ["FINANCE"]
+
+
+async def test_the_last_active_admin_cannot_leave(api):
+    """Every other ADMIN is made inactive for the test (in one transaction the test can see), then the
+    last one may neither deactivate themself nor drop ADMIN; with a second ADMIN both work."""
+    others = [r["id"] for r in await fetch("SELECT id, roles FROM operator WHERE is_active") if "ADMIN" in r["roles"]]
+    last_id, _, last = await make("ADMIN")
+    for op_id in others:
+        await operators.update_operator(last_id, ("ADMIN",), op_id, active=False)
+    second_id = None
+    try:
+        before = await state()
+        gid = to_global_id("Operator", last_id)
+        for change in ({"active": False}, {"roles": ["SERVICE"]}, {"roles": ["FINANCE"], "active": False}):
+            answer = await api.post(UPDATE, {"i": {"operatorId": gid, **change}}, token=last, admin=True)
+            assert answer["data"]["operatorUpdate"]["userErrors"][0]["code"] == "LAST_ADMIN", change
+        assert await state() == before
+        second_id, _, _ = await make("ADMIN")
+        answer = await api.post(UPDATE, {"i": {"operatorId": gid, "active": False}}, token=last, admin=True)
+        assert answer["data"]["operatorUpdate"]["operator"]["active"] is False
+        refused = await api.post(ME, token=last, admin=True)
+        assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    finally:
+        admin_id = second_id or last_id
+        for op_id in others:
+            await operators.update_operator(admin_id, ("ADMIN",), op_id, active=True)
+
+
+async def test_seeded_operator_is_admin():
+    rows = await fetch("SELECT roles FROM operator WHERE username = 'admin'")
+    assert rows[0]["roles"] == "ADMIN"
