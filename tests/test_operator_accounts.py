@@ -141,3 +141,36 @@ async def test_the_last_active_admin_cannot_leave(api):
 async def test_seeded_operator_is_admin():
     rows = await fetch("SELECT roles FROM operator WHERE username = 'admin'")
     assert rows[0]["roles"] == "ADMIN"
+
+
+def _cli(tmp_path, *args, stdin: str = ""):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "MALLPOINTS_DATABASE_URL": f"sqlite://{tmp_path}/cli.sqlite3"}
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=Path(__file__).resolve().parent.parent,
+                          env=env, input=stdin, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_creates_and_lists_operators_with_the_password_from_stdin(tmp_path):
+    made = _cli(tmp_path, "operator", "create", "--username", "first-admin", "--role", "ADMIN", "--role", "finance",
+                "--display-name", "第一位", stdin="a-long-password\n")
+    assert made.returncode == 0, made.stderr
+    assert "created operator first-admin (ADMIN, FINANCE)" in made.stdout
+    listed = _cli(tmp_path, "operator", "list")
+    assert listed.returncode == 0 and "first-admin\tactive\tADMIN,FINANCE\t第一位" in listed.stdout
+    for args, stdin, message in [
+        (["--username", "first-admin", "--role", "ADMIN"], "a-long-password\n", "this username is taken"),
+        (["--username", "second", "--role", "BOSS"], "a-long-password\n", "unknown role 'BOSS'"),
+        (["--username", "second", "--role", "ADMIN"], "short\n", "password must be 10 to 256 characters"),
+    ]:
+        refused = _cli(tmp_path, "operator", "create", *args, stdin=stdin)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        mine = [line for line in refused.stderr.splitlines() if line.startswith("mallpoints:")]
+        assert len(mine) == 1 and message in mine[0], refused.stderr
+    no_password_argument = _cli(tmp_path, "operator", "create", "--username", "x", "--role", "ADMIN",
+                                "--password", "a-long-password")
+    assert no_password_argument.returncode != 0
+    assert _cli(tmp_path, "operator", "list").stdout.count("\tactive\t") == 1
