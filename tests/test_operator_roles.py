@@ -124,3 +124,34 @@ async def test_a_role_taken_away_stops_at_once(api):
     await operators.update_operator(admin_id, ("ADMIN",), op_id, roles=["SERVICE"])
     answer = await api.post("{ auditLog(first: 1) { edges { node { id } } } }", token=token, admin=True)
     assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+OPERATORS_CONTRACT = [
+    "enum OperatorRole {", "operatorMe: Operator", "operators(first: Int!, after: String = null): OperatorConnection!",
+    "auditLog(first: Int!, after: String = null, action: String = null, actorId: ID = null, from: DateTime = null,"
+    " to: DateTime = null", "operatorCreate(input: OperatorCreateInput!): OperatorCreatePayload!",
+    "operatorUpdate(input: OperatorUpdateInput!): OperatorUpdatePayload!",
+    "merchantCreate(input: MerchantCreateInput!): MerchantCreatePayload!",
+    "merchantUpdate(input: MerchantUpdateInput!): MerchantUpdatePayload!",
+    "tierCreate(input: TierCreateInput!): TierCreatePayload!", "tierUpdate(input: TierUpdateInput!): TierUpdatePayload!",
+    "pointsAdjustApprove(input: PointsAdjustApproveInput!): PointsAdjustApprovePayload!",
+]
+
+
+@pytest.mark.parametrize("name", OPERATORS_CONTRACT)
+def test_operators_contract_names_are_in_the_admin_schema(name):
+    from api.cli import ADMIN_SCHEMA_FILE
+
+    assert name in ADMIN_SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+def test_operator_and_audit_entry_fields_of_the_contract():
+    gql = schema._schema
+    assert {"id", "username", "displayName", "roles", "active", "lastLoginAt"} <= set(gql.type_map["Operator"].fields)
+    assert {"id", "actor", "action", "objectType", "objectId", "before", "after", "createdAt"} <= set(
+        gql.type_map["AuditEntry"].fields)
+    assert set(gql.type_map["AuditActor"].fields) == {"kind", "id", "name"}
+    assert {"entry", "member", "approval", "userErrors"} <= set(gql.type_map["PointsAdjustPayload"].fields)
+    assert {"approval", "entry", "userErrors"} <= set(gql.type_map["PointsAdjustApprovePayload"].fields)
+    assert {"approvalId", "approve", "note"} == set(gql.type_map["PointsAdjustApproveInput"].fields)
+    assert set(gql.type_map["OperatorRole"].values) == set(ROLE_NAMES)

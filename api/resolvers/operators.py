@@ -123,9 +123,9 @@ async def tier_update(info: Info, input: i.TierUpdateInput) -> p.TierUpdatePaylo
 
 async def audit_log(
     info: Info, first: int, after: Optional[str] = None, action: Optional[str] = None,
-    actor_id: Optional[strawberry.ID] = None, object_type: Optional[str] = None, object_id: Optional[str] = None,
+    actor_id: Optional[strawberry.ID] = None,
     from_: Annotated[Optional[datetime], strawberry.argument(name="from")] = None,
-    to: Optional[datetime] = None,
+    to: Optional[datetime] = None, object_type: Optional[str] = None, object_id: Optional[str] = None,
 ) -> Connection[AuditEntry]:
     """Newest first. actorId: an operator's ID; from inclusive, to exclusive."""
     check_first(first)
