@@ -186,3 +186,24 @@ async def test_audit_rows_cannot_be_edited_or_deleted(api):
             async with transaction() as tx:
                 await tx.execute(statement)
     assert await fetch("SELECT * FROM audit_log ORDER BY id") == before
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_racing_creations_of_one_code_or_threshold(api, backend):
+    import asyncio
+
+    _, _, admin = await make("ADMIN")
+    code, threshold = unique("RC"), next(_thresholds)
+    merchants = await asyncio.gather(*(api.post(M_CREATE, {"i": {"code": code, "name": f"并发{i}"}}, token=admin,
+                                                admin=True) for i in range(6)))
+    results = [m["data"]["merchantCreate"] for m in merchants]
+    assert sum(1 for r in results if r["merchant"]) == 1
+    assert {r["userErrors"][0]["code"] for r in results if not r["merchant"]} == {"CODE_TAKEN"}
+    tiers = await asyncio.gather(*(api.post(T_CREATE, {"i": {"code": unique("RT").upper(), "name": "并发",
+                                                             "growthThreshold": threshold}}, token=admin, admin=True)
+                                   for _ in range(6)))
+    results = [t["data"]["tierCreate"] for t in tiers]
+    assert sum(1 for r in results if r["tier"]) == 1
+    assert {r["userErrors"][0]["code"] for r in results if not r["tier"]} == {"TIER_THRESHOLD_TAKEN"}
+    winner = next(r["tier"]["id"] for r in results if r["tier"])
+    await api.post(T_UPDATE, {"i": {"tierId": winner, "active": False}}, token=admin, admin=True)

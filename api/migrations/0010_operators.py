@@ -40,6 +40,9 @@ async def forward(apps, schema_editor) -> None:
     postgres = client.capabilities.dialect == "postgres"
     statements = _guards.postgres_checks(CHECKS) if postgres else _guards.sqlite_checks(CHECKS)
     statements += _append_only(postgres)
+    # One SERVICE operator's adjustments of the day, summed before each of their adjustments.
+    statements.append('CREATE INDEX IF NOT EXISTS "points_entry_operator_day" ON "points_entry" ("operator_id",'
+                      ' "occurred_at") WHERE operator_id IS NOT NULL')
     statements.append("UPDATE operator SET roles = 'ADMIN' WHERE roles = ''")
     for statement in statements:
         await client.execute_script(statement)

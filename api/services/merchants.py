@@ -7,6 +7,8 @@ import re
 import time
 from dataclasses import asdict, dataclass
 
+from tortoise.exceptions import IntegrityError
+
 from api.db import fetch, transaction
 from api.locks import Rank, row
 from api.models import Merchant
@@ -108,11 +110,14 @@ async def create(actor: Actor, code: str, name: str, category: str | None) -> Me
     changes = _fields(code, name, category)
     if "code" not in changes or "name" not in changes:
         raise DomainError(ErrorCode.INVALID_INPUT, "code and name are required", ["input"])
-    async with transaction() as tx:
-        await _code_free(changes["code"], None)
-        merchant = await Merchant.create(**changes, active=True, created_at=clock.now())
-        info = _info(merchant.__dict__)
-        await audit(tx, actor, "merchant.create", "merchant", str(merchant.id), None, after=asdict(info))
+    try:
+        async with transaction() as tx:
+            await _code_free(changes["code"], None)
+            merchant = await Merchant.create(**changes, active=True, created_at=clock.now())
+            info = _info(merchant.__dict__)
+            await audit(tx, actor, "merchant.create", "merchant", str(merchant.id), None, after=asdict(info))
+    except IntegrityError:  # the same code created at the same moment
+        raise DomainError(ErrorCode.CODE_TAKEN, f"merchant code {changes['code']} is taken", ["input", "code"]) from None
     invalidate_cache()
     return info
 

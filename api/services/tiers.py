@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from tortoise.exceptions import IntegrityError
+
 from api.config import settings
 from api.db import Tx, fetch, transaction
 from api.locks import Rank, row
@@ -252,13 +254,19 @@ async def create(actor: Actor, code: str, name: str, growth_threshold: int, earn
     if not CODE.match(code):
         raise DomainError(ErrorCode.INVALID_INPUT, "code: 1 to 32 of A-Z, 0-9, '_'", ["input", "code"])
     changes = _fields(name, growth_threshold, earn_multiplier_percent, benefits or [])
-    async with transaction() as tx:
+    try:
+        async with transaction() as tx:
+            if await Tier.filter(code=code).exists():
+                raise DomainError(ErrorCode.CODE_TAKEN, f"tier code {code} is taken", ["input", "code"])
+            await _threshold_free(growth_threshold, None)
+            tier = await Tier.create(code=code, active=True, created_at=clock.now(), **changes)
+            info = await _as_info(tier.id)
+            await audit(tx, actor, "tier.create", "tier", str(tier.id), None, after=_public(info))
+    except IntegrityError:  # a tier with this code or threshold created at the same moment
         if await Tier.filter(code=code).exists():
-            raise DomainError(ErrorCode.CODE_TAKEN, f"tier code {code} is taken", ["input", "code"])
-        await _threshold_free(growth_threshold, None)
-        tier = await Tier.create(code=code, active=True, created_at=clock.now(), **changes)
-        info = await _as_info(tier.id)
-        await audit(tx, actor, "tier.create", "tier", str(tier.id), None, after=_public(info))
+            raise DomainError(ErrorCode.CODE_TAKEN, f"tier code {code} is taken", ["input", "code"]) from None
+        raise DomainError(ErrorCode.TIER_THRESHOLD_TAKEN, f"another tier has threshold {growth_threshold}",
+                          ["input", "growthThreshold"]) from None
     invalidate_cache()
     return info
 
@@ -271,6 +279,16 @@ async def update(actor: Actor, tier_id: int, *, name: str | None = None, growth_
     changes = _fields(name, growth_threshold, earn_multiplier_percent, benefits)
     if active is not None:
         changes["active"] = active
+    try:
+        return await _update(actor, tier_id, changes, growth_threshold)
+    except IntegrityError:  # another tier took this threshold at the same moment
+        raise DomainError(ErrorCode.TIER_THRESHOLD_TAKEN, f"another tier has threshold {growth_threshold}",
+                          ["input", "growthThreshold"]) from None
+    finally:
+        invalidate_cache()
+
+
+async def _update(actor: Actor, tier_id: int, changes: dict, growth_threshold: int | None) -> TierInfo:
     async with transaction() as tx:
         tier = await row(Rank.CONFIG, Tier, tier_id)
         if tier is None:
@@ -285,5 +303,4 @@ async def update(actor: Actor, tier_id: int, *, name: str | None = None, growth_
             await Tier.filter(id=tier_id).update(**changes)
         after = await _as_info(tier_id)
         await audit(tx, actor, "tier.update", "tier", str(tier_id), None, before=_public(before), after=_public(after))
-    invalidate_cache()
     return after

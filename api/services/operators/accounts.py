@@ -5,6 +5,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.exceptions import IntegrityError
+
 from api.config import settings
 from api.db import Tx, transaction
 from api.locks import Rank, rows
@@ -115,13 +117,17 @@ async def create_operator(username: str, display_name: str | None, password: str
     wanted = R.parse(roles, ["roles"])
     _check_grant(grantor, wanted, ["roles"])
     password_hash = _password_hash(password, ["password"])
-    async with transaction() as tx:
-        if await Operator.filter(username=name).exists():
-            raise DomainError(ErrorCode.USERNAME_TAKEN, "this username is taken", ["username"])
-        op = await Operator.create(username=name, display_name=display, password_hash=password_hash,
-                                   roles=R.encode(wanted), is_active=True, created_at=clock.now())
-        info = _info(op)
-        await audit(tx, actor, "operator.create", "operator", str(op.id), None, after=info.public())
+    taken = DomainError(ErrorCode.USERNAME_TAKEN, "this username is taken", ["username"])
+    try:
+        async with transaction() as tx:
+            if await Operator.filter(username=name).exists():
+                raise taken
+            op = await Operator.create(username=name, display_name=display, password_hash=password_hash,
+                                       roles=R.encode(wanted), is_active=True, created_at=clock.now())
+            info = _info(op)
+            await audit(tx, actor, "operator.create", "operator", str(op.id), None, after=info.public())
+    except IntegrityError:  # the same username created at the same moment
+        raise taken from None
     return info
 
 
