@@ -207,3 +207,51 @@ async def test_racing_creations_of_one_code_or_threshold(api, backend):
     assert {r["userErrors"][0]["code"] for r in results if not r["tier"]} == {"TIER_THRESHOLD_TAKEN"}
     winner = next(r["tier"]["id"] for r in results if r["tier"])
     await api.post(T_UPDATE, {"i": {"tierId": winner, "active": False}}, token=admin, admin=True)
+
+
+UPGRADE = r"""
+import asyncio, sqlite3, sys
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
+from api.config import Settings
+from api.db import tortoise_config
+
+path = sys.argv[1]
+config = tortoise_config(Settings(database_url=f"sqlite://{path}"))
+
+
+async def run(target=None):
+    await migrate(config=config, target=target)
+    await Tortoise.close_connections()
+
+
+asyncio.run(run("models.0009_car_park_key"))
+db = sqlite3.connect(path)
+db.execute("INSERT INTO operator (username, password_hash, display_name, is_active, created_at)"
+           " VALUES ('old', 'x', 'Old', 1, '2026-01-01 00:00:00')")
+db.execute("INSERT INTO merchant (code, name, created_at) VALUES ('OLD', 'Old shop', '2026-01-01 00:00:00')")
+db.execute("INSERT INTO audit_log (actor_type, action, created_at) VALUES ('cli', 'x', '2026-01-01 00:00:00')")
+db.commit()
+db.close()
+asyncio.run(run())
+db = sqlite3.connect(path)
+print(db.execute("SELECT roles FROM operator WHERE username = 'old'").fetchone()[0],
+      db.execute("SELECT active FROM merchant WHERE code = 'OLD'").fetchone()[0])
+try:
+    db.execute("DELETE FROM audit_log")
+except sqlite3.DatabaseError as exc:
+    print(exc)
+"""
+
+
+def test_migration_0010_on_a_database_with_data(tmp_path):
+    """Operators from before roles become ADMIN (they could do everything), merchants stay active, and
+    the audit trail stays append-only."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run([sys.executable, "-c", UPGRADE, str(tmp_path / "old.sqlite3")],
+                            cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["ADMIN 1", "append-only table: audit_log"]
