@@ -2,6 +2,8 @@
 bad input is a typed userErrors code with nothing changed."""
 from __future__ import annotations
 
+import pytest
+
 from api.db import fetch
 from api.schema.ids import to_global_id
 from api.services import operators, signing
@@ -174,3 +176,30 @@ def test_cli_creates_and_lists_operators_with_the_password_from_stdin(tmp_path):
                                 "--password", "a-long-password")
     assert no_password_argument.returncode != 0
     assert _cli(tmp_path, "operator", "list").stdout.count("\tactive\t") == 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_two_last_admins_removing_each_other_at_once_leave_one(api, backend):
+    import asyncio
+
+    others = [r["id"] for r in await fetch("SELECT id, roles FROM operator WHERE is_active") if "ADMIN" in r["roles"]]
+    a_id, _, a = await make("ADMIN")
+    b_id, _, b = await make("ADMIN")
+    for op_id in others:
+        await operators.update_operator(a_id, ("ADMIN",), op_id, active=False)
+    try:
+        results = await asyncio.gather(
+            api.post(UPDATE, {"i": {"operatorId": to_global_id("Operator", b_id), "active": False}}, token=a, admin=True),
+            api.post(UPDATE, {"i": {"operatorId": to_global_id("Operator", a_id), "roles": ["FINANCE"]}}, token=b,
+                     admin=True),
+        )
+        payloads = [r["data"]["operatorUpdate"] if r["data"] else r["errors"][0]["extensions"]["code"] for r in results]
+        assert sum(1 for p in payloads if isinstance(p, dict) and p["operator"]) == 1, payloads
+        left = [r for r in await fetch("SELECT id, roles FROM operator WHERE is_active AND id = ANY($1)", [a_id, b_id])
+                if "ADMIN" in r["roles"]]
+        assert len(left) == 1
+    finally:
+        keeper = (await fetch("SELECT id FROM operator WHERE is_active AND roles LIKE '%ADMIN%' AND id = ANY($1)",
+                              [a_id, b_id]))[0]["id"]
+        for op_id in others:
+            await operators.update_operator(keeper, ("ADMIN",), op_id, active=True)
