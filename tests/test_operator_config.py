@@ -225,7 +225,7 @@ async def run(target=None):
     await Tortoise.close_connections()
 
 
-asyncio.run(run("models.0009_car_park_key"))
+asyncio.run(run("models.0010_rate_counter"))
 db = sqlite3.connect(path)
 db.execute("INSERT INTO operator (username, password_hash, display_name, is_active, created_at)"
            " VALUES ('old', 'x', 'Old', 1, '2026-01-01 00:00:00')")
@@ -244,7 +244,7 @@ except sqlite3.DatabaseError as exc:
 """
 
 
-def test_migration_0010_on_a_database_with_data(tmp_path):
+def test_migration_0011_on_a_database_with_data(tmp_path):
     """Operators from before roles become ADMIN (they could do everything), merchants stay active, and
     the audit trail stays append-only."""
     import subprocess

@@ -29,7 +29,7 @@ def test_roles_table_is_in_the_docs():
             cells = [c.strip() for c in line.strip("|").split("|")]
             name = cells[0].strip("`")
             documented[name] = None if cells[1].startswith("anyone") else {
-                r for r, c in zip(ROLE_NAMES, cells[1:]) if c == "✓"}
+                r for r, c in zip(ROLE_NAMES, cells[1:], strict=True) if c == "✓"}
     assert set(documented) == set(PERMISSIONS)
     for field, allowed in PERMISSIONS.items():
         assert documented[field] == (None if allowed is None else set(allowed) | {ADMIN}), field

@@ -20,7 +20,7 @@ class Operator(Model):
 
 class AuditLog(Model):
     # One row for every operator action (and every key created or revoked from the command line).
-    # Append-only: the database refuses UPDATE and DELETE (migrations 0002 and 0010).
+    # Append-only: the database refuses UPDATE and DELETE (migrations 0002 and 0011).
 
     id = fields.BigIntField(primary_key=True)
     actor_type = fields.CharField(max_length=16)  # operator, cli, system
@@ -43,15 +43,23 @@ class PointsAdjustApproval(Model):
     # operator (FINANCE or ADMIN, never the requester). Approving books it once (entry set).
 
     id = fields.BigIntField(primary_key=True)
-    requester = fields.ForeignKeyField("models.Operator", related_name=False, on_delete=fields.RESTRICT)
-    member = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT)
+    requester: fields.ForeignKeyRelation[Operator] = fields.ForeignKeyField(
+        "models.Operator", related_name=False, on_delete=fields.RESTRICT)
+    requester_id: int
+    member: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "models.Member", related_name=False, on_delete=fields.RESTRICT)
+    member_id: int
     points = fields.BigIntField()
     reason = fields.CharField(max_length=200)
     status = fields.CharField(max_length=8, default="PENDING")  # PENDING APPROVED REJECTED
-    decided_by = fields.ForeignKeyField("models.Operator", related_name=False, on_delete=fields.RESTRICT, null=True)
+    decided_by: fields.ForeignKeyNullableRelation[Operator] = fields.ForeignKeyField(
+        "models.Operator", related_name=False, on_delete=fields.RESTRICT, null=True)
+    decided_by_id: int | None
     decided_at = fields.DatetimeField(null=True)
     note = fields.CharField(max_length=200, null=True)
-    entry = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    entry: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    entry_id: int | None
     created_at = fields.DatetimeField()
 
     class Meta:

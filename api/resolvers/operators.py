@@ -68,11 +68,12 @@ async def points_adjust(info: Info, input: p.PointsAdjustInput) -> p.PointsAdjus
     result = await operators.adjust_points(info.context.operator_id(), _member_pk(input.member_id), input.points,
                                            input.reason, input.idempotency_key, info.context.operator_roles())
     record = await members.get_member(result.member_id)
+    member = Member.of(record) if record else None
     if result.approval_id is not None:
         approval = await operators.get_approval(result.approval_id)
-        return p.PointsAdjustPayload(member=Member.of(record), approval=PointsAdjustApproval.of(approval))
-    entry = await ledger.entry_with_owner(result.entry_id)
-    return p.PointsAdjustPayload(entry=PointsEntry.of(entry[0]), member=Member.of(record))
+        return p.PointsAdjustPayload(member=member, approval=PointsAdjustApproval.of(approval) if approval else None)
+    entry = await ledger.entry_with_owner(result.entry_id) if result.entry_id else None
+    return p.PointsAdjustPayload(entry=PointsEntry.of(entry[0]) if entry else None, member=member)
 
 
 @user_errors(p.PointsAdjustApprovePayload)

@@ -9,7 +9,7 @@ import strawberry
 from api.schema.errors import UserError
 from api.schema.operators.payloads import PointsAdjustInput, PointsAdjustPayload  # noqa: F401 - issue 10
 from api.schema.operators.types import Operator  # noqa: F401 - issue 10
-from api.schema.types import Gender, Member, PointsEntry, Purchase
+from api.schema.types import Gender, Member, Purchase
 
 # --- public: members ---------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The audit trail: one row for every operator action, written in the action's own transaction, with
 the object as it was before and after the change. Rows are append-only: the database refuses UPDATE
-and DELETE (migrations 0002 and 0010)."""
+and DELETE (migrations 0002 and 0011)."""
 from __future__ import annotations
 
 import json
@@ -43,6 +43,10 @@ class AuditRow:
     created_at: datetime
 
 
+def _operator_id(r: AuditLog) -> int | None:
+    return int(r.actor_id) if r.actor_type == "operator" and r.actor_id and r.actor_id.isdigit() else None
+
+
 async def page(limit: int, before_id: int | None, *, action: str | None = None, actor: Actor | None = None,
                object_type: str | None = None, object_id: str | None = None, since: datetime | None = None,
                until: datetime | None = None) -> list[AuditRow]:
@@ -63,11 +67,10 @@ async def page(limit: int, before_id: int | None, *, action: str | None = None, 
     if until is not None:
         query = query.filter(created_at__lt=clock.to_utc(until))
     rows = await query.order_by("-id").limit(limit)
-    ids = {int(r.actor_id) for r in rows if r.actor_type == "operator" and (r.actor_id or "").isdigit()}
+    ids = {_operator_id(r) for r in rows} - {None}
     names = dict(await Operator.filter(id__in=ids).values_list("id", "username")) if ids else {}
     return [AuditRow(
-        r.id, r.actor_type, r.actor_id,
-        names.get(int(r.actor_id)) if r.actor_type == "operator" and (r.actor_id or "").isdigit() else None,
+        r.id, r.actor_type, r.actor_id, names.get(_operator_id(r)),
         r.action, r.target_type, r.target_id, json.loads(r.before) if r.before else None,
         json.loads(r.after) if r.after else (json.loads(r.detail) if r.detail else None), r.created_at,
     ) for r in rows]

@@ -13,12 +13,13 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
+from api import locks
 from api.config import settings
 from api.db import Tx, fetch, transaction
-from api.locks import Rank, row
 from api.models import Tier
 from api.services import clock
 from api.services.audit import Actor, audit
@@ -38,7 +39,7 @@ class TierInfo:
     active: bool = True
 
 
-_cache: dict[str, object] = {"tiers": None, "every": None, "at": 0.0}
+_cache: dict[str, Any] = {"tiers": None, "every": None, "at": 0.0}
 CACHE_SECONDS = 30.0
 
 
@@ -60,13 +61,13 @@ async def _load(refresh: bool) -> None:
 async def all_tiers(refresh: bool = False) -> list[TierInfo]:
     """Active tiers in ascending threshold order, cached in the process for a few seconds."""
     await _load(refresh)
-    return _cache["tiers"]  # type: ignore[return-value]
+    return _cache["tiers"]
 
 
 async def every_tier(refresh: bool = False) -> list[TierInfo]:
     """Every tier, deactivated ones too, in ascending threshold order."""
     await _load(refresh)
-    return _cache["every"]  # type: ignore[return-value]
+    return _cache["every"]
 
 
 def invalidate_cache() -> None:
@@ -290,7 +291,7 @@ async def update(actor: Actor, tier_id: int, *, name: str | None = None, growth_
 
 async def _update(actor: Actor, tier_id: int, changes: dict, growth_threshold: int | None) -> TierInfo:
     async with transaction() as tx:
-        tier = await row(Rank.CONFIG, Tier, tier_id)
+        tier = await locks.row(locks.Rank.CONFIG, Tier, tier_id)
         if tier is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such tier", ["input", "tierId"])
         before = await _as_info(tier_id)

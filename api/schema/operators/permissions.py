@@ -7,8 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from graphql import (
-    DocumentNode, ExecutionResult, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode,
-    OperationDefinitionNode, SelectionSetNode,
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
 )
 from strawberry.extensions import SchemaExtension
 

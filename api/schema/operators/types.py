@@ -14,8 +14,14 @@ from api.schema.types import Member, Node, PointsEntry
 from api.services import audit, ledger, operators
 from api.services.operators import roles as R
 
-OperatorRole = strawberry.enum(Enum("OperatorRole", {r: r for r in R.ROLE_NAMES}),  # type: ignore[misc]
-                               description="What an operator may do: see docs/operators.md.")
+
+@strawberry.enum(description="What an operator may do: see docs/operators.md.")
+class OperatorRole(Enum):
+    ADMIN = R.ADMIN
+    MARKETING = R.MARKETING
+    SERVICE = R.SERVICE
+    FINANCE = R.FINANCE
+    AUDITOR = R.AUDITOR
 
 
 @strawberry.type(description="An operators' console account.")
@@ -23,7 +29,7 @@ class Operator(Node):
     pk: strawberry.Private[int]
     username: str
     display_name: str
-    roles: list[OperatorRole]  # type: ignore[valid-type]
+    roles: list[OperatorRole]
     active: bool
     last_login_at: Optional[datetime]
 

@@ -91,11 +91,11 @@ def _display_name(value: str | None, field: list[str]) -> str:
     return name
 
 
-def _password_hash(password: str | None, field: list[str]) -> str:
+async def _password_hash(password: str | None, field: list[str]) -> str:
     if not staff.MIN_PASSWORD_LENGTH <= len(password or "") <= staff.MAX_PASSWORD_LENGTH:
         raise DomainError(ErrorCode.INVALID_INPUT, f"password must be {staff.MIN_PASSWORD_LENGTH} to"
                           f" {staff.MAX_PASSWORD_LENGTH} characters", field)
-    return hash_password(password or "")
+    return await passwords.hash_password_off_loop(password or "")
 
 
 def _check_grant(grantor: Iterable[str] | None, wanted: Iterable[str], field: list[str]) -> None:
@@ -109,14 +109,14 @@ async def create_operator(username: str, display_name: str | None, password: str
                           actor: Actor = ("cli", None), grantor: Iterable[str] | None = None) -> OperatorInfo:
     """A new account with these roles. `grantor` is the creating operator's roles (None: the command
     line): only roles the grantor may give (ROLE_NOT_GRANTABLE otherwise). Audited without the password."""
-    username = staff.USERNAME.match((username or "").strip().lower())
-    if username is None:
+    valid = staff.USERNAME.match((username or "").strip().lower())
+    if valid is None:
         raise DomainError(ErrorCode.INVALID_INPUT, "username: 3 to 64 of a-z, 0-9, '.', '_', '-'", ["username"])
-    name = username.group(0)
+    name = valid.group(0)
     display = _display_name(display_name if display_name is not None else name, ["displayName"])
     wanted = R.parse(roles, ["roles"])
     _check_grant(grantor, wanted, ["roles"])
-    password_hash = _password_hash(password, ["password"])
+    password_hash = await _password_hash(password, ["password"])
     taken = DomainError(ErrorCode.USERNAME_TAKEN, "this username is taken", ["username"])
     try:
         async with transaction() as tx:
@@ -139,7 +139,7 @@ async def update_operator(actor_id: int, grantor: Iterable[str], operator_id: in
     grantor = tuple(grantor)
     display = _display_name(display_name, ["input", "displayName"]) if display_name is not None else None
     wanted = R.parse(roles, ["input", "roles"]) if roles is not None else None
-    password_hash = _password_hash(password, ["input", "password"]) if password is not None else None
+    password_hash = await _password_hash(password, ["input", "password"]) if password is not None else None
     async with transaction() as tx:
         # The target and every active ADMIN, locked together in id order: two ADMINs removing each other
         # at once cannot both pass the last-ADMIN check.

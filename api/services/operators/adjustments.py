@@ -62,14 +62,14 @@ async def _book(tx: Tx, operator_id: int, member_id: int, points: int, reason: s
         raise DomainError(ErrorCode.NOT_FOUND, "no such member", ["memberId"])
     await ledger.expire_account(tx, acct, now)
     text = f"人工调整：{reason}"
-    common = dict(kind="ADJUST", reason=text, source_type="operator", source_ref=str(operator_id), occurred_at=now,
-                  operator_id=operator_id)
     if points > 0:
-        return await ledger.credit(tx, acct, points=points, **common)
+        return await ledger.credit(tx, acct, points=points, kind="ADJUST", reason=text, source_type="operator",
+                                   source_ref=str(operator_id), occurred_at=now, operator_id=operator_id)
     if acct.spendable < -points:
         raise DomainError(ErrorCode.INSUFFICIENT_POINTS, f"cannot take {-points} points: {ledger.shortfall(acct)}",
                           ["points"])
-    return await ledger.debit(tx, acct, points=-points, **common)
+    return await ledger.debit(tx, acct, points=-points, kind="ADJUST", reason=text, source_type="operator",
+                              source_ref=str(operator_id), occurred_at=now, operator_id=operator_id)
 
 
 async def _adjusted_today(operator_id: int, now: datetime) -> int:
@@ -77,7 +77,7 @@ async def _adjusted_today(operator_id: int, now: datetime) -> int:
     start = clock.day_start(now)
     rows = await PointsEntry.filter(operator_id=operator_id, kind="ADJUST", occurred_at__gte=start) \
         .values_list("points", flat=True)
-    return sum(abs(int(p)) for p in rows)
+    return sum(abs(int(str(p))) for p in rows)
 
 
 async def adjust_points(operator_id: int, member_id: int, points: int, reason: str, idempotency_key: str,
@@ -98,6 +98,7 @@ async def adjust_points(operator_id: int, member_id: int, points: int, reason: s
         record_id, stored = await idempotency.claim(tx, f"operator:{operator_id}", key, digest, ["idempotencyKey"])
         if stored is not None:
             return AdjustResult(**stored)
+        assert record_id is not None  # this call owns the key
         if R.needs_approval(roles):
             # The operator's row is locked so that two adjustments of one operator at once cannot both
             # fit under the daily limit.

@@ -49,7 +49,7 @@ async def forward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0009_car_park_key')]
+    dependencies = [('models', '0010_rate_counter')]
 
     initial = False
 
