@@ -203,3 +203,21 @@ async def test_two_last_admins_removing_each_other_at_once_leave_one(api, backen
                               [a_id, b_id]))[0]["id"]
         for op_id in others:
             await operators.update_operator(keeper, ("ADMIN",), op_id, active=True)
+
+
+async def test_node_fetches_operators_and_approvals_on_the_operators_endpoint_only(api):
+    from tests.conftest import make_member
+
+    op_id, username, token = await make("SERVICE")
+    _, _, auditor = await make("AUDITOR")
+    gid = to_global_id("Operator", op_id)
+    query = "query($id: ID!) { node(id: $id) { id ... on Operator { username roles } ... on AuditEntry { action } } }"
+    found = (await api.post(query, {"id": gid}, token=token, admin=True))["data"]["node"]
+    assert found == {"id": gid, "username": username, "roles": ["SERVICE"]}
+    member_id, member_token = await make_member()
+    public = await api.post("query($id: ID!) { node(id: $id) { id } }", {"id": gid}, token=member_token)
+    assert public["data"]["node"] is None
+    row = (await fetch("SELECT id FROM audit_log WHERE action = 'operator.create' AND target_id = $1", str(op_id)))[0]
+    entry = to_global_id("AuditEntry", row["id"])
+    assert (await api.post(query, {"id": entry}, token=auditor, admin=True))["data"]["node"]["action"] == "operator.create"
+    assert (await api.post(query, {"id": entry}, token=token, admin=True))["data"]["node"] is None  # SERVICE: no audit

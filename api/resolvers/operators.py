@@ -14,7 +14,7 @@ from api.schema.operators import inputs as i
 from api.schema.operators import payloads as p
 from api.schema.operators.types import ApprovalStatus, AuditEntry, Operator, PointsAdjustApproval
 from api.schema.payloads import OperatorLoginInput, OperatorLoginPayload
-from api.schema.types import Connection, Member, Merchant, PointsEntry, Tier, check_first
+from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Tier, check_first
 from api.services import audit, ledger, members, merchants, operators, tiers
 from api.services.errors import DomainError, ErrorCode
 
@@ -137,3 +137,24 @@ async def audit_log(
     rows = await audit.page(first + 1, from_cursor(after), action=action, actor=actor, object_type=object_type,
                             object_id=object_id, since=from_, until=to)
     return Connection.of([AuditEntry.of(r) for r in rows], first)
+
+
+NODE_TYPES = ("Operator", "PointsAdjustApproval", "AuditEntry")
+
+
+async def node(info: Info, type_name: str, pk: int) -> Optional[Node]:
+    """node(id:) for the operators' types: on the operators' endpoint only; audit entries only for the
+    roles that may read the audit trail."""
+    caller = info.context.caller
+    if info.context.endpoint != "admin" or caller.operator_id is None:
+        return None
+    if type_name == "Operator":
+        found = await operators.get_any(pk)
+        return Operator.of(found) if found else None
+    if type_name == "PointsAdjustApproval":
+        approval = await operators.get_approval(pk)
+        return PointsAdjustApproval.of(approval) if approval else None
+    if not operators.roles.may(caller.operator_roles, "auditLog"):
+        return None
+    rows = await audit.page(1, pk + 1)
+    return AuditEntry.of(rows[0]) if rows and rows[0].id == pk else None
