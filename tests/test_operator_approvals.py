@@ -165,3 +165,30 @@ async def test_racing_approvers_book_once(api, backend):
     assert state["balance"] == (4000 if status == "APPROVED" else 0)
     rows = await fetch("SELECT status, entry_id FROM points_adjust_approval WHERE member_id = $1", member_id)
     assert len(rows) == 1 and (rows[0]["entry_id"] is not None) == (status == "APPROVED")
+
+
+def test_the_limits_come_from_the_environment():
+    from api.config import ConfigError, Settings
+
+    assert (Settings.from_env({}).adjust_approval_threshold, Settings.from_env({}).adjust_daily_limit) == (1000, 5000)
+    cfg = Settings.from_env({"MALLPOINTS_ADJUST_APPROVAL_THRESHOLD": "200", "MALLPOINTS_ADJUST_DAILY_LIMIT": "900"})
+    assert (cfg.adjust_approval_threshold, cfg.adjust_daily_limit) == (200, 900)
+    with pytest.raises(ConfigError, match="MALLPOINTS_ADJUST_DAILY_LIMIT"):
+        Settings.from_env({"MALLPOINTS_ADJUST_DAILY_LIMIT": "lots"})
+
+
+async def test_a_configured_threshold_is_used(api):
+    import dataclasses
+
+    from api.config import set_settings, settings
+
+    member_id, _ = await make_member()
+    _, _, svc = await make("SERVICE")
+    old = settings()
+    set_settings(dataclasses.replace(old, adjust_approval_threshold=100))
+    try:
+        held = (await api.post(ADJUST, adjust(member_id, 101), token=svc, admin=True))["data"]["pointsAdjust"]
+        booked = (await api.post(ADJUST, adjust(member_id, 100), token=svc, admin=True))["data"]["pointsAdjust"]
+    finally:
+        set_settings(old)
+    assert held["approval"]["status"] == "PENDING" and booked["entry"] == {"points": 100}
