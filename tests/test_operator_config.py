@@ -130,6 +130,9 @@ async def test_tier_changes_apply_from_now_on_and_never_rewrite_history(api):
     assert off["tier"]["active"] is False
     public = (await api.post("{ tiers { code } }"))["data"]["tiers"]
     assert code not in [t["code"] for t in public]  # no longer offered
+    listed = await api.post("{ all: tiers(includeInactive: true) { code } active: tiers { code } }", token=marketing,
+                            admin=True)
+    assert code in [t["code"] for t in listed["data"]["all"]] and code not in [t["code"] for t in listed["data"]["active"]]
     member = await api.post("query($id: ID!) { member(id: $id) { tier { code active } } }",
                             {"id": to_global_id("Member", member_id)}, token=marketing, admin=True)
     assert member["data"]["member"]["tier"] == {"code": code, "active": False}  # kept until the period closes

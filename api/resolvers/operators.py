@@ -158,3 +158,9 @@ async def node(info: Info, type_name: str, pk: int) -> Optional[Node]:
         return None
     rows = await audit.page(1, pk + 1)
     return AuditEntry.of(rows[0]) if rows and rows[0].id == pk else None
+
+
+async def tiers_for_operators(include_inactive: bool = False) -> list[Tier]:
+    """The tiers, lowest first; with includeInactive also the deactivated ones (to reactivate them)."""
+    found = await (tiers.every_tier(refresh=True) if include_inactive else tiers.all_tiers())
+    return [Tier.of(t) for t in found]

@@ -10,6 +10,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from api.resolvers import admin as a
 from api.resolvers import draws as drr
 from api.resolvers import mall as mr
+from api.resolvers import operators as o
 from api.resolvers import parking as pkr
 from api.resolvers import public as r
 from api.resolvers import staff as st
@@ -32,7 +33,7 @@ class Query(OperatorsQuery):
         resolver=a.members_page, description="Members, searched by phone digits or nickname.")
     member: Optional[Member] = strawberry.field(resolver=a.member)
     merchants: Connection[Merchant] = strawberry.field(resolver=a.merchants_page)
-    tiers: list[Tier] = strawberry.field(resolver=r.all_tiers)
+    tiers: list[Tier] = strawberry.field(resolver=o.tiers_for_operators)
     node: Optional[Node] = strawberry.field(resolver=r.node)
     sms_messages: list[p.SmsMessage] = strawberry.field(
         resolver=a.sms_messages, description="Dev-only: the console SMS sender's outbox, newest first.")
