@@ -192,3 +192,17 @@ async def test_a_configured_threshold_is_used(api):
     finally:
         set_settings(old)
     assert held["approval"]["status"] == "PENDING" and booked["entry"] == {"points": 100}
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_one_operators_parallel_adjustments_stay_under_the_daily_limit(api, backend):
+    """Ten adjustments of 1,000 by one SERVICE operator at once: five are booked (5,000, the limit), five
+    wait for approval; the operator's row lock keeps two of them from both fitting."""
+    member_id, _ = await make_member()
+    _, _, svc = await make("SERVICE")
+    results = await asyncio.gather(*(api.post(ADJUST, adjust(member_id, 1000), token=svc, admin=True)
+                                     for _ in range(10)))
+    payloads = [r["data"]["pointsAdjust"] for r in results]
+    assert sum(1 for p in payloads if p["entry"]) == 5
+    assert sum(1 for p in payloads if p["approval"] and p["approval"]["status"] == "PENDING") == 5
+    assert (await snapshot(member_id))["balance"] == 5000

@@ -175,7 +175,6 @@ async def update_operator(actor_id: int, grantor: Iterable[str], operator_id: in
     return after
 
 
-
 async def get_many(ids: list[int]) -> dict[int, OperatorInfo]:
     """Accounts by id, active or not (DataLoaders)."""
     return {op.id: _info(op) for op in await Operator.filter(id__in=list(ids))}
