@@ -155,3 +155,18 @@ def test_operator_and_audit_entry_fields_of_the_contract():
     assert {"approval", "entry", "userErrors"} <= set(gql.type_map["PointsAdjustApprovePayload"].fields)
     assert {"approvalId", "approve", "note"} == set(gql.type_map["PointsAdjustApproveInput"].fields)
     assert set(gql.type_map["OperatorRole"].values) == set(ROLE_NAMES)
+
+
+def test_the_examples_in_docs_operators_are_valid_operations():
+    import re
+    from pathlib import Path
+
+    from graphql import parse, validate
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operators.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```graphql\n(.*?)```", text, re.S)
+    assert len(blocks) >= 5
+    for block in blocks:
+        document = parse(block)
+        assert len(document.definitions) == 1, block
+        assert validate(schema._schema, document) == [], block
