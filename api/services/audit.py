@@ -22,11 +22,10 @@ def _json(value: Any) -> str | None:
 async def audit(tx: Tx, actor: Actor, action: str, target_type: str | None,
                 target_id: str | None, detail: dict | None, *, before: dict | None = None,
                 after: dict | None = None) -> None:
-    await tx.execute(
-        "INSERT INTO audit_log (actor_type, actor_id, action, target_type, target_id, detail, before, after,"
-        " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        actor[0], actor[1], action, target_type, target_id, _json(detail), _json(before), _json(after), clock.now(),
-    )
+    """Appends the row on the caller's transaction (`tx` says there is one: Tortoise runs on its connection)."""
+    await AuditLog.create(actor_type=actor[0], actor_id=actor[1], action=action, target_type=target_type,
+                          target_id=target_id, created_at=clock.now(), detail=_json(detail), before=_json(before),
+                          after=_json(after))
 
 
 @dataclass(frozen=True)

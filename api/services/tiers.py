@@ -168,7 +168,9 @@ async def _close_period(tx: Tx, member_id: int, as_of: datetime, months: int, ti
         + (" FOR UPDATE" if tx.postgres else ""),
         member_id,
     )
+    assert member is not None  # the run found this member a moment ago; members are never deleted
     start = clock.parse_db_time(member["tier_period_start"])
+    assert start is not None
     period_end = clock.add_months(start, months)
     if period_end > as_of:
         return None  # another run closed it already
