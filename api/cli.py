@@ -153,6 +153,38 @@ def cmd_key(args) -> None:
     asyncio.run(_with_db(work))
 
 
+def cmd_operator(args) -> None:
+    """Operators' accounts (issue 10): the password comes from a prompt, or standard input when it is not
+    a terminal; never from an argument (it would stay in the shell history and the process list)."""
+    import getpass
+
+    from api.services import operators
+    from api.services.errors import DomainError
+
+    async def work():
+        if args.operator_command == "list":
+            for op in await operators.page(10_000, None):
+                when = f"{op.last_login_at:%Y-%m-%d %H:%M}" if op.last_login_at else "never"
+                print(f"{op.username}\t{'active' if op.active else 'inactive'}\t{','.join(op.roles)}"
+                      f"\t{op.display_name or ''}\tlast sign-in: {when}")
+            return
+        created = await operators.create_operator(args.username, args.display_name, password, args.role)
+        print(f"created operator {created.username} ({', '.join(created.roles)})")
+
+    password = ""
+    if args.operator_command == "create":
+        if sys.stdin.isatty():
+            password = getpass.getpass("password: ")
+            if getpass.getpass("again: ") != password:
+                raise SystemExit("mallpoints: the two passwords differ")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        asyncio.run(_with_db(work))
+    except DomainError as err:
+        raise SystemExit(f"mallpoints: {err.message}") from None
+
+
 def cmd_signed_call(args) -> None:
     """Sends one signed integration request (what a POS does), for trying the API from a shell."""
     import json
@@ -214,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     key_sub.add_parser("list")
     key.set_defaults(func=cmd_key)
+    operator = sub.add_parser("operator", help="create or list operators' accounts")
+    operator_sub = operator.add_subparsers(dest="operator_command", required=True)
+    op_create = operator_sub.add_parser("create", help="a new operator; the password is asked for (or read from stdin)")
+    op_create.add_argument("--username", required=True, help="3 to 64 of a-z, 0-9, '.', '_', '-'")
+    op_create.add_argument("--role", action="append", required=True, metavar="ROLE",
+                           help="ADMIN, MARKETING, SERVICE, FINANCE or AUDITOR; repeat for several")
+    op_create.add_argument("--display-name", help="the name shown in the console (default: the username)")
+    operator_sub.add_parser("list", help="every operator with roles, state and last sign-in")
+    operator.set_defaults(func=cmd_operator)
     call = sub.add_parser("signed-call", help="send one signed integration request (development aid)")
     call.add_argument("--url", default="http://127.0.0.1:8000/graphql")
     call.add_argument("--key", default="demo-pos")

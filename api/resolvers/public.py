@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from api.resolvers import client_address, user_errors
 from api.resolvers import mall as mall_resolvers
+from api.resolvers import operators as operator_resolvers
 from api.resolvers import parking as parking_resolvers
 from api.resolvers.staff import staff_node, staff_viewer
 from api.schema import payloads as p
@@ -47,6 +48,8 @@ async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
         return voucher_of(voucher) if voucher and info.context.may_read_member(voucher.info.member_id) else None
     if type_name == "MerchantStaff":
         return await staff_node(info, pk)
+    if type_name in operator_resolvers.NODE_TYPES:  # issue 10: operators' endpoint only
+        return await operator_resolvers.node(info, type_name, pk)
     if type_name in parking_resolvers.NODE_TYPES:
         return await parking_resolvers.node(info, type_name, pk)
     if type_name in ("EarnRule", "Task", "MallEvent"):  # earning (issue 3): operators only

@@ -81,7 +81,7 @@ async def check_purchase(identity: IntegrationIdentity, data: PurchaseInput, now
         raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is in the future", ["occurredAt"])
     if occurred_at < now - RECEIPT_MAX_AGE:
         raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is more than 30 days ago", ["occurredAt"])
-    merchant = await merchants.by_code(data.merchant_code, ["merchantCode"])
+    merchant = await merchants.active_by_code(data.merchant_code, ["merchantCode"])
     require_merchant(identity, merchant.id, ["merchantCode"])
     # An offline till uploads later: the code must have been valid when the purchase happened.
     member_id = signing.read_member_code(data.member_code, as_of=occurred_at)

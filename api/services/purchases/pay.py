@@ -35,7 +35,7 @@ async def pay_with_points(
             f"points must be worth a whole number of fen ({cfg.pay_points_per_yuan} points = 1 yuan)", ["points"],
         )
     cash_value_fen = points * 100 // cfg.pay_points_per_yuan
-    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
+    merchant = await merchants.active_by_code(merchant_code, ["merchantCode"])
     require_merchant(identity, merchant.id, ["merchantCode"])
     member_id = signing.read_member_code(member_code)  # spending: the code must be valid now
     digest = idempotency.request_hash("pointsPay", {
