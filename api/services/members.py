@@ -14,7 +14,7 @@ from api import locks
 from api.config import settings
 from api.db import Tx, transaction
 from api.models import Member, PointsAccount, SmsCode, TierChange
-from api.services import clock, core_sql, ratelimit, signing, tiers
+from api.services import clock, core_sql, ratelimit, signing, text, tiers
 from api.services.earning import behaviours, invites
 from api.services.errors import DomainError, ErrorCode
 from api.services.sms import get_sender, reserve_send
@@ -76,7 +76,7 @@ async def search_members(search: str | None, limit: int, after_id: int | None) -
     """Operators' search by phone (any part of the digits) or nickname; ordered by id."""
     query = Member.filter(id__gt=after_id or 0)
     if search:
-        term = search.strip()
+        term = text.strip_controls(search).strip()
         digits = "".join(ch for ch in term if ch.isdigit())
         match = Q(nickname__contains=term)
         if digits:
@@ -184,10 +184,8 @@ async def update_profile(
 ) -> MemberRecord:
     changes: dict[str, object] = {}
     if nickname is not None:
-        nickname = nickname.strip()
-        if not 1 <= len(nickname) <= 32:
-            raise DomainError(ErrorCode.INVALID_INPUT, "nickname must be 1 to 32 characters", ["nickname"])
-        changes["nickname"] = nickname
+        # Refused, not cleaned (api/services/text.py): NUL, other controls and bidi overrides.
+        changes["nickname"] = text.name(nickname, "nickname", 32)
     if gender is not None:
         if gender not in GENDERS:
             raise DomainError(ErrorCode.INVALID_INPUT, f"gender must be one of {', '.join(GENDERS)}", ["gender"])
