@@ -241,3 +241,5 @@ async def test_scheduled_runs_refuse_impossible_dates_with_a_user_error(api, run
     assert "errors" not in result, result
     errors = result["data"][run]["userErrors"]
     assert [e["code"] for e in errors] == ["INVALID_INPUT"], result
+    if run == "earningScheduleRun":  # clock.check_as_of names the field
+        assert errors[0]["field"] == ["asOf"]
