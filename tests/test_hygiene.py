@@ -152,6 +152,9 @@ async def test_staff_and_key_names_with_control_characters_are_refused(backend):
     with pytest.raises(DomainError) as refused:
         await integrations.create_key("till", ["M001\x00"], actor)
     assert (refused.value.code.value, refused.value.field) == ("INVALID_INPUT", ["merchantCodes"])
+    with pytest.raises(DomainError) as refused:
+        await integrations.revoke_key("demo-pos\x00", actor)
+    assert (refused.value.code.value, refused.value.field) == ("NOT_FOUND", ["keyId"])
 
 
 async def test_signed_headers_with_control_characters_are_unauthenticated(backend):
@@ -243,3 +246,15 @@ async def test_scheduled_runs_refuse_impossible_dates_with_a_user_error(api, run
     assert [e["code"] for e in errors] == ["INVALID_INPUT"], result
     if run == "earningScheduleRun":  # clock.check_as_of names the field
         assert errors[0]["field"] == ["asOf"]
+
+
+async def test_an_invite_code_with_a_control_character_is_unknown_and_registers_no_one(api):
+    from tests.conftest import TEST_SMS_CODE, new_phone
+
+    phone = new_phone()
+    await members.request_sms_code(phone)  # straight to the service: the per-address limit is not tested here
+    login = """mutation($i: AuthSmsLoginInput!) { authSmsLogin(input: $i) { token userErrors { field code } } }"""
+    result = await api.post(login, {"i": {"phone": phone, "code": TEST_SMS_CODE, "inviteCode": "AB\x00CD"}})
+    assert result["data"]["authSmsLogin"] == {"token": None, "userErrors": [
+        {"field": ["inviteCode"], "code": "INVITE_CODE_INVALID"}]}
+    assert await members.search_members(phone[-8:], 5, None) == []

@@ -207,6 +207,8 @@ async def create_key(
 
 
 async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
+    if text.has_control(key_id):  # no key id has one; PostgreSQL refuses NUL in a query
+        raise DomainError(ErrorCode.NOT_FOUND, "no active key with that id", ["keyId"])
     now = clock.now()
     async with transaction() as tx:
         count = await IntegrationKey.filter(key_id=key_id, revoked_at__isnull=True).update(revoked_at=now)

@@ -135,6 +135,8 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
                 await SmsCode.filter(id=row.id).update(attempts=F("attempts") + 1)
         if matches:
             # An invite code is checked only with a valid SMS code; a refusal rolls the login back.
+            if text.has_control(invite_code):  # no code has one; PostgreSQL refuses NUL in a query
+                raise DomainError(ErrorCode.INVITE_CODE_INVALID, "unknown invite code", ["inviteCode"])
             inviter_id = await invites.resolve(invite_code, phone, tx)
             await SmsCode.filter(id=row.id).update(consumed_at=now)  # type: ignore[union-attr]  # matches: a row
             member_id, registered = await _find_or_register(tx, phone, now)
