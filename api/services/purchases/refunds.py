@@ -13,7 +13,7 @@ from api.services import clock, earning, idempotency, ledger, merchants, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 from api.services.purchases import sql
-from api.services.purchases.checks import check_amount, check_codes, check_key, check_receipt_no, scope_of, yuan
+from api.services.purchases.checks import check_amount, check_key, check_receipt_no, scope_of, yuan
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,6 @@ async def refund_purchase(
     key = check_key(idempotency_key)
     receipt_no = check_receipt_no(receipt_no)
     check_amount(refund_amount_fen, "refundAmountFen")
-    check_codes(None, merchant_code)
     merchant = await merchants.by_code(merchant_code, ["merchantCode"])
     require_merchant(identity, merchant.id, ["merchantCode"])
     digest = idempotency.request_hash("purchaseRefund", {
