@@ -102,6 +102,18 @@ async def test_receipt_numbers_with_control_characters_are_refused_and_nothing_i
     assert await snapshot(member_id) == before
 
 
+async def test_a_batch_refuses_the_receipt_with_nul_and_books_the_others(api):
+    """On PostgreSQL a NUL used to fail the whole group commit; now it is one item's userError."""
+    member_id, _ = await make_member()
+    good = [purchase_input(member_id, 1000), purchase_input(member_id, 2000)]
+    bad = purchase_input(member_id, 3000, receipt="R\x00" + unique())
+    result = await api.signed(BATCH, {"input": {"purchases": [good[0], bad, good[1]]}})
+    payload = result["data"]["purchaseRecordBatch"]
+    assert [r["pointsEarned"] for r in payload["results"]] == [10, None, 20]
+    assert payload["results"][1]["userErrors"] == [{"field": ["purchases", "1", "receiptNo"], "code": "INVALID_INPUT"}]
+    assert (await snapshot(member_id))["purchases"] == 2
+
+
 async def test_other_till_identifiers_with_control_characters_are_refused(api):
     member_id, _ = await make_member()
     before = await snapshot(member_id)

@@ -5,11 +5,11 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 
 from api.config import settings
-from api.services import clock
+from api.services import clock, text
 from api.services.errors import DomainError, ErrorCode, unauthenticated
 
 
@@ -70,7 +70,7 @@ def _code_mac(member_id: int, exp: int) -> str:
 # A code's lifetime runs from its issue (its expiry less the configured TTL; the code carries only
 # its expiry) to its expiry. A purchase uploaded later by an offline till must have happened inside
 # it; the till's clock may run up to this much behind the server's when it stamps `occurredAt`.
-MEMBER_CODE_CLOCK_SKEW = timedelta(minutes=5)
+MEMBER_CODE_CLOCK_SKEW = text.CLOCK_SKEW  # 5 minutes
 
 
 def issue_member_code(member_id: int, ttl_seconds: int, issued_at: datetime | None = None) -> tuple[str, int]:

@@ -11,7 +11,7 @@ from api.services.integrations import IntegrationIdentity, require_merchant
 
 MAX_BATCH = 100
 RECEIPT_MAX_AGE = timedelta(days=30)
-CLOCK_SKEW = timedelta(minutes=5)
+CLOCK_SKEW = text.CLOCK_SKEW  # a till's clock may run 5 minutes ahead
 MAX_PAY_POINTS = 10_000_000
 
 
