@@ -204,8 +204,9 @@ def test_add_months_is_total():
 @pytest.mark.parametrize("value", [
     datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8))),
     datetime(1, 1, 1, tzinfo=timezone.utc),
-    datetime(1970, 1, 1, tzinfo=timezone.utc),
+    datetime(1899, 12, 31, tzinfo=timezone.utc),
     datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-8))),
+    datetime(2200, 1, 1, tzinfo=timezone.utc),
     datetime(2026, 11, 23, 10, 0),  # naive
 ])
 def test_impossible_times_are_invalid_input(value):
@@ -219,7 +220,9 @@ def test_as_of_window():
     clock.freeze(now)
     assert clock.check_as_of(None) == now
     assert clock.check_as_of(now - timedelta(days=400)) == now - timedelta(days=400)
-    for bad in (now + timedelta(hours=1), datetime(1, 1, 1, tzinfo=timezone.utc)):
+    assert clock.check_as_of(now - clock.RUN_MAX_AGE) == now - clock.RUN_MAX_AGE
+    for bad in (now + timedelta(hours=1), now - clock.RUN_MAX_AGE - timedelta(seconds=1),
+                datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(1, 1, 1, tzinfo=timezone.utc)):
         with pytest.raises(DomainError) as refused:
             clock.check_as_of(bad)
         assert refused.value.field == ["asOf"]
@@ -249,7 +252,7 @@ RUNS = {
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
-@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+08:00", "1970-01-01T00:00:00Z"])
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+08:00", "9999-12-31T23:00:00-08:00"])
 async def test_scheduled_runs_refuse_impossible_dates_with_a_user_error(api, run, at):
     token = await operator_token(api)
     result = await api.post(f"mutation($at: DateTime) {{ {RUNS[run]} }}", {"at": at}, token=token, admin=True)
@@ -270,3 +273,11 @@ async def test_an_invite_code_with_a_control_character_is_unknown_and_registers_
     assert result["data"]["authSmsLogin"] == {"token": None, "userErrors": [
         {"field": ["inviteCode"], "code": "INVITE_CODE_INVALID"}]}
     assert await members.search_members(phone[-8:], 5, None) == []
+
+
+async def test_the_earning_schedule_refuses_an_as_of_more_than_ten_years_ago(api):
+    token = await operator_token(api)
+    for at in ("1970-01-01T00:00:00Z", (clock.now() - timedelta(days=3661)).isoformat()):
+        result = await api.post(f"mutation($at: DateTime) {{ {RUNS['earningScheduleRun']} }}", {"at": at}, token=token,
+                                admin=True)
+        assert result["data"]["earningScheduleRun"]["userErrors"] == [{"field": ["asOf"], "code": "INVALID_INPUT"}]

@@ -31,9 +31,10 @@ class ImplausibleTimeError(DomainError, ValueError):
 # Every time this service takes lies in these years: arithmetic on it (a grace period, a year of
 # history, months of validity) then never leaves the range of datetime. Narrower windows per field:
 # api/services/text.py and docs/ledger.md ("Input hygiene").
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
-RUN_FUTURE_SLACK = timedelta(minutes=1)
+RUN_FUTURE_SLACK = timedelta(minutes=1)  # a run as of the future would expire or close early
+RUN_MAX_AGE = timedelta(days=3660)  # a run as of more than ten years ago is a typo, not a replay
 
 
 def to_utc(value: datetime, field: list[str] | None = None) -> datetime:
@@ -52,8 +53,9 @@ def to_utc(value: datetime, field: list[str] | None = None) -> datetime:
 
 def check_as_of(as_of: datetime | None, field: list[str] | None = None) -> datetime:
     """The moment a scheduled run (expiry, tier evaluation, order lapse, the earning schedule) works
-    as of: now when absent; with an offset, not before EARLIEST, and not in the future (beyond a
-    minute), so that nothing expires or closes early. INVALID_INPUT naming `field` otherwise."""
+    as of: now when absent; with an offset, at most RUN_MAX_AGE (ten years) ago, and not in the
+    future (beyond a minute), so that nothing expires or closes early. INVALID_INPUT naming `field`
+    otherwise."""
     field = field if field is not None else ["asOf"]
     current = now()
     if as_of is None:
@@ -61,6 +63,8 @@ def check_as_of(as_of: datetime | None, field: list[str] | None = None) -> datet
     value = to_utc(as_of, field)
     if value > current + RUN_FUTURE_SLACK:
         raise DomainError(ErrorCode.INVALID_INPUT, "asOf may not be in the future", field)
+    if value < current - RUN_MAX_AGE:
+        raise DomainError(ErrorCode.INVALID_INPUT, "asOf may be at most ten years ago", field)
     return value
 
 

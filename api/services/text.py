@@ -8,7 +8,7 @@
   cannot store NUL in text anyway. Zero-width joiners (emoji sequences) are allowed.
 - Times from outside must carry a UTC offset and fall inside a window that fits their meaning;
   `check_time` is the one check (INVALID_INPUT naming the field). `clock.to_utc` additionally refuses
-  anything outside the years 2000–2199 for every time, so arithmetic on an input never overflows.
+  anything outside the years 1900–2199 for every time, so arithmetic on an input never overflows.
 
 docs/ledger.md ("Input hygiene") lists the window of each field.
 """
