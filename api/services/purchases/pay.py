@@ -9,7 +9,7 @@ from api.services import clock, idempotency, ledger, merchants, signing
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 from api.services.purchases import sql
-from api.services.purchases.checks import MAX_PAY_POINTS, check_receipt_no, scope_of, yuan
+from api.services.purchases.checks import MAX_PAY_POINTS, check_key, check_receipt_no, scope_of, yuan
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ async def pay_with_points(
     idempotency_key: str,
 ) -> PayResult:
     cfg = settings()
-    key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
+    key = check_key(idempotency_key)
     receipt_no = check_receipt_no(receipt_no)
     if points <= 0 or points > MAX_PAY_POINTS:
         raise DomainError(ErrorCode.INVALID_INPUT, f"points must be 1 to {MAX_PAY_POINTS}", ["points"])
