@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from api import db
+from api import console, db
 from api.auth import caller_for
 from api.config import settings
 from api.context import Context
@@ -41,12 +41,22 @@ class GuardedGraphQL:
 
     def __init__(self, schema, endpoint: str, ide: bool, prepared: PreparedExecutor | None = None) -> None:
         self.endpoint = endpoint
-        self.view = _View(schema, endpoint, graphql_ide="graphiql" if ide else None, allow_queries_via_get=ide)
+        # Strawberry's own GraphiQL page loads its scripts from a CDN: the operators' console
+        # (api/console.py) is served instead, from the project's files.
+        self.view = _View(schema, endpoint, graphql_ide=None, allow_queries_via_get=ide)
         self.prepared = prepared
+        self.ide = ide
 
     async def __call__(self, scope, receive, send) -> None:
         started = time.perf_counter()
         request = Request(scope, receive)
+        if request.method == "GET" and "query" not in request.query_params:
+            if self.ide and console.wants_html(request):
+                await console.console_page()(scope, receive, send)
+                return
+            if not self.ide:
+                await console.public_endpoint_info(request)(scope, receive, send)
+                return
         body = await request.body() if request.method == "POST" else b""
         try:
             caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)
@@ -166,6 +176,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
         Route("/graphql", GuardedGraphQL(public.schema, "public", ide=False, prepared=PreparedExecutor(
             public.schema, public.RULES, public.MAX_TOKENS)), methods=["GET", "POST"]),
         Route("/admin/graphql", GuardedGraphQL(admin_schema, "admin", ide=True), methods=["GET", "POST"]),
+        Route(console.STATIC_PREFIX + "{name}", console.static_asset, methods=["GET", "HEAD"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/dev/pay/{out_trade_no}", dev_pay, methods=["POST"]),
