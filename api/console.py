@@ -15,7 +15,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from api.console_examples import EXAMPLES
+from api.console_examples import EXAMPLES, WELCOME
 
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "console"
 STATIC_PREFIX = "/admin/static/"
@@ -78,7 +78,7 @@ async def static_asset(request: Request) -> Response:
 
 
 def console_config(endpoint: str = "/admin/graphql") -> dict:
-    return {"endpoint": endpoint, "examples": [example.as_json() for example in EXAMPLES]}
+    return {"endpoint": endpoint, "welcome": WELCOME, "examples": [example.as_json() for example in EXAMPLES]}
 
 
 def console_page() -> HTMLResponse:

@@ -1,6 +1,6 @@
 """Ready-made operations for the operators' daily jobs, offered by the console's Examples menu.
 
-Each one validates against the operators' schema (tests/test_console.py); the first one opens in the
+Each one validates against the operators' schema (tests/test_console.py), as does WELCOME, the
 console's first tab.
 """
 from __future__ import annotations
@@ -21,6 +21,19 @@ class Example:
         return {"name": self.name, "title": self.title, "description": self.description,
                 "query": self.query, "variables": json.dumps(self.variables, indent=2, ensure_ascii=False)}
 
+
+WELCOME = """# mallpoints operators' console
+#
+# 1. Sign in: the key icon on the left puts "Authorization: Bearer <token>" in the Headers tab below
+#    (GraphiQL keeps it in this browser). Or paste a token from operatorLogin there yourself.
+# 2. Daily jobs: the list icon opens ready-made operations (find a member, adjust points, create an
+#    earning rule, run a flash sale, read a settlement), each in a new tab with its variables.
+# 3. Run with the play button or Ctrl-Enter. The compass icon builds queries by clicking fields;
+#    the book icon is the schema's documentation.
+query Tiers {
+  tiers { code name growthThreshold earnMultiplierPercent }
+}
+"""
 
 EXAMPLES: tuple[Example, ...] = (
     Example(

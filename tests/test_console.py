@@ -10,7 +10,7 @@ from pathlib import Path
 from graphql import build_schema, parse, validate
 
 from api import console
-from api.console_examples import EXAMPLES
+from api.console_examples import EXAMPLES, WELCOME
 from tests.test_operators import operator_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +27,7 @@ def test_every_example_validates_against_the_operators_schema():
         assert len(operations) == 1 and operations[0].name is not None, example.name
         declared = {v.variable.name.value for v in operations[0].variable_definitions or ()}
         assert declared == set(example.variables), f"{example.name}: variables differ from the declared ones"
+    assert validate(ADMIN_SDL, parse(WELCOME)) == []
 
 
 def test_bundle_and_licences_are_committed():

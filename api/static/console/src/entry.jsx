@@ -139,7 +139,6 @@ const plugins = [
 ];
 
 const fetcher = createGraphiQLFetcher({ url: config.endpoint });
-const first = config.examples[0];
 
 createRoot(document.getElementById('graphiql')).render(
   <GraphiQL
@@ -147,7 +146,6 @@ createRoot(document.getElementById('graphiql')).render(
     plugins={plugins}
     shouldPersistHeaders={true}
     defaultEditorToolsVisibility="headers"
-    defaultTabs={[{ query: first.query, variables: first.variables }]}
-    visiblePlugin={undefined}
+    defaultTabs={[{ query: config.welcome }]}
   />,
 );
