@@ -107,6 +107,11 @@ async def test_console_runs_a_query_offline(chromium_path, live_server):
             headers = json.loads(await page.evaluate(_editor_value(".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror")))
             assert headers["Authorization"].startswith("Bearer ")
 
+            await page.get_by_label("Add tab").click()  # a new tab starts with the token too
+            await _wait_until(page, "document.querySelectorAll('.graphiql-tab').length === 2")
+            await _wait_until(page, "[...document.querySelectorAll('.graphiql-editor-tool .graphiql-editor .CodeMirror')]"
+                                    ".some(e => e.CodeMirror.getValue().includes('Bearer '))")
+
             await page.get_by_label("Show Examples").click()
             await page.click("button[data-example=find-member]")
             await _wait_until(page, "document.querySelector('.graphiql-query-editor .CodeMirror')"

@@ -34,6 +34,17 @@ const LOGIN = `mutation ConsoleSignIn($input: OperatorLoginInput!) {
   operatorLogin(input: $input) { token operator { username } userErrors { code message } }
 }`;
 
+// The headers a new tab ("+") starts with: those of the last sign-in, else the last ones GraphiQL stored.
+let setDefaultHeaders = () => {};
+
+function storedHeaders() {
+  try {
+    return window.localStorage.getItem('graphiql:headers') || undefined;
+  } catch (e) {
+    return undefined;
+  }
+}
+
 function SignIn() {
   const editors = useEditorContext({ nonNull: true });
   const [username, setUsername] = useState('');
@@ -59,7 +70,9 @@ function SignIn() {
         setStatus(payload.userErrors.map(e => e.message).join('; '));
         return;
       }
-      editors.headerEditor.setValue(withToken(editors.headerEditor.getValue(), payload.token));
+      const headers = withToken(editors.headerEditor.getValue(), payload.token);
+      editors.headerEditor.setValue(headers);
+      setDefaultHeaders(headers);
       setPassword('');
       setStatus(`Signed in as ${payload.operator ? payload.operator.username : username}: the token is in the Headers tab.`);
     } catch (e) {
@@ -68,15 +81,17 @@ function SignIn() {
   }
 
   function signOut() {
-    editors.headerEditor.setValue(withToken(editors.headerEditor.getValue(), null));
+    const headers = withToken(editors.headerEditor.getValue(), null);
+    editors.headerEditor.setValue(headers);
+    setDefaultHeaders(headers);
     setStatus('Signed out: the Authorization header is removed.');
   }
 
   return (
     <div className="mp-panel">
       <div className="graphiql-doc-explorer-title">Sign in</div>
-      <p>Puts <code>Authorization: Bearer …</code> in the Headers tab of the open tab
-        (kept in this browser by GraphiQL; examples opened from the menu take it along).</p>
+      <p>Puts <code>Authorization: Bearer …</code> in the Headers tab (kept in this browser by GraphiQL);
+        new tabs and the examples take it along.</p>
       <form onSubmit={submit} aria-label="operator sign-in">
         <label>Username<input name="username" autoComplete="username" value={username}
           onChange={e => setUsername(e.target.value)} /></label>
@@ -140,12 +155,19 @@ const plugins = [
 
 const fetcher = createGraphiQLFetcher({ url: config.endpoint });
 
-createRoot(document.getElementById('graphiql')).render(
-  <GraphiQL
-    fetcher={fetcher}
-    plugins={plugins}
-    shouldPersistHeaders={true}
-    defaultEditorToolsVisibility="headers"
-    defaultTabs={[{ query: config.welcome }]}
-  />,
-);
+function Console() {
+  const [defaultHeaders, setHeaders] = useState(storedHeaders);
+  setDefaultHeaders = setHeaders;
+  return (
+    <GraphiQL
+      fetcher={fetcher}
+      plugins={plugins}
+      shouldPersistHeaders={true}
+      defaultHeaders={defaultHeaders}
+      defaultEditorToolsVisibility="headers"
+      defaultTabs={[{ query: config.welcome }]}
+    />
+  );
+}
+
+createRoot(document.getElementById('graphiql')).render(<Console />);
