@@ -113,8 +113,8 @@ def cmd_serve(args) -> None:
     from api.app import create_app
 
     cfg = settings()
-    if args.demo and cfg.is_production:
-        raise CliError("--demo loads the demo mall and its known logins; it is refused with MALLPOINTS_ENV=production")
+    if args.demo:
+        _refuse_demo_in_production("serve --demo")
     asyncio.run(_with_db(_seed if args.demo else (lambda: asyncio.sleep(0)), create=True))
     host = args.host
     print(f"mallpoints on {cfg.dialect} ({'WAL, one server process' if cfg.dialect == 'sqlite' else 'pooled'})")
@@ -146,7 +146,15 @@ def cmd_migrate(args) -> None:
     print("migrations applied")
 
 
+def _refuse_demo_in_production(command: str) -> None:
+    if settings().is_production:
+        raise CliError(f"`{command}` loads the demo mall and its public logins (operator admin, keys demo-pos and "
+                       "demo-parking); refused with MALLPOINTS_ENV=production: create the first operator with "
+                       "`mallpoints operator create --username U --role ADMIN`")
+
+
 def cmd_seed(args) -> None:
+    _refuse_demo_in_production("seed")
     print("seeded:", asyncio.run(_with_db(_seed, create=True)))
 
 

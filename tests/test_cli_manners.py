@@ -131,9 +131,9 @@ def test_serve_banner_shows_demo_logins_only_with_demo():
 
 
 def test_demo_is_refused_in_production(tmp_path):
-    one_line_error(run(tmp_path, "serve", "--demo", env={
-        "MALLPOINTS_ENV": "production", "MALLPOINTS_SECRET_KEY": "x" * 40, "MALLPOINTS_ADMIN_PASSWORD": "s3cret-pw"}),
-        "--demo", "production")
+    production = {"MALLPOINTS_ENV": "production", "MALLPOINTS_SECRET_KEY": "x" * 40, "MALLPOINTS_ADMIN_PASSWORD": "s3cret-pw"}
+    one_line_error(run(tmp_path, "serve", "--demo", env=production), "serve --demo", "MALLPOINTS_ENV=production")
+    one_line_error(run(tmp_path, "seed", env=production), "`seed`", "operator create")
     assert not (tmp_path / "var").exists()
 
 
