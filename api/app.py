@@ -51,12 +51,12 @@ class GuardedGraphQL:
         started = time.perf_counter()
         request = Request(scope, receive)
         if request.method == "GET" and "query" not in request.query_params:
-            if self.ide and console.wants_html(request):
-                await console.console_page()(scope, receive, send)
-                return
-            if not self.ide:
-                await console.public_endpoint_info(request)(scope, receive, send)
-                return
+            if self.ide:
+                page = console.console_page() if console.wants_html(request) else console.admin_endpoint_info(request)
+            else:
+                page = console.public_endpoint_info(request)
+            await page(scope, receive, send)
+            return
         body = await request.body() if request.method == "POST" else b""
         try:
             caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)

@@ -132,3 +132,12 @@ mutation over GET.</p>
 """
     return HTMLResponse(page, headers={"Cache-Control": "no-cache",
                                        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+
+def admin_endpoint_info(request: Request) -> Response:
+    """GET /admin/graphql without a query from something that is not a browser."""
+    return JSONResponse({
+        "message": "This is the mallpoints operators' GraphQL endpoint: POST {\"query\": …, \"variables\": …} with "
+                   "Authorization: Bearer <operator token> (from operatorLogin). Open this URL in a browser for the console.",
+        "operatorsConsole": str(request.url.replace(query="")), "docs": DOCS,
+    })

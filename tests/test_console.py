@@ -98,6 +98,8 @@ async def test_get_graphql_points_to_the_console_and_docs(api):
     assert machine.status_code == 200 and machine.headers["content-type"] == "application/json"
     body = machine.json()
     assert body["operatorsConsole"] == "http://test/admin/graphql" and "POST" in body["message"]
+    operators = await api.client.get("/admin/graphql", headers={"accept": "application/json"})
+    assert operators.status_code == 200 and "operatorLogin" in operators.json()["message"]
     # a query or a mutation over GET is still refused, on both endpoints
     for path in ("/graphql", "/admin/graphql"):
         refused = await api.client.get(path, params={"query": "mutation { pointsExpireRun(input: {}) { lotsExpired } }"},
