@@ -19,12 +19,13 @@ from api import db
 from api.config import ConfigError, settings
 from api.services.errors import DomainError
 
-EXIT_USAGE = 2  # argparse's code for a bad command line
 EXIT_FAILED = 1  # the command could not do its work (a refused input, an absent database or server)
+# (argparse exits with 2 for a bad command line, with its usage and one error line)
 
 
 class CliError(Exception):
     """A message for the person at the terminal: printed as one line, exit status EXIT_FAILED."""
+
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 

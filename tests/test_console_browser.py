@@ -6,6 +6,7 @@ attempted; the token is in GraphiQL's Headers tab and survives a reload (GraphiQ
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import socket
@@ -22,9 +23,7 @@ CHROMIUM = os.environ.get("MALLPOINTS_TEST_CHROMIUM", "/usr/bin/chromium")
 def chromium_path() -> str:
     if not os.path.exists(CHROMIUM):
         service_missing("Chromium", f"{CHROMIUM} is absent: apt-get install -y chromium")
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         service_missing("playwright", "pip install -e '.[test]'")
     return CHROMIUM
 
