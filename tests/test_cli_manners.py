@@ -64,6 +64,7 @@ def test_signed_call_mistakes(tmp_path):
                    "--variables is not JSON")
     one_line_error(run(tmp_path, "signed-call", "--query", "{ tiers { code } }", "--variables", "[1]"),
                    "must be a JSON object")
+    one_line_error(run(tmp_path, "signed-call", "--query", "@nowhere.graphql"), "@nowhere.graphql", "cannot read the file")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again below: nothing listens there
