@@ -288,9 +288,15 @@ def cmd_signed_call(args) -> None:
         reason = getattr(err, "reason", err)
         raise CliError(f"cannot reach {args.url} ({reason}): is `mallpoints serve` running there?") from None
     try:
-        print(json.dumps(json.loads(answer), ensure_ascii=False, indent=2))
+        result = json.loads(answer)
     except ValueError:
         raise CliError(f"{args.url} did not answer with JSON: is it the mallpoints GraphQL endpoint?") from None
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    errors = result.get("errors") if isinstance(result, dict) else None
+    if errors:  # the whole request was refused (bad signature, invalid query): the answer above says why
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        code = (first.get("extensions") or {}).get("code")
+        raise CliError(f"the server refused the request: {first.get('message', '?')}" + (f" ({code})" if code else ""))
 
 
 def _as_of(parser: argparse.ArgumentParser, what: str) -> None:

@@ -4,8 +4,9 @@ and car parks; parking keys are bound from the command line; every option says w
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -13,6 +14,8 @@ import pytest
 
 from api import cli
 from api.config import Settings
+from tests.conftest import TEST_SECRET
+from tests.live_server import free_port, live_server  # noqa: F401  (a fixture)
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("MALLPOINTS_")}
 
@@ -65,17 +68,13 @@ def test_signed_call_mistakes(tmp_path):
     one_line_error(run(tmp_path, "signed-call", "--query", "{ tiers { code } }", "--variables", "[1]"),
                    "must be a JSON object")
     one_line_error(run(tmp_path, "signed-call", "--query", "@nowhere.graphql"), "@nowhere.graphql", "cannot read the file")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again below: nothing listens there
+    port = free_port()  # closed again: nothing listens there
     one_line_error(run(tmp_path, "signed-call", "--query", "{ tiers { code } }", "--url", f"http://127.0.0.1:{port}/graphql"),
                    f"cannot reach http://127.0.0.1:{port}/graphql", "mallpoints serve")
 
 
 def test_database_that_cannot_be_reached(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     line = one_line_error(run(tmp_path, "integration-key", "list", env={
         "MALLPOINTS_DATABASE_URL": f"postgres://mall:hunter2@127.0.0.1:{port}/mall"}), "cannot open the database")
     assert "hunter2" not in line  # the password never reaches the terminal
@@ -141,3 +140,23 @@ def test_demo_is_refused_in_production(tmp_path):
 def test_usage_mistakes_are_argparse_lines(tmp_path):
     result = run(tmp_path, "integration-key", "create", "--scope", "everything", "--name", "x")
     assert result.returncode == 2 and "Traceback" not in result.stderr and "invalid choice" in result.stderr
+
+
+async def run_async(cwd, *args) -> subprocess.CompletedProcess:
+    """The command in a subprocess while this event loop keeps serving the live server."""
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "api.cli", *args, cwd=cwd, env=CLEAN_ENV,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
+
+
+async def test_signed_call_against_a_running_server(live_server, tmp_path):
+    query = tmp_path / "tiers.graphql"
+    query.write_text("query Tiers { tiers { code } }", encoding="utf-8")
+    url = f"{live_server}/graphql"
+    ok = await run_async(tmp_path, "signed-call", "--url", url, "--secret", TEST_SECRET, "--query", f"@{query}")
+    assert ok.returncode == 0 and ok.stderr == "", ok.stderr
+    assert "NORMAL" in [t["code"] for t in json.loads(ok.stdout)["data"]["tiers"]]
+    wrong = await run_async(tmp_path, "signed-call", "--url", url, "--secret", "not-the-secret", "--query", "{ tiers { code } }")
+    assert json.loads(wrong.stdout)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    one_line_error(wrong, "the server refused the request", "UNAUTHENTICATED")

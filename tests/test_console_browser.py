@@ -9,12 +9,12 @@ import asyncio
 import importlib.util
 import json
 import os
-import socket
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import IN_CI, make_member, new_phone
+from tests.live_server import live_server  # noqa: F401  (a fixture)
 
 CHROMIUM = os.environ.get("MALLPOINTS_TEST_CHROMIUM", "/usr/bin/chromium")
 
@@ -31,33 +31,6 @@ def chromium_path() -> str:
     if missing:
         pytest.skip(missing + "; the browser test runs in CI")
     return CHROMIUM
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-async def live_server(backend):
-    """The app on a real socket, in this event loop (it shares the test's database set-up)."""
-    import uvicorn
-
-    from api.app import create_app
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(manage_db=False), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
 
 
 async def _wait_until(page, expression: str, seconds: float = 15) -> None:
