@@ -150,6 +150,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette):
         cfg = settings()
+        console.assets()  # read and compress the console's bundle now, not in the first request
         if manage_db:
             await db.init_db(cfg)
         app.state.redis = None
