@@ -25,7 +25,7 @@ LATENCY = Histogram("mallpoints_graphql_request_seconds", "GraphQL request laten
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
 
-class _View(GraphQL):
+class _View(GraphQL[Context, None]):
     def __init__(self, schema, endpoint: str, **kwargs) -> None:
         super().__init__(schema, **kwargs)
         self.endpoint = endpoint

@@ -241,7 +241,7 @@ def cmd_key(args) -> None:
                              ",".join(car_parks.get(key.key_id, [])) or "-", key.name))
             widths = [max(len(row[i]) for row in rows) for i in range(5)]
             for row in rows:
-                print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+                print("  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)) + "  " + row[5])
 
     asyncio.run(_with_db(work))
 

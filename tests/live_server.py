@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-import pytest_asyncio
+import uvicorn
+
+from api.app import create_app
 
 
 def free_port() -> int:
@@ -13,13 +17,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest_asyncio.fixture
-async def live_server(backend):
-    """The app on 127.0.0.1 in this event loop (it shares the test's database set-up); yields its base URL."""
-    import uvicorn
-
-    from api.app import create_app
-
+@asynccontextmanager
+async def serving() -> AsyncIterator[str]:
+    """The app on 127.0.0.1 in this event loop, sharing the test's database set-up (use it inside a
+    fixture that depends on `backend`); yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(manage_db=False), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False, lifespan="on"))
@@ -29,6 +30,8 @@ async def live_server(backend):
             break
         await asyncio.sleep(0.05)
     assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

@@ -11,13 +11,20 @@ import subprocess
 import sys
 
 import pytest
+import pytest_asyncio
 
 from api import cli
 from api.config import Settings
 from tests.conftest import TEST_SECRET
-from tests.live_server import free_port, live_server  # noqa: F401  (a fixture)
+from tests.live_server import free_port, serving
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("MALLPOINTS_")}
+
+
+@pytest_asyncio.fixture
+async def live_server(backend):
+    async with serving() as url:
+        yield url
 
 
 def run(cwd, *args, env=None) -> subprocess.CompletedProcess:

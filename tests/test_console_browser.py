@@ -12,11 +12,18 @@ import os
 from urllib.parse import urlsplit
 
 import pytest
+import pytest_asyncio
 
 from tests.conftest import IN_CI, make_member, new_phone
-from tests.live_server import live_server  # noqa: F401  (a fixture)
+from tests.live_server import serving
 
 CHROMIUM = os.environ.get("MALLPOINTS_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest_asyncio.fixture
+async def live_server(backend):
+    async with serving() as url:
+        yield url
 
 
 @pytest.fixture
