@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from api.services.errors import DomainError, ErrorCode
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_offset = [None]  # a fixed datetime that replaces now(), set only by tests
+_offset: list[datetime | None] = [None]  # a fixed datetime that replaces now(), set only by tests
 
 
 def now() -> datetime:
