@@ -19,6 +19,7 @@ class IntegrationKey(Model):
     # What the key may do, comma-separated: pos (purchases, refunds, points payments), payment
     # (payment notifications). NULL is a key from before scopes: pos.
     scopes = fields.CharField(max_length=64, null=True)
+    merchant_links: fields.ReverseRelation["IntegrationKeyMerchant"]
 
     class Meta:
         table = "integration_key"
