@@ -10,7 +10,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from api import db
 from api.services import clock
-from api.services.parking_fees import Coupon, FeeRules, bill, fee, fen_for_points, points_for_fen
+from api.services.parking.fees import Coupon, FeeRules, bill, fee, fen_for_points, points_for_fen
 from tests.conftest import PURCHASE, purchase_input, unique, utc
 from tests.mall_helpers import operator_token
 from tests.parking_helpers import (
