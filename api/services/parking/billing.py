@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.expressions import F
 from tortoise.functions import Sum
 
-from api import db, locks
+from api import locks
 from api.locks import Rank
-from api.models import Member, ParkingSession, Voucher
+from api.models import Member, ParkingSession, Purchase, Voucher
 from api.services import clock, tiers
 from api.services.errors import DomainError, ErrorCode
-from api.services.parking import sql
 from api.services.parking.car_parks import CarParkInfo, car_park_by_code, car_park_by_id
 from api.services.parking.common import FUTURE_SLACK, PARKING_COUPON
 from api.services.parking.fees import Bill, Coupon, bill, minutes_between
@@ -42,8 +42,9 @@ async def _purchase_minutes(cp: CarParkInfo, s: StayInfo, at: datetime) -> int:
         return 0
     start, _ = clock.day_bounds(clock.business_day(s.entered_at))
     _, end = clock.day_bounds(clock.business_day(max(at, s.entered_at)))
-    spent = await db.fetchval(sql.MEMBER_NET_SPEND, s.member_id, start, end)
-    return cp.purchase_free_minutes if int(spent) >= cp.purchase_min_fen else 0
+    spent = await (Purchase.filter(member_id=s.member_id, occurred_at__gte=start, occurred_at__lt=end)
+                   .annotate(net=Sum(F("amount_fen") - F("refunded_fen"))).first().values_list("net", flat=True))
+    return cp.purchase_free_minutes if int(spent or 0) >= cp.purchase_min_fen else 0
 
 
 async def usable_coupons(member_id: int, codes: list[str], now: datetime, lock: bool = False) -> list[Coupon]:

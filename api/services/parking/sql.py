@@ -1,13 +1,6 @@
 """The statements of parking that stay SQL, each with the reason it is not written with the ORM.
 Placeholders are PostgreSQL's `$1…` (api.db turns them into SQLite's `?1…`)."""
 
-# Net spend (amount less refunds) of a member over a period: an aggregate of a difference of two
-# columns of another domain's table, one number; the ORM would need an annotate/group_by detour.
-MEMBER_NET_SPEND = (
-    "SELECT COALESCE(SUM(amount_fen - refunded_fen), 0) FROM purchase WHERE member_id = $1"
-    " AND occurred_at >= $2 AND occurred_at < $3"
-)
-
 # Occupancy report: three conditional counts per car park in one pass over the stays (a report: CASE
 # aggregates grouped by car park, which the ORM cannot say).
 OCCUPANCY = (
