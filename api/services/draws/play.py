@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -124,10 +124,11 @@ def _digest(game_id: int) -> str:
 async def _terms(acct: ledger.LockedAccount, g: GameInfo, prize: PrizeInfo, now: datetime) -> tuple[GameInfo, bool]:
     """The terms as they are now (the draw used the process's copy, at most CACHE_SECONDS old) and the
     member's play limits, counted under the account lock. Returns the game and whether the play is free."""
-    terms = await DrawPrize.filter(id=prize.id, game_id=g.id).select_related("game").first()
-    g = GameInfo.of(terms.game, g.prizes)
-    if not g.open(now) or not terms.active:
+    terms = (await db.fetch(sql.PLAY_TERMS, g.id, prize.id, now))[0]
+    if not terms["open"]:
         raise _not_open()
+    g = replace(g, name=terms["name"], cost_points=int(terms["cost_points"]), daily_limit=terms["daily_limit"],
+                total_limit=terms["total_limit"], free_plays=json.loads(terms["free_plays"] or "{}"))
     counts = (await db.fetch(sql.PLAY_COUNTS, g.id, acct.member_id, clock.day_start(now)))[0]
     if g.total_limit is not None and int(counts["total"]) >= g.total_limit:
         raise DomainError(ErrorCode.PLAY_LIMIT_REACHED, f"at most {g.total_limit} plays per member",
