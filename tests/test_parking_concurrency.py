@@ -6,12 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from api import db
+from api import db, locks
+from api.models import ParkingSession
 from api.services import clock, parking
 from tests.conftest import unique
 from tests.mall_helpers import operator_token
 from tests.parking_helpers import (
-    bind, car_park_system, member, new_plate, offset, parking_state, pk,
+    UNBIND, bind, car_park_system, member, new_plate, offset, parking_state, pk,
 )
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -110,8 +111,6 @@ async def test_two_abandon_runs_at_once_close_each_stay_once(api):
 
 
 async def test_an_entry_racing_an_unbind_never_links_the_stay_to_the_former_owner(api):
-    from tests.parking_helpers import UNBIND
-
     op = await operator_token(api)
     park = await car_park_system(api, op)
     _, token = await member(0)
@@ -122,3 +121,45 @@ async def test_an_entry_racing_an_unbind_never_links_the_stay_to_the_former_owne
         rows = await db.fetch("SELECT s.member_id FROM parking_session s WHERE s.plate = $1 AND s.status = 'OPEN'",
                               plate)
         assert rows and rows[0]["member_id"] is None, plate
+
+
+async def _waiting_to_lock(table: str) -> bool:
+    """Some connection of this test's database waits to lock a row of `table` (SELECT … FOR UPDATE)."""
+    rows = await db.fetch("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                          " AND datname = current_database() AND query LIKE $1", f'%"{table}"%FOR UPDATE%')
+    return int(rows[0]["n"]) > 0
+
+
+async def test_an_offset_waits_for_the_stay_another_move_has_locked(api):
+    """parkingOffsetApply takes the stay's row lock (api/locks.py, Rank.STAY) before it writes: while
+    another transaction holds it, the offset is seen waiting to lock it (not merely at its final
+    update), and it goes through once the lock is released."""
+    op = await operator_token(api)
+    park = await car_park_system(api, op, offsetMaxPoints=5000, dailyCapFen=None)
+    member_id, token = await member(10_000)
+    plate = new_plate()
+    await bind(api, token, plate)
+    session = (await park.entry(plate, at=clock.now() - timedelta(hours=3)))["session"]
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_stay() -> None:
+        async with db.transaction():
+            assert await locks.row(locks.Rank.STAY, ParkingSession, pk(session["id"])) is not None
+            locked.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_stay())
+    await asyncio.wait_for(locked.wait(), 5)
+    applying = asyncio.create_task(offset(api, token, session["id"], 300))
+    for _ in range(200):  # until the offset is seen waiting (not a fixed sleep)
+        if await _waiting_to_lock("parking_session"):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the offset never waited for the stay's lock")
+    assert not applying.done() and (await parking_state(member_id))["held"] == 0
+    release.set()
+    await holder
+    result = await asyncio.wait_for(applying, 10)
+    assert result["userErrors"] == [] and result["pointsHeld"] == 300
+    assert (await parking_state(member_id))["held"] == 300
