@@ -125,14 +125,14 @@ async def test_refusals_change_nothing(api, gate):
     prize_stock = await db.fetch("SELECT stock FROM draw_prize WHERE game_id = $1", from_global_id(game["id"])[1])
     assert prize_stock[0]["stock"] == 3
     if gate is not None:  # the gate's reservation was given back
-        key = draws._gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
+        key = draws.gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
         assert int(await gate.get(key)) == 3
     later_game = await new_game(api, op, [{"name": "x", "kind": "NOTHING", "weight": 1}],
                                 startsAt=later(days=1), endsAt=later(days=2))
     assert (await play(api, token, later_game))["userErrors"][0]["code"] == "GAME_NOT_OPEN"
     paused = await new_game(api, op, [{"name": "x", "kind": "NOTHING", "weight": 1}], costPoints=0)
     await api.post(GAME_UPDATE, {"i": {"gameId": paused["id"], "status": "PAUSED"}}, token=op, admin=True)
-    draws._cache.clear()
+    draws.forget()
     assert (await play(api, token, paused))["userErrors"][0]["code"] == "GAME_NOT_OPEN"
     assert (await play(api, token, {"id": "eHl6"}))["userErrors"][0]["code"] == "NOT_FOUND"
     assert await state(member_id) == before
@@ -150,7 +150,7 @@ async def test_idempotent_play(api, gate):
     prize = await db.fetch("SELECT stock FROM draw_prize WHERE game_id = $1", from_global_id(game["id"])[1])
     assert prize[0]["stock"] == 4
     if gate is not None:
-        key_name = draws._gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
+        key_name = draws.gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
         assert int(await gate.get(key_name)) == 4
 
 
@@ -227,7 +227,7 @@ async def test_operators_change_and_clear_a_games_limits(api):
       game { dailyLimit totalLimit freePlays { tierCode } } userErrors { code field } } }"""
     cleared = await api.post(update, {"i": {"gameId": game["id"], "clear": ["dailyLimit"]}}, token=op, admin=True)
     assert cleared["data"]["drawGameUpdate"]["game"]["dailyLimit"] is None
-    draws._cache.clear()
+    draws.forget()
     assert (await play(api, token, game))["userErrors"] == []
     unknown = await api.post(update, {"i": {"gameId": game["id"], "freePlays": [{"tierCode": "NOPE", "playsPerDay": 1}]}},
                              token=op, admin=True)

@@ -4,16 +4,24 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
-from api import db, locks
-from api.models import ParkingSession
+from api import db
 from api.services import clock, parking
 from tests.conftest import unique
 from tests.mall_helpers import operator_token
 from tests.parking_helpers import (
-    UNBIND, bind, car_park_system, member, new_plate, offset, parking_state, pk,
+    UNBIND,
+    bind,
+    car_park_system,
+    member,
+    new_plate,
+    offset,
+    parking_state,
+    pk,
 )
+from tests.waiting import postgres_dsn, wait_for_lock_waiters
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -123,43 +131,28 @@ async def test_an_entry_racing_an_unbind_never_links_the_stay_to_the_former_owne
         assert rows and rows[0]["member_id"] is None, plate
 
 
-async def _waiting_to_lock(table: str) -> bool:
-    """Some connection of this test's database waits to lock a row of `table` (SELECT … FOR UPDATE)."""
-    rows = await db.fetch("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                          " AND datname = current_database() AND query LIKE $1", f'%"{table}"%FOR UPDATE%')
-    return int(rows[0]["n"]) > 0
-
-
 async def test_an_offset_waits_for_the_stay_another_move_has_locked(api):
     """parkingOffsetApply takes the stay's row lock (api/locks.py, Rank.STAY) before it writes: while
-    another transaction holds it, the offset is seen waiting to lock it (not merely at its final
-    update), and it goes through once the lock is released."""
+    another transaction holds it, the offset is seen waiting to lock it (a SELECT … FOR UPDATE, not
+    its final UPDATE), and it goes through once the lock is released."""
     op = await operator_token(api)
     park = await car_park_system(api, op, offsetMaxPoints=5000, dailyCapFen=None)
     member_id, token = await member(10_000)
     plate = new_plate()
     await bind(api, token, plate)
     session = (await park.entry(plate, at=clock.now() - timedelta(hours=3)))["session"]
-    locked, release = asyncio.Event(), asyncio.Event()
-
-    async def hold_the_stay() -> None:
-        async with db.transaction():
-            assert await locks.row(locks.Rank.STAY, ParkingSession, pk(session["id"])) is not None
-            locked.set()
-            await release.wait()
-
-    holder = asyncio.create_task(hold_the_stay())
-    await asyncio.wait_for(locked.wait(), 5)
-    applying = asyncio.create_task(offset(api, token, session["id"], 300))
-    for _ in range(200):  # until the offset is seen waiting (not a fixed sleep)
-        if await _waiting_to_lock("parking_session"):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        pytest.fail("the offset never waited for the stay's lock")
-    assert not applying.done() and (await parking_state(member_id))["held"] == 0
-    release.set()
-    await holder
+    holder = await asyncpg.connect(postgres_dsn())
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT id FROM parking_session WHERE id = $1 FOR UPDATE", pk(session["id"]))
+        applying = asyncio.create_task(offset(api, token, session["id"], 300))
+        waiting = await wait_for_lock_waiters(1, blocked_by=holder)
+        assert waiting[0]["query"].lstrip().upper().startswith("SELECT"), waiting
+        assert not applying.done() and (await parking_state(member_id))["held"] == 0
+        await tx.rollback()
+    finally:
+        await holder.close()
     result = await asyncio.wait_for(applying, 10)
     assert result["userErrors"] == [] and result["pointsHeld"] == 300
     assert (await parking_state(member_id))["held"] == 300

@@ -18,20 +18,35 @@ A play (docs/draws.md):
 `sql`: the statements that stay SQL.
 """
 from api.services.draws.admin import (
-    GAME_KINDS, MAX_PRIZES, MAX_WEIGHT, PRIZE_KINDS, STATUSES, PrizeData, create_game, update_game, update_prize,
+    GAME_KINDS,
+    MAX_PRIZES,
+    MAX_WEIGHT,
+    PRIZE_KINDS,
+    STATUSES,
+    PrizeData,
+    create_game,
+    update_game,
+    update_prize,
 )
-from api.services.draws.games import CACHE_SECONDS, GameInfo, PrizeInfo, _cache, game, games_by_id, games_page
-from api.services.draws.gate import gate_key as _gate_key
-from api.services.draws.gate import reload_prize_gate
+from api.services.draws.games import CACHE_SECONDS, GameInfo, PrizeInfo, forget, game, games_by_id, games_page
+from api.services.draws.gate import gate_key, reload_prize_gate
 from api.services.draws.play import PlayResult, pick, play
 from api.services.draws.reads import (
-    GameStats, MemberDay, PlayInfo, PrizeStats, member_day, orders_by_id, phones_masked, play_by_id, plays_page,
+    GameStats,
+    MemberDay,
+    PlayInfo,
+    PrizeStats,
+    member_day,
+    orders_by_id,
+    phones_masked,
+    play_by_id,
+    plays_page,
     stats,
 )
 
 __all__ = [
     "GAME_KINDS", "MAX_PRIZES", "MAX_WEIGHT", "PRIZE_KINDS", "STATUSES", "PrizeData", "create_game", "update_game",
-    "update_prize", "CACHE_SECONDS", "GameInfo", "PrizeInfo", "game", "games_by_id", "games_page",
-    "reload_prize_gate", "PlayResult", "pick", "play", "GameStats", "MemberDay", "PlayInfo", "PrizeStats",
+    "update_prize", "CACHE_SECONDS", "GameInfo", "PrizeInfo", "forget", "game", "games_by_id", "games_page",
+    "gate_key", "reload_prize_gate", "PlayResult", "pick", "play", "GameStats", "MemberDay", "PlayInfo", "PrizeStats",
     "member_day", "orders_by_id", "phones_masked", "play_by_id", "plays_page", "stats",
 ]

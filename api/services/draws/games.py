@@ -92,9 +92,12 @@ async def game(game_id: int, fresh: bool = False) -> GameInfo:
     return found
 
 
-def forget(game_id: int) -> None:
-    """Drops a game from this process's cache (after an operator changed it)."""
-    _cache.pop(game_id, None)
+def forget(game_id: int | None = None) -> None:
+    """Drops a game (None: every game) from this process's cache (after an operator changed it)."""
+    if game_id is None:
+        _cache.clear()
+    else:
+        _cache.pop(game_id, None)
 
 
 async def games_page(limit: int, after_id: int | None, *, include_hidden: bool) -> list[GameInfo]:

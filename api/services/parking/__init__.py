@@ -19,11 +19,24 @@ the old one).
 from api.services.parking.abandon import ABANDON_AFTER_HOURS, ABANDON_CHUNK, AbandonResult, abandon_stays
 from api.services.parking.billing import Quote, open_stay_quote, quote
 from api.services.parking.car_parks import (
-    CarParkData, CarParkInfo, car_park_by_code, car_park_by_id, car_parks, car_parks_by_id, create_car_park,
+    CarParkData,
+    CarParkInfo,
+    car_park_by_code,
+    car_park_by_id,
+    car_parks,
+    car_parks_by_id,
+    create_car_park,
     update_car_park,
 )
 from api.services.parking.common import (
-    CONSENT_VERSION, FUTURE_SLACK, HOLD_HOURS, HOLD_SOURCE, MAX_COUPONS, MAX_EVENT_ID, MAX_FEN, MAX_VEHICLES,
+    CONSENT_VERSION,
+    FUTURE_SLACK,
+    HOLD_HOURS,
+    HOLD_SOURCE,
+    MAX_COUPONS,
+    MAX_EVENT_ID,
+    MAX_FEN,
+    MAX_VEHICLES,
 )
 from api.services.parking.entries import record_entry
 from api.services.parking.exits import ExitResult, record_exit
