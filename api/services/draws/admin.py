@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from tortoise.expressions import F
 
@@ -166,7 +166,7 @@ async def update_prize(actor: Actor, prize_id: int, *, weight: int | None = None
             stock=F("stock") + stock_delta, stock_total=F("stock_total") + stock_delta)
         await audit(tx, actor, "draw_prize.update", "draw_prize", str(prize_id),
                     {"weight": weight, "stockDelta": stock_delta, "active": active})
-        stock = await DrawPrize.filter(id=prize_id).first().values_list("stock", flat=True)
+        stock = cast("int | None", await DrawPrize.filter(id=prize_id).first().values_list("stock", flat=True))
     forget(p.game_id)
     if redis is not None and stock is not None:
         await stock_gate.reload(redis, gate_key(p.game_id, prize_id), int(stock), await gate_ttl(p.game_id))

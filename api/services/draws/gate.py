@@ -2,7 +2,7 @@
 fails, and is rebuilt from the database (the database's conditional update decides)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from api.models import DrawPrize
 from api.services import clock, stock_gate
@@ -34,7 +34,7 @@ async def stock_now(g: GameInfo, redis: Any) -> dict[int, int | None]:
 
 async def db_stock(prize_id: int) -> int | None:
     """A prize's units left in the database (the gate's loader)."""
-    return await DrawPrize.filter(id=prize_id).first().values_list("stock", flat=True)
+    return cast("int | None", await DrawPrize.filter(id=prize_id).first().values_list("stock", flat=True))
 
 
 async def reload_prize_gate(redis: Any, prize_id: int) -> None:

@@ -45,6 +45,10 @@ class _Repeat(Exception):
         self.result = result
 
 
+def _in_stock(units: int | None) -> bool:
+    return units is None or units > 0
+
+
 def _all_gone() -> DomainError:
     return DomainError(ErrorCode.OUT_OF_STOCK, "every prize of this game is gone", ["input", "gameId"])
 
@@ -72,7 +76,7 @@ async def _draw_and_book(member_id: int, game_id: int, idempotency_key: str, red
     for redraws in range(len(g.prizes) + 1):
         left = await stock_now(g, redis)
         candidates = [(p.id, p.weight) for p in g.prizes
-                      if p.id in left and p.id not in gone and (left[p.id] is None or left[p.id] > 0)]
+                      if p.id in left and p.id not in gone and _in_stock(left[p.id])]
         if not candidates:
             await _first_result(member_id, g.id, key)
             raise _all_gone()
@@ -146,6 +150,7 @@ async def _book(member_id: int, g: GameInfo, prize: PrizeInfo, candidates: list[
                                                     ["input", "idempotencyKey"])
         if stored is not None:
             return PlayResult(**stored), True
+        assert record_id is not None
         acct = await ledger.lock_account(tx, member_id, now)
         if acct is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such member", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from tortoise.expressions import F
 from tortoise.functions import Sum
@@ -24,14 +25,14 @@ from api.services.parking.stays import StayInfo
 async def _tier_minutes_left(cp: CarParkInfo, s: StayInfo) -> int:
     """The member's tier allowance on the Shanghai day of the entry, less what that day's other closed
     stays used (in any car park)."""
-    tier_id = await Member.filter(id=s.member_id).first().values_list("tier_id", flat=True)
+    tier_id = cast("int | None", await Member.filter(id=s.member_id).first().values_list("tier_id", flat=True))
     allowance = cp.tier_free_minutes.get((await tiers.tier_by_id(tier_id)).code, 0) if tier_id is not None else 0
     if not allowance:
         return 0
     start, end = clock.day_bounds(clock.business_day(s.entered_at))
-    used = await (ParkingSession.filter(member_id=s.member_id, status="CLOSED", entered_at__gte=start,
+    used = cast("int | None", await (ParkingSession.filter(member_id=s.member_id, status="CLOSED", entered_at__gte=start,
                                         entered_at__lt=end).exclude(id=s.id)
-                  .annotate(used=Sum("tier_minutes_used")).first().values_list("used", flat=True))
+                  .annotate(used=Sum("tier_minutes_used")).first().values_list("used", flat=True)))
     return max(0, allowance - int(used or 0))
 
 
@@ -42,8 +43,8 @@ async def _purchase_minutes(cp: CarParkInfo, s: StayInfo, at: datetime) -> int:
         return 0
     start, _ = clock.day_bounds(clock.business_day(s.entered_at))
     _, end = clock.day_bounds(clock.business_day(max(at, s.entered_at)))
-    spent = await (Purchase.filter(member_id=s.member_id, occurred_at__gte=start, occurred_at__lt=end)
-                   .annotate(net=Sum(F("amount_fen") - F("refunded_fen"))).first().values_list("net", flat=True))
+    spent = cast("int | None", await (Purchase.filter(member_id=s.member_id, occurred_at__gte=start, occurred_at__lt=end)
+                   .annotate(net=Sum(F("amount_fen") - F("refunded_fen"))).first().values_list("net", flat=True)))
     return cp.purchase_free_minutes if int(spent or 0) >= cp.purchase_min_fen else 0
 
 
@@ -54,7 +55,7 @@ async def usable_coupons(member_id: int, codes: list[str], now: datetime, lock: 
         return []
     query = Voucher.filter(member_id=member_id, kind=PARKING_COUPON, code__in=codes)
     if lock:
-        found = await locks.rows(Rank.VOUCHER, Voucher, await query.values_list("id", flat=True))
+        found = await locks.rows(Rank.VOUCHER, Voucher, cast(list[int], await query.values_list("id", flat=True)))
     else:
         found = await query.filter(status="ISSUED", valid_until__gt=now)
     value = {v.code: v.face_value_fen or 0 for v in found if v.status == "ISSUED" and v.valid_until > now}

@@ -11,7 +11,7 @@ from tortoise.exceptions import IntegrityError
 from api import locks
 from api.db import Tx, transaction
 from api.locks import Rank
-from api.models import ParkingSession, PointsHold, Voucher
+from api.models import ParkingSession, Voucher
 from api.services import clock, ledger
 from api.services.errors import DomainError, ErrorCode
 from api.services.parking.billing import check_time, compute, usable_coupons
@@ -19,7 +19,7 @@ from api.services.parking.car_parks import CarParkInfo, car_park_by_code
 from api.services.parking.common import HOLD_SOURCE, PARKING_COUPON, is_unique_violation
 from api.services.parking.entries import check_event
 from api.services.parking.fees import Bill, Coupon
-from api.services.parking.holds import lock_account, release_hold
+from api.services.parking.holds import live_hold, lock_account, release_hold
 from api.services.parking.plates import normalize_plate
 from api.services.parking.stays import StayInfo
 
@@ -106,6 +106,7 @@ async def _close(tx: Tx, cp: CarParkInfo, s: StayInfo, acct: ledger.LockedAccoun
         b = await compute(cp, s, exited_at, now, coupons=[], points=0)
         await release_hold(tx, acct, s.hold_id, now)
     else:
+        assert s.member_id is not None  # (an account was locked: the stay is a member's)
         coupons = await usable_coupons(s.member_id, s.coupon_codes, now, lock=True)
         b = await compute(cp, s, exited_at, now, coupons=coupons, points=s.offset_points if s.hold_id else 0)
         entry_id, b = await _spend_points(tx, cp, s, acct, b, exited_at, now, coupons)
@@ -126,12 +127,15 @@ async def _spend_points(tx: Tx, cp: CarParkInfo, s: StayInfo, acct: ledger.Locke
     """Spends exactly the points the bill uses: the stay's hold when it is live and all of it is
     needed; otherwise the hold is released and just the points needed are held and captured at once
     (a hold that lapsed is renewed if the points are still spendable; if not, no points are used)."""
-    found = await PointsHold.get_or_none(id=s.hold_id) if s.hold_id else None
-    live = found is not None and found.status == "HELD" and found.expires_at > now
-    spend = dict(reason=f"停车抵扣 {cp.name} {s.plate}", source_type=HOLD_SOURCE, source_ref=str(s.id),
-                 occurred_at=now)
-    if b.points and live and b.points == found.points:
-        return (await ledger.capture(tx, acct, s.hold_id, **spend)).id, b
+    found = await live_hold(s.hold_id, now)
+    reason = f"停车抵扣 {cp.name} {s.plate}"
+
+    async def capture(hold_id: int) -> int:
+        return (await ledger.capture(tx, acct, hold_id, reason=reason, source_type=HOLD_SOURCE,
+                                     source_ref=str(s.id), occurred_at=now)).id
+
+    if b.points and found is not None and b.points == found.points:
+        return await capture(found.id), b
     await release_hold(tx, acct, s.hold_id, now)
     if not b.points:
         return None, b
@@ -139,4 +143,4 @@ async def _spend_points(tx: Tx, cp: CarParkInfo, s: StayInfo, acct: ledger.Locke
                                 expires_at=now + timedelta(minutes=1))
     if hold_id is None:  # the lapsed hold's points were spent elsewhere: the car park is paid in cash
         return None, await compute(cp, s, exited_at, now, coupons=coupons, points=0)
-    return (await ledger.capture(tx, acct, hold_id, **spend)).id, b
+    return await capture(hold_id), b

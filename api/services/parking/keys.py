@@ -2,6 +2,8 @@
 park, and a car park's system may report only for the car parks its key is bound to."""
 from __future__ import annotations
 
+from typing import cast
+
 from api.db import transaction
 from api.models import CarParkKey, IntegrationKey
 from api.services import clock
@@ -39,5 +41,5 @@ async def bind_key(actor: Actor, car_park_code: str, key_id: str, bound: bool) -
 
 
 async def keys_of(car_park_id: int) -> list[str]:
-    return list(await CarParkKey.filter(car_park_id=car_park_id).order_by("key__key_id")
+    return cast(list[str], await CarParkKey.filter(car_park_id=car_park_id).order_by("key__key_id")
                 .values_list("key__key_id", flat=True))

@@ -54,6 +54,7 @@ async def apply_offset(member_id: int, stay_id: int, points: int, coupon_codes: 
         record_id, stored = await idempotency.claim(tx, f"member:{member_id}", key, digest, ["input", "idempotencyKey"])
         if stored is not None:
             return OffsetResult(**stored)
+        assert record_id is not None
         acct = await lock_account(tx, member_id, now)
         found = await locks.row(Rank.STAY, ParkingSession, stay_id)
         if found is None or found.member_id != member_id:

@@ -1,6 +1,8 @@
 """Members' vehicles: binding a plate (with consent to process plate records) and unbinding it."""
 from __future__ import annotations
 
+from typing import cast
+
 from tortoise.exceptions import IntegrityError
 
 from api import locks
@@ -68,8 +70,8 @@ async def unbind_vehicle(member_id: int, vehicle_id: int) -> Vehicle:
             raise DomainError(ErrorCode.VEHICLE_NOT_BOUND, "this vehicle is no longer bound", ["input", "vehicleId"])
         found.active, found.unbound_at = False, now
         await found.save(update_fields=["active", "unbound_at"])
-        open_ids = await ParkingSession.filter(plate=found.plate, member_id=member_id, status="OPEN").values_list(
-            "id", flat=True)
+        open_ids = cast(list[int], await ParkingSession.filter(plate=found.plate, member_id=member_id,
+                                                                status="OPEN").values_list("id", flat=True))
         for stay in await locks.rows(Rank.STAY, ParkingSession, open_ids):
             if stay.status != "OPEN" or stay.member_id != member_id:
                 continue  # closed by an exit meanwhile
