@@ -10,7 +10,8 @@ from strawberry.types import Info
 from api.resolvers import user_errors
 from api.schema import earning as e
 from api.schema.ids import from_global_id
-from api.services import behaviours, earning, signing, tasks
+from api.services import earning, signing
+from api.services.earning import behaviours, tasks
 from api.services.errors import DomainError, ErrorCode
 
 

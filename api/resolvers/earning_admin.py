@@ -10,7 +10,9 @@ from api.resolvers.earning import pk_of, preview
 from api.schema import earning as e
 from api.schema.ids import from_cursor
 from api.schema.types import Connection, check_first
-from api.services import behaviours, earning_admin, scheduler
+from api.services import scheduler
+from api.services.earning import admin as earning_admin
+from api.services.earning import behaviours
 
 
 async def config_node(info: Info, type_name: str, pk: int):

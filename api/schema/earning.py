@@ -11,7 +11,8 @@ import strawberry
 from api.schema.errors import UserError
 from api.schema.ids import to_global_id
 from api.schema.types import Node
-from api.services import earning_admin, rules, tasks
+from api.services.earning import admin as earning_admin
+from api.services.earning import rules, tasks
 
 
 @strawberry.enum

@@ -199,13 +199,13 @@ class Member(Node):
 
     @strawberry.field(description="The member's invite code; only in the member's own profile, else null.")
     async def invite_code(self, info: Info) -> Optional[str]:
-        from api.services import invites
+        from api.services.earning import invites
 
         return await invites.code_of(self.pk) if info.context.caller.member_id == self.pk else None
 
     @strawberry.field(description="Days in a row with a check-in (today's or yesterday's streak), 0 after a miss.")
     async def check_in_streak(self) -> int:
-        from api.services import behaviours
+        from api.services.earning import behaviours
 
         return await behaviours.current_streak(self.pk)
 
@@ -213,7 +213,7 @@ class Member(Node):
     async def check_in_calendar(self, month: str) -> Annotated["CheckInCalendar", strawberry.lazy(
             "api.schema.earning")]:
         from api.schema.earning import CheckInCalendar, CheckInDay
-        from api.services import behaviours
+        from api.services.earning import behaviours
         from api.services.errors import DomainError
 
         try:
@@ -226,7 +226,7 @@ class Member(Node):
     @strawberry.field(description="Growth tasks open to the member, with progress in the current period.")
     async def tasks(self) -> list[Annotated["TaskProgress", strawberry.lazy("api.schema.earning")]]:
         from api.schema.earning import TaskProgress as Progress
-        from api.services import tasks
+        from api.services.earning import tasks
 
         return [Progress.of(t) for t in await tasks.member_tasks(self.pk)]
 
