@@ -19,6 +19,7 @@ class Caller:
     integration: IntegrationIdentity | None = None
     staff_id: int | None = None  # merchant staff (商户助手), with the merchant they work for
     staff_merchant_id: int | None = None
+    operator_roles: tuple[str, ...] = ()  # read from the database at every request (issue 10)
 
 
 ANONYMOUS = Caller()
@@ -102,6 +103,10 @@ class Context:
         if self.caller.operator_id is None:
             raise unauthenticated("sign in as an operator first")
         return self.caller.operator_id
+
+    def operator_roles(self) -> tuple[str, ...]:
+        self.operator_id()
+        return self.caller.operator_roles
 
     def may_read_member(self, member_id: int) -> bool:
         """Operators read every member; a member reads only themself."""

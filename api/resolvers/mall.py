@@ -11,8 +11,9 @@ from api.resolvers import user_errors
 from api.schema import mall as s
 from api.schema.ids import from_cursor, from_global_id
 from api.schema.types import Connection, check_first
-from api.services import flash_sales, integrations, ledger, mall, merchants, tiers
+from api.services import integrations, ledger, mall, merchants, tiers
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import flash_sales
 
 
 

@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from api.resolvers import client_address, user_errors
 from api.resolvers import mall as mall_resolvers
+from api.resolvers import operators as operator_resolvers
 from api.resolvers import parking as parking_resolvers
 from api.resolvers.staff import staff_node, staff_viewer
 from api.schema import payloads as p
@@ -14,7 +15,8 @@ from api.schema.errors import UserError
 from api.schema.ids import from_global_id, to_global_id
 from api.schema.staff import voucher_of
 from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
-from api.services import integrations, ledger, members, purchases, tiers, vouchers
+from api.services import integrations, ledger, members, purchases, tiers
+from api.services.mall import vouchers
 
 
 async def viewer(info: Info) -> Viewer:
@@ -46,6 +48,8 @@ async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
         return voucher_of(voucher) if voucher and info.context.may_read_member(voucher.info.member_id) else None
     if type_name == "MerchantStaff":
         return await staff_node(info, pk)
+    if type_name in operator_resolvers.NODE_TYPES:  # issue 10: operators' endpoint only
+        return await operator_resolvers.node(info, type_name, pk)
     if type_name in parking_resolvers.NODE_TYPES:
         return await parking_resolvers.node(info, type_name, pk)
     if type_name in ("EarnRule", "Task", "MallEvent"):  # earning (issue 3): operators only

@@ -10,8 +10,9 @@ from api.schema import staff as s
 from api.schema.ids import from_cursor, from_global_id
 from api.schema.mall import Voucher
 from api.schema.types import Connection, check_first
-from api.services import staff, vouchers
+from api.services import staff
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import vouchers
 
 # --- public endpoint -----------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from strawberry.types import Info
 from api.schema.errors import UserError
 from api.schema.ids import to_global_id
 from api.schema.types import Merchant, Node, Tier
-from api.services import clock, flash_sales, mall, merchants, payments, tiers, vouchers
+from api.services import clock, mall, merchants, tiers
+from api.services.mall import flash_sales, payments, vouchers
 
 
 @strawberry.type(description="An amount of cash. amountFen is in fen (分); currency is always CNY.")

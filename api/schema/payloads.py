@@ -7,7 +7,9 @@ from typing import Optional
 import strawberry
 
 from api.schema.errors import UserError
-from api.schema.types import Gender, Member, PointsEntry, Purchase
+from api.schema.operators.payloads import PointsAdjustInput, PointsAdjustPayload  # noqa: F401 - issue 10
+from api.schema.operators.types import Operator  # noqa: F401 - issue 10
+from api.schema.types import Gender, Member, Purchase
 
 # --- public: members ---------------------------------------------------------------------------
 
@@ -120,13 +122,6 @@ class PointsPayPayload:
 # --- operators ---------------------------------------------------------------------------------
 
 
-@strawberry.type
-class Operator:
-    id: strawberry.ID
-    username: str
-    display_name: Optional[str]
-
-
 @strawberry.input
 class OperatorLoginInput:
     username: str
@@ -137,21 +132,6 @@ class OperatorLoginInput:
 class OperatorLoginPayload:
     token: Optional[str] = None
     operator: Optional[Operator] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class PointsAdjustInput:
-    member_id: strawberry.ID
-    points: int
-    reason: str
-    idempotency_key: str
-
-
-@strawberry.type
-class PointsAdjustPayload:
-    entry: Optional[PointsEntry] = None
-    member: Optional[Member] = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 

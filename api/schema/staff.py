@@ -10,7 +10,8 @@ from api.schema.errors import UserError
 from api.schema.ids import from_cursor, to_global_id
 from api.schema.mall import Money, Voucher
 from api.schema.types import Connection, Merchant, Node, check_first
-from api.services import staff, vouchers
+from api.services import staff
+from api.services.mall import vouchers
 
 
 def voucher_of(view: vouchers.VoucherView) -> Voucher:

@@ -68,11 +68,14 @@ class Tier(Node):
     name: str
     growth_threshold: int
     earn_multiplier_percent: int
+    benefits: list[str] = strawberry.field(default_factory=list)  # issue 10
+    active: bool = True  # issue 10: a deactivated tier is no longer reached
 
     @classmethod
     def of(cls, t: tiers.TierInfo) -> "Tier":
         return cls(id=strawberry.ID(to_global_id("Tier", t.id)), pk=t.id, code=t.code, name=t.name,
-                   growth_threshold=t.growth_threshold, earn_multiplier_percent=t.earn_multiplier_percent)
+                   growth_threshold=t.growth_threshold, earn_multiplier_percent=t.earn_multiplier_percent,
+                   benefits=list(t.benefits), active=t.active)
 
 
 @strawberry.type
@@ -244,7 +247,7 @@ class Member(Node):
     ) -> Connection[Annotated["Voucher", strawberry.lazy("api.schema.mall")]]:
         from api.schema.ids import from_cursor
         from api.schema.mall import Voucher
-        from api.services import vouchers
+        from api.services.mall import vouchers
 
         if not info.context.may_read_member(self.pk):
             raise forbidden("only the member can see their vouchers")
@@ -315,11 +318,12 @@ class Merchant(Node):
     code: str
     name: str
     category: Optional[str]
+    active: bool = True  # issue 10: an inactive merchant records no new receipts
 
     @classmethod
     def of(cls, m) -> "Merchant":
         return cls(id=strawberry.ID(to_global_id("Merchant", m.id)), pk=m.id, code=m.code, name=m.name,
-                   category=m.category)
+                   category=m.category, active=getattr(m, "active", True))
 
 
 @strawberry.type

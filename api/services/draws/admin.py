@@ -9,14 +9,15 @@ from typing import Any, cast
 from tortoise.expressions import F
 
 from api import locks
-from api.db import Tx, transaction
+from api.db import transaction
 from api.locks import Rank
 from api.models import DrawGame, DrawPrize
-from api.services import clock, mall, stock_gate, tiers
+from api.services import clock, mall, tiers
 from api.services.audit import Actor, audit
 from api.services.draws.games import GameInfo, forget, game
 from api.services.draws.gate import gate_key, gate_ttl
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import stock_gate
 
 GAME_KINDS = ("WHEEL", "NINE_GRID", "SCRATCH")
 PRIZE_KINDS = ("POINTS", "COUPON", "GIFT", "NOTHING")
@@ -40,7 +41,7 @@ def _invalid(message: str, *field: str) -> DomainError:
     return DomainError(ErrorCode.INVALID_INPUT, message, ["input", *field])
 
 
-async def _check_prize(tx: Tx, p: PrizeData, index: int) -> None:
+async def _check_prize(p: PrizeData, index: int) -> None:
     field = ("prizes", str(index))
     if p.kind not in PRIZE_KINDS:
         raise _invalid(f"kind must be one of {', '.join(PRIZE_KINDS)}", *field, "kind")
@@ -55,7 +56,7 @@ async def _check_prize(tx: Tx, p: PrizeData, index: int) -> None:
     if p.kind in ("COUPON", "GIFT"):
         if p.product_id is None:
             raise _invalid("a COUPON or GIFT prize needs a product of the catalogue", *field, "productId")
-        product = await mall.product_in(tx, p.product_id)
+        product = await mall.product(p.product_id, ["input", "productId"])
         wanted = ("GOODS",) if p.kind == "GIFT" else ("COUPON", "MERCHANT_VOUCHER", "PARKING_COUPON")
         if product.kind not in wanted:
             raise _invalid(f"a {p.kind} prize needs a product of kind {' or '.join(wanted)}", *field, "productId")
@@ -99,7 +100,7 @@ async def create_game(actor: Actor, *, name: str, kind: str, cost_points: int, f
     now = clock.now()
     async with transaction() as tx:
         for index, p in enumerate(prizes):
-            await _check_prize(tx, p, index)
+            await _check_prize(p, index)
         created = await DrawGame.create(
             name=name.strip(), kind=kind, cost_points=cost_points, free_plays=json.dumps(free_plays),
             daily_limit=daily_limit, total_limit=total_limit, starts_at=starts_at, ends_at=ends_at, status="ACTIVE",

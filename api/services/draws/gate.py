@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from api.models import DrawPrize
-from api.services import clock, stock_gate
+from api.services import clock
 from api.services.draws.games import GameInfo, game
+from api.services.mall import stock_gate
 
 
 def gate_key(game_id: int, prize_id: int) -> str:

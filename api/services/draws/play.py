@@ -13,11 +13,12 @@ from api import db, locks
 from api.db import Tx, transaction
 from api.locks import Rank
 from api.models import DrawPlay, DrawPrize
-from api.services import clock, idempotency, ledger, mall, stock_gate, tiers
+from api.services import clock, idempotency, ledger, mall, tiers
 from api.services.draws import sql
 from api.services.draws.games import GameInfo, PrizeInfo, game
 from api.services.draws.gate import db_stock, gate_key, gate_ttl, stock_now
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import stock_gate
 
 
 def pick(candidates: list[tuple[int, int]], roll: int) -> int:
@@ -186,11 +187,11 @@ async def _grant(tx: Tx, acct: ledger.LockedAccount, prize: PrizeInfo, key: str,
                                     occurred_at=now)
         return entry, None
     if prize.kind in ("COUPON", "GIFT"):
-        product = await mall.product_in(tx, int(prize.product_id or 0))
+        product = await mall.product(int(prize.product_id or 0), ["input", "productId"])
         order_id = await mall.insert_order(
-            tx, order_no=mall.new_order_no(now), member_id=acct.member_id, product_id=product.id, flash_sale_id=None,
+            order_no=mall.new_order_no(now), member_id=acct.member_id, product_id=product.id, flash_sale_id=None,
             channel="DRAW", status="PAID", quantity=1, points=0, cash_fen=0, key=key, now=now, expires_at=None,
             spend_entry_id=None)
-        await mall.issue_vouchers(tx, order_id, acct.member_id, product, 1, now)
+        await mall.issue_vouchers(order_id, acct.member_id, product, 1, now)
         return None, order_id
     return None, None

@@ -11,8 +11,9 @@ from api import locks
 from api.db import transaction
 from api.locks import Rank
 from api.models import ParkingSession, Voucher
-from api.services import clock, idempotency, ledger, vouchers
+from api.services import clock, idempotency, ledger
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import vouchers
 from api.services.parking.billing import compute, usable_coupons
 from api.services.parking.car_parks import car_park_by_id
 from api.services.parking.common import HOLD_HOURS, HOLD_SOURCE, MAX_COUPONS, PARKING_COUPON
