@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -166,8 +166,8 @@ class KeyInfo:
     key_id: str
     name: str
     merchant_codes: list[str]
-    created_at: object
-    revoked_at: object
+    created_at: datetime
+    revoked_at: datetime | None
     scopes: list[str]
 
 
