@@ -6,8 +6,9 @@ from typing import Optional
 
 import strawberry
 
+from api.schema.core import Gender, PointsEntry, Purchase
 from api.schema.errors import UserError
-from api.schema.types import Gender, Member, PointsEntry, Purchase
+from api.schema.member import Member
 
 # --- public: members ---------------------------------------------------------------------------
 

@@ -8,20 +8,9 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
-from api.schema.errors import UserError
-from api.schema.ids import to_global_id
-from api.schema.types import Merchant, Node, Tier
+from api.schema.base import Money, Node, global_id, money
+from api.schema.core import Merchant, Tier
 from api.services import clock, flash_sales, mall, merchants, payments, tiers, vouchers
-
-
-@strawberry.type(description="An amount of cash. amountFen is in fen (分); currency is always CNY.")
-class Money:
-    amount_fen: int
-    currency: str = "CNY"
-
-
-def money(fen: int | None) -> Optional[Money]:
-    return None if fen is None else Money(amount_fen=fen)
 
 
 @strawberry.enum(description="What a product is. Every sale issues a voucher code that is written off once.")
@@ -57,7 +46,7 @@ class Voucher(Node):
     @classmethod
     def of(cls, v: vouchers.VoucherInfo, merchant_code: str | None) -> "Voucher":
         return cls(
-            id=strawberry.ID(to_global_id("Voucher", v.id)), pk=v.id, code=v.code, qr_payload=vouchers.qr_payload(v.code),
+            id=global_id("Voucher", v.id), pk=v.id, code=v.code, qr_payload=vouchers.qr_payload(v.code),
             kind=ProductKind(v.kind), product_name=v.product_name, merchant_code=merchant_code,
             face_value=money(v.face_value_fen), status=VoucherStatus(vouchers.status_at(v.status, v.valid_until)),
             valid_from=v.valid_from, valid_until=v.valid_until, used_at=v.used_at,
@@ -95,7 +84,7 @@ class Product(Node):
     @classmethod
     def of(cls, p: mall.ProductInfo) -> "Product":
         return cls(
-            id=strawberry.ID(to_global_id("Product", p.id)), pk=p.id, info=p, kind=ProductKind(p.kind), name=p.name,
+            id=global_id("Product", p.id), pk=p.id, info=p, kind=ProductKind(p.kind), name=p.name,
             description=p.description, image_urls=p.image_urls, points_price=p.points_price,
             cash_price=Money(amount_fen=p.cash_price_fen), face_value=money(p.face_value_fen),
             validity_days=p.validity_days, stock=p.stock, limit_per_member=p.limit_per_member,
@@ -177,23 +166,23 @@ class MallOrder(Node):
 
     @classmethod
     def of(cls, o: mall.OrderInfo) -> "MallOrder":
-        return cls(id=strawberry.ID(to_global_id("MallOrder", o.id)), pk=o.id, info=o, order_no=o.order_no,
+        return cls(id=global_id("MallOrder", o.id), pk=o.id, info=o, order_no=o.order_no,
                    channel=OrderChannel(o.channel), status=OrderStatus(o.status), quantity=o.quantity, points=o.points,
                    cash=Money(amount_fen=o.cash_fen), created_at=o.created_at, expires_at=o.expires_at,
                    paid_at=o.paid_at, closed_at=o.closed_at)
 
     @strawberry.field
     async def product(self, info: Info) -> Product:
-        return Product.of(await info.context.loader("product", mall.products_by_id).load(self.info.product_id))
+        return Product.of(await info.context.loaders.product.load(self.info.product_id))
 
     @strawberry.field
     async def vouchers(self, info: Info) -> list[Voucher]:
-        found = await info.context.loader("order_vouchers", vouchers.for_orders).load(self.pk)
-        return [Voucher.of(v.info, v.merchant_code) for v in found]
+        found = await info.context.loaders.order_vouchers.load(self.pk)
+        return [Voucher.of(v.info, v.merchant_code) for v in found or []]
 
     @strawberry.field(description="The payment of a points-plus-cash order; null otherwise.")
-    async def payment(self) -> Optional[PaymentRequest]:
-        found = await mall.payment_for_order(self.pk) if self.info.channel == "CHECKOUT" else None
+    async def payment(self, info: Info) -> Optional[PaymentRequest]:
+        found = await info.context.loaders.payment.load(self.pk) if self.info.channel == "CHECKOUT" else None
         return PaymentRequest.of(found) if found else None
 
 
@@ -213,7 +202,7 @@ class FlashSale(Node):
 
     @classmethod
     def of(cls, s: flash_sales.SaleInfo) -> "FlashSale":
-        return cls(id=strawberry.ID(to_global_id("FlashSale", s.id)), pk=s.id, info=s, title=s.title,
+        return cls(id=global_id("FlashSale", s.id), pk=s.id, info=s, title=s.title,
                    points_price=s.points_price, stock=s.stock, stock_total=s.stock_total,
                    per_member_limit=s.per_member_limit, starts_at=s.starts_at, ends_at=s.ends_at,
                    status=ProductStatus(s.status))
@@ -224,7 +213,7 @@ class FlashSale(Node):
 
     @strawberry.field
     async def product(self, info: Info) -> Product:
-        return Product.of(await info.context.loader("product", mall.products_by_id).load(self.info.product_id))
+        return Product.of(await info.context.loaders.product.load(self.info.product_id))
 
 
 @strawberry.type
@@ -232,196 +221,3 @@ class FlashSaleGate:
     loaded: bool
     stock: Optional[int]
     buyers: int
-
-
-# --- inputs and payloads -------------------------------------------------------------------------
-
-
-@strawberry.input
-class PointsMallRedeemInput:
-    product_id: strawberry.ID
-    quantity: int = 1
-    idempotency_key: str
-
-
-@strawberry.type
-class PointsMallRedeemPayload:
-    order: Optional[MallOrder] = None
-    points_balance: Optional[int] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class CheckoutCreateInput:
-    product_id: strawberry.ID
-    quantity: int = 1
-    idempotency_key: str
-
-
-@strawberry.type
-class CheckoutCreatePayload:
-    order: Optional[MallOrder] = None
-    payment_request: Optional[PaymentRequest] = None
-    points_balance: Optional[int] = strawberry.field(default=None, description="Spendable now (held points excluded).")
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class CheckoutCancelInput:
-    order_id: strawberry.ID
-
-
-@strawberry.type
-class CheckoutCancelPayload:
-    order: Optional[MallOrder] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class FlashSaleRedeemInput:
-    flash_sale_id: strawberry.ID
-    idempotency_key: str
-
-
-@strawberry.type
-class FlashSaleRedeemPayload:
-    order: Optional[MallOrder] = None
-    points_balance: Optional[int] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class PaymentNotifyInput:
-    out_trade_no: str
-    transaction_id: str = strawberry.field(description="The provider's id of the payment; a repeat with the same id "
-                                                       "returns the first answer (it is the idempotency key).")
-    amount_fen: int
-    paid_at: datetime
-    provider: str = "dev"
-
-
-@strawberry.type
-class PaymentNotifyPayload:
-    order: Optional[MallOrder] = None
-    payment_status: Optional[PaymentStatus] = strawberry.field(
-        default=None, description="PAID; LATE: the order had closed, the cash is being refunded.")
-    refund_requested: Optional[Money] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class ProductCreateInput:
-    kind: ProductKind
-    name: str
-    description: Optional[str] = None
-    image_urls: Optional[list[str]] = None
-    merchant_code: Optional[str] = None
-    face_value_fen: Optional[int] = None
-    validity_days: Optional[int] = None
-    points_price: int = 0
-    cash_price_fen: int = 0
-    stock: int
-    limit_per_member: Optional[int] = None
-    limit_per_member_daily: Optional[int] = None
-    zone: Optional[str] = None
-    min_tier_code: Optional[str] = None
-    sale_starts_at: Optional[datetime] = None
-    sale_ends_at: Optional[datetime] = None
-    status: Optional[ProductStatus] = None
-
-
-@strawberry.input(description="Fields left null stay as they are; `clear` names optional fields to set to null.")
-class ProductUpdateInput:
-    product_id: strawberry.ID
-    name: Optional[str] = None
-    description: Optional[str] = None
-    image_urls: Optional[list[str]] = None
-    merchant_code: Optional[str] = None
-    face_value_fen: Optional[int] = None
-    validity_days: Optional[int] = None
-    points_price: Optional[int] = None
-    cash_price_fen: Optional[int] = None
-    stock_delta: int = strawberry.field(default=0, description="Adds (or with < 0 removes) stock; never below 0.")
-    limit_per_member: Optional[int] = None
-    limit_per_member_daily: Optional[int] = None
-    zone: Optional[str] = None
-    min_tier_code: Optional[str] = None
-    sale_starts_at: Optional[datetime] = None
-    sale_ends_at: Optional[datetime] = None
-    status: Optional[ProductStatus] = strawberry.field(default=None, description="PAUSED stops sales; ARCHIVED hides.")
-    clear: Optional[list[str]] = strawberry.field(
-        default=None, description="Any of: description, merchantCode, faceValueFen, limitPerMember, "
-                                  "limitPerMemberDaily, zone, minTierCode, saleStartsAt, saleEndsAt.")
-
-
-@strawberry.type
-class ProductPayload:
-    product: Optional[Product] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class FlashSaleCreateInput:
-    product_id: strawberry.ID
-    title: str
-    points_price: int
-    stock: int
-    per_member_limit: int = 1
-    starts_at: datetime
-    ends_at: datetime
-
-
-@strawberry.input
-class FlashSaleUpdateInput:
-    flash_sale_id: strawberry.ID
-    title: Optional[str] = None
-    points_price: Optional[int] = None
-    per_member_limit: Optional[int] = None
-    starts_at: Optional[datetime] = None
-    ends_at: Optional[datetime] = None
-    status: Optional[ProductStatus] = None
-    stock_delta: int = 0
-
-
-@strawberry.type
-class FlashSalePayload:
-    flash_sale: Optional[FlashSale] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class FlashSaleGateRebuildInput:
-    flash_sale_id: strawberry.ID
-
-
-@strawberry.type
-class FlashSaleGateRebuildPayload:
-    gate: Optional[FlashSaleGate] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class MallOrderRefundInput:
-    order_id: strawberry.ID
-    reason: str
-    idempotency_key: str
-
-
-@strawberry.type
-class MallOrderRefundPayload:
-    order: Optional[MallOrder] = None
-    points_returned: Optional[int] = None
-    cash_refund: Optional[Money] = strawberry.field(default=None, description="Requested back from the provider.")
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class MallOrdersExpireRunInput:
-    as_of: Optional[datetime] = None
-
-
-@strawberry.type
-class MallOrdersExpireRunPayload:
-    orders_expired: Optional[int] = None
-    points_released: Optional[int] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)

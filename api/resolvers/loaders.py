@@ -1,0 +1,77 @@
+"""The request's DataLoaders: one batch per kind of related object, so that a list of N objects costs one
+query per field, not N. Field resolvers reach them as `info.context.loaders.<name>.load(key)`.
+
+Most batches are service functions. Two are written here, through the Tortoise models, because the
+services have no batch for them yet: orders by id (`DrawPlay.order`) and payments by order
+(`MallOrder.payment`); each returns the service's own record type.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+from tortoise.functions import Sum
+
+from api.models.mall import MallOrder, Payment, PaymentRefund
+from api.services import draws, earning, ledger, mall, members, parking, vouchers
+
+Batch = Callable[[list[Any]], Awaitable[dict[Any, Any] | Sequence[Any]]]
+
+ORDER_FIELDS = ("id", "order_no", "member_id", "product_id", "flash_sale_id", "channel", "status", "quantity",
+                "points", "cash_fen", "created_at", "expires_at", "paid_at", "closed_at")
+
+
+def batched(batch: Callable[[], Batch], default: Any = None) -> Any:
+    """A field default that makes a DataLoader per request. `batch` is looked up when the request starts
+    (so a test that replaces a service function sees its replacement); it returns a list in key order or
+    a dict by key (a missing key loads `default`)."""
+
+    def make() -> DataLoader:
+        fn = batch()
+
+        async def load(keys: list[Any]) -> list[Any]:
+            found = await fn(list(keys))
+            return [found.get(k, default) for k in keys] if isinstance(found, dict) else list(found)
+
+        return DataLoader(load_fn=load)
+
+    return field(default_factory=make)
+
+
+async def orders_by_id(ids: list[int]) -> dict[int, mall.OrderInfo]:
+    rows = await MallOrder.filter(id__in=ids).values(*ORDER_FIELDS)
+    return {row["id"]: mall.OrderInfo(**{**row, "points": int(row["points"]), "cash_fen": int(row["cash_fen"])})
+            for row in rows}
+
+
+async def payments_by_order(order_ids: list[int]) -> dict[int, mall.PaymentInfo]:
+    rows = await Payment.filter(order_id__in=order_ids).values(
+        "id", "order_id", "provider", "out_trade_no", "amount_fen", "status", "transaction_id", "paid_at",
+        "order__expires_at")
+    refunded = await PaymentRefund.filter(payment_id__in=[r["id"] for r in rows]).group_by("payment_id").annotate(
+        total=Sum("amount_fen")).values("payment_id", "total") if rows else []
+    totals = {r["payment_id"]: int(r["total"] or 0) for r in refunded}
+    return {r["order_id"]: mall.PaymentInfo(
+        r["id"], r["order_id"], r["provider"], r["out_trade_no"], int(r["amount_fen"]), r["status"], r["transaction_id"],
+        r["paid_at"], r["order__expires_at"], totals.get(r["id"], 0)) for r in rows}
+
+
+@dataclass
+class Loaders:
+    # members and points
+    member: DataLoader[int, members.MemberRecord | None] = batched(lambda: members.get_members)
+    balance: DataLoader[int, int] = batched(lambda: ledger.balances, 0)
+    held: DataLoader[int, int] = batched(lambda: ledger.held_points, 0)
+    breakdown: DataLoader[int, Any] = batched(lambda: earning.breakdowns)
+    pending: DataLoader[int, int] = batched(lambda: earning.pending_totals, 0)
+    # the points mall
+    product: DataLoader[int, mall.ProductInfo] = batched(lambda: mall.products_by_id)
+    order: DataLoader[int, mall.OrderInfo | None] = batched(lambda: orders_by_id)
+    payment: DataLoader[int, mall.PaymentInfo | None] = batched(lambda: payments_by_order)
+    order_vouchers: DataLoader[int, list[vouchers.VoucherView]] = batched(lambda: vouchers.for_orders)
+    # draws and parking
+    draw_game: DataLoader[int, draws.GameInfo] = batched(lambda: draws.games_by_id)
+    car_park: DataLoader[int, parking.CarParkInfo] = batched(lambda: parking.car_parks_by_id)
+    vehicles: DataLoader[int, list[parking.VehicleInfo]] = batched(lambda: parking.vehicles_of, [])
