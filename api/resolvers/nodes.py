@@ -23,7 +23,7 @@ from api.services import ledger, tiers
 Fetch = Callable[[Info, int], Awaitable[Any]]
 
 # Types that implement Node but are not fetched by node(id:) (null for every caller), as before the registry.
-NOT_FETCHABLE = frozenset({"DrawPrize", "Merchant", "Operator", "Purchase"})
+NOT_FETCHABLE = frozenset({"DrawPrize", "Merchant", "Purchase"})
 
 
 async def _tier(info: Info, pk: int) -> Optional[Tier]:
