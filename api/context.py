@@ -3,8 +3,8 @@
 Every access check of the GraphQL layer is a method here, so that a rule is written once: resolvers and
 field resolvers call `require_member()`, `require_staff()`, `require_integration(scope)`,
 `require_operator()` or `require_member_access(member_id, what)` (each raises UNAUTHENTICATED or
-FORBIDDEN), and `node(id:)` fetchers ask `may_read_member()` / `is_operator` (an answer of null, never a
-hint why)."""
+FORBIDDEN), and `node(id:)` fetchers ask `may_read_member()`, `may_read_staff()` or `is_operator` (an
+answer of null, never a hint why)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -89,6 +89,10 @@ class Context:
         """A member's own data (their `what`): only for the member and operators."""
         if not self.may_read_member(member_id):
             raise forbidden(f"only the member can see their {what}")
+
+    def may_read_staff(self, staff_id: int) -> bool:
+        """A merchant staff account is seen by itself and by operators."""
+        return self.caller.staff_id == staff_id or self.is_operator
 
     def require_self(self, member_id: int, action: str) -> None:
         """Something only the member themself may do (show their till code): not even operators."""

@@ -88,3 +88,27 @@ async def test_a_page_of_plays_loads_orders_and_members_in_batches(api):
         costs[first] = statements.count
     assert costs[2] > 0, "the statement counter saw nothing"
     assert costs[6] == costs[2], f"statements grow with the page: {costs}"
+
+
+async def test_the_loaders_written_on_the_models_answer_as_the_services_do(api):
+    """orders_by_id and payments_by_order (Tortoise queries in api/resolvers/loaders.py) give the same
+    records as the services' one-at-a-time reads, for an order with a payment and one without."""
+    from api.resolvers import loaders
+    from api.schema.ids import from_global_id
+    from api.services import mall
+    from tests.mall_helpers import CHECKOUT, REDEEM
+
+    op = await operator_token(api)
+    paid = await create_product(api, op, pointsPrice=100, cashPriceFen=990)
+    free = await create_product(api, op, pointsPrice=100)
+    _, token = await funded_member(1000)
+    ids = []
+    for query, product in ((CHECKOUT, paid), (REDEEM, free)):
+        result = await api.post(query, {"i": {"productId": product["id"], "idempotencyKey": unique("K")}}, token=token)
+        payload = next(iter(result["data"].values()))
+        assert not payload["userErrors"], payload
+        ids.append(from_global_id(payload["order"]["id"])[1])
+    orders = await loaders.orders_by_id(ids + [10**12])
+    assert orders == {i: await mall.order(i) for i in ids}
+    payments = await loaders.payments_by_order(ids)
+    assert payments == {ids[0]: await mall.payment_for_order(ids[0])} and await mall.payment_for_order(ids[1]) is None

@@ -30,7 +30,7 @@ async def staff_viewer(info: Info) -> Optional[s.MerchantStaffViewer]:
 
 async def _staff_node(info: Info, staff_id: int) -> Optional[s.MerchantStaff]:
     """node(id:) of a MerchantStaff: the account itself, or an operator on the operators' endpoint."""
-    if info.context.caller.staff_id != staff_id and not info.context.is_operator:
+    if not info.context.may_read_staff(staff_id):
         return None
     found = await staff.get(staff_id)
     return s.MerchantStaff.of(found) if found else None
