@@ -9,6 +9,7 @@ from graphql import GraphQLObjectType
 
 from api.resolvers.nodes import NOT_FETCHABLE, REGISTRY
 from api.schema import admin, public
+from api.schema.ids import from_global_id
 from tests.conftest import unique
 from tests.mall_helpers import create_product, funded_member, later, operator_token
 
@@ -94,7 +95,6 @@ async def test_the_loaders_written_on_the_models_answer_as_the_services_do(api):
     """orders_by_id and payments_by_order (Tortoise queries in api/resolvers/loaders.py) give the same
     records as the services' one-at-a-time reads, for an order with a payment and one without."""
     from api.resolvers import loaders
-    from api.schema.ids import from_global_id
     from api.services import mall
     from tests.mall_helpers import CHECKOUT, REDEEM
 
@@ -112,3 +112,38 @@ async def test_the_loaders_written_on_the_models_answer_as_the_services_do(api):
     assert orders == {i: await mall.order(i) for i in ids}
     payments = await loaders.payments_by_order(ids)
     assert payments == {ids[0]: await mall.payment_for_order(ids[0])} and await mall.payment_for_order(ids[1]) is None
+
+
+async def test_play_counts_match_the_service(api):
+    """DrawGame.myDay counts a page of games in one batch; the counts are draws.member_day's."""
+    from api.resolvers import loaders
+    from api.services import draws, tiers
+
+    op = await operator_token(api)
+    games = []
+    for cost in (0, 0):
+        games.append((await api.post(GAME_CREATE, {"i": {
+            "name": unique("转盘"), "kind": "WHEEL", "costPoints": cost, "startsAt": later(minutes=-1),
+            "endsAt": later(days=1), "freePlays": [{"tierCode": "*", "playsPerDay": 1}],
+            "prizes": [{"name": "谢谢参与", "kind": "NOTHING", "weight": 1}]}},
+            token=op, admin=True))["data"]["drawGameCreate"]["game"])
+    member_id, token = await funded_member(0)
+    for game, times in zip(games, (3, 1)):
+        for _ in range(times):
+            played = await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": unique("K")}}, token=token)
+            assert played["data"]["luckyDrawPlay"]["userErrors"] == []
+    ids = [from_global_id(g["id"])[1] for g in games]
+    counts = await loaders.play_counts([(member_id, i) for i in ids] + [(member_id, 999_999)])
+    tier = (await tiers.all_tiers())[0].code
+    for game_id in ids:
+        day = await draws.member_day(member_id, await draws.game(game_id), tier)
+        c = counts[(member_id, game_id)]
+        assert (c.total, c.today) == (day.plays_total, day.plays_today)
+        allowance = (await draws.game(game_id)).free_allowance(tier)
+        assert max(0, allowance - c.free_today) == day.free_plays_left
+    assert [counts[(member_id, i)].total for i in ids] == [3, 1] and (member_id, 999_999) not in counts
+    listed = await api.post("{ drawGames(first: 100) { edges { node { id myDay { playsToday freePlaysLeft"
+                            " playsTotal } } } } }", token=token)
+    days = {e["node"]["id"]: e["node"]["myDay"] for e in listed["data"]["drawGames"]["edges"]}
+    assert days[games[0]["id"]] == {"playsToday": 3, "freePlaysLeft": 0, "playsTotal": 3}
+    assert days[games[1]["id"]] == {"playsToday": 1, "freePlaysLeft": 0, "playsTotal": 1}

@@ -39,7 +39,8 @@ DOCUMENTS = [
     ("valid", "{ tiers { code name growthThreshold earnMultiplierPercent } }", None, None, False, True),
     ("typename", "{ __typename }", None, None, False, True),
     ("member data and a page", LEDGER, {"first": 2}, None, True, True),
-    ("operation chosen by name", "query A { tiers { code } } query B { viewer { member { id } } }", None, "B", True, True),
+    ("operation chosen by name", "query A { tiers { code } } query B { viewer { member { id } } }", None, "B", True,
+     True),
     ("coded top-level error", "{ viewer { member { pointsLedger(first: 101) { edges { cursor } } } } }", None, None,
      True, True),
     ("unauthenticated mutation", 'mutation { memberCheckIn(input: {idempotencyKey: "k"}) { userErrors { code } } }',
@@ -87,7 +88,9 @@ async def _both(apps: tuple[Starlette, Starlette], body: dict, token: str | None
             if signed:
                 answers.append(await Api(client).signed(body["query"], body.get("variables"), raw=True))
             else:
-                headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
+                headers = {"content-type": "application/json"}
+                if token:
+                    headers["authorization"] = f"Bearer {token}"
                 answers.append(await client.post("/graphql", content=json.dumps(body), headers=headers))
     return answers[0], answers[1]
 

@@ -32,7 +32,8 @@ def input_pk(global_id: str, type_name: str, field: str | list[str]) -> int:
     full path); NOT_FOUND otherwise."""
     parsed = from_global_id(global_id, type_name)
     if parsed is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", ["input", field] if isinstance(field, str) else field)
+        path = ["input", field] if isinstance(field, str) else field
+        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", path)
     return parsed[1]
 
 

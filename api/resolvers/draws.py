@@ -80,8 +80,9 @@ async def game_update(info: Info, input: d.DrawGameUpdateInput) -> d.DrawGamePay
     unknown = [c for c in input.clear or [] if c not in _CLEARABLE]
     if unknown:
         raise DomainError(ErrorCode.INVALID_INPUT, f"cannot clear {', '.join(unknown)}", ["input", "clear"])
+    actor = info.context.operator_actor()
     game = await draws.update_game(
-        info.context.operator_actor(), input_pk(input.game_id, "DrawGame", "gameId"), name=input.name, cost_points=input.cost_points,
+        actor, input_pk(input.game_id, "DrawGame", "gameId"), name=input.name, cost_points=input.cost_points,
         free_plays=_free(input.free_plays), daily_limit=input.daily_limit, total_limit=input.total_limit,
         starts_at=input.starts_at, ends_at=input.ends_at, status=input.status.value if input.status else None,
         clear=frozenset(_CLEARABLE[c] for c in input.clear or []))
@@ -90,6 +91,7 @@ async def game_update(info: Info, input: d.DrawGameUpdateInput) -> d.DrawGamePay
 
 @user_errors(d.DrawGamePayload)
 async def prize_update(info: Info, input: d.DrawPrizeUpdateInput) -> d.DrawGamePayload:
-    game = await draws.update_prize(info.context.operator_actor(), input_pk(input.prize_id, "DrawPrize", "prizeId"), weight=input.weight,
+    actor = info.context.operator_actor()
+    game = await draws.update_prize(actor, input_pk(input.prize_id, "DrawPrize", "prizeId"), weight=input.weight,
                                     stock_delta=input.stock_delta, active=input.active, redis=info.context.redis)
     return d.DrawGamePayload(game=d.DrawGame.of(game))

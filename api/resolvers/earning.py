@@ -19,7 +19,8 @@ async def _config_node(info: Info, type_name: str, pk: int) -> Optional[Any]:
     if not info.context.is_operator:
         return None
     found = await earning_admin.find(type_name, pk)
-    return None if found is None else {"EarnRule": e.EarnRule, "Task": e.Task, "MallEvent": e.MallEvent}[type_name].of(found)
+    types = {"EarnRule": e.EarnRule, "Task": e.Task, "MallEvent": e.MallEvent}
+    return None if found is None else types[type_name].of(found)
 
 
 async def _rule_node(info: Info, pk: int) -> Optional[e.EarnRule]:
@@ -62,7 +63,8 @@ async def task_claim(info: Info, input: e.TaskClaimInput) -> e.TaskClaimPayload:
 
 @user_errors(e.ReviewRecordPayload)
 async def review_record(info: Info, input: e.ReviewRecordInput) -> e.ReviewRecordPayload:
-    result = await behaviours.review(info.context.require_integration(), input.merchant_code, input.receipt_no, input.rating,
+    identity = info.context.require_integration()
+    result = await behaviours.review(identity, input.merchant_code, input.receipt_no, input.rating,
                                      input.idempotency_key)
     return e.ReviewRecordPayload(points_earned=result.points)
 

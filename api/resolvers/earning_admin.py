@@ -23,7 +23,8 @@ async def earn_rules(info: Info, first: int, after: Optional[str] = None,
 async def earn_tasks(info: Info, first: int, after: Optional[str] = None) -> Connection[e.Task]:
     info.context.require_operator()
     check_first(first)
-    return Connection.of([e.Task.of(t) for t in await earning_admin.tasks_page(first + 1, from_cursor(after))], first, after)
+    rows = await earning_admin.tasks_page(first + 1, from_cursor(after))
+    return Connection.of([e.Task.of(t) for t in rows], first, after)
 
 
 async def mall_events(info: Info, first: int, after: Optional[str] = None) -> Connection[e.MallEvent]:
@@ -35,7 +36,8 @@ async def mall_events(info: Info, first: int, after: Optional[str] = None) -> Co
 
 @user_errors(e.EarnRuleCreatePayload)
 async def earn_rule_create(info: Info, input: e.EarnRuleCreateInput) -> e.EarnRuleCreatePayload:
-    return e.EarnRuleCreatePayload(rule=e.EarnRule.of(await earning_admin.create_rule(info.context.operator_actor(), input.to_service())))
+    actor = info.context.operator_actor()
+    return e.EarnRuleCreatePayload(rule=e.EarnRule.of(await earning_admin.create_rule(actor, input.to_service())))
 
 
 @user_errors(e.EarnRuleUpdatePayload)
@@ -67,18 +69,21 @@ async def earn_rule_archive(info: Info, input: e.EarnRuleArchiveInput) -> e.Earn
 
 @user_errors(e.TaskCreatePayload)
 async def task_create(info: Info, input: e.TaskCreateInput) -> e.TaskCreatePayload:
-    return e.TaskCreatePayload(task=e.Task.of(await earning_admin.save_task(info.context.operator_actor(), None, input.to_service())))
+    actor = info.context.operator_actor()
+    return e.TaskCreatePayload(task=e.Task.of(await earning_admin.save_task(actor, None, input.to_service())))
 
 
 @user_errors(e.TaskUpdatePayload)
 async def task_update(info: Info, input: e.TaskUpdateInput) -> e.TaskUpdatePayload:
     pk = pk_of(input.task_id, "Task", ["input", "taskId"])
-    return e.TaskUpdatePayload(task=e.Task.of(await earning_admin.save_task(info.context.operator_actor(), pk, input.to_service())))
+    actor = info.context.operator_actor()
+    return e.TaskUpdatePayload(task=e.Task.of(await earning_admin.save_task(actor, pk, input.to_service())))
 
 
 async def _task_status(info: Info, task_id: str, status: str) -> e.Task:
     pk = pk_of(task_id, "Task", ["input", "taskId"])
-    return e.Task.of(await earning_admin.save_task(info.context.operator_actor(), pk, earning_admin.TaskInput(), status))
+    actor = info.context.operator_actor()
+    return e.Task.of(await earning_admin.save_task(actor, pk, earning_admin.TaskInput(), status))
 
 
 @user_errors(e.TaskPausePayload)
@@ -98,7 +103,8 @@ async def task_archive(info: Info, input: e.TaskArchiveInput) -> e.TaskArchivePa
 
 @user_errors(e.MallEventCreatePayload)
 async def mall_event_create(info: Info, input: e.MallEventCreateInput) -> e.MallEventCreatePayload:
-    event = await earning_admin.save_event(info.context.operator_actor(), None, input.code, input.name, input.merchant_code,
+    actor = info.context.operator_actor()
+    event = await earning_admin.save_event(actor, None, input.code, input.name, input.merchant_code,
                                            input.starts_at, input.ends_at)
     return e.MallEventCreatePayload(event=e.MallEvent.of(event))
 
@@ -106,7 +112,8 @@ async def mall_event_create(info: Info, input: e.MallEventCreateInput) -> e.Mall
 @user_errors(e.MallEventUpdatePayload)
 async def mall_event_update(info: Info, input: e.MallEventUpdateInput) -> e.MallEventUpdatePayload:
     pk = pk_of(input.event_id, "MallEvent", ["input", "eventId"])
-    event = await earning_admin.save_event(info.context.operator_actor(), pk, None, input.name, input.merchant_code, input.starts_at,
+    actor = info.context.operator_actor()
+    event = await earning_admin.save_event(actor, pk, None, input.name, input.merchant_code, input.starts_at,
                                            input.ends_at)
     return e.MallEventUpdatePayload(event=e.MallEvent.of(event))
 

@@ -1,9 +1,11 @@
 """The request's DataLoaders: one batch per kind of related object, so that a list of N objects costs one
 query per field, not N. Field resolvers reach them as `info.context.loaders.<name>.load(key)`.
 
-Most batches are service functions. Two are written here, through the Tortoise models, because the
-services have no batch for them yet: orders by id (`DrawPlay.order`) and payments by order
-(`MallOrder.payment`); each returns the service's own record type.
+Most batches are service functions. Three are written here, through the Tortoise models, because the
+services have no batch for them yet: orders by id (`DrawPlay.order`), payments by order
+(`MallOrder.payment`), each returning the service's own record type, and a member's plays of a page of
+games (`DrawGame.myDay`, the counts of `draws.member_day`). `tests/test_nodes.py` checks each against the
+service's one-at-a-time read.
 """
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.dataloader import DataLoader
-from tortoise.functions import Sum
+from tortoise.functions import Count, Sum
 
+from api.models.draws import DrawPlay
 from api.models.mall import MallOrder, Payment, PaymentRefund
-from api.services import draws, earning, ledger, mall, members, parking, vouchers
+from api.services import clock, draws, earning, ledger, mall, members, parking, vouchers
 
 Batch = Callable[[list[Any]], Awaitable[dict[Any, Any] | Sequence[Any]]]
 
@@ -54,8 +57,30 @@ async def payments_by_order(order_ids: list[int]) -> dict[int, mall.PaymentInfo]
         total=Sum("amount_fen")).values("payment_id", "total") if rows else []
     totals = {r["payment_id"]: int(r["total"] or 0) for r in refunded}
     return {r["order_id"]: mall.PaymentInfo(
-        r["id"], r["order_id"], r["provider"], r["out_trade_no"], int(r["amount_fen"]), r["status"], r["transaction_id"],
-        r["paid_at"], r["order__expires_at"], totals.get(r["id"], 0)) for r in rows}
+        r["id"], r["order_id"], r["provider"], r["out_trade_no"], int(r["amount_fen"]), r["status"],
+        r["transaction_id"], r["paid_at"], r["order__expires_at"], totals.get(r["id"], 0)) for r in rows}
+
+
+@dataclass(frozen=True)
+class PlayCounts:
+    total: int = 0
+    today: int = 0  # since the start of today's Asia/Shanghai day
+    free_today: int = 0
+
+
+async def play_counts(keys: list[tuple[int, int]]) -> dict[tuple[int, int], PlayCounts]:
+    """A member's plays of each game, by (member id, game id)."""
+    since, counts = clock.day_start(clock.now()), {}
+    for member_id in {m for m, _ in keys}:
+        plays = DrawPlay.filter(member_id=member_id, game_id__in=[g for m, g in keys if m == member_id])
+        total = await plays.group_by("game_id").annotate(n=Count("id")).values("game_id", "n")
+        today = await plays.filter(played_at__gte=since).group_by("game_id", "free").annotate(
+            n=Count("id")).values("game_id", "free", "n")
+        for row in total:
+            mine = [r for r in today if r["game_id"] == row["game_id"]]
+            counts[(member_id, row["game_id"])] = PlayCounts(
+                int(row["n"]), sum(int(r["n"]) for r in mine), sum(int(r["n"]) for r in mine if r["free"]))
+    return counts
 
 
 @dataclass
@@ -73,5 +98,6 @@ class Loaders:
     order_vouchers: DataLoader[int, list[vouchers.VoucherView]] = batched(lambda: vouchers.for_orders)
     # draws and parking
     draw_game: DataLoader[int, draws.GameInfo] = batched(lambda: draws.games_by_id)
+    play_counts: DataLoader[tuple[int, int], PlayCounts] = batched(lambda: play_counts, PlayCounts())
     car_park: DataLoader[int, parking.CarParkInfo] = batched(lambda: parking.car_parks_by_id)
     vehicles: DataLoader[int, list[parking.VehicleInfo]] = batched(lambda: parking.vehicles_of, [])

@@ -56,7 +56,8 @@ async def points_mall_redeem(info: Info, input: s.PointsMallRedeemInput) -> s.Po
 
 @user_errors(s.CheckoutCreatePayload)
 async def checkout_create(info: Info, input: s.CheckoutCreateInput) -> s.CheckoutCreatePayload:
-    result = await mall.checkout_create(info.context.require_member(), input_pk(input.product_id, "Product", "productId"),
+    member_id = info.context.require_member()
+    result = await mall.checkout_create(member_id, input_pk(input.product_id, "Product", "productId"),
                                         input.quantity, input.idempotency_key)
     payment = await mall.payment_for_order(result.order_id)
     return s.CheckoutCreatePayload(order=await _order_payload(result.order_id), points_balance=result.points_balance,
@@ -71,7 +72,8 @@ async def checkout_cancel(info: Info, input: s.CheckoutCancelInput) -> s.Checkou
 
 @user_errors(s.FlashSaleRedeemPayload)
 async def flash_sale_redeem(info: Info, input: s.FlashSaleRedeemInput) -> s.FlashSaleRedeemPayload:
-    result = await flash_sales.redeem(info.context.require_member(), input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"),
+    member_id = info.context.require_member()
+    result = await flash_sales.redeem(member_id, input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"),
                                       input.idempotency_key, info.context.redis)
     return s.FlashSaleRedeemPayload(order=await _order_payload(result.order_id), points_balance=result.points_balance)
 

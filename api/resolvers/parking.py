@@ -32,13 +32,15 @@ async def vehicle_bind(info: Info, input: s.VehicleBindInput) -> s.VehicleBindPa
 
 @user_errors(s.VehicleUnbindPayload)
 async def vehicle_unbind(info: Info, input: s.VehicleUnbindInput) -> s.VehicleUnbindPayload:
-    found = await parking.unbind_vehicle(info.context.require_member(), input_pk(input.vehicle_id, "Vehicle", "vehicleId"))
+    member_id = info.context.require_member()
+    found = await parking.unbind_vehicle(member_id, input_pk(input.vehicle_id, "Vehicle", "vehicleId"))
     return s.VehicleUnbindPayload(vehicle=s.Vehicle.of(found))
 
 
 @user_errors(s.ParkingOffsetApplyPayload)
 async def parking_offset_apply(info: Info, input: s.ParkingOffsetApplyInput) -> s.ParkingOffsetApplyPayload:
-    result = await parking.apply_offset(info.context.require_member(), input_pk(input.session_id, "ParkingSession", "sessionId"),
+    member_id = info.context.require_member()
+    result = await parking.apply_offset(member_id, input_pk(input.session_id, "ParkingSession", "sessionId"),
                                         input.points, input.coupon_codes, input.idempotency_key)
     return s.ParkingOffsetApplyPayload(session=await _session(result.stay_id), points_held=result.points_held,
                                        points_balance=result.points_balance)

@@ -120,9 +120,10 @@ class DrawGame(Node):
         if member_id is None:
             return None
         record = await info.context.loaders.member.load(member_id)
-        day = await draws.member_day(member_id, self.info, (await tiers.tier_by_id(record.tier_id)).code)
-        return MemberDrawDay(plays_today=day.plays_today, free_plays_left=day.free_plays_left,
-                             plays_total=day.plays_total)
+        plays = await info.context.loaders.play_counts.load((member_id, self.pk))
+        allowance = self.info.free_allowance((await tiers.tier_by_id(record.tier_id)).code)
+        return MemberDrawDay(plays_today=plays.today, free_plays_left=max(0, allowance - plays.free_today),
+                             plays_total=plays.total)
 
     @strawberry.field(description="Operators only.")
     async def stats(self, info: Info) -> DrawGameStats:

@@ -8,7 +8,9 @@ import strawberry
 
 from api.schema.base import Money
 from api.schema.errors import UserError
-from api.schema.mall.types import FlashSale, FlashSaleGate, MallOrder, PaymentRequest, PaymentStatus, Product, ProductKind, ProductStatus
+from api.schema.mall.types import (
+    FlashSale, FlashSaleGate, MallOrder, PaymentRequest, PaymentStatus, Product, ProductKind, ProductStatus,
+)
 
 
 @strawberry.input
