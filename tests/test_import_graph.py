@@ -79,6 +79,25 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def every_import() -> dict[str, set[str]]:
+    """Like import_graph, with the imports inside functions too (for the layer rules, which a lazy import
+    must not get round) and third-party top-level packages under their own names."""
+    mods = modules()
+    known = set(mods)
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        edges: set[str] = set()
+        for node in ast.walk(tree):
+            edges.update(_targets(name, node, path.name == "__init__.py", known))
+            if isinstance(node, ast.Import):
+                edges.update(a.name.split(".")[0] for a in node.names if not a.name.startswith("api"))
+            elif isinstance(node, ast.ImportFrom) and not node.level and not (node.module or "").startswith("api"):
+                edges.add((node.module or "").split(".")[0])
+        graph[name] = edges - {name}
+    return graph
+
+
 def function_local_imports(prefixes: tuple[str, ...] = ("api",)) -> list[str]:
     """`module:line` of every import inside a function or class body."""
     found = []
@@ -166,6 +185,24 @@ def test_the_graph_sees_real_edges():
 def test_no_import_circles_in_api():
     found = cycles(import_graph())
     assert found == [], "import circles in api/: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+# Layers (CONVENTIONS.md §1): what a module of the left-hand layer may never import, however lazily.
+ASSEMBLY = ("api.schema.public", "api.schema.admin")  # the two schemas: they import the resolvers
+LAYER_RULES = [
+    ("api.schema", ("api.resolvers", "api.context", "api.prepared", "api.app")),  # types point down only
+    ("api.services", ("api.schema", "api.resolvers", "api.context", "api.prepared", "api.app", "strawberry")),
+    ("api.models", ("api.services", "api.schema", "api.resolvers", "api.context", "strawberry")),
+]
+
+
+def test_imports_run_downward():
+    broken = []
+    for module, targets in sorted(every_import().items()):
+        for layer, forbidden in LAYER_RULES:
+            if module.startswith(layer) and module not in ASSEMBLY:
+                broken += [f"{module} -> {t}" for t in sorted(targets) if t.startswith(forbidden)]
+    assert broken == [], "imports against the layers: " + ", ".join(broken)
 
 
 def test_no_function_local_imports_in_the_graphql_layer():
