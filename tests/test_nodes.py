@@ -133,7 +133,7 @@ async def test_play_counts_match_the_service(api):
             played = await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": unique("K")}}, token=token)
             assert played["data"]["luckyDrawPlay"]["userErrors"] == []
     ids = [from_global_id(g["id"])[1] for g in games]
-    counts = await loaders.play_counts([(member_id, i) for i in ids] + [(member_id, 999_999)])
+    counts = await loaders.count_plays([(member_id, i) for i in ids] + [(member_id, 999_999)])
     tier = (await tiers.all_tiers())[0].code
     for game_id in ids:
         day = await draws.member_day(member_id, await draws.game(game_id), tier)

@@ -10,7 +10,7 @@ service's one-at-a-time read.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -26,21 +26,27 @@ ORDER_FIELDS = ("id", "order_no", "member_id", "product_id", "flash_sale_id", "c
                 "points", "cash_fen", "created_at", "expires_at", "paid_at", "closed_at")
 
 
-def batched(batch: Callable[[], Batch], default: Any = None) -> Any:
-    """A field default that makes a DataLoader per request. `batch` is looked up when the request starts
-    (so a test that replaces a service function sees its replacement); it returns a list in key order or
-    a dict by key (a missing key loads `default`)."""
+class batched:  # noqa: N801 - used like a field declaration
+    """A DataLoader of the request, made on first use (most requests use one or two). `batch` is looked up
+    then (so a test that replaces a service function sees its replacement); it returns a list in key order
+    or a dict by key (a missing key loads `default`)."""
 
-    def make() -> DataLoader:
-        fn = batch()
+    def __init__(self, batch: Callable[[], Batch], default: Any = None) -> None:
+        self.batch, self.default, self.name = batch, default, ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, loaders: Any, owner: type | None = None) -> DataLoader[Any, Any]:
+        fn, default = self.batch(), self.default
 
         async def load(keys: list[Any]) -> list[Any]:
             found = await fn(list(keys))
             return [found.get(k, default) for k in keys] if isinstance(found, dict) else list(found)
 
-        return DataLoader(load_fn=load)
-
-    return field(default_factory=make)
+        loader: DataLoader[Any, Any] = DataLoader(load_fn=load)
+        loaders.__dict__[self.name] = loader  # later reads find it on the instance
+        return loader
 
 
 async def orders_by_id(ids: list[int]) -> dict[int, mall.OrderInfo]:
@@ -68,7 +74,7 @@ class PlayCounts:
     free_today: int = 0
 
 
-async def play_counts(keys: list[tuple[int, int]]) -> dict[tuple[int, int], PlayCounts]:
+async def count_plays(keys: list[tuple[int, int]]) -> dict[tuple[int, int], PlayCounts]:
     """A member's plays of each game, by (member id, game id)."""
     since, counts = clock.day_start(clock.now()), {}
     for member_id in {m for m, _ in keys}:
@@ -83,21 +89,22 @@ async def play_counts(keys: list[tuple[int, int]]) -> dict[tuple[int, int], Play
     return counts
 
 
-@dataclass
 class Loaders:
+    """The DataLoaders of one request (`Context.loaders`)."""
+
     # members and points
-    member: DataLoader[int, members.MemberRecord | None] = batched(lambda: members.get_members)
-    balance: DataLoader[int, int] = batched(lambda: ledger.balances, 0)
-    held: DataLoader[int, int] = batched(lambda: ledger.held_points, 0)
-    breakdown: DataLoader[int, Any] = batched(lambda: earning.breakdowns)
-    pending: DataLoader[int, int] = batched(lambda: earning.pending_totals, 0)
+    member = batched(lambda: members.get_members)  # int → members.MemberRecord | None
+    balance = batched(lambda: ledger.balances, 0)  # int → int
+    held = batched(lambda: ledger.held_points, 0)  # int → int
+    breakdown = batched(lambda: earning.breakdowns)  # int → Any
+    pending = batched(lambda: earning.pending_totals, 0)  # int → int
     # the points mall
-    product: DataLoader[int, mall.ProductInfo] = batched(lambda: mall.products_by_id)
-    order: DataLoader[int, mall.OrderInfo | None] = batched(lambda: orders_by_id)
-    payment: DataLoader[int, mall.PaymentInfo | None] = batched(lambda: payments_by_order)
-    order_vouchers: DataLoader[int, list[vouchers.VoucherView]] = batched(lambda: vouchers.for_orders)
+    product = batched(lambda: mall.products_by_id)  # int → mall.ProductInfo
+    order = batched(lambda: orders_by_id)  # int → mall.OrderInfo | None
+    payment = batched(lambda: payments_by_order)  # int → mall.PaymentInfo | None
+    order_vouchers = batched(lambda: vouchers.for_orders)  # int → list[vouchers.VoucherView]
     # draws and parking
-    draw_game: DataLoader[int, draws.GameInfo] = batched(lambda: draws.games_by_id)
-    play_counts: DataLoader[tuple[int, int], PlayCounts] = batched(lambda: play_counts, PlayCounts())
-    car_park: DataLoader[int, parking.CarParkInfo] = batched(lambda: parking.car_parks_by_id)
-    vehicles: DataLoader[int, list[parking.VehicleInfo]] = batched(lambda: parking.vehicles_of, [])
+    draw_game = batched(lambda: draws.games_by_id)  # int → draws.GameInfo
+    play_counts = batched(lambda: count_plays, PlayCounts())  # (member id, game id) → PlayCounts
+    car_park = batched(lambda: parking.car_parks_by_id)  # int → parking.CarParkInfo
+    vehicles = batched(lambda: parking.vehicles_of, [])  # int → list[parking.VehicleInfo]
