@@ -11,8 +11,6 @@ from api.resolvers import input_pk, user_errors
 from api.schema import earning as e
 from api.services import behaviours, earning, earning_admin, signing, tasks
 
-pk_of = input_pk  # the earning resolvers name input fields by full path: pk_of(id, "Task", ["taskId"])
-
 
 async def _config_node(info: Info, type_name: str, pk: int) -> Optional[Any]:
     """node(id:) for rules, tasks and events: only for operators on their endpoint, else null."""
@@ -56,7 +54,7 @@ async def share_record(info: Info, input: e.ShareRecordInput) -> e.ShareRecordPa
 @user_errors(e.TaskClaimPayload)
 async def task_claim(info: Info, input: e.TaskClaimInput) -> e.TaskClaimPayload:
     member_id = info.context.require_member()
-    result = await tasks.claim(member_id, pk_of(input.task_id, "Task", ["taskId"]), input.idempotency_key)
+    result = await tasks.claim(member_id, input_pk(input.task_id, "Task", ["taskId"]), input.idempotency_key)
     return e.TaskClaimPayload(points_earned=result.points, growth_value_earned=result.growth,
                               points_balance=result.points_balance)
 
@@ -72,7 +70,7 @@ async def review_record(info: Info, input: e.ReviewRecordInput) -> e.ReviewRecor
 @user_errors(e.EventCheckInPayload)
 async def event_check_in(info: Info, input: e.EventCheckInInput) -> e.EventCheckInPayload:
     result = await behaviours.event_check_in(
-        pk_of(input.event_id, "MallEvent", ["eventId"]), None, input.member_code, input.idempotency_key,
+        input_pk(input.event_id, "MallEvent", ["eventId"]), None, input.member_code, input.idempotency_key,
         identity=info.context.require_integration())
     return e.EventCheckInPayload(points_earned=result.points)
 

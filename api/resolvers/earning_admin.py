@@ -5,8 +5,8 @@ from typing import Optional
 
 from strawberry.types import Info
 
-from api.resolvers import user_errors
-from api.resolvers.earning import pk_of, preview
+from api.resolvers import input_pk, user_errors
+from api.resolvers.earning import preview
 from api.schema import earning as e
 from api.schema.base import Connection, check_first, from_cursor
 from api.services import behaviours, earning_admin, scheduler
@@ -42,13 +42,13 @@ async def earn_rule_create(info: Info, input: e.EarnRuleCreateInput) -> e.EarnRu
 
 @user_errors(e.EarnRuleUpdatePayload)
 async def earn_rule_update(info: Info, input: e.EarnRuleUpdateInput) -> e.EarnRuleUpdatePayload:
-    rule_id = pk_of(input.rule_id, "EarnRule", ["input", "ruleId"])
+    rule_id = input_pk(input.rule_id, "EarnRule", ["input", "ruleId"])
     rule = await earning_admin.update_rule(info.context.operator_actor(), rule_id, input.to_service())
     return e.EarnRuleUpdatePayload(rule=e.EarnRule.of(rule))
 
 
 async def _rule_status(info: Info, rule_id: str, status: str) -> e.EarnRule:
-    pk = pk_of(rule_id, "EarnRule", ["input", "ruleId"])
+    pk = input_pk(rule_id, "EarnRule", ["input", "ruleId"])
     return e.EarnRule.of(await earning_admin.set_rule_status(info.context.operator_actor(), pk, status))
 
 
@@ -75,13 +75,13 @@ async def task_create(info: Info, input: e.TaskCreateInput) -> e.TaskCreatePaylo
 
 @user_errors(e.TaskUpdatePayload)
 async def task_update(info: Info, input: e.TaskUpdateInput) -> e.TaskUpdatePayload:
-    pk = pk_of(input.task_id, "Task", ["input", "taskId"])
+    pk = input_pk(input.task_id, "Task", ["input", "taskId"])
     actor = info.context.operator_actor()
     return e.TaskUpdatePayload(task=e.Task.of(await earning_admin.save_task(actor, pk, input.to_service())))
 
 
 async def _task_status(info: Info, task_id: str, status: str) -> e.Task:
-    pk = pk_of(task_id, "Task", ["input", "taskId"])
+    pk = input_pk(task_id, "Task", ["input", "taskId"])
     actor = info.context.operator_actor()
     return e.Task.of(await earning_admin.save_task(actor, pk, earning_admin.TaskInput(), status))
 
@@ -111,7 +111,7 @@ async def mall_event_create(info: Info, input: e.MallEventCreateInput) -> e.Mall
 
 @user_errors(e.MallEventUpdatePayload)
 async def mall_event_update(info: Info, input: e.MallEventUpdateInput) -> e.MallEventUpdatePayload:
-    pk = pk_of(input.event_id, "MallEvent", ["input", "eventId"])
+    pk = input_pk(input.event_id, "MallEvent", ["input", "eventId"])
     actor = info.context.operator_actor()
     event = await earning_admin.save_event(actor, pk, None, input.name, input.merchant_code, input.starts_at,
                                            input.ends_at)
@@ -120,7 +120,7 @@ async def mall_event_update(info: Info, input: e.MallEventUpdateInput) -> e.Mall
 
 @user_errors(e.MallEventArchivePayload)
 async def mall_event_archive(info: Info, input: e.MallEventArchiveInput) -> e.MallEventArchivePayload:
-    pk = pk_of(input.event_id, "MallEvent", ["input", "eventId"])
+    pk = input_pk(input.event_id, "MallEvent", ["input", "eventId"])
     event = await earning_admin.save_event(info.context.operator_actor(), pk, None, None, None, None, None, "ARCHIVED")
     return e.MallEventArchivePayload(event=e.MallEvent.of(event))
 
@@ -129,7 +129,7 @@ async def mall_event_archive(info: Info, input: e.MallEventArchiveInput) -> e.Ma
 async def event_check_in(info: Info, input: e.EventCheckInInput) -> e.EventCheckInPayload:
     operator_id = info.context.require_operator()
     result = await behaviours.event_check_in(
-        pk_of(input.event_id, "MallEvent", ["eventId"]), pk_of(input.member_id or "", "Member", ["memberId"]), None,
+        input_pk(input.event_id, "MallEvent", ["eventId"]), input_pk(input.member_id or "", "Member", ["memberId"]), None,
         input.idempotency_key, operator_id=operator_id)
     return e.EventCheckInPayload(points_earned=result.points)
 
@@ -137,7 +137,7 @@ async def event_check_in(info: Info, input: e.EventCheckInInput) -> e.EventCheck
 @user_errors(e.PointsEarnPreviewPayload)
 async def points_earn_preview(info: Info, input: e.PointsEarnPreviewInput) -> e.PointsEarnPreviewPayload:
     info.context.require_operator()
-    return await preview(pk_of(input.member_id or "", "Member", ["memberId"]), input)
+    return await preview(input_pk(input.member_id or "", "Member", ["memberId"]), input)
 
 
 @user_errors(e.EarningScheduleRunPayload)
