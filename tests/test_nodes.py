@@ -128,7 +128,7 @@ async def test_play_counts_match_the_service(api):
             "prizes": [{"name": "谢谢参与", "kind": "NOTHING", "weight": 1}]}},
             token=op, admin=True))["data"]["drawGameCreate"]["game"])
     member_id, token = await funded_member(0)
-    for game, times in zip(games, (3, 1)):
+    for game, times in zip(games, (3, 1), strict=True):
         for _ in range(times):
             played = await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": unique("K")}}, token=token)
             assert played["data"]["luckyDrawPlay"]["userErrors"] == []
