@@ -65,15 +65,16 @@ class Pipeline:
         context = ExecutionContext(query=None, schema=schema, allowed_operations=())
         parse_options: dict[str, Any] = dict(context.parse_options)
         rules = list(context.validation_rules)
-        mask, unsupported = None, []
+        mask: MaskErrors | None = None
+        unsupported: list[str] = []
         for extension in schema.get_extensions():
             base = _known_base(extension)
-            if base is AddValidationRules:
-                rules.extend(extension.validation_rules)  # type: ignore[attr-defined]
-            elif base is MaxTokensLimiter:
-                parse_options["max_tokens"] = extension.max_token_count  # type: ignore[attr-defined]
-            elif base is MaskErrors:
-                mask = extension  # type: ignore[assignment]
+            if base is AddValidationRules and isinstance(extension, AddValidationRules):
+                rules.extend(extension.validation_rules)
+            elif base is MaxTokensLimiter and isinstance(extension, MaxTokensLimiter):
+                parse_options["max_tokens"] = extension.max_token_count
+            elif base is MaskErrors and isinstance(extension, MaskErrors):
+                mask = extension
             elif base is None:
                 unsupported.append(type(extension).__name__)
         if schema.config.enable_experimental_incremental_execution:
@@ -113,8 +114,8 @@ class PreparedExecutor:
         if variables is not None and not isinstance(variables, dict):
             return None
         document = self.prepare(payload["query"])
-        operation = document and get_operation_ast(document, operation_name)
-        if operation is None or operation.operation is OperationType.SUBSCRIPTION:
+        operation = get_operation_ast(document, operation_name) if document is not None else None
+        if document is None or operation is None or operation.operation is OperationType.SUBSCRIPTION:
             return None
         result = execute(
             self.graphql_schema, document, context_value=context, variable_values=variables,

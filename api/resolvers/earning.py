@@ -2,6 +2,7 @@
 reviews and event check-ins and preview an earn."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any, Optional
 
@@ -17,8 +18,8 @@ async def _config_node(info: Info, type_name: str, pk: int) -> Optional[Any]:
     if not info.context.is_operator:
         return None
     found = await earning_admin.find(type_name, pk)
-    types = {"EarnRule": e.EarnRule, "Task": e.Task, "MallEvent": e.MallEvent}
-    return None if found is None else types[type_name].of(found)
+    of: dict[str, Callable[[Any], Any]] = {"EarnRule": e.EarnRule.of, "Task": e.Task.of, "MallEvent": e.MallEvent.of}
+    return None if found is None else of[type_name](found)
 
 
 async def _rule_node(info: Info, pk: int) -> Optional[e.EarnRule]:

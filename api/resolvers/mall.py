@@ -119,8 +119,9 @@ async def _order_node(info: Info, pk: int) -> Optional[s.MallOrder]:
 
 async def _voucher_node(info: Info, pk: int) -> Optional[s.Voucher]:
     found = await vouchers.by_id(pk)
-    ok = found is not None and info.context.may_read_member(found.info.member_id)
-    return s.Voucher.of(found.info, found.merchant_code) if ok else None
+    if found is None or not info.context.may_read_member(found.info.member_id):
+        return None
+    return s.Voucher.of(found.info, found.merchant_code)
 
 
 NODES = {"Product": _product_node, "FlashSale": _flash_sale_node, "MallOrder": _order_node, "Voucher": _voucher_node}

@@ -7,7 +7,7 @@ the primary key and answers the object, or None when it does not exist or the ca
 named in `NOT_FETCHABLE`."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Optional
 
 import strawberry
@@ -45,7 +45,7 @@ async def _points_entry(info: Info, pk: int) -> Optional[PointsEntry]:
 CORE: dict[str, Fetch] = {"Tier": _tier, "Member": _member, "PointsEntry": _points_entry}
 
 
-def _merge(*registries: dict[str, Fetch]) -> dict[str, Fetch]:
+def _merge(*registries: Mapping[str, Fetch]) -> dict[str, Fetch]:
     merged: dict[str, Fetch] = {}
     for registry in registries:
         twice = merged.keys() & registry.keys()

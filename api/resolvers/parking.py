@@ -51,9 +51,10 @@ async def parking_offset_apply(info: Info, input: s.ParkingOffsetApplyInput) -> 
 async def _stay_node(info: Info, pk: int) -> Optional[s.ParkingSession]:
     """Stays and vehicles for their member (and operators); car parks for operators."""
     found = await parking.stay(pk)
-    ok = found is not None and (info.context.is_operator
-                                or found.member_id is not None and info.context.may_read_member(found.member_id))
-    return s.ParkingSession.of(found) if ok else None
+    if found is None or not (info.context.is_operator or found.member_id is not None
+                             and info.context.may_read_member(found.member_id)):
+        return None
+    return s.ParkingSession.of(found)
 
 
 async def _vehicle_node(info: Info, pk: int) -> Optional[s.Vehicle]:

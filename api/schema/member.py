@@ -55,7 +55,9 @@ class Member(Node):
     @strawberry.field(description="How far the next tier is; null at the top tier.")
     async def next_tier(self) -> Optional[TierProgress]:
         nxt = tiers.next_tier(await tiers.all_tiers(), await tiers.tier_by_id(self.rec.tier_id))
-        return nxt and TierProgress(tier=Tier.of(nxt), growth_value_needed=max(0, nxt.growth_threshold - self.growth_value))
+        if nxt is None:
+            return None
+        return TierProgress(tier=Tier.of(nxt), growth_value_needed=max(0, nxt.growth_threshold - self.growth_value))
 
     @strawberry.field(description="Points spendable now.")
     async def points_balance(self, info: Info) -> int:
