@@ -18,7 +18,7 @@ from tortoise.functions import Count, Sum
 
 from api.models.draws import DrawPlay
 from api.models.mall import MallOrder, Payment, PaymentRefund
-from api.services import clock, draws, earning, ledger, mall, members, parking, vouchers
+from api.services import clock, draws, earning, ledger, mall, members, merchants, parking, tiers, vouchers
 
 Batch = Callable[[list[Any]], Awaitable[dict[Any, Any] | Sequence[Any]]]
 
@@ -67,6 +67,25 @@ async def payments_by_order(order_ids: list[int]) -> dict[int, mall.PaymentInfo]
         r["transaction_id"], r["paid_at"], r["order__expires_at"], totals.get(r["id"], 0)) for r in rows}
 
 
+async def tiers_by_id(ids: list[int]) -> dict[int, tiers.TierInfo]:
+    """From the process cache of tiers, read once for all the rows of a list (not once per row when the
+    cache has just expired), and again if a tier is missing (just created)."""
+    found = {t.id: t for t in await tiers.all_tiers()}
+    if any(i not in found for i in ids):
+        found = {t.id: t for t in await tiers.all_tiers(refresh=True)}
+    return found
+
+
+async def merchants_by_id(ids: list[int]) -> dict[int, merchants.MerchantInfo]:
+    """From the process cache of merchants: the first look-up refreshes it if needed, the others hit it."""
+    found = {}
+    for merchant_id in ids:
+        merchant = await merchants.by_id(merchant_id)
+        if merchant is not None:
+            found[merchant_id] = merchant
+    return found
+
+
 @dataclass(frozen=True)
 class PlayCounts:
     total: int = 0
@@ -93,6 +112,8 @@ class Loaders:
     """The DataLoaders of one request (`Context.loaders`)."""
 
     # members and points
+    tier = batched(lambda: tiers_by_id)  # int → tiers.TierInfo
+    merchant = batched(lambda: merchants_by_id)  # int → merchants.MerchantInfo | None
     member = batched(lambda: members.get_members)  # int → members.MemberRecord | None
     balance = batched(lambda: ledger.balances, 0)  # int → int
     held = batched(lambda: ledger.held_points, 0)  # int → int

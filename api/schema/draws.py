@@ -11,7 +11,7 @@ from strawberry.types import Info
 from api.schema.base import Node, global_id
 from api.schema.errors import UserError
 from api.schema.mall.types import MallOrder, Product, ProductStatus
-from api.services import clock, draws, tiers
+from api.services import clock, draws
 from api.services.errors import forbidden
 
 
@@ -121,7 +121,7 @@ class DrawGame(Node):
             return None
         record = await info.context.loaders.member.load(member_id)
         plays = await info.context.loaders.play_counts.load((member_id, self.pk))
-        allowance = self.info.free_allowance((await tiers.tier_by_id(record.tier_id)).code)
+        allowance = self.info.free_allowance((await info.context.loaders.tier.load(record.tier_id)).code)
         return MemberDrawDay(plays_today=plays.today, free_plays_left=max(0, allowance - plays.free_today),
                              plays_total=plays.total)
 

@@ -49,12 +49,13 @@ class Member(Node):
         return self.rec.created_at
 
     @strawberry.field
-    async def tier(self) -> Tier:
-        return Tier.of(await tiers.tier_by_id(self.rec.tier_id))
+    async def tier(self, info: Info) -> Tier:
+        return Tier.of(await info.context.loaders.tier.load(self.rec.tier_id))
 
     @strawberry.field(description="How far the next tier is; null at the top tier.")
-    async def next_tier(self) -> Optional[TierProgress]:
-        nxt = tiers.next_tier(await tiers.all_tiers(), await tiers.tier_by_id(self.rec.tier_id))
+    async def next_tier(self, info: Info) -> Optional[TierProgress]:
+        current = await info.context.loaders.tier.load(self.rec.tier_id)
+        nxt = tiers.next_tier(await tiers.all_tiers(), current)
         if nxt is None:
             return None
         return TierProgress(tier=Tier.of(nxt), growth_value_needed=max(0, nxt.growth_threshold - self.growth_value))

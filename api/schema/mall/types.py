@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from api.schema.base import Money, Node, global_id, money
 from api.schema.core import Merchant, Tier
-from api.services import clock, flash_sales, mall, merchants, payments, tiers, vouchers
+from api.services import clock, flash_sales, mall, payments, vouchers
 
 
 @strawberry.enum(description="What a product is. Every sale issues a voucher code that is written off once.")
@@ -97,13 +97,13 @@ class Product(Node):
         return self.info.on_sale(clock.now())
 
     @strawberry.field
-    async def merchant(self) -> Optional[Merchant]:
-        found = await merchants.by_id(self.info.merchant_id) if self.info.merchant_id else None
+    async def merchant(self, info: Info) -> Optional[Merchant]:
+        found = await info.context.loaders.merchant.load(self.info.merchant_id) if self.info.merchant_id else None
         return Merchant.of(found) if found else None
 
     @strawberry.field(description="The lowest tier that sees and may buy it; null: everyone.")
-    async def min_tier(self) -> Optional[Tier]:
-        return Tier.of(await tiers.tier_by_id(self.info.min_tier_id)) if self.info.min_tier_id else None
+    async def min_tier(self, info: Info) -> Optional[Tier]:
+        return Tier.of(await info.context.loaders.tier.load(self.info.min_tier_id)) if self.info.min_tier_id else None
 
 
 @strawberry.enum
