@@ -45,6 +45,7 @@ class Rank(IntEnum):
     """The global lock order, lowest first. Every move in every domain takes its locks in this order."""
 
     PLATE = 10        # advisory: a licence plate's entry, binding and unbinding (parking)
+    PHONE = 11        # advisory: a phone's SMS send slot (sms.reserve_send)
     IDEMPOTENCY = 15  # the idempotency claim (a unique insert; see the module's notes)
     MEMBER = 20       # a member's row and points account (ledger.lock_account; the expiry run's chunks)
     PURCHASE = 30     # a purchase being refunded, or its pending points released

@@ -32,6 +32,19 @@ TEST_SECRET = "test-pos-secret"
 TEST_SMS_CODE = "246810"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Marks each test with the services it needs, from what it uses: `postgres` when it runs on the
+    PostgreSQL backend (the `backend` parameter), `redis` when it takes the `redis` fixture or the Redis
+    side of `gate`. `-m "not postgres and not redis"` then runs the suite without either server."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        fixtures = getattr(item, "fixturenames", ())
+        if params.get("backend") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+        if "redis" in fixtures or params.get("gate") == "redis":
+            item.add_marker(pytest.mark.redis)
+
+
 def service_missing(what: str, reason: str) -> None:
     """Skip with a clear reason on a developer's machine; fail in CI."""
     message = f"{what} is not reachable ({reason}); " + (
@@ -223,7 +236,7 @@ class Api:
 
 @pytest_asyncio.fixture
 async def redis():
-    """A real Redis (database 15), flushed before and after the test."""
+    """A real Redis (MALLPOINTS_TEST_REDIS; database 15 unless set), flushed before and after the test."""
     from redis.asyncio import from_url
 
     client = from_url(REDIS_URL, socket_connect_timeout=1)

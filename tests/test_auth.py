@@ -8,7 +8,13 @@ from api.db import fetch
 from api.services import clock
 from api.services.members import mask_phone, normalize_phone
 from tests.conftest import (
-    PURCHASE, TEST_SMS_CODE, make_member, new_phone, purchase_input, snapshot, unique,
+    PURCHASE,
+    TEST_SMS_CODE,
+    make_member,
+    new_phone,
+    purchase_input,
+    snapshot,
+    unique,
 )
 
 REQUEST = 'mutation($p: String!) { authSmsCodeRequest(input: {phone: $p}) { codeExpiresAt userErrors { code field } } }'

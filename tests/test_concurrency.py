@@ -7,7 +7,6 @@ import pytest
 
 from tests.conftest import PAY, PURCHASE, code_for, make_member, purchase_input, snapshot, unique
 
-
 # Only on PostgreSQL: SQLite serialises every transaction of the process, so there is no race to test.
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 

@@ -7,8 +7,17 @@ from datetime import date, datetime, timedelta
 from api import db
 from api.services import clock, signing
 from tests.conftest import (
-    PURCHASE, REFUND, TEST_SMS_CODE, bind_demo_key, code_for, make_member, make_merchant, new_phone, purchase_input,
-    snapshot, unique,
+    PURCHASE,
+    REFUND,
+    TEST_SMS_CODE,
+    bind_demo_key,
+    code_for,
+    make_member,
+    make_merchant,
+    new_phone,
+    purchase_input,
+    snapshot,
+    unique,
 )
 
 RULE_CREATE = """mutation($i: EarnRuleCreateInput!) { earnRuleCreate(input: $i) {

@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 
 from api.services import clock
 from api.services.rules import (
-    Conditions, Facts, Rule, Usage, cap, evaluate, evaluate_tiers, matches, order, overlaps,
+    Conditions,
+    Facts,
+    Rule,
+    Usage,
+    cap,
+    evaluate,
+    evaluate_tiers,
+    matches,
+    order,
+    overlaps,
 )
 
 DEFAULT = Rule(1, "DEFAULT_PURCHASE", "消费积分", "PURCHASE", action="POINTS_PER_YUAN", action_value=1,
@@ -144,9 +153,8 @@ def test_any_rule_set_gives_whole_non_negative_points_within_caps(rules, amount,
 
 @given(st.lists(rule_strategy, max_size=8, unique_by=lambda r: r.id), st.integers(1, 1_000_000))
 def test_planning_every_tier_at_once_equals_evaluating_each(rules, amount):
-    from dataclasses import replace
-
     import json
+    from dataclasses import replace
 
     tiered = [replace(r, conditions=Conditions(tier_codes=("GOLD",))) if r.id % 3 == 0 else r for r in rules]
     tiers = [("NORMAL", 100), ("SILVER", 120), ("GOLD", 150), ("DIAMOND", 200)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-
 from api import db
 from api.schema.ids import from_global_id
 from api.services import clock, flash_sales

@@ -13,7 +13,8 @@ async def test_introspection_is_off_on_public_and_on_for_operators(api):
 
 async def test_no_field_suggestions(api):
     result = await api.post("{ viewr { member { id } } }")
-    assert "Did you mean" not in result["errors"][0]["message"]
+    message = result["errors"][0]["message"]
+    assert "'viewr'" in message and "Did you mean" not in message  # refused for the typo, with no hint
 
 
 async def test_depth_alias_and_token_limits(api):
@@ -88,4 +89,5 @@ async def test_variable_errors_carry_no_suggestions(api):
     update = "mutation($i: MemberProfileUpdateInput!) { memberProfileUpdate(input: $i) { userErrors { code } } }"
     for _ in range(2):  # the first request prepares the document, the second runs it prepared
         result = await api.post(update, {"i": {"gender": "FEMAL"}}, token=token)
-        assert result["errors"] and "Did you mean" not in result["errors"][0]["message"]
+        # (today the message is the masked "Unexpected error.": issue 11, finding 9, names the variable)
+        assert result["data"] is None and "Did you mean" not in result["errors"][0]["message"]

@@ -8,8 +8,20 @@ from api import db
 from api.services import clock, mall, signing
 from tests.conftest import unique
 from tests.mall_helpers import (
-    CANCEL, CHECKOUT, ME, NOTIFY, PRODUCT_CREATE, PRODUCT_UPDATE, REDEEM, REFUND, create_product, funded_member, later,
-    operator_token, payment_key, state,
+    CANCEL,
+    CHECKOUT,
+    ME,
+    NOTIFY,
+    PRODUCT_CREATE,
+    PRODUCT_UPDATE,
+    REDEEM,
+    REFUND,
+    create_product,
+    funded_member,
+    later,
+    operator_token,
+    payment_key,
+    state,
 )
 
 

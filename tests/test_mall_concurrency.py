@@ -10,7 +10,16 @@ from api import db
 from api.schema.ids import from_global_id
 from api.services import clock, mall
 from tests.conftest import unique
-from tests.mall_helpers import CHECKOUT, FLASH, NOTIFY, REDEEM, create_product, funded_member, operator_token, payment_key
+from tests.mall_helpers import (
+    CHECKOUT,
+    FLASH,
+    NOTIFY,
+    REDEEM,
+    create_product,
+    funded_member,
+    operator_token,
+    payment_key,
+)
 from tests.test_flash_sale import new_sale, sale_pk
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)

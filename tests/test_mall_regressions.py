@@ -4,14 +4,28 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from api import db
-from api.schema.ids import from_global_id
-from api.services import clock, flash_sales, ledger, mall
+from api.schema.ids import from_global_id, to_global_id
+from api.services import clock, flash_sales, integrations, ledger, mall, signing
 from api.services.errors import DomainError, ErrorCode
-from tests.conftest import make_member, unique
-from tests.mall_helpers import FLASH, REDEEM, REFUND, create_product, funded_member, later, operator_token, state
+from tests.conftest import PURCHASE, make_member, purchase_input, unique
+from tests.mall_helpers import (
+    CHECKOUT,
+    FLASH,
+    ME,
+    REDEEM,
+    REFUND,
+    create_product,
+    funded_member,
+    later,
+    operator_token,
+    payment_key,
+    state,
+)
+from tests.waiting import postgres_dsn, wait_for_lock_waiters
 
 PLAY = """mutation($i: LuckyDrawPlayInput!) { luckyDrawPlay(input: $i) {
   play { id prize { name kind } order { id } } pointsBalance userErrors { code field message } } }"""
@@ -60,14 +74,13 @@ async def test_a_flash_retry_after_the_sale_ended_gets_the_first_order(api):
     product = await create_product(api, op, pointsPrice=100, stock=10)
     sale = await flash_sales.create_sale(("operator", "1"), product_id=from_global_id(product["id"])[1], title="秒杀",
                                          points_price=10, stock=5, per_member_limit=1,
-                                         starts_at=clock.now(), ends_at=clock.now() + __import__("datetime").timedelta(minutes=1))
+                                         starts_at=clock.now(), ends_at=clock.now() + timedelta(minutes=1))
     member_id, token = await funded_member(100)
     key = unique("K")
-    sid = __import__("api.schema.ids", fromlist=["x"]).to_global_id("FlashSale", sale.id)
+    sid = to_global_id("FlashSale", sale.id)
     r1 = (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": key}}, token=token))["data"]["flashSaleRedeem"]
     assert r1["userErrors"] == []
-    clock.freeze(clock.now() + __import__("datetime").timedelta(minutes=2))
-    from api.services import signing
+    clock.freeze(clock.now() + timedelta(minutes=2))
     token = signing.issue_token("member", member_id, 3600)
     flash_sales._terms.clear()
     r2 = (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": key}}, token=token))["data"]["flashSaleRedeem"]
@@ -78,11 +91,9 @@ async def test_a_refunded_flash_unit_is_for_sale_again_through_the_gate(api, red
     api.client._transport.app.state.redis = redis
     op = await operator_token(api)
     product = await create_product(api, op, pointsPrice=100, stock=10)
-    from datetime import timedelta
     sale = await flash_sales.create_sale(("operator", "1"), product_id=from_global_id(product["id"])[1], title="秒杀",
                                          points_price=10, stock=1, per_member_limit=1,
                                          starts_at=clock.now(), ends_at=clock.now() + timedelta(hours=1), redis=redis)
-    from api.schema.ids import to_global_id
     sid = to_global_id("FlashSale", sale.id)
     a, ta = await funded_member(100)
     b, tb = await funded_member(100)
@@ -93,30 +104,28 @@ async def test_a_refunded_flash_unit_is_for_sale_again_through_the_gate(api, red
     assert ref["data"]["mallOrderRefund"]["userErrors"] == [], ref
     db_stock = (await db.fetch("SELECT stock FROM flash_sale WHERE id = $1", sale.id))[0]["stock"]
     r2 = (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": unique("K")}}, token=tb))["data"]["flashSaleRedeem"]
-    # and the refunded buyer again
-    (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": unique("K")}}, token=ta))["data"]["flashSaleRedeem"]
+    # and the refunded buyer again: the one unit is gone
+    again = (await api.post(FLASH, {"i": {"flashSaleId": sid, "idempotencyKey": unique("K")}}, token=ta))["data"]["flashSaleRedeem"]
     assert db_stock == 1 and r2["userErrors"] == []
+    assert again["order"] is None and again["userErrors"], again
 
 
 @postgres_only
 async def test_a_refund_racing_a_write_off_never_refunds_a_used_voucher(api, backend):
-    import asyncpg
-    from api.config import settings
     op = await operator_token(api)
     product = await create_product(api, op, pointsPrice=100, stock=10)
     member_id, token = await funded_member(500)
     r = (await api.post(REDEEM, {"i": {"productId": product["id"], "idempotencyKey": unique("K")}}, token=token))
     order = r["data"]["pointsMallRedeem"]["order"]
     order_id = from_global_id(order["id"])[1]
-    url = settings().database_url.split("?")[0].replace("postgres://", "postgresql://")
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(postgres_dsn())
     try:
         tr = conn.transaction()
         await tr.start()
-        # a till writes the voucher off (committed a moment later)
+        # a till writes the voucher off (committed once the refund waits for it)
         await conn.execute("UPDATE voucher SET status = 'USED', used_at = now() WHERE order_id = $1 AND status = 'ISSUED'", order_id)
         refund = asyncio.create_task(mall.refund_order(1, order_id, "退款测试", unique("K")))
-        await asyncio.sleep(0.5)
+        await wait_for_lock_waiters(1, blocked_by=conn)
         await tr.commit()
         with pytest.raises(DomainError) as refused:
             await refund
@@ -131,8 +140,6 @@ async def test_a_refund_racing_a_write_off_never_refunds_a_used_voucher(api, bac
 
 @postgres_only
 async def test_points_given_back_to_an_expired_lot_are_not_spent_by_a_waiting_redeem(api, backend):
-    import asyncpg
-    from api.config import settings
     op = await operator_token(api)
     p1 = await create_product(api, op, pointsPrice=100, stock=10)
     p2 = await create_product(api, op, pointsPrice=100, stock=10)
@@ -145,28 +152,26 @@ async def test_points_given_back_to_an_expired_lot_are_not_spent_by_a_waiting_re
                             occurred_at=clock.add_months(t0, -12) + timedelta(hours=1))
     first = await mall.redeem(member_id, from_global_id(p1["id"])[1], 1, unique("K"))
     clock.freeze(t0 + timedelta(hours=2))  # lot A has expired (nothing left in it)
-    url = settings().database_url.split("?")[0].replace("postgres://", "postgresql://")
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(postgres_dsn())
     try:
         tr = conn.transaction()
         await tr.start()
         await conn.execute("SELECT 1 FROM points_account WHERE member_id = $1 FOR UPDATE", member_id)
         refund = asyncio.create_task(mall.refund_order(1, first.order_id, "退款测试", unique("K")))
-        await asyncio.sleep(0.3)
+        await wait_for_lock_waiters(1, blocked_by=conn)  # the refund waits for the account
         second = asyncio.create_task(mall.redeem(member_id, from_global_id(p2["id"])[1], 1, unique("K")))
-        await asyncio.sleep(0.3)
+        await wait_for_lock_waiters(2)  # and the redeem waits behind it
         await tr.commit()
         await refund
         try:
-            r = await second
+            outcome = await second
         except DomainError as exc:
-            assert exc.code == ErrorCode.INSUFFICIENT_POINTS
-            r = None
+            outcome = exc.code
     finally:
         await conn.close()
     entries = await db.fetch("SELECT e.kind, e.points FROM points_entry e JOIN points_account a ON a.id = e.account_id"
                              " WHERE a.member_id = $1 ORDER BY e.id", member_id)
-    assert r is None, f"expired points were spent: {[tuple(x.values()) for x in entries]}"
+    assert outcome == ErrorCode.INSUFFICIENT_POINTS, f"expired points were spent: {[tuple(x.values()) for x in entries]}"
 
 
 @postgres_only
@@ -189,12 +194,7 @@ async def test_two_expiry_runners_do_not_deadlock(api, backend, monkeypatch):
 
 
 async def test_a_key_without_the_pos_scope_cannot_use_the_till(api):
-    from tests.conftest import PURCHASE, purchase_input
-    from tests.mall_helpers import payment_key
-
     key_id, secret = await payment_key()
-    from api.services import integrations
-
     async with db.transaction() as tx:  # even when an operator bound it to a merchant
         await tx.execute("INSERT INTO integration_key_merchant (key_id, merchant_id) SELECT k.id, m.id"
                          " FROM integration_key k, merchant m WHERE k.key_id = $1 AND m.code = 'M001'", key_id)
@@ -218,8 +218,6 @@ async def test_draw_wins_do_not_use_up_purchase_limits(api):
 
 
 async def test_a_time_without_an_offset_is_invalid_input_and_a_batch_books_the_rest(api):
-    from tests.conftest import PURCHASE, purchase_input
-
     member_id, _ = await make_member()
     naive = {**purchase_input(member_id, 1000), "occurredAt": "2026-11-23T10:00:00"}
     result = await api.signed(PURCHASE, {"input": naive})
@@ -233,9 +231,6 @@ async def test_a_time_without_an_offset_is_invalid_input_and_a_batch_books_the_r
 
 
 async def test_payloads_show_the_spendable_balance_while_points_are_held(api):
-    from tests.conftest import PURCHASE, purchase_input
-    from tests.mall_helpers import CHECKOUT, ME
-
     op = await operator_token(api)
     product = await create_product(api, op, pointsPrice=300, cashPriceFen=100, stock=1)
     member_id, token = await funded_member(1000)

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from api import db
 from api.services import clock
@@ -14,8 +16,21 @@ from api.services.parking_fees import Coupon, FeeRules, bill, fee, fen_for_point
 from tests.conftest import PURCHASE, purchase_input, unique, utc
 from tests.mall_helpers import operator_token
 from tests.parking_helpers import (
-    ENTRY, ME_PARKING, QUOTE, UNBIND, CarParkSystem, bind, member, new_car_park, new_plate, offset, parking_coupon,
-    bound_key, car_park_system, parking_state, pk,
+    ENTRY,
+    ME_PARKING,
+    QUOTE,
+    UNBIND,
+    CarParkSystem,
+    bind,
+    bound_key,
+    car_park_system,
+    member,
+    new_car_park,
+    new_plate,
+    offset,
+    parking_coupon,
+    parking_state,
+    pk,
 )
 
 T0 = utc(2026, 3, 10, 2, 0)  # 10:00 in Shanghai

@@ -11,7 +11,13 @@ from api.services import clock, parking
 from tests.conftest import unique
 from tests.mall_helpers import operator_token
 from tests.parking_helpers import (
-    bind, car_park_system, member, new_plate, offset, parking_state, pk,
+    bind,
+    car_park_system,
+    member,
+    new_plate,
+    offset,
+    parking_state,
+    pk,
 )
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)

@@ -5,7 +5,15 @@ from datetime import timedelta
 
 from api.services import clock
 from tests.conftest import (
-    PAY, PURCHASE, REFUND, code_for, make_member, make_merchant, purchase_input, snapshot, unique,
+    PAY,
+    PURCHASE,
+    REFUND,
+    code_for,
+    make_member,
+    make_merchant,
+    purchase_input,
+    snapshot,
+    unique,
 )
 
 

@@ -12,7 +12,7 @@ from api.config import settings
 from api.db import Tx, fetch, transaction
 from api.services import clock, ratelimit, signing, tiers
 from api.services.errors import DomainError, ErrorCode
-from api.services.sms import get_sender
+from api.services.sms import get_sender, reserve_send
 
 GENDERS = ("MALE", "FEMALE", "UNDISCLOSED")
 
@@ -114,12 +114,8 @@ async def request_sms_code(raw_phone: str, *, client: str | None = None, redis=N
     code = cfg.test_sms_code if (cfg.test_sms_code and not cfg.is_production) else f"{secrets.randbelow(10**6):06d}"
     expires_at = now + timedelta(seconds=cfg.sms_code_ttl_seconds)
     async with transaction() as tx:
-        last = await tx.fetchval(
-            "SELECT MAX(created_at) FROM sms_code WHERE phone = $1", phone
-        )
-        last = clock.parse_db_time(last)
-        if last is not None and (now - last).total_seconds() < cfg.sms_resend_seconds:
-            wait = cfg.sms_resend_seconds - int((now - last).total_seconds())
+        wait = await reserve_send(tx, phone, now, cfg.sms_resend_seconds)
+        if wait:
             raise DomainError(ErrorCode.RATE_LIMITED, f"a code was sent recently; try again in {wait} s", ["phone"])
         await tx.execute(
             "INSERT INTO sms_code (phone, code_hash, attempts, created_at, expires_at) VALUES ($1, $2, 0, $3, $4)",

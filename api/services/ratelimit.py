@@ -1,28 +1,49 @@
-"""Fixed-window rate limits. Redis when configured (shared by every server process); otherwise a
-per-process table. A limit is a gate only: losing Redis loses no data, and the limiter then falls
-back to the process table."""
+"""Fixed-window rate limits.
+
+Two kinds:
+
+- `allow(...)` counts a hit on Redis when configured (shared by every server process), otherwise on a
+  per-process table. It is a gate only: losing Redis loses no data, and the limiter then falls back to
+  the process table. Used where a per-process limit is still a useful brake (SMS per address, shares).
+- `reserve(...)` takes one slot of a limit atomically *before* the work it guards (a password check):
+  Redis `INCR` with an expiry when Redis is configured, otherwise a counter row in the database
+  (one upsert, so concurrent callers in any number of processes each get their own count). The caller
+  gives the slot back with `Slot.give_back()` when the attempt must not count (a successful sign-in).
+  A burst of N concurrent callers thus lets at most `limit` of them through, where a read-then-count
+  limiter lets all N pass the read before any of them counts.
+"""
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
+
+from api import db
 
 log = logging.getLogger("mallpoints.ratelimit")
 _local: dict[str, tuple[int, float]] = {}
+_PURGE_EVERY_SECONDS = 60.0
+_last_purge = [0.0]
+
+# Counts one hit on a key's window and returns the new count. An upsert, because two first hits on a
+# key must not both insert; ON CONFLICT takes the row lock, so concurrent hits are counted one by one.
+# A row whose window has ended starts again at 1.
+_HIT_SQL = (
+    "INSERT INTO rate_counter (key_hash, expires_at, hits) VALUES ($1, $2, 1)"
+    " ON CONFLICT (key_hash) DO UPDATE SET"
+    " hits = CASE WHEN rate_counter.expires_at = excluded.expires_at THEN rate_counter.hits + 1 ELSE 1 END,"
+    " expires_at = excluded.expires_at"
+    " RETURNING hits"
+)
+# Gives back one hit of a window (a sign-in that succeeded); a conditional update, never below 0.
+_GIVE_BACK_SQL = "UPDATE rate_counter SET hits = hits - 1 WHERE key_hash = $1 AND expires_at = $2 AND hits > 0"
+# Drops ended windows in one set-based statement (at most once a minute per process).
+_PURGE_SQL = "DELETE FROM rate_counter WHERE expires_at <= $1"
 
 
-async def exceeded(redis, key: str, limit: int, window_seconds: int) -> bool:
-    """True when `limit` hits were counted on `key` in the current window (counts nothing)."""
-    if redis is not None:
-        try:
-            value = await redis.get(f"mallpoints:rl:{key}:{int(time.time()) // window_seconds}")
-            return value is not None and int(value) >= limit
-        except Exception:  # Redis is a gate in front of the database, never a dependency
-            log.warning("rate limiter: Redis unavailable, using the process table", exc_info=True)
-    count, started = _local.get(key, (0, time.monotonic()))
-    return time.monotonic() - started < window_seconds and count >= limit
-
-
-async def allow(redis, key: str, limit: int, window_seconds: int) -> bool:
+async def allow(redis: Any, key: str, limit: int, window_seconds: int) -> bool:
     """Counts one hit on `key`; False once `limit` hits were counted in the current window."""
     if redis is not None:
         try:
@@ -40,3 +61,63 @@ async def allow(redis, key: str, limit: int, window_seconds: int) -> bool:
         _local.clear()
     _local[key] = (count + 1, started)
     return count + 1 <= limit
+
+
+@dataclass
+class Slot:
+    """One reserved hit of a limit. `allowed` is False when the hit was over the limit."""
+
+    allowed: bool
+    hits: int
+    _redis: Any
+    _key: str
+    _expires_at: int
+    _given_back: bool = False
+
+    async def give_back(self) -> None:
+        """Uncounts this hit (once): the attempt it guarded turned out not to count against the limit."""
+        if self._given_back:
+            return
+        self._given_back = True
+        if self._redis is not None:
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:  # the expiry again: a key that
+                    await pipe.decr(self._key).expireat(self._key, self._expires_at + 1).execute()  # just ended
+                return
+            except Exception:  # the hit then simply stays counted until the window ends
+                log.warning("rate limiter: Redis unavailable, a hit stays counted", exc_info=True)
+                return
+        async with db.transaction() as tx:
+            await tx.execute(_GIVE_BACK_SQL, self._key, self._expires_at)
+
+
+def _window_end(window_seconds: int, now: float) -> int:
+    return (int(now) // window_seconds + 1) * window_seconds
+
+
+async def reserve(redis: Any, key: str, limit: int, window_seconds: int) -> Slot:
+    """Counts one hit on `key` atomically and says whether it is within `limit` for the current window.
+    Redis when configured (falling back to the database when Redis fails), otherwise the database."""
+    now = time.time()
+    expires_at = _window_end(window_seconds, now)
+    if redis is not None:
+        bucket = f"mallpoints:rl:{key}:{expires_at}"
+        try:
+            async with redis.pipeline(transaction=True) as pipe:
+                count, _ = await pipe.incr(bucket).expireat(bucket, expires_at + 1).execute()
+            return Slot(int(count) <= limit, int(count), redis, bucket, expires_at)
+        except Exception:  # Redis is a gate, never a dependency: the database counts instead
+            log.warning("rate limiter: Redis unavailable, counting in the database", exc_info=True)
+    key_hash = hashlib.sha256(key.encode()).hexdigest()
+    await _purge_now_and_then(now)
+    async with db.transaction() as tx:
+        count = int(await tx.fetchval(_HIT_SQL, key_hash, expires_at))
+    return Slot(count <= limit, count, None, key_hash, expires_at)
+
+
+async def _purge_now_and_then(now: float) -> None:
+    if now - _last_purge[0] < _PURGE_EVERY_SECONDS:
+        return
+    _last_purge[0] = now
+    async with db.transaction() as tx:
+        await tx.execute(_PURGE_SQL, int(now))
