@@ -28,7 +28,12 @@ from typing import Any
 import strawberry
 from graphql import DocumentNode, GraphQLError, OperationType, execute, get_operation_ast, parse
 from strawberry.extensions import (
-    AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, SchemaExtension, ValidationCache,
+    AddValidationRules,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
 )
 from strawberry.schema.schema import validate_document
 from strawberry.types.execution import ExecutionContext

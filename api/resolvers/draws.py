@@ -27,6 +27,7 @@ async def lucky_draw_play(info: Info, input: d.LuckyDrawPlayInput) -> d.LuckyDra
     result = await draws.play(info.context.require_member(), input_pk(input.game_id, "DrawGame", "gameId"),
                               input.idempotency_key, info.context.redis)
     found = await draws.play_by_id(result.play_id)
+    assert found is not None  # booked just now
     return d.LuckyDrawPlayPayload(play=d.DrawPlay.of(found), points_balance=result.points_balance)
 
 

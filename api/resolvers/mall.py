@@ -153,7 +153,7 @@ async def admin_products(info: Info, first: int, after: Optional[str] = None,
 
 async def _product_data(input: s.ProductCreateInput | s.ProductUpdateInput) -> mall.ProductData:
     return mall.ProductData(
-        kind=getattr(input, "kind", None) and input.kind.value, name=input.name, description=input.description,
+        kind=input.kind.value if isinstance(input, s.ProductCreateInput) else None, name=input.name, description=input.description,
         image_urls=input.image_urls, merchant_id=await _merchant_id(input.merchant_code),
         face_value_fen=input.face_value_fen, validity_days=input.validity_days, points_price=input.points_price,
         cash_price_fen=input.cash_price_fen, limit_per_member=input.limit_per_member,

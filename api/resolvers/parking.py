@@ -15,7 +15,6 @@ from api.services import parking
 from api.services.errors import DomainError, ErrorCode
 
 
-
 async def _session(stay_id: int) -> s.ParkingSession:
     found = await parking.stay(stay_id)
     assert found is not None
@@ -90,6 +89,7 @@ async def parking_exit_record(info: Info, input: s.ParkingExitRecordInput) -> s.
     await _car_park_system(info, input.car_park_code)
     result = await parking.record_exit(input.car_park_code, input.plate, input.exited_at, input.event_id, input.paid)
     found = await parking.stay(result.stay_id)
+    assert found is not None  # the exit closed it just now
     return s.ParkingExitRecordPayload(session=s.ParkingSession.of(found), bill=s.ParkingBill.of(parking.final_bill(found)))
 
 

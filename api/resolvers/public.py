@@ -72,10 +72,14 @@ async def purchase_record(info: Info, input: p.PurchaseRecordInput) -> p.Purchas
 async def purchase_record_batch(info: Info, input: p.PurchaseRecordBatchInput) -> p.PurchaseRecordBatchPayload:
     identity = _till(info)
     items = await purchases.record_batch(identity, [_purchase_input(i) for i in input.purchases])
-    return p.PurchaseRecordBatchPayload(results=[
-        _purchase_payload(item.result) if item.result else p.PurchaseRecordPayload(user_errors=[UserError.of(item.error)])
-        for item in items
-    ])
+    return p.PurchaseRecordBatchPayload(results=[_batch_result(item) for item in items])
+
+
+def _batch_result(item: purchases.BatchItem) -> p.PurchaseRecordPayload:
+    if item.result is not None:
+        return _purchase_payload(item.result)
+    assert item.error is not None  # each item has a result or an error
+    return p.PurchaseRecordPayload(user_errors=[UserError.of(item.error)])
 
 
 @user_errors(p.PurchaseRefundPayload)

@@ -5,7 +5,12 @@ from typing import Optional
 
 import strawberry
 from strawberry.extensions import (
-    AddValidationRules, DisableIntrospection, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache,
+    AddValidationRules,
+    DisableIntrospection,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
 )
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -26,7 +31,11 @@ from api.schema import staff as sp
 from api.schema.base import Connection, Node
 from api.schema.core import PointsEntry, Purchase, Tier
 from api.schema.earning import (
-    EventCheckInPayload, MemberCheckInPayload, PointsEarnPreviewPayload, ReviewRecordPayload, ShareRecordPayload,
+    EventCheckInPayload,
+    MemberCheckInPayload,
+    PointsEarnPreviewPayload,
+    ReviewRecordPayload,
+    ShareRecordPayload,
     TaskClaimPayload,
 )
 from api.schema.errors import should_mask

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from api.schema.base import MAX_PAGE, Connection, Edge, Money, Node, PageInfo, check_first
 from api.schema.core import (
-    Gender, MemberCode, Merchant, PointsEntry, PointsEntryKind, PointsExpiry, Purchase, Tier, TierProgress,
+    Gender,
+    MemberCode,
+    Merchant,
+    PointsEntry,
+    PointsEntryKind,
+    PointsExpiry,
+    Purchase,
+    Tier,
+    TierProgress,
 )
 from api.schema.member import Member, Viewer
 

@@ -9,7 +9,14 @@ from typing import Optional
 import strawberry
 
 from api.schema.earning.enums import (
-    BirthdayMatch, EarnAction, EarnTrigger, GrowthAction, InviteRole, StackingMode, TaskMetric, TaskPeriod,
+    BirthdayMatch,
+    EarnAction,
+    EarnTrigger,
+    GrowthAction,
+    InviteRole,
+    StackingMode,
+    TaskMetric,
+    TaskPeriod,
 )
 from api.schema.earning.types import EarnRule, MallEvent, Task
 from api.schema.errors import UserError

@@ -8,11 +8,18 @@ import strawberry
 
 from api.schema.base import Node, global_id
 from api.schema.earning.enums import (
-    BirthdayMatch, ConfigStatus, EarnAction, EarnCap, EarnTrigger, GrowthAction, InviteRole, StackingMode, TaskMetric,
+    BirthdayMatch,
+    ConfigStatus,
+    EarnAction,
+    EarnCap,
+    EarnTrigger,
+    GrowthAction,
+    InviteRole,
+    StackingMode,
+    TaskMetric,
     TaskPeriod,
 )
 from api.services import earning_admin, rules, tasks
-
 
 # --- breakdowns and previews -------------------------------------------------------------------
 

@@ -9,7 +9,14 @@ import strawberry
 from api.schema.base import Money
 from api.schema.errors import UserError
 from api.schema.mall.types import (
-    FlashSale, FlashSaleGate, MallOrder, PaymentRequest, PaymentStatus, Product, ProductKind, ProductStatus,
+    FlashSale,
+    FlashSaleGate,
+    MallOrder,
+    PaymentRequest,
+    PaymentStatus,
+    Product,
+    ProductKind,
+    ProductStatus,
 )
 
 
