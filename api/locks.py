@@ -7,6 +7,8 @@ Every lock a points, stock or money move takes goes through this module:
   a batch job and passes by the ones another transaction holds;
 - `advisory(rank, key)` takes a transaction-scoped advisory lock for something that has no row yet
   (a licence plate);
+- `statement(rank, sql, …)` runs a named SQL statement that finds the rows it locks itself (a join, a
+  subquery), adding `FOR UPDATE [OF …]` on PostgreSQL;
 - `enter(rank, ids)` records a lock that a named SQL statement takes itself (the one-statement earn,
   a chunk of the expiry run), so that statement is held to the same order.
 
@@ -26,16 +28,17 @@ second caller with the same key waits there for the first one's transaction to e
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from enum import IntEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tortoise import connections
 from tortoise.models import Model
 
-from api.db import LOCK_NOT_AVAILABLE, held_locks, is_deadlock, retry_on_deadlock, sqlstate
+from api.db import LOCK_NOT_AVAILABLE, Tx, held_locks, is_deadlock, retry_on_deadlock, sqlstate
 
-__all__ = ["Rank", "LockOrderError", "rows", "row", "skip_locked", "advisory", "enter", "held",
+__all__ = ["Rank", "LockOrderError", "rows", "row", "skip_locked", "advisory", "statement", "enter", "held", "step",
            "retry_on_deadlock", "is_deadlock", "is_lock_timeout"]
 
 M = TypeVar("M", bound=Model)
@@ -46,9 +49,11 @@ class Rank(IntEnum):
 
     PLATE = 10        # advisory: a licence plate's entry, binding and unbinding (parking)
     PHONE = 11        # advisory: a phone's SMS send slot (sms.reserve_send)
+    SMS_CODE = 12     # a phone's latest sign-in code, consumed by one login (members)
     IDEMPOTENCY = 15  # the idempotency claim (a unique insert; see the module's notes)
     MEMBER = 20       # a member's row and points account (ledger.lock_account; the expiry run's chunks)
     PURCHASE = 30     # a purchase being refunded, or its pending points released
+    PENDING = 35      # a purchase's pending points (cancelled by a refund, released by the scheduled run)
     ORDER = 40        # a mall order (payment notification, refund, lapse)
     STAY = 50         # a parking stay
     VOUCHER = 60      # the vouchers of an order or a stay
@@ -96,6 +101,23 @@ def enter(rank: Rank, ids: Iterable[int] = ()) -> list[int]:
     return wanted
 
 
+@contextmanager
+def step() -> Iterator[None]:
+    """One move of several that share a transaction (the receipts of a batch, each with its own key
+    and result): its locks are checked in the global order from the step's start. The locks of the
+    earlier steps stay held until commit without constraining this one, so two such transactions can
+    wait on each other (a receipt's rule-budget row, then the next receipt's member): the caller runs
+    the steps in member order and retries a deadlock victim (SQLSTATE 40P01) whole."""
+    outer = held()
+    token = held_locks.set([])
+    try:
+        yield
+    finally:
+        inner = held()
+        held_locks.reset(token)
+        outer.extend(key for key in inner if key not in outer)
+
+
 def _postgres() -> bool:
     return connections.get("default").capabilities.dialect == "postgres"
 
@@ -121,6 +143,16 @@ async def skip_locked(rank: Rank, model: type[M], limit: int, order_by: str = "i
     enter(rank)
     query = model.filter(**filters).order_by(order_by).limit(limit)
     return list(await (query.select_for_update(skip_locked=True) if _postgres() else query))
+
+
+async def statement(rank: Rank, sql: str, *args: Any, ids: Iterable[int] = (), of: str | None = None) -> list[Any]:
+    """Runs a named SQL statement that finds the rows it locks itself (a join, a subquery), with
+    `FOR UPDATE` (`OF` the given tables) added on PostgreSQL. `ids` are the rows of `rank` it locks when
+    they are known beforehand (checked and recorded as by `rows`); otherwise only the rank is checked,
+    and the caller records what was locked with `enter`."""
+    enter(rank, ids)
+    suffix = (" FOR UPDATE" + (f" OF {of}" if of else "")) if _postgres() else ""
+    return await Tx(connections.get("default")).fetch(sql + suffix, *args)
 
 
 async def advisory(rank: Rank, space: int, key: str) -> None:

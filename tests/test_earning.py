@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import pytest
+
 from api import db
-from api.services import clock, signing
+from api.services import clock, scheduler, signing
+from api.services.errors import DomainError
 from tests.conftest import (
     PURCHASE,
     REFUND,
@@ -181,8 +184,11 @@ async def test_pending_points_wait_for_the_return_window_and_a_refund_cancels_th
     assert early["pendingPointsReleased"] == 0
     clock.freeze(start + timedelta(days=8))
     token = await admin_token()
+    due = await db.fetch("SELECT COUNT(*) AS n, COALESCE(SUM(points - points_cancelled), 0) AS points"
+                         " FROM points_pending WHERE status = 'PENDING' AND release_at <= $1", clock.now())
     released = (await api.post(run, token=token, admin=True))["data"]["earningScheduleRun"]
-    assert released["pendingReleased"] >= 2 and released["pendingPointsReleased"] >= 150
+    assert released["pendingReleased"] == int(due[0]["n"]) >= 2  # this test's two, and any other that is due
+    assert released["pendingPointsReleased"] == int(due[0]["points"]) >= 150
     me = (await api.post(LEDGER, token=signing.issue_token("member", member_id, 60)))["data"]["viewer"]["member"]
     assert me["pointsBalance"] == 300 and me["pointsPending"] == 0
     top = me["pointsLedger"]["edges"][0]["node"]
@@ -488,22 +494,33 @@ async def test_weekly_purchase_amount_task_and_tier_restriction(api):
 
 
 async def test_scheduler_lease_and_command_line(api):
-    from api.services import scheduler
-
+    token = await admin_token()
+    merchant = await make_merchant()
+    await bind_demo_key(merchant)
+    await create_rule(api, token, action="FIXED_POINTS", actionValue=30, returnDays=1,
+                      conditions={"merchantCodes": [merchant]})
+    member_id, _ = await make_member()
+    result = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000, merchant=merchant)})
+    assert result["data"]["purchaseRecord"]["userErrors"] == []
+    before = await snapshot(member_id)
+    clock.freeze(clock.now() + timedelta(days=2))  # the return window has closed
     assert await scheduler.acquire_lease(60, holder="server-a")
     assert not await scheduler.acquire_lease(60, holder="server-b")  # a second server waits
     assert await scheduler.acquire_lease(60, holder="server-a")  # the holder renews
     clock.freeze(clock.now() + timedelta(seconds=61))
     assert await scheduler.acquire_lease(60, holder="server-b")  # the holder stopped: taken over
     await scheduler.release_lease("server-b")
+    due = await db.fetch("SELECT COUNT(*) AS n, COALESCE(SUM(points - points_cancelled), 0) AS points"
+                         " FROM points_pending WHERE status = 'PENDING' AND release_at <= $1", clock.now())
     result = await scheduler.run_once(("cli", None))
-    assert result.pending_released >= 0
-    future = clock.now() + timedelta(days=1)
-    try:
-        await scheduler.run_once(("cli", None), future)
-        raise AssertionError("the future must be refused")
-    except Exception as err:  # noqa: BLE001
-        assert getattr(err, "code", None) is not None and err.code.value == "INVALID_INPUT"
+    assert result.pending_released == int(due[0]["n"]) >= 1  # this test's purchase, and any other that is due
+    assert result.pending_points_released == int(due[0]["points"]) >= 30
+    assert (await snapshot(member_id))["balance"] == before["balance"] + 30
+    again = await scheduler.run_once(("cli", None))
+    assert again.pending_released == 0 and again.pending_points_released == 0
+    with pytest.raises(DomainError) as refused:
+        await scheduler.run_once(("cli", None), clock.now() + timedelta(days=1))
+    assert refused.value.code.value == "INVALID_INPUT"
 
 
 async def test_registration_reward_and_event_rules_for_integrations(api):

@@ -104,7 +104,7 @@ async def test_two_scheduled_runs_at_once_release_each_pending_row_once(api):
 
 async def test_an_invitees_parallel_first_purchases_reward_the_invite_once(api):
     from api import db
-    from api.services import invites
+    from api.services.earning import invites
     from tests.conftest import PURCHASE, code_for, purchase_input
 
     token = await admin_token()

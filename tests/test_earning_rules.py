@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.services import clock
-from api.services.rules import (
+from api.services.earning.rules import (
     Conditions,
     Facts,
     Rule,

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -188,12 +189,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def expect_refusal(self, code: ErrorCode, coro_factory) -> None:
         """The call fails with `code` and leaves every member (and the model) as it was."""
         before = [self.run(snapshot(m.id)) for m in self.members]
-        try:
+        with pytest.raises(DomainError) as refused:
             self.run(coro_factory())
-        except DomainError as err:
-            assert err.code is code, f"expected {code.value}, got {err!r}"
-        else:
-            raise AssertionError(f"expected {code.value}, the call succeeded")
+        assert refused.value.code is code, f"expected {code.value}, got {refused.value!r}"
         assert [self.run(snapshot(m.id)) for m in self.members] == before
 
     def clock_moved(self) -> None:

@@ -298,7 +298,7 @@ async def test_group_commit_isolates_a_receipt_that_fails_for_another_reason(api
             raise RuntimeError("a fault that is not a business rule")
         return await real_book(tx, item, now)
 
-    monkeypatch.setattr(purchases, "_book", book)
+    monkeypatch.setattr(purchases.earn, "book", book)
     inputs = [purchases.PurchaseInput(code_for(member_id), "M001", ("BOOM" if i == 2 else "") + unique("R"), 1000,
                                       clock.now(), unique("K")) for i in range(6)]
     results = await asyncio.gather(*(purchases.record_purchase(identity, data) for data in inputs),

@@ -6,7 +6,7 @@ from tortoise.models import Model
 
 
 class EarnRule(Model):
-    # One earning rule. `conditions` is JSON (see api/services/rules.py); amounts are integers.
+    # One earning rule. `conditions` is JSON (see api/services/earning/rules.py); amounts are integers.
 
     id = fields.IntField(primary_key=True)
     code = fields.CharField(max_length=64, unique=True)

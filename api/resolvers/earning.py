@@ -10,7 +10,9 @@ from strawberry.types import Info
 
 from api.resolvers import input_pk, user_errors
 from api.schema import earning as e
-from api.services import behaviours, earning, earning_admin, signing, tasks
+from api.services import earning, signing
+from api.services.earning import admin as earning_admin
+from api.services.earning import behaviours, tasks
 
 
 async def _config_node(info: Info, type_name: str, pk: int) -> Optional[Any]:

@@ -9,7 +9,9 @@ from api.resolvers import input_pk, user_errors
 from api.resolvers.earning import preview
 from api.schema import earning as e
 from api.schema.base import Connection, check_first, from_cursor
-from api.services import behaviours, earning_admin, scheduler
+from api.services import scheduler
+from api.services.earning import admin as earning_admin
+from api.services.earning import behaviours
 
 
 async def earn_rules(info: Info, first: int, after: Optional[str] = None,

@@ -15,7 +15,8 @@ from api.schema.errors import ApiError
 from api.schema.mall.types import MallOrder, Voucher, VoucherStatus
 from api.schema.parking import ParkingSession, Vehicle
 from api.schema.staff import MerchantStaffViewer
-from api.services import behaviours, draws, invites, ledger, mall, members, parking, tasks, tiers, vouchers
+from api.services import draws, ledger, mall, members, parking, tiers, vouchers
+from api.services.earning import behaviours, invites, tasks
 from api.services.errors import DomainError
 
 

@@ -15,12 +15,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from api.config import settings
-from api.db import fetch, fetchval, transaction
-from api.services import clock
+from api.db import fetchval, transaction
+from api.models import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce, Merchant
+from api.services import clock, core_sql
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode, forbidden, unauthenticated
 
@@ -65,22 +67,16 @@ async def _load_key(key_id: str) -> _CachedKey | None:
     cached = _keys.get(key_id)
     if cached is not None and time.monotonic() - cached.loaded_at < CACHE_SECONDS:
         return cached
-    rows = await fetch(
-        "SELECT k.id, k.name, k.secret_encrypted, k.revoked_at, k.scopes, km.merchant_id FROM integration_key k"
-        " LEFT JOIN integration_key_merchant km ON km.key_id = k.id WHERE k.key_id = $1",
-        key_id,
-    )
-    if not rows or rows[0]["revoked_at"] is not None:
+    key = await IntegrationKey.filter(key_id=key_id).prefetch_related("merchant_links").first()
+    if key is None or key.revoked_at is not None:
         _keys.pop(key_id, None)
         return None
     try:
-        secret = _fernet().decrypt(rows[0]["secret_encrypted"].encode())
+        secret = _fernet().decrypt(key.secret_encrypted.encode())
     except InvalidToken:
         return None  # encrypted under another MALLPOINTS_SECRET_KEY
-    identity = IntegrationIdentity(
-        key_id, rows[0]["name"], frozenset(r["merchant_id"] for r in rows if r["merchant_id"] is not None),
-        _scopes(rows[0]["scopes"]),
-    )
+    merchant_ids = frozenset(link.merchant_id for link in key.merchant_links)  # type: ignore[attr-defined]
+    identity = IntegrationIdentity(key_id, key.name, merchant_ids, _scopes(key.scopes))
     entry = _CachedKey(identity, secret, time.monotonic())
     _keys[key_id] = entry
     return entry
@@ -88,7 +84,7 @@ async def _load_key(key_id: str) -> _CachedKey | None:
 
 async def authenticate(
     key_id: str | None, timestamp: str | None, nonce: str | None, signature: str | None, body: bytes,
-    redis=None,
+    redis: Any = None,
 ) -> IntegrationIdentity:
     """Checks a signed request; raises UNAUTHENTICATED and records nothing when anything is off."""
     cfg = settings()
@@ -116,7 +112,7 @@ async def authenticate(
 _nonce_inserts = [0]
 
 
-async def _remember_nonce(key_id: str, nonce: str, redis=None) -> bool:
+async def _remember_nonce(key_id: str, nonce: str, redis: Any = None) -> bool:
     """True when the nonce is new (then it is remembered for the window). With Redis: one SET NX,
     no disk write. If Redis loses its data, a captured request could be replayed within the window,
     and its idempotency key makes a replayed mutation book nothing new. Without Redis (or when it does
@@ -128,18 +124,10 @@ async def _remember_nonce(key_id: str, nonce: str, redis=None) -> bool:
         except Exception:  # a gate, never a dependency: fall back to the database
             log.warning("nonce check: Redis unavailable, using the database", exc_info=True)
     now = clock.now()
-    inserted = await fetchval(
-        "INSERT INTO integration_nonce (key_id, nonce, seen_at) VALUES ($1, $2, $3)"
-        " ON CONFLICT (key_id, nonce) DO NOTHING RETURNING id",
-        key_id, nonce, now,
-    )
+    inserted = await fetchval(core_sql.NONCE_INSERT, key_id, nonce, now)
     if inserted is None:
         # Seen before. Only a nonce older than the window (not pruned yet) may be used again.
-        renewed = await fetchval(
-            "UPDATE integration_nonce SET seen_at = $1 WHERE key_id = $2 AND nonce = $3 AND seen_at < $4"
-            " RETURNING id",
-            now, key_id, nonce, now - timedelta(seconds=ttl),
-        )
+        renewed = await fetchval(core_sql.NONCE_RENEW, now, key_id, nonce, now - timedelta(seconds=ttl))
         if renewed is None:
             return False
     _nonce_inserts[0] += 1
@@ -150,8 +138,8 @@ async def _remember_nonce(key_id: str, nonce: str, redis=None) -> bool:
 
 async def prune_nonces() -> int:
     cutoff = clock.now() - timedelta(seconds=2 * settings().nonce_ttl_seconds)
-    async with transaction() as tx:
-        return await tx.execute("DELETE FROM integration_nonce WHERE seen_at < $1", cutoff)
+    async with transaction():
+        return await IntegrationNonce.filter(seen_at__lt=cutoff).delete()
 
 
 SCOPES = ("pos", "payment", "parking")  # what a key may do: till calls; payment notifications; the car park
@@ -201,22 +189,15 @@ async def create_key(
     secret = secret or secrets.token_urlsafe(32)
     now = clock.now()
     async with transaction() as tx:
-        merchants = await tx.fetch(
-            "SELECT id, code FROM merchant WHERE code IN (" + ", ".join(f"${i + 1}" for i in range(len(merchant_codes)))
-            + ")", *merchant_codes,
-        ) if merchant_codes else []
-        missing = sorted(set(merchant_codes) - {m["code"] for m in merchants})
+        merchants = await Merchant.filter(code__in=merchant_codes) if merchant_codes else []
+        missing = sorted(set(merchant_codes) - {m.code for m in merchants})
         if missing:
             raise DomainError(ErrorCode.NOT_FOUND, f"unknown merchants: {', '.join(missing)}", ["merchantCodes"])
-        pk = await tx.fetchval(
-            "INSERT INTO integration_key (key_id, name, secret_encrypted, created_at, scopes) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (key_id) DO NOTHING RETURNING id",
-            key_id, name, encrypt_secret(secret), now, ",".join(scopes),
-        )
+        pk = await tx.fetchval(core_sql.INSERT_KEY, key_id, name, encrypt_secret(secret), now, ",".join(scopes))
         if pk is None:
             raise DomainError(ErrorCode.INVALID_INPUT, "a key with that id exists", ["keyId"])
         for m in merchants:
-            await tx.execute("INSERT INTO integration_key_merchant (key_id, merchant_id) VALUES ($1, $2)", pk, m["id"])
+            await IntegrationKeyMerchant.create(key_id=pk, merchant_id=m.id)
         await audit(tx, actor, "integration_key.create", "integration_key", key_id,
                     {"name": name, "merchants": sorted(merchant_codes), "scopes": scopes})
     return KeyInfo(key_id, name, sorted(merchant_codes), now, None, scopes), secret
@@ -225,9 +206,7 @@ async def create_key(
 async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
     now = clock.now()
     async with transaction() as tx:
-        count = await tx.execute(
-            "UPDATE integration_key SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL", now, key_id
-        )
+        count = await IntegrationKey.filter(key_id=key_id, revoked_at__isnull=True).update(revoked_at=now)
         if not count:
             raise DomainError(ErrorCode.NOT_FOUND, "no active key with that id", ["keyId"])
         await audit(tx, actor, "integration_key.revoke", "integration_key", key_id, None)
@@ -236,19 +215,7 @@ async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
 
 
 async def list_keys(key_id: str | None = None) -> list[KeyInfo]:
-    rows = await fetch(
-        "SELECT k.key_id, k.name, k.created_at, k.revoked_at, k.scopes, m.code FROM integration_key k"
-        " LEFT JOIN integration_key_merchant km ON km.key_id = k.id LEFT JOIN merchant m ON m.id = km.merchant_id"
-        + (" WHERE k.key_id = $1" if key_id else "") + " ORDER BY k.id, m.code",
-        *([key_id] if key_id else []),
-    )
-    keys: dict[str, KeyInfo] = {}
-    for r in rows:
-        info = keys.setdefault(
-            r["key_id"],
-            KeyInfo(r["key_id"], r["name"], [], clock.parse_db_time(r["created_at"]), clock.parse_db_time(r["revoked_at"]),
-                    sorted(_scopes(r["scopes"]))),
-        )
-        if r["code"]:
-            info.merchant_codes.append(r["code"])
-    return list(keys.values())
+    query = IntegrationKey.filter(key_id=key_id) if key_id else IntegrationKey.all()
+    keys = await query.order_by("id").prefetch_related("merchant_links__merchant")
+    return [KeyInfo(k.key_id, k.name, sorted(link.merchant.code for link in k.merchant_links),  # type: ignore
+                    k.created_at, k.revoked_at, sorted(_scopes(k.scopes))) for k in keys]

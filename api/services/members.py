@@ -5,12 +5,17 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 import phonenumbers
+from tortoise.expressions import F, Q
 
+from api import locks
 from api.config import settings
-from api.db import Tx, fetch, transaction
-from api.services import clock, ratelimit, signing, tiers
+from api.db import Tx, transaction
+from api.models import Member, PointsAccount, SmsCode, TierChange
+from api.services import clock, core_sql, ratelimit, signing, tiers
+from api.services.earning import behaviours, invites
 from api.services.errors import DomainError, ErrorCode
 from api.services.sms import get_sender, reserve_send
 
@@ -32,6 +37,11 @@ class MemberRecord:
     def phone_masked(self) -> str:
         return mask_phone(self.phone)
 
+    @classmethod
+    def of(cls, m: Member) -> MemberRecord:
+        tier_id: int = m.tier_id  # type: ignore[attr-defined]
+        return cls(m.id, m.phone, m.nickname, m.gender, m.birthday, tier_id, m.growth_value, m.created_at)
+
 
 def mask_phone(phone: str) -> str:
     """+8613812345678 -> 138****5678 (national form for China, last four kept elsewhere)."""
@@ -52,25 +62,10 @@ def normalize_phone(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-MEMBER_COLUMNS = "id, phone, nickname, gender, birthday, tier_id, growth_value, created_at"
-
-
-def _record(row) -> MemberRecord:
-    birthday = row["birthday"]
-    if isinstance(birthday, str):
-        birthday = date.fromisoformat(birthday)
-    return MemberRecord(
-        row["id"], row["phone"], row["nickname"], row["gender"], birthday, row["tier_id"],
-        int(row["growth_value"]), clock.parse_db_time(row["created_at"]),
-    )
-
-
 async def get_members(ids: list[int]) -> dict[int, MemberRecord]:
     if not ids:
         return {}
-    id_list = ", ".join(str(int(i)) for i in ids)
-    rows = await fetch(f"SELECT {MEMBER_COLUMNS} FROM member WHERE id IN ({id_list})")
-    return {r["id"]: _record(r) for r in rows}
+    return {m.id: MemberRecord.of(m) for m in await Member.filter(id__in=ids)}
 
 
 async def get_member(member_id: int) -> MemberRecord | None:
@@ -79,19 +74,15 @@ async def get_member(member_id: int) -> MemberRecord | None:
 
 async def search_members(search: str | None, limit: int, after_id: int | None) -> list[MemberRecord]:
     """Operators' search by phone (any part of the digits) or nickname; ordered by id."""
-    args: list = [after_id or 0, limit]
-    where = "id > $1"
+    query = Member.filter(id__gt=after_id or 0)
     if search:
         term = search.strip()
         digits = "".join(ch for ch in term if ch.isdigit())
-        clauses = ["nickname LIKE $3"]
-        args.append(f"%{term}%")
+        match = Q(nickname__contains=term)
         if digits:
-            clauses.append("phone LIKE $4")
-            args.append(f"%{digits}%")
-        where += " AND (" + " OR ".join(clauses) + ")"
-    rows = await fetch(f"SELECT {MEMBER_COLUMNS} FROM member WHERE {where} ORDER BY id LIMIT $2", *args)
-    return [_record(r) for r in rows]
+            match |= Q(phone__contains=digits)
+        query = query.filter(match)
+    return [MemberRecord.of(m) for m in await query.order_by("id").limit(limit)]
 
 
 # --- SMS sign-in -----------------------------------------------------------------------------
@@ -103,7 +94,7 @@ def _code_hash(phone: str, code: str) -> str:
 SMS_PER_CLIENT_PER_HOUR = 20
 
 
-async def request_sms_code(raw_phone: str, *, client: str | None = None, redis=None) -> datetime:
+async def request_sms_code(raw_phone: str, *, client: str | None = None, redis: Any = None) -> datetime:
     """Sends a sign-in code; one send per phone per `sms_resend_seconds`, and at most
     SMS_PER_CLIENT_PER_HOUR per client address (against SMS pumping). Returns the code's expiry."""
     cfg = settings()
@@ -117,10 +108,8 @@ async def request_sms_code(raw_phone: str, *, client: str | None = None, redis=N
         wait = await reserve_send(tx, phone, now, cfg.sms_resend_seconds)
         if wait:
             raise DomainError(ErrorCode.RATE_LIMITED, f"a code was sent recently; try again in {wait} s", ["phone"])
-        await tx.execute(
-            "INSERT INTO sms_code (phone, code_hash, attempts, created_at, expires_at) VALUES ($1, $2, 0, $3, $4)",
-            phone, _code_hash(phone, code), now, expires_at,
-        )
+        await SmsCode.create(phone=phone, code_hash=_code_hash(phone, code), attempts=0, created_at=now,
+                             expires_at=expires_at)
         await get_sender().send(tx, phone, f"【商场会员】验证码 {code}，5分钟内有效。Your code is {code}.")
     return expires_at
 
@@ -136,24 +125,18 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
     cfg = settings()
     phone = normalize_phone(raw_phone)
     now = clock.now()
-    from api.services import invites  # earning (issue 3)
     async with transaction() as tx:
-        row = await tx.fetchrow(
-            "SELECT id, code_hash, attempts, expires_at, consumed_at FROM sms_code WHERE phone = $1"
-            " ORDER BY id DESC LIMIT 1" + (" FOR UPDATE" if tx.postgres else ""),
-            phone,
-        )
-        usable = (
-            row is not None and row["consumed_at"] is None and row["attempts"] < cfg.sms_code_max_attempts
-            and clock.parse_db_time(row["expires_at"]) > now
-        )
-        matches = usable and hmac.compare_digest(row["code_hash"], _code_hash(phone, (code or "").strip()))
-        if usable and not matches:
-            await tx.execute("UPDATE sms_code SET attempts = attempts + 1 WHERE id = $1", row["id"])
+        row = await _latest_code(phone)
+        matches = False
+        if row is not None and row.consumed_at is None and row.attempts < cfg.sms_code_max_attempts \
+                and row.expires_at > now:
+            matches = hmac.compare_digest(row.code_hash, _code_hash(phone, (code or "").strip()))
+            if not matches:
+                await SmsCode.filter(id=row.id).update(attempts=F("attempts") + 1)
         if matches:
             # An invite code is checked only with a valid SMS code; a refusal rolls the login back.
             inviter_id = await invites.resolve(invite_code, phone, tx)
-            await tx.execute("UPDATE sms_code SET consumed_at = $1 WHERE id = $2", now, row["id"])
+            await SmsCode.filter(id=row.id).update(consumed_at=now)  # type: ignore[union-attr]  # matches: a row
             member_id, registered = await _find_or_register(tx, phone, now)
             if registered and inviter_id is not None:
                 await invites.attach(tx, member_id, inviter_id)
@@ -166,28 +149,24 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
     return LoginResult(member, token, registered)
 
 
-async def _find_or_register(tx: Tx, phone: str, now: datetime) -> tuple[int, bool]:
-    existing = await tx.fetchval("SELECT id FROM member WHERE phone = $1", phone)
-    if existing is not None:
-        return existing, False
-    base = (await tiers.all_tiers())[0]
-    member_id = await tx.fetchval(
-        "INSERT INTO member (phone, tier_id, growth_value, tier_period_start, created_at, updated_at)"
-        " VALUES ($1, $2, 0, $3, $3, $3) ON CONFLICT (phone) DO NOTHING RETURNING id",
-        phone, base.id, now,
-    )
-    if member_id is None:  # registered by a concurrent login a moment ago
-        return await tx.fetchval("SELECT id FROM member WHERE phone = $1", phone), False
-    await tx.execute(
-        "INSERT INTO points_account (member_id, balance, updated_at) VALUES ($1, 0, $2)", member_id, now
-    )
-    await tx.execute(
-        "INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason, occurred_at)"
-        " VALUES ($1, NULL, $2, 'JOIN', 0, 'registered', $3)",
-        member_id, base.id, now,
-    )
-    from api.services import behaviours  # earning (issue 3): REGISTER rules
+async def _latest_code(phone: str) -> SmsCode | None:
+    """The phone's latest code, locked (two logins with the same code: one consumes it)."""
+    latest = await SmsCode.filter(phone=phone).order_by("-id").only("id").first()
+    return None if latest is None else await locks.row(locks.Rank.SMS_CODE, SmsCode, latest.id)
 
+
+async def _find_or_register(tx: Tx, phone: str, now: datetime) -> tuple[int, bool]:
+    existing = await Member.filter(phone=phone).only("id").first()
+    if existing is not None:
+        return existing.id, False
+    base = (await tiers.all_tiers())[0]
+    member_id = await tx.fetchval(core_sql.REGISTER_MEMBER, phone, base.id, now)
+    if member_id is None:  # registered by a concurrent login a moment ago
+        winner = await Member.get(phone=phone).only("id")
+        return winner.id, False
+    await PointsAccount.create(member_id=member_id, balance=0, updated_at=now)
+    await TierChange.create(member_id=member_id, from_tier_id=None, to_tier_id=base.id, direction="JOIN",
+                            growth_value=0, reason="registered", occurred_at=now)
     await behaviours.on_registered(tx, member_id, now)
     return member_id, True
 
@@ -203,34 +182,27 @@ async def register_member(tx: Tx, phone: str, now: datetime) -> int:
 async def update_profile(
     member_id: int, *, nickname: str | None = None, gender: str | None = None, birthday: date | None = None,
 ) -> MemberRecord:
-    sets, args = [], []
+    changes: dict[str, object] = {}
     if nickname is not None:
         nickname = nickname.strip()
         if not 1 <= len(nickname) <= 32:
             raise DomainError(ErrorCode.INVALID_INPUT, "nickname must be 1 to 32 characters", ["nickname"])
-        sets.append("nickname"), args.append(nickname)
+        changes["nickname"] = nickname
     if gender is not None:
         if gender not in GENDERS:
             raise DomainError(ErrorCode.INVALID_INPUT, f"gender must be one of {', '.join(GENDERS)}", ["gender"])
-        sets.append("gender"), args.append(gender)
+        changes["gender"] = gender
     if birthday is not None:
         today = clock.now().astimezone(clock.SHANGHAI).date()
         if birthday > today or birthday.year < 1900:
             raise DomainError(ErrorCode.INVALID_INPUT, "birthday must be a past date", ["birthday"])
-        sets.append("birthday"), args.append(birthday)
-    if sets:
-        assignments = ", ".join(f"{col} = ${i + 1}" for i, col in enumerate(sets))
-        n = len(sets)
-        async with transaction() as tx:
-            await tx.execute(
-                f"UPDATE member SET {assignments}, updated_at = ${n + 1} WHERE id = ${n + 2}",
-                *args, clock.now(), member_id,
-            )
+        changes["birthday"] = birthday
+    if changes:
+        async with transaction():
+            await Member.filter(id=member_id).update(**changes, updated_at=clock.now())
     member = await get_member(member_id)
     if member is None:
         raise DomainError(ErrorCode.NOT_FOUND, "member not found")
-    from api.services import behaviours  # earning (issue 3): a completed profile earns once
-
     await behaviours.on_profile_updated(member_id, bool(member.nickname and member.gender and member.birthday))
     return member
 

@@ -18,14 +18,19 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.expressions import Q
+
 from api.config import settings
 from api.db import transaction
-from api.services import clock, earning, invites, ledger, mall, parking, tiers
+from api.models import JobLease
+from api.services import clock, core_sql, draws, earning, flash_sales, ledger, mall, parking, tiers
 from api.services.audit import Actor, audit
+from api.services.earning import invites
 from api.services.errors import DomainError, ErrorCode
 
 log = logging.getLogger(__name__)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+LEASE = "earning"  # the one lease row
 
 
 @dataclass(frozen=True)
@@ -41,19 +46,17 @@ class RunResult:
 
 async def acquire_lease(ttl_seconds: int, holder: str = HOLDER) -> bool:
     now = clock.now()
+    free = Q(holder__isnull=True) | Q(holder=holder) | Q(expires_at__isnull=True) | Q(expires_at__lt=now)
     async with transaction() as tx:
-        await tx.execute("INSERT INTO job_lease (name) VALUES ('earning') ON CONFLICT (name) DO NOTHING")
-        taken = await tx.execute(
-            "UPDATE job_lease SET holder = $1, expires_at = $2 WHERE name = 'earning'"
-            " AND (holder IS NULL OR holder = $1 OR expires_at IS NULL OR expires_at < $3)",
-            holder, now + timedelta(seconds=ttl_seconds), now)
+        await tx.execute(core_sql.LEASE_ROW, LEASE)
+        taken = await JobLease.filter(free, name=LEASE).update(holder=holder,
+                                                               expires_at=now + timedelta(seconds=ttl_seconds))
     return bool(taken)
 
 
 async def release_lease(holder: str = HOLDER) -> None:
-    async with transaction() as tx:
-        await tx.execute("UPDATE job_lease SET holder = NULL, expires_at = NULL, last_run_at = $2"
-                         " WHERE name = 'earning' AND holder = $1", holder, clock.now())
+    async with transaction():
+        await JobLease.filter(name=LEASE, holder=holder).update(holder=None, expires_at=None, last_run_at=clock.now())
 
 
 async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
@@ -92,8 +95,6 @@ async def refresh_gates(redis: Any) -> int:
     """Reloads the Redis gates of the flash sales and lucky-draw games on now from the database, so a
     unit a crashed process left taken in a gate (between its gate step and its commit or undo) comes
     back within one interval. Safe while buyers press: a gate only rejects early, the database decides."""
-    from api.services import draws, flash_sales
-
     now = clock.now()
     live = await flash_sales.live_sale_ids(now)
     for sale_id in live:

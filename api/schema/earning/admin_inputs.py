@@ -20,7 +20,8 @@ from api.schema.earning.enums import (
 )
 from api.schema.earning.types import EarnRule, MallEvent, Task
 from api.schema.errors import UserError
-from api.services import earning_admin, rules
+from api.services.earning import admin as earning_admin
+from api.services.earning import rules
 
 
 @strawberry.input

@@ -19,7 +19,8 @@ from api.schema.earning.enums import (
     TaskMetric,
     TaskPeriod,
 )
-from api.services import earning_admin, rules, tasks
+from api.services.earning import admin as earning_admin
+from api.services.earning import rules, tasks
 
 # --- breakdowns and previews -------------------------------------------------------------------
 

@@ -8,9 +8,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
-from api.db import Tx, fetch, retry_on_deadlock, transaction
-from api.services import clock, earning, idempotency, ledger, merchants, ratelimit, signing
+from api.db import Tx, retry_on_deadlock, transaction
+from api.models import MallEvent, MemberBehaviour, Purchase
+from api.services import clock, idempotency, ledger, merchants, ratelimit, signing
 from api.services.audit import audit
+from api.services.earning import sql
+from api.services.earning.cache import forget_birthday
+from api.services.earning.counters import local_day
+from api.services.earning.engine import apply, facts_for
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 
@@ -30,21 +35,16 @@ class Earned:
 
 
 async def _record(tx: Tx, acct: ledger.LockedAccount, kind: str, ref: str, now: datetime, streak: int = 0) -> int | None:
-    return await tx.fetchval(
-        "INSERT INTO member_behaviour (member_id, kind, ref, day, streak, points, occurred_at)"
-        " VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (member_id, kind, ref) DO NOTHING RETURNING id",
-        acct.member_id, kind, ref, earning.local_day(now).isoformat(), streak, now,
-    )
+    return await tx.fetchval(sql.BEHAVIOUR_RECORD, acct.member_id, kind, ref, local_day(now).isoformat(), streak, now)
 
 
 async def _earn(tx: Tx, acct: ledger.LockedAccount, behaviour_id: int, trigger: str, reason: str, now: datetime,
                 **facts) -> Earned:
     await ledger.expire_account(tx, acct, now)
-    applied = await earning.apply(
-        tx, acct, await earning.facts_for(acct, trigger, now, **facts), reason=reason, source_type="behaviour",
+    applied = await apply(
+        tx, acct, await facts_for(acct, trigger, now, **facts), reason=reason, source_type="behaviour",
         source_ref=str(behaviour_id), occurred_at=now, now=now)
-    await tx.execute("UPDATE member_behaviour SET points = $1, entry_id = $2 WHERE id = $3",
-                     applied.points, applied.entry_id, behaviour_id)
+    await MemberBehaviour.filter(id=behaviour_id).update(points=applied.points, entry_id=applied.entry_id)
     return Earned(applied.points, applied.growth, acct.spendable, applied.entry_id)
 
 
@@ -64,17 +64,16 @@ async def check_in(member_id: int, idempotency_key: str) -> Earned:
     yesterday's check-in, else starts at 1; CHECK_IN rules with `streakDays` give the bonuses."""
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
     now = clock.now()
-    today = earning.local_day(now)
+    today = local_day(now)
     digest = idempotency.request_hash("memberCheckIn", {"memberId": member_id})
     async with transaction() as tx:
         record_id, stored = await idempotency.claim(tx, member_scope(member_id), key, digest, ["idempotencyKey"])
         if stored is not None:
             return Earned(**stored)
         acct = await _locked(tx, member_id, now)
-        yesterday = await tx.fetchval(
-            "SELECT streak FROM member_behaviour WHERE member_id = $1 AND kind = 'CHECK_IN' AND ref = $2",
-            member_id, (today - timedelta(days=1)).isoformat())
-        streak = (yesterday or 0) + 1
+        yesterday = await MemberBehaviour.filter(member_id=member_id, kind="CHECK_IN",
+                                                 ref=(today - timedelta(days=1)).isoformat()).only("id", "streak").first()
+        streak = (yesterday.streak if yesterday is not None else 0) + 1
         behaviour_id = await _record(tx, acct, "CHECK_IN", today.isoformat(), now, streak)
         if behaviour_id is None:
             raise DomainError(ErrorCode.ALREADY_CHECKED_IN, "already checked in today", [])
@@ -97,19 +96,18 @@ async def calendar(member_id: int, month: str) -> list[CheckInDay]:
     except ValueError:
         raise DomainError(ErrorCode.INVALID_INPUT, "month must be YYYY-MM", ["month"]) from None
     nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-    rows = await fetch(
-        "SELECT ref, streak, points FROM member_behaviour WHERE member_id = $1 AND kind = 'CHECK_IN'"
-        " AND ref >= $2 AND ref < $3 ORDER BY ref", member_id, first.isoformat(), nxt.isoformat())
-    return [CheckInDay(date.fromisoformat(r["ref"]), int(r["streak"]), int(r["points"])) for r in rows]
+    rows = await MemberBehaviour.filter(member_id=member_id, kind="CHECK_IN", ref__gte=first.isoformat(),
+                                        ref__lt=nxt.isoformat()).order_by("ref").values_list("ref", "streak", "points")
+    return [CheckInDay(date.fromisoformat(ref), int(streak), int(points)) for ref, streak, points in rows]
 
 
 async def current_streak(member_id: int) -> int:
     """Today's streak if checked in today, else yesterday's (still alive until today ends), else 0."""
-    today = earning.local_day(clock.now())
-    rows = await fetch(
-        "SELECT ref, streak FROM member_behaviour WHERE member_id = $1 AND kind = 'CHECK_IN' AND ref IN ($2, $3)",
-        member_id, today.isoformat(), (today - timedelta(days=1)).isoformat())
-    by_day = {r["ref"]: int(r["streak"]) for r in rows}
+    today = local_day(clock.now())
+    days = await MemberBehaviour.filter(
+        member_id=member_id, kind="CHECK_IN", ref__in=[today.isoformat(), (today - timedelta(days=1)).isoformat()],
+    ).only("id", "ref", "streak")
+    by_day = {d.ref: d.streak for d in days}
     return by_day.get(today.isoformat(), by_day.get((today - timedelta(days=1)).isoformat(), 0))
 
 
@@ -135,6 +133,7 @@ async def share(member_id: int, channel: str, target: str | None, idempotency_ke
             return Earned(**stored)
         acct = await _locked(tx, member_id, now)
         behaviour_id = await _record(tx, acct, "SHARE", uuid.uuid4().hex, now)
+        assert behaviour_id is not None, "a share's ref is new"
         result = await _earn(tx, acct, behaviour_id, "SHARE", f"分享（{channel}）", now)
         await idempotency.remember(tx, record_id, asdict(result))
     return result
@@ -154,17 +153,16 @@ async def review(identity: IntegrationIdentity, merchant_code: str, receipt_no: 
     digest = idempotency.request_hash("reviewRecord", {"merchantCode": merchant.code, "receiptNo": receipt_no,
                                                        "rating": rating})
     now = clock.now()
-    rows = await fetch("SELECT id, member_id FROM purchase WHERE merchant_id = $1 AND receipt_no = $2",
-                       merchant.id, receipt_no)
+    purchase = await Purchase.filter(merchant_id=merchant.id, receipt_no=receipt_no).first().values_list("id", "member_id")
     async with transaction() as tx:
         record_id, stored = await idempotency.claim(tx, f"integration:{identity.key_id}", key, digest,
                                                     ["idempotencyKey"])
         if stored is not None:
             return Earned(**stored)
-        if not rows:
+        if purchase is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such purchase at this merchant", ["receiptNo"])
-        acct = await _locked(tx, rows[0]["member_id"], now)
-        behaviour_id = await _record(tx, acct, "REVIEW", str(rows[0]["id"]), now)
+        acct = await _locked(tx, purchase[1], now)
+        behaviour_id = await _record(tx, acct, "REVIEW", str(purchase[0]), now)
         if behaviour_id is None:
             raise DomainError(ErrorCode.ALREADY_RECORDED, "this purchase has been reviewed already", ["receiptNo"])
         result = await _earn(tx, acct, behaviour_id, "REVIEW", f"{merchant.name} 评价", now)
@@ -174,27 +172,32 @@ async def review(identity: IntegrationIdentity, merchant_code: str, receipt_no: 
 
 # --- event attendance (an operator or a signed integration of the event's merchant) -------------
 
+async def _open_event(event_id: int, member_id: int | None, member_code: str | None,
+                      identity: IntegrationIdentity | None, now: datetime) -> tuple[MallEvent, int]:
+    """The event, open for check-in now, and the member to check in (an integration names them by
+    their member code, and may act only for the event's merchant)."""
+    event = await MallEvent.get_or_none(id=event_id)
+    if event is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such event", ["eventId"])
+    if identity is not None:
+        if event.merchant_id is None:
+            raise DomainError(ErrorCode.MERCHANT_NOT_ALLOWED, "only operators check members in to mall events",
+                              ["eventId"])
+        require_merchant(identity, event.merchant_id, ["eventId"])
+        member_id = signing.read_member_code(member_code or "")
+    if member_id is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such member", ["memberId"])
+    if event.status != "ACTIVE" or not event.starts_at - timedelta(hours=2) <= now < event.ends_at:
+        raise DomainError(ErrorCode.NOT_ACTIVE, "the event is not open for check-in now", ["eventId"])
+    return event, member_id
+
+
 @retry_on_deadlock()
 async def event_check_in(event_id: int, member_id: int | None, member_code: str | None, idempotency_key: str, *,
                          identity: IntegrationIdentity | None = None, operator_id: int | None = None) -> Earned:
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
     now = clock.now()
-    rows = await fetch("SELECT id, code, name, merchant_id, status, starts_at, ends_at FROM mall_event WHERE id = $1",
-                       event_id)
-    if not rows:
-        raise DomainError(ErrorCode.NOT_FOUND, "no such event", ["eventId"])
-    event = rows[0]
-    if identity is not None:
-        if event["merchant_id"] is None:
-            raise DomainError(ErrorCode.MERCHANT_NOT_ALLOWED, "only operators check members in to mall events",
-                              ["eventId"])
-        require_merchant(identity, event["merchant_id"], ["eventId"])
-        member_id = signing.read_member_code(member_code or "")
-    if member_id is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "no such member", ["memberId"])
-    starts, ends = clock.parse_db_time(event["starts_at"]), clock.parse_db_time(event["ends_at"])
-    if event["status"] != "ACTIVE" or not starts - timedelta(hours=2) <= now < ends:
-        raise DomainError(ErrorCode.NOT_ACTIVE, "the event is not open for check-in now", ["eventId"])
+    event, member_id = await _open_event(event_id, member_id, member_code, identity, now)
     scope = f"integration:{identity.key_id}" if identity is not None else f"operator:{operator_id}"
     digest = idempotency.request_hash("eventCheckIn", {"eventId": event_id, "memberId": member_id})
     async with transaction() as tx:
@@ -206,8 +209,8 @@ async def event_check_in(event_id: int, member_id: int | None, member_code: str 
         if behaviour_id is None:
             raise DomainError(ErrorCode.ALREADY_RECORDED, "this member is checked in to this event already",
                               ["eventId"])
-        result = await _earn(tx, acct, behaviour_id, "EVENT_ATTENDED", f"参加活动：{event['name']}", now,
-                             event_code=event["code"])
+        result = await _earn(tx, acct, behaviour_id, "EVENT_ATTENDED", f"参加活动：{event.name}", now,
+                             event_code=event.code)
         if operator_id is not None:
             await audit(tx, ("operator", str(operator_id)), "event.check_in", "member", str(member_id),
                         {"event_id": event_id, "points": result.points, "entry_id": result.entry_id})
@@ -228,7 +231,7 @@ async def on_registered(tx: Tx, member_id: int, now: datetime) -> None:
 @retry_on_deadlock()
 async def on_profile_updated(member_id: int, complete: bool) -> Earned | None:
     """PROFILE_COMPLETED rules, once per member: the unique behaviour row makes a repeat book nothing."""
-    earning.forget_birthday(member_id)
+    forget_birthday(member_id)
     if not complete:
         return None
     now = clock.now()

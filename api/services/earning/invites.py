@@ -6,13 +6,17 @@ from __future__ import annotations
 import logging
 import secrets
 
-from api.db import Tx, fetch, transaction
-from api.services import clock, earning, ledger
+from api.db import Tx, transaction
+from api.models import Member, MemberInvite
+from api.services import clock, ledger
+from api.services.earning import sql
+from api.services.earning.engine import apply, facts_for
 from api.services.errors import DomainError, ErrorCode
 
 log = logging.getLogger(__name__)
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CODE_LENGTH = 8
+REWARD_BATCH = 1000
 
 
 def _new_code() -> str:
@@ -25,42 +29,34 @@ def normalize_code(code: str | None) -> str:
 
 async def code_of(member_id: int) -> str:
     """The member's invite code, created the first time it is asked for."""
-    rows = await fetch("SELECT code FROM member_invite WHERE member_id = $1", member_id)
-    if rows:
-        return rows[0]["code"]
-    for _ in range(5):
-        async with transaction() as tx:
-            await tx.execute(
-                "INSERT INTO member_invite (member_id, code, created_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT DO NOTHING", member_id, _new_code(), clock.now())
-        rows = await fetch("SELECT code FROM member_invite WHERE member_id = $1", member_id)
-        if rows:
-            return rows[0]["code"]
+    for _ in range(6):
+        invite = await MemberInvite.filter(member_id=member_id).only("id", "code").first()
+        if invite is not None:
+            return invite.code
+        async with transaction() as tx:  # a taken code inserts nothing: read and try again
+            await tx.execute(sql.INVITE_INSERT, member_id, _new_code(), None, clock.now())
     raise RuntimeError("could not allocate an invite code")
 
 
 async def resolve(code: str | None, phone: str, tx: Tx | None = None) -> int | None:
     """The inviter of a sign-up with `code` (None without a code). Refuses an unknown code and a
-    member's own code (the same phone); in the login's transaction, so a refusal rolls it back."""
+    member's own code (the same phone); in the login's transaction, so a refusal rolls it back. (`tx`
+    is not needed: the models read on the open transaction's connection; callers may still pass it.)"""
     code = normalize_code(code)
     if not code:
         return None
-    sql = "SELECT i.member_id, m.phone FROM member_invite i JOIN member m ON m.id = i.member_id WHERE i.code = $1"
-    rows = await (tx.fetch(sql, code) if tx is not None else fetch(sql, code))
-    if not rows:
+    invite = await MemberInvite.filter(code=code).only("id", "member_id").first()
+    if invite is None:
         raise DomainError(ErrorCode.INVITE_CODE_INVALID, "unknown invite code", ["inviteCode"])
-    if rows[0]["phone"] == phone:
+    if await Member.filter(id=invite.member_id, phone=phone).exists():
         raise DomainError(ErrorCode.INVITE_CODE_OWN, "you cannot use your own invite code", ["inviteCode"])
-    return rows[0]["member_id"]
+    return invite.member_id
 
 
 async def attach(tx: Tx, member_id: int, inviter_id: int) -> None:
     """Records who invited a member who has just registered (in the registration's transaction)."""
     for _ in range(5):
-        done = await tx.fetchval(
-            "INSERT INTO member_invite (member_id, code, inviter_id, created_at) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT DO NOTHING RETURNING id", member_id, _new_code(), inviter_id, clock.now())
-        if done is not None:
+        if await tx.fetchval(sql.INVITE_INSERT, member_id, _new_code(), inviter_id, clock.now()) is not None:
             return
     raise RuntimeError("could not allocate an invite code")
 
@@ -79,35 +75,32 @@ async def reward_qualified(invite_ids: list[int]) -> int:
 
 
 async def reward_due() -> int:
-    rows = await fetch(
-        "SELECT id FROM member_invite WHERE purchase_id IS NOT NULL AND rewarded_at IS NULL ORDER BY id LIMIT 1000")
-    return await reward_qualified([r["id"] for r in rows])
+    due = await MemberInvite.filter(purchase_id__isnull=False, rewarded_at__isnull=True) \
+        .order_by("id").limit(REWARD_BATCH).only("id")
+    return await reward_qualified([invite.id for invite in due])
 
 
 async def _reward(tx: Tx, invite_id: int) -> int:
-    row = await tx.fetchrow(
-        "SELECT member_id, inviter_id, purchase_id FROM member_invite WHERE id = $1 AND rewarded_at IS NULL"
-        " AND purchase_id IS NOT NULL", invite_id)
-    if row is None:
+    invite = await MemberInvite.get_or_none(id=invite_id, rewarded_at__isnull=True, purchase_id__isnull=False)
+    if invite is None or invite.inviter_id is None:
         return 0
     now = clock.now()
-    invitee, inviter = row["member_id"], row["inviter_id"]
-    accounts = {}
+    invitee, inviter = invite.member_id, invite.inviter_id
+    accounts: dict[int, ledger.LockedAccount] = {}
     for member_id in sorted((invitee, inviter)):  # lock order: member id
-        accounts[member_id] = await ledger.lock_account(tx, member_id, now)
-    claimed = await tx.execute(
-        "UPDATE member_invite SET rewarded_at = $1 WHERE id = $2 AND rewarded_at IS NULL", now, invite_id)
-    if not claimed:
+        acct = await ledger.lock_account(tx, member_id, now)
+        assert acct is not None, "an invite names existing members"
+        accounts[member_id] = acct
+    if not await MemberInvite.filter(id=invite_id, rewarded_at__isnull=True).update(rewarded_at=now):
         return 0
     for member_id, role, reason in ((invitee, "INVITEE", "受邀首购奖励"), (inviter, "INVITER", "邀请好友奖励")):
         acct = accounts[member_id]
         await ledger.expire_account(tx, acct, now)
-        facts = await earning.facts_for(acct, "INVITE_ACCEPTED", now, invite_role=role)
-        await earning.apply(tx, acct, facts, reason=reason, source_type="invite", source_ref=str(invite_id),
-                            occurred_at=now, now=now)
+        facts = await facts_for(acct, "INVITE_ACCEPTED", now, invite_role=role)
+        await apply(tx, acct, facts, reason=reason, source_type="invite", source_ref=str(invite_id),
+                    occurred_at=now, now=now)
     return 1
 
 
 async def invited_count(member_id: int) -> int:
-    rows = await fetch("SELECT COUNT(*) AS n FROM member_invite WHERE inviter_id = $1", member_id)
-    return int(rows[0]["n"])
+    return await MemberInvite.filter(inviter_id=member_id).count()
