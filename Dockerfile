@@ -1,8 +1,10 @@
-# mallpoints: one server process on the embedded SQLite default, or point MALLPOINTS_DATABASE_URL
-# at PostgreSQL (postgres://user:pass@host:5432/db) for production and more workers.
+# mallpoints in production mode: set MALLPOINTS_DATABASE_URL (PostgreSQL), MALLPOINTS_SECRET_KEY and
+# MALLPOINTS_ADMIN_PASSWORD (the defaults are refused), optionally MALLPOINTS_REDIS_URL; then create the
+# first operator. docs/deploy.md lists every variable. For a local try-out with the demo mall:
+#   docker run -e MALLPOINTS_ENV=development -p 8000:8000 IMAGE mallpoints serve --host 0.0.0.0 --demo
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 MALLPOINTS_ENV=production
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY api ./api

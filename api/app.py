@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from api import db
+from api import console, db
 from api.auth import caller_for
 from api.config import settings
 from api.context import Context
@@ -25,7 +25,7 @@ LATENCY = Histogram("mallpoints_graphql_request_seconds", "GraphQL request laten
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
 
-class _View(GraphQL):
+class _View(GraphQL[Context, None]):
     def __init__(self, schema, endpoint: str, **kwargs) -> None:
         super().__init__(schema, **kwargs)
         self.endpoint = endpoint
@@ -41,12 +41,22 @@ class GuardedGraphQL:
 
     def __init__(self, schema, endpoint: str, ide: bool, prepared: PreparedExecutor | None = None) -> None:
         self.endpoint = endpoint
-        self.view = _View(schema, endpoint, graphql_ide="graphiql" if ide else None, allow_queries_via_get=ide)
+        # Strawberry's own GraphiQL page loads its scripts from a CDN: the operators' console
+        # (api/console.py) is served instead, from the project's files.
+        self.view = _View(schema, endpoint, graphql_ide=None, allow_queries_via_get=ide)
         self.prepared = prepared
+        self.ide = ide
 
     async def __call__(self, scope, receive, send) -> None:
         started = time.perf_counter()
         request = Request(scope, receive)
+        if request.method == "GET" and "query" not in request.query_params:
+            if self.ide:
+                page = console.console_page() if console.wants_html(request) else console.admin_endpoint_info(request)
+            else:
+                page = console.public_endpoint_info(request)
+            await page(scope, receive, send)
+            return
         body = await request.body() if request.method == "POST" else b""
         try:
             caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)
@@ -105,8 +115,8 @@ async def metrics(request: Request) -> Response:
 
 async def dev_pay(request: Request) -> Response:
     """The development payment provider's cashier: pays an order's payment in full (dev-only)."""
-    from api.services import payments
     from api.services.errors import DomainError
+    from api.services.mall import payments
 
     if not payments.dev_provider_enabled():
         return JSONResponse({"error": "the development payment provider is off"}, status_code=404)
@@ -140,6 +150,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette):
         cfg = settings()
+        console.assets()  # read and compress the console's bundle now, not in the first request
         if manage_db:
             await db.init_db(cfg)
         app.state.redis = None
@@ -166,6 +177,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
         Route("/graphql", GuardedGraphQL(public.schema, "public", ide=False, prepared=PreparedExecutor(public.schema)),
               methods=["GET", "POST"]),
         Route("/admin/graphql", GuardedGraphQL(admin_schema, "admin", ide=True), methods=["GET", "POST"]),
+        Route(console.STATIC_PREFIX + "{name}", console.static_asset, methods=["GET", "HEAD"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/dev/pay/{out_trade_no}", dev_pay, methods=["POST"]),

@@ -26,9 +26,11 @@ async def caller_for(endpoint: str, headers, body: bytes, redis=None) -> Caller:
     if endpoint == "admin":
         if claims.kind != "operator":
             raise forbidden("the operators' endpoint needs an operator token")
-        if await operators.get_operator(claims.subject_id) is None:
+        # Read at every request, never cached: a deactivated operator, or a role taken away, stops at once.
+        operator = await operators.get_operator(claims.subject_id)
+        if operator is None:
             raise unauthenticated("operator disabled")
-        return Caller(operator_id=claims.subject_id)
+        return Caller(operator_id=operator.id, operator_roles=operator.roles)
     if claims.kind == "staff":
         account = await staff.get_active(claims.subject_id)
         if account is None:

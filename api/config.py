@@ -62,6 +62,10 @@ class Settings:
     max_receipt_fen: int = 10_000_000
     # One operator adjustment may not exceed this many points either way.
     max_adjust_points: int = 1_000_000
+    # Maker-checker (issue 10): a SERVICE operator's adjustment above this many points either way, or one
+    # that takes their adjustments of the day above the daily limit, waits for a FINANCE or ADMIN approval.
+    adjust_approval_threshold: int = 1_000
+    adjust_daily_limit: int = 5_000
     member_code_ttl_seconds: int = 120
     member_token_ttl_seconds: int = 30 * 24 * 3600
     operator_token_ttl_seconds: int = 12 * 3600
@@ -111,6 +115,8 @@ class Settings:
             expiry_months=_int(env, "MALLPOINTS_EXPIRY_MONTHS", 12, minimum=1),
             tier_period_months=_int(env, "MALLPOINTS_TIER_PERIOD_MONTHS", 12, minimum=1),
             max_receipt_fen=_int(env, "MALLPOINTS_MAX_RECEIPT_FEN", 10_000_000, minimum=1),
+            adjust_approval_threshold=_int(env, "MALLPOINTS_ADJUST_APPROVAL_THRESHOLD", 1_000),
+            adjust_daily_limit=_int(env, "MALLPOINTS_ADJUST_DAILY_LIMIT", 5_000),
             checkout_minutes=_int(env, "MALLPOINTS_CHECKOUT_MINUTES", 15, minimum=1),
             payment_provider=env.get("MALLPOINTS_PAYMENT_PROVIDER") or ("none" if mode == "production" else "dev"),
             scheduler_enabled=_flag(env, "MALLPOINTS_SCHEDULER"),

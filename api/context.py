@@ -25,6 +25,7 @@ class Caller:
     integration: IntegrationIdentity | None = None
     staff_id: int | None = None  # merchant staff (商户助手), with the merchant they work for
     staff_merchant_id: int | None = None
+    operator_roles: tuple[str, ...] = ()  # read from the database at every request (issue 10)
 
 
 ANONYMOUS = Caller()
@@ -74,6 +75,11 @@ class Context:
         if self.caller.operator_id is None:
             raise unauthenticated("sign in as an operator first")
         return self.caller.operator_id
+
+    def operator_roles(self) -> tuple[str, ...]:
+        """The signed-in operator's roles (api/schema/operators/permissions.py checks them per root field)."""
+        self.require_operator()
+        return self.caller.operator_roles
 
     def operator_actor(self) -> tuple[str, str]:
         """The audit actor of an operator's change."""

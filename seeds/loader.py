@@ -58,7 +58,8 @@ async def load_demo(*, with_history: bool = True) -> dict[str, int]:
 async def _mall(data: dict, now) -> int:
     """The demo points mall: a few products of every kind and a flash sale running for a week."""
     from api.db import fetch
-    from api.services import flash_sales, mall
+    from api.services import mall
+    from api.services.mall import flash_sales
 
     existing = {r["name"]: r["id"] for r in await fetch("SELECT id, name FROM product")}
     tier_ids = {t.code: t.id for t in await tiers.all_tiers()}

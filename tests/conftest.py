@@ -280,8 +280,9 @@ async def make_member(phone: str | None = None, *, at: datetime | None = None) -
     return member_id, signing.issue_token("member", member_id, 3600)
 
 
-def code_for(member_id: int) -> str:
-    return signing.issue_member_code(member_id, 120)[0]
+def code_for(member_id: int, at: datetime | None = None) -> str:
+    """A member code issued now, or at `at` (a till that was offline scanned it then)."""
+    return signing.issue_member_code(member_id, 120, issued_at=at)[0]
 
 
 async def make_merchant() -> str:
@@ -341,7 +342,7 @@ mutation($input: PurchaseRefundInput!) {
 def purchase_input(member_id: int, amount_fen: int = 10000, *, merchant: str = "M001", receipt: str | None = None,
                    key: str | None = None, occurred_at: datetime | None = None, code: str | None = None) -> dict:
     return {
-        "memberCode": code or code_for(member_id), "merchantCode": merchant, "receiptNo": receipt or unique("R"),
+        "memberCode": code or code_for(member_id, occurred_at), "merchantCode": merchant, "receiptNo": receipt or unique("R"),
         "amountFen": amount_fen, "occurredAt": (occurred_at or clock.now()).isoformat(),
         "idempotencyKey": key or unique("K"),
     }

@@ -203,6 +203,8 @@ def test_cli_earning_run_and_the_scheduler_setting(tmp_path):
         return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=root, env=full, capture_output=True,
                               text=True, timeout=300)
 
+    assert "no database" in cli("earning-run").stderr  # a command on a mall's data does not create one
+    assert cli("migrate").returncode == 0
     run = cli("earning-run")
     assert run.returncode == 0, run.stderr
     assert "released 0 pending points" in run.stdout and "closed 0 tier periods" in run.stdout

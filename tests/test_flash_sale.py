@@ -2,11 +2,16 @@
 the parallel contests are in test_mall_concurrency)."""
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+
+import pytest
 
 from api import db
 from api.schema.ids import from_global_id
-from api.services import clock, flash_sales
+from api.services import clock
+from api.services.errors import DomainError, ErrorCode
+from api.services.mall import flash_sales, flash_terms
 from tests.conftest import unique
 from tests.mall_helpers import FLASH, create_product, funded_member, later, operator_token, state
 
@@ -200,3 +205,22 @@ async def test_the_scheduled_gate_refresh_gives_back_a_unit_a_crash_left_taken(a
     assert int(await redis.get(key)) == 1
     assert await scheduler.refresh_gates(redis) >= 1
     assert int(await redis.get(key)) == 2
+
+
+async def test_a_sold_out_press_costs_one_read_at_most(api, gate, monkeypatch, caplog):
+    """The benchmarked sold-out path: with the gate no statement at all, on the database alone one read
+    (the sale's committed stock and the key's first result) and no transaction."""
+    monkeypatch.setattr(flash_terms, "TERMS_SECONDS", 600.0)  # the terms stay cached for the whole test
+    op = await operator_token(api)
+    sale = await new_sale(api, op, stock=1)
+    winner, _ = await funded_member(100)
+    await flash_sales.redeem(winner, sale_pk(sale), unique("K"), redis=gate)
+    late, _ = await funded_member(100)
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        with pytest.raises(DomainError) as refused:
+            await flash_sales.redeem(late, sale_pk(sale), unique("K"), redis=gate)
+    assert refused.value.code == ErrorCode.OUT_OF_STOCK
+    statements = [r.getMessage() for r in caplog.records if r.name == "tortoise.db_client"
+                  and r.getMessage().lstrip()[:6].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE")]
+    assert len(statements) == (0 if gate is not None else 1), statements
+    assert all(s.startswith("SELECT f.stock") for s in statements)

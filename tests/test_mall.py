@@ -2,9 +2,16 @@
 notifications, lapses, refunds. On SQLite and PostgreSQL; the races are in test_mall_concurrency."""
 from __future__ import annotations
 
+import logging
+import re
 from datetime import timedelta
 
-from api import db
+import pytest
+from tortoise import connections
+
+from api import db, locks
+from api.models import Product
+from api.schema.ids import from_global_id
 from api.services import clock, mall, signing
 from tests.conftest import unique
 from tests.mall_helpers import (
@@ -298,3 +305,48 @@ async def test_anonymous_and_operators_cannot_redeem(api):
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     as_operator = await api.post(REDEEM, {"i": {"productId": product["id"], "idempotencyKey": "k"}}, token=op)
     assert as_operator["errors"][0]["extensions"]["code"] in ("FORBIDDEN", "UNAUTHENTICATED")
+
+
+async def test_reads_inside_a_transaction_run_on_its_connection(api):
+    """Tortoise binds a transaction's connection in a context variable: inside db.transaction() the
+    models and api.db's reads run on it (they take no second pool connection, and see the
+    transaction's own uncommitted writes). The mall's services read products and tiers inside their
+    transactions relying on this; on PostgreSQL a read on another pooled connection would see 5."""
+    op = await operator_token(api)
+    pk = from_global_id((await create_product(api, op, stock=5))["id"])[1]
+    async with db.transaction() as tx:
+        assert connections.get("default") is tx.conn
+        await tx.execute("UPDATE product SET stock = 4 WHERE id = $1", pk)
+        assert (await mall.product(pk)).stock == 4
+        assert await db.fetchval("SELECT stock FROM product WHERE id = $1", pk) == 4
+        assert [p.stock for p in await mall.products(id=pk)] == [4]
+    assert connections.get("default") is not tx.conn
+    assert (await mall.product(pk)).stock == 4
+
+
+async def test_stock_moves_take_their_place_in_the_global_lock_order(api):
+    """The conditional stock update registers its row with api/locks.py: after a lock of a higher rank
+    it is refused before it runs, and the refused move changes nothing."""
+    op = await operator_token(api)
+    first, second = [from_global_id((await create_product(api, op, stock=5))["id"])[1] for _ in range(2)]
+    with pytest.raises(locks.LockOrderError, match="PRODUCT"):
+        async with db.transaction():
+            await mall.take_stock(Product, first, 1)
+            locks.enter(locks.Rank.PRIZE)
+            await mall.take_stock(Product, second, 1)
+    assert [(await mall.product(pk)).stock for pk in (first, second)] == [5, 5]
+
+
+async def test_a_redemption_touches_the_mall_tables_once_each(api, caplog):
+    """The benchmarked redemption, as far as the mall's own tables go: one read of the product, the
+    order, one voucher per unit, the conditional stock update (the ledger's statements are its own)."""
+    op = await operator_token(api)
+    pk = from_global_id((await create_product(api, op, pointsPrice=10, stock=5))["id"])[1]
+    member_id, _ = await funded_member(100)
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        await mall.redeem(member_id, pk, 2, unique("K"))
+    mall_tables = re.compile(r'^(SELECT .* FROM "?product"?|INSERT INTO "?(mall_order|voucher)"?|UPDATE "?product"?)\b')
+    statements = [r.getMessage() for r in caplog.records if r.name == "tortoise.db_client"]
+    ours = [s.split(" ")[0] + " " + re.findall(r'(?:FROM|INTO|UPDATE) "?(\w+)', s)[0] for s in statements
+            if mall_tables.match(s)]
+    assert ours == ["SELECT product", "INSERT mall_order", "INSERT voucher", "INSERT voucher", "UPDATE product"]

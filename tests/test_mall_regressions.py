@@ -9,8 +9,9 @@ import pytest
 
 from api import db
 from api.schema.ids import from_global_id, to_global_id
-from api.services import clock, flash_sales, integrations, ledger, mall, signing
+from api.services import clock, integrations, ledger, mall, signing
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import flash_sales
 from tests.conftest import PURCHASE, make_member, purchase_input, unique
 from tests.mall_helpers import (
     CHECKOUT,
@@ -179,7 +180,7 @@ async def test_two_expiry_runners_do_not_deadlock(api, backend, monkeypatch):
     op = await operator_token(api)
     x = from_global_id((await create_product(api, op, pointsPrice=10, cashPriceFen=100, stock=100))["id"])[1]
     y = from_global_id((await create_product(api, op, pointsPrice=10, cashPriceFen=100, stock=100))["id"])[1]
-    monkeypatch.setattr(mall, "EXPIRE_CHUNK", 2)
+    monkeypatch.setattr(mall.expiry, "EXPIRE_CHUNK", 2)
     errors = []
     for _attempt in range(5):
         for pid in (x, y, y, x):

@@ -11,7 +11,7 @@ from api.models.mall import (
     FlashSale, MallOrder, MerchantStaff, Payment, PaymentRefund, PointsHold, Product, Voucher,
 )
 from api.models.merchants import Merchant
-from api.models.operators import AuditLog, Operator
+from api.models.operators import AuditLog, Operator, PointsAdjustApproval
 from api.models.parking import CarPark, CarParkKey, ParkingSession, Vehicle
 from api.models.purchases import Purchase, PurchaseRefund, TillPayment
 from api.models.throttle import RateCounter
@@ -20,8 +20,8 @@ __all__ = [
     "AuditLog", "CarPark", "CarParkKey", "DrawGame", "DrawPlay", "DrawPrize", "ParkingSession", "Vehicle", "FlashSale", "MallOrder", "MerchantStaff", "Payment", "PaymentRefund", "PointsHold", "Product",
     "Voucher", "GrowthEntry", "IdempotencyRecord", "IntegrationKey", "IntegrationKeyMerchant",
     "IntegrationNonce", "Member", "Merchant", "Operator", "PointsAccount", "PointsEntry", "PointsLot",
-    "PointsLotMove", "Purchase", "PurchaseRefund", "SmsCode", "SmsMessage", "Tier", "TierChange",
-    "TillPayment", "RateCounter",
+    "PointsAdjustApproval", "PointsLotMove", "Purchase", "PurchaseRefund", "SmsCode", "SmsMessage", "Tier",
+    "TierChange", "TillPayment", "RateCounter",
     # earning (issue 3)
     "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
     "MemberInvite", "PendingPoints", "TaskClaim",

@@ -9,6 +9,9 @@ class Tier(Model):
     name = fields.CharField(max_length=64)
     growth_threshold = fields.IntField(unique=True)
     earn_multiplier_percent = fields.IntField(default=100)
+    benefits = fields.TextField(null=True)  # JSON list of short texts shown to members
+    # A deactivated tier is no longer reached; members on it keep it until their period closes.
+    active = fields.BooleanField(db_default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

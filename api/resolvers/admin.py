@@ -5,21 +5,11 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
-from api.resolvers import client_address, user_errors
+from api.resolvers import user_errors
 from api.schema import payloads as p
-from api.schema.ids import from_cursor, from_global_id, to_global_id
-from api.schema.types import Connection, Member, Merchant, PointsEntry, check_first
-from api.services import integrations, ledger, members, merchants, operators
-from api.services.errors import DomainError, ErrorCode
-
-
-@user_errors(p.OperatorLoginPayload)
-async def operator_login(info: Info, input: p.OperatorLoginInput) -> p.OperatorLoginPayload:
-    operator, token = await operators.login(input.username, input.password, client=client_address(info),
-                                            redis=info.context.redis)
-    return p.OperatorLoginPayload(token=token, operator=p.Operator(
-        id=strawberry.ID(to_global_id("Operator", operator.id)), username=operator.username,
-        display_name=operator.display_name))
+from api.schema.ids import from_cursor, from_global_id
+from api.schema.types import Connection, Member, Merchant, check_first
+from api.services import integrations, members, merchants, operators
 
 
 async def members_page(info: Info, first: int, after: Optional[str] = None,
@@ -42,23 +32,6 @@ async def merchants_page(info: Info, first: int, after: Optional[str] = None) ->
     check_first(first)
     rows = await merchants.page(first + 1, from_cursor(after))
     return Connection.of([Merchant.of(r) for r in rows], first, after)
-
-
-def _member_pk(global_id: str) -> int:
-    parsed = from_global_id(global_id, "Member")
-    if parsed is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "no such member", ["memberId"])
-    return parsed[1]
-
-
-@user_errors(p.PointsAdjustPayload)
-async def points_adjust(info: Info, input: p.PointsAdjustInput) -> p.PointsAdjustPayload:
-    result = await operators.adjust_points(
-        info.context.operator_id(), _member_pk(input.member_id), input.points, input.reason, input.idempotency_key
-    )
-    entry = await ledger.entry_with_owner(result.entry_id)
-    record = await members.get_member(result.member_id)
-    return p.PointsAdjustPayload(entry=PointsEntry.of(entry[0]), member=Member.of(record))
 
 
 @user_errors(p.PointsExpireRunPayload)

@@ -18,7 +18,8 @@ from tortoise.functions import Count, Sum
 
 from api.models.draws import DrawPlay
 from api.models.mall import MallOrder, Payment, PaymentRefund
-from api.services import clock, draws, earning, ledger, mall, members, merchants, parking, tiers, vouchers
+from api.services import clock, draws, earning, ledger, mall, members, merchants, parking, tiers
+from api.services.mall import vouchers
 
 Batch = Callable[[list[Any]], Awaitable[dict[Any, Any] | Sequence[Any]]]
 

@@ -9,8 +9,9 @@ from strawberry.types import Info
 from api.resolvers import input_pk, user_errors
 from api.schema import mall as s
 from api.schema.base import Connection, check_first, from_cursor, from_global_id
-from api.services import draws, flash_sales, mall, merchants, operators, tiers, vouchers
+from api.services import draws, mall, merchants, operators, tiers
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import flash_sales, vouchers
 
 
 async def _order_payload(order_id: int) -> s.MallOrder:

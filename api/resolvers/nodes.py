@@ -13,7 +13,7 @@ from typing import Any, Optional
 import strawberry
 from strawberry.types import Info
 
-from api.resolvers import draws, earning, mall, parking, staff
+from api.resolvers import draws, earning, mall, operators, parking, staff
 from api.schema.base import Node
 from api.schema.core import PointsEntry, Tier
 from api.schema.ids import from_global_id
@@ -24,6 +24,15 @@ Fetch = Callable[[Info, int], Awaitable[Any]]
 
 # Types that implement Node but are not fetched by node(id:) (null for every caller), as before the registry.
 NOT_FETCHABLE = frozenset({"DrawPrize", "Merchant", "Purchase"})
+
+
+def _typed(fetch: Callable[[Info, str, int], Awaitable[Any]], type_name: str) -> Fetch:
+    """A fetcher of a module that serves several types with one function (type name, pk)."""
+
+    async def run(info: Info, pk: int) -> Any:
+        return await fetch(info, type_name, pk)
+
+    return run
 
 
 async def _tier(info: Info, pk: int) -> Optional[Tier]:
@@ -54,7 +63,9 @@ def _merge(*registries: Mapping[str, Fetch]) -> dict[str, Fetch]:
     return merged
 
 
-REGISTRY: dict[str, Fetch] = _merge(CORE, mall.NODES, draws.NODES, parking.NODES, staff.NODES, earning.NODES)
+OPERATORS: dict[str, Fetch] = {t: _typed(operators.node, t) for t in operators.NODE_TYPES}  # issue 10
+REGISTRY: dict[str, Fetch] = _merge(CORE, mall.NODES, draws.NODES, parking.NODES, staff.NODES, earning.NODES,
+                                    OPERATORS)
 
 
 async def node(info: Info, id: strawberry.ID) -> Optional[Node]:

@@ -9,8 +9,9 @@ from api.resolvers import client_address, user_errors
 from api.schema import staff as s
 from api.schema.base import Connection, check_first, from_cursor, from_global_id
 from api.schema.mall.types import Voucher
-from api.services import staff, vouchers
+from api.services import staff
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import vouchers
 
 # --- public endpoint -----------------------------------------------------------------------------
 

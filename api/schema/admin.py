@@ -10,6 +10,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from api.resolvers import admin as a
 from api.resolvers import draws as drr
 from api.resolvers import mall as mr
+from api.resolvers import operators as o
 from api.resolvers import parking as pkr
 from api.resolvers import public as r
 from api.resolvers import staff as st
@@ -21,16 +22,18 @@ from api.schema import earning as e
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
+from api.schema.operators.permissions import RolePermissions
+from api.schema.operators.root import OperatorsMutation, OperatorsQuery
 from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Purchase, Tier
 
 
 @strawberry.type
-class Query:
+class Query(OperatorsQuery):
     members: Connection[Member] = strawberry.field(
         resolver=a.members_page, description="Members, searched by phone digits or nickname.")
     member: Optional[Member] = strawberry.field(resolver=a.member)
     merchants: Connection[Merchant] = strawberry.field(resolver=a.merchants_page)
-    tiers: list[Tier] = strawberry.field(resolver=r.all_tiers)
+    tiers: list[Tier] = strawberry.field(resolver=o.tiers_for_operators)
     node: Optional[Node] = strawberry.field(resolver=r.node)
     sms_messages: list[p.SmsMessage] = strawberry.field(
         resolver=a.sms_messages, description="Dev-only: the console SMS sender's outbox, newest first.")
@@ -58,10 +61,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
-    operator_login: p.OperatorLoginPayload = strawberry.mutation(resolver=a.operator_login)
-    points_adjust: p.PointsAdjustPayload = strawberry.mutation(
-        resolver=a.points_adjust, description="Adds or takes points with a reason; audited.")
+class Mutation(OperatorsMutation):
     points_expire_run: p.PointsExpireRunPayload = strawberry.mutation(resolver=a.points_expire_run)
     tier_evaluation_run: p.TierEvaluationRunPayload = strawberry.mutation(
         resolver=a.tier_evaluation_run, description="Closes ended qualification periods (downgrades are logged).")
@@ -129,6 +129,7 @@ def build_schema() -> strawberry.Schema:
             lambda: ParserCache(maxsize=256),
             lambda: AddValidationRules(RULES),
             lambda: ValidationCache(maxsize=256),
+            RolePermissions,  # issue 10: the roles table, on every root field
             lambda: MaskErrors(should_mask_error=should_mask),
         ],
     )

@@ -20,11 +20,14 @@ class Tier(Node):
     name: str
     growth_threshold: int
     earn_multiplier_percent: int
+    benefits: list[str] = strawberry.field(default_factory=list)  # issue 10
+    active: bool = True  # issue 10: a deactivated tier is no longer reached
 
     @classmethod
     def of(cls, t: tiers.TierInfo) -> "Tier":
         return cls(id=global_id("Tier", t.id), pk=t.id, code=t.code, name=t.name,
-                   growth_threshold=t.growth_threshold, earn_multiplier_percent=t.earn_multiplier_percent)
+                   growth_threshold=t.growth_threshold, earn_multiplier_percent=t.earn_multiplier_percent,
+                   benefits=list(t.benefits), active=t.active)
 
 
 @strawberry.type
@@ -90,10 +93,12 @@ class Merchant(Node):
     code: str
     name: str
     category: Optional[str]
+    active: bool = True  # issue 10: an inactive merchant records no new receipts
 
     @classmethod
     def of(cls, m) -> "Merchant":
-        return cls(id=global_id("Merchant", m.id), pk=m.id, code=m.code, name=m.name, category=m.category)
+        return cls(id=global_id("Merchant", m.id), pk=m.id, code=m.code, name=m.name, category=m.category,
+                   active=getattr(m, "active", True))
 
 
 @strawberry.type

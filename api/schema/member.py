@@ -15,9 +15,10 @@ from api.schema.errors import ApiError
 from api.schema.mall.types import MallOrder, Voucher, VoucherStatus
 from api.schema.parking import ParkingSession, Vehicle
 from api.schema.staff import MerchantStaffViewer
-from api.services import draws, ledger, mall, members, parking, tiers, vouchers
+from api.services import draws, ledger, mall, members, parking, tiers
 from api.services.earning import behaviours, invites, tasks
 from api.services.errors import DomainError
+from api.services.mall import vouchers
 
 
 @strawberry.type

@@ -6,9 +6,11 @@ from typing import Optional
 
 import strawberry
 
-from api.schema.core import Gender, PointsEntry, Purchase
+from api.schema.core import Gender, Purchase
 from api.schema.errors import UserError
 from api.schema.member import Member
+from api.schema.operators.payloads import PointsAdjustInput, PointsAdjustPayload  # noqa: F401 - issue 10
+from api.schema.operators.types import Operator  # noqa: F401 - issue 10
 
 # --- public: members ---------------------------------------------------------------------------
 
@@ -121,13 +123,6 @@ class PointsPayPayload:
 # --- operators ---------------------------------------------------------------------------------
 
 
-@strawberry.type
-class Operator:
-    id: strawberry.ID
-    username: str
-    display_name: Optional[str]
-
-
 @strawberry.input
 class OperatorLoginInput:
     username: str
@@ -138,21 +133,6 @@ class OperatorLoginInput:
 class OperatorLoginPayload:
     token: Optional[str] = None
     operator: Optional[Operator] = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class PointsAdjustInput:
-    member_id: strawberry.ID
-    points: int
-    reason: str
-    idempotency_key: str
-
-
-@strawberry.type
-class PointsAdjustPayload:
-    entry: Optional[PointsEntry] = None
-    member: Optional[Member] = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 

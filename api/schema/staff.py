@@ -10,7 +10,8 @@ from api.schema.base import Connection, Money, Node, check_first, from_cursor, g
 from api.schema.core import Merchant
 from api.schema.errors import UserError
 from api.schema.mall.types import Voucher
-from api.services import staff, vouchers
+from api.services import staff
+from api.services.mall import vouchers
 
 
 def voucher_of(view: vouchers.VoucherView) -> Voucher:

@@ -1,7 +1,8 @@
 """The one source of 'now' for the domain, in UTC. Tests move it; nothing else does."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+import calendar
+from datetime import MAXYEAR, MINYEAR, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from api.services.errors import DomainError, ErrorCode
@@ -23,11 +24,48 @@ class NaiveTimeError(DomainError, ValueError):
     """A time without a UTC offset: INVALID_INPUT for the caller (and still a ValueError)."""
 
 
-def to_utc(value: datetime) -> datetime:
+class ImplausibleTimeError(DomainError, ValueError):
+    """A time outside EARLIEST..LATEST: INVALID_INPUT for the caller (and still a ValueError)."""
+
+
+# Every time this service takes lies in these years: arithmetic on it (a grace period, a year of
+# history, months of validity) then never leaves the range of datetime. Narrower windows per field:
+# api/services/text.py and docs/ledger.md ("Input hygiene").
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+RUN_FUTURE_SLACK = timedelta(minutes=1)  # a run as of the future would expire or close early
+RUN_MAX_AGE = timedelta(days=3660)  # a run as of more than ten years ago is a typo, not a replay
+
+
+def to_utc(value: datetime, field: list[str] | None = None) -> datetime:
     if value.tzinfo is None:
         raise NaiveTimeError(ErrorCode.INVALID_INPUT,
-                             "times must carry a UTC offset, e.g. 2026-11-23T10:00:00+08:00")
-    return value.astimezone(timezone.utc)
+                             "times must carry a UTC offset, e.g. 2026-11-23T10:00:00+08:00", field)
+    try:
+        utc = value.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+08:00 has no UTC form
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ImplausibleTimeError(ErrorCode.INVALID_INPUT,
+                                   f"times must lie between {EARLIEST.year} and {LATEST.year - 1}", field)
+    return utc
+
+
+def check_as_of(as_of: datetime | None, field: list[str] | None = None) -> datetime:
+    """The moment a scheduled run (expiry, tier evaluation, order lapse, the earning schedule) works
+    as of: now when absent; with an offset, at most RUN_MAX_AGE (ten years) ago, and not in the
+    future (beyond a minute), so that nothing expires or closes early. INVALID_INPUT naming `field`
+    otherwise."""
+    field = field if field is not None else ["asOf"]
+    current = now()
+    if as_of is None:
+        return current
+    value = to_utc(as_of, field)
+    if value > current + RUN_FUTURE_SLACK:
+        raise DomainError(ErrorCode.INVALID_INPUT, "asOf may not be in the future", field)
+    if value < current - RUN_MAX_AGE:
+        raise DomainError(ErrorCode.INVALID_INPUT, "asOf may be at most ten years ago", field)
+    return value
 
 
 def business_day(at: datetime) -> date:
@@ -55,11 +93,14 @@ def parse_db_time(value) -> datetime | None:
 
 
 def add_months(value: datetime, months: int) -> datetime:
+    """`value` moved by whole months, the day clamped to the month's last day (Jan 31 + 1 month =
+    Feb 28/29). Total: a result before year 1 or after year 9999 is clamped to datetime's range
+    (in `value`'s zone), never an exception."""
     month_index = value.month - 1 + months
     year, month = value.year + month_index // 12, month_index % 12 + 1
-    for day in (value.day, 30, 29, 28):
-        try:
-            return value.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
+    if year < MINYEAR:
+        return datetime.min.replace(tzinfo=value.tzinfo)
+    if year > MAXYEAR:
+        return datetime.max.replace(tzinfo=value.tzinfo)
+    day = min(value.day, calendar.monthrange(year, month)[1])
+    return value.replace(year=year, month=month, day=day)

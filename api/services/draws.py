@@ -24,9 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from api.db import Tx, fetch, transaction
-from api.services import clock, idempotency, ledger, mall, stock_gate, tiers
+from api.services import clock, idempotency, ledger, mall, tiers
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import stock_gate
 
 GAME_KINDS = ("WHEEL", "NINE_GRID", "SCRATCH")
 PRIZE_KINDS = ("POINTS", "COUPON", "GIFT", "NOTHING")
@@ -162,7 +163,7 @@ async def _check_prize(tx: Tx, p: PrizeData, index: int) -> None:
     if p.kind in ("COUPON", "GIFT"):
         if p.product_id is None:
             raise _invalid("a COUPON or GIFT prize needs a product of the catalogue", *field, "productId")
-        product = await mall.product_in(tx, p.product_id)
+        product = await mall.product(p.product_id, ["input", "productId"])
         wanted = ("GOODS",) if p.kind == "GIFT" else ("COUPON", "MERCHANT_VOUCHER", "PARKING_COUPON")
         if product.kind not in wanted:
             raise _invalid(f"a {p.kind} prize needs a product of kind {' or '.join(wanted)}", *field, "productId")
@@ -479,12 +480,12 @@ async def _grant(tx: Tx, acct: ledger.LockedAccount, g: GameInfo, prize: PrizeIn
                                     occurred_at=now)
         return entry, None
     if prize.kind in ("COUPON", "GIFT"):
-        product = await mall.product_in(tx, int(prize.product_id or 0))
+        product = await mall.product(int(prize.product_id or 0), ["input", "productId"])
         order_id = await mall.insert_order(
-            tx, order_no=mall.new_order_no(now), member_id=acct.member_id, product_id=product.id, flash_sale_id=None,
+            order_no=mall.new_order_no(now), member_id=acct.member_id, product_id=product.id, flash_sale_id=None,
             channel="DRAW", status="PAID", quantity=1, points=0, cash_fen=0, key=key, now=now, expires_at=None,
             spend_entry_id=None)
-        await mall.issue_vouchers(tx, order_id, acct.member_id, product, 1, now)
+        await mall.issue_vouchers(order_id, acct.member_id, product, 1, now)
         return None, order_id
     return None, None
 

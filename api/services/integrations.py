@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from api.config import settings
 from api.db import fetchval, transaction
 from api.models import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce, Merchant
-from api.services import clock, core_sql
+from api.services import clock, core_sql, text
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode, forbidden, unauthenticated
 
@@ -90,7 +90,7 @@ async def authenticate(
     cfg = settings()
     if not (key_id and timestamp and nonce and signature):
         raise unauthenticated("signed request headers missing")
-    if len(nonce) > MAX_NONCE or len(key_id) > 64:
+    if len(nonce) > MAX_NONCE or len(key_id) > 64 or text.has_control(nonce) or text.has_control(key_id):
         raise unauthenticated("malformed signature headers")
     try:
         ts = int(timestamp)
@@ -177,10 +177,13 @@ async def create_key(
 ) -> tuple[KeyInfo, str]:
     """Creates a key bound to merchants; returns it with its secret (shown once, stored encrypted).
     A till key (scope pos) needs at least one merchant; a payment notifier's key needs none."""
-    name = (name or "").strip()
+    name = text.name(name, "name", 128)
     scopes = sorted(set(scopes or ["pos"]))
-    if not 1 <= len(name) <= 128:
-        raise DomainError(ErrorCode.INVALID_INPUT, "name must be 1 to 128 characters", ["name"])
+    if key_id is not None:
+        key_id = text.identifier(key_id, "keyId", 64)
+    if any(text.has_control(code) for code in merchant_codes):
+        raise DomainError(ErrorCode.INVALID_INPUT, "merchantCodes must not contain control characters",
+                          ["merchantCodes"])
     if any(s not in SCOPES for s in scopes):
         raise DomainError(ErrorCode.INVALID_INPUT, f"scopes are some of {', '.join(SCOPES)}", ["scopes"])
     if "pos" in scopes and not merchant_codes:
@@ -204,6 +207,8 @@ async def create_key(
 
 
 async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
+    if text.has_control(key_id):  # no key id has one; PostgreSQL refuses NUL in a query
+        raise DomainError(ErrorCode.NOT_FOUND, "no active key with that id", ["keyId"])
     now = clock.now()
     async with transaction() as tx:
         count = await IntegrationKey.filter(key_id=key_id, revoked_at__isnull=True).update(revoked_at=now)

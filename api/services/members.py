@@ -14,7 +14,7 @@ from api import locks
 from api.config import settings
 from api.db import Tx, transaction
 from api.models import Member, PointsAccount, SmsCode, TierChange
-from api.services import clock, core_sql, ratelimit, signing, tiers
+from api.services import clock, core_sql, ratelimit, signing, text, tiers
 from api.services.earning import behaviours, invites
 from api.services.errors import DomainError, ErrorCode
 from api.services.sms import get_sender, reserve_send
@@ -76,7 +76,7 @@ async def search_members(search: str | None, limit: int, after_id: int | None) -
     """Operators' search by phone (any part of the digits) or nickname; ordered by id."""
     query = Member.filter(id__gt=after_id or 0)
     if search:
-        term = search.strip()
+        term = text.strip_controls(search).strip()
         digits = "".join(ch for ch in term if ch.isdigit())
         match = Q(nickname__contains=term)
         if digits:
@@ -135,6 +135,8 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
                 await SmsCode.filter(id=row.id).update(attempts=F("attempts") + 1)
         if matches:
             # An invite code is checked only with a valid SMS code; a refusal rolls the login back.
+            if text.has_control(invite_code):  # no code has one; PostgreSQL refuses NUL in a query
+                raise DomainError(ErrorCode.INVITE_CODE_INVALID, "unknown invite code", ["inviteCode"])
             inviter_id = await invites.resolve(invite_code, phone, tx)
             await SmsCode.filter(id=row.id).update(consumed_at=now)  # type: ignore[union-attr]  # matches: a row
             member_id, registered = await _find_or_register(tx, phone, now)
@@ -184,10 +186,8 @@ async def update_profile(
 ) -> MemberRecord:
     changes: dict[str, object] = {}
     if nickname is not None:
-        nickname = nickname.strip()
-        if not 1 <= len(nickname) <= 32:
-            raise DomainError(ErrorCode.INVALID_INPUT, "nickname must be 1 to 32 characters", ["nickname"])
-        changes["nickname"] = nickname
+        # Refused, not cleaned (api/services/text.py): NUL, other controls and bidi overrides.
+        changes["nickname"] = text.name(nickname, "nickname", 32)
     if gender is not None:
         if gender not in GENDERS:
             raise DomainError(ErrorCode.INVALID_INPUT, f"gender must be one of {', '.join(GENDERS)}", ["gender"])

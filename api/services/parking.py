@@ -18,9 +18,10 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from api.db import Tx, fetch, transaction
-from api.services import clock, idempotency, ledger, tiers, vouchers
+from api.services import clock, idempotency, ledger, tiers
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
+from api.services.mall import vouchers
 from api.services.parking_fees import Bill, Coupon, FeeRules, bill, minutes_between
 
 CONSENT_VERSION = "plate-v1"  # the text members agree to when binding a plate (processing plate records)

@@ -23,10 +23,10 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, core_sql, draws, earning, flash_sales, ledger, mall, parking, tiers
+from api.services import clock, core_sql, draws, earning, ledger, mall, parking, tiers
 from api.services.audit import Actor, audit
 from api.services.earning import invites
-from api.services.errors import DomainError, ErrorCode
+from api.services.mall import flash_sales
 
 log = logging.getLogger(__name__)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
@@ -62,10 +62,7 @@ async def release_lease(holder: str = HOLDER) -> None:
 async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
     """Every job once, as of a moment (default now; the future is refused), audited. A job that fails
     is logged and counted as 0; the others still run (each is safe to repeat at the next run)."""
-    now = clock.now()
-    as_of = clock.to_utc(as_of) if as_of else now
-    if as_of > now + timedelta(minutes=1):
-        raise DomainError(ErrorCode.INVALID_INPUT, "asOf may not be in the future", ["asOf"])
+    as_of = clock.check_as_of(as_of)  # 2000-01-01 .. now + 1 min, else INVALID_INPUT on asOf
     failed: list[str] = []
 
     async def job(name: str, run: Callable[[], Awaitable[Any]], *fields: str) -> tuple[int, ...]:

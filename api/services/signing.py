@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from api.config import settings
-from api.services import clock
+from api.services import clock, text
 from api.services.errors import DomainError, ErrorCode, unauthenticated
 
 
@@ -67,22 +67,37 @@ def _code_mac(member_id: int, exp: int) -> str:
     return f"{int.from_bytes(digest[:8], 'big') % 10**12:012d}"
 
 
-def issue_member_code(member_id: int, ttl_seconds: int) -> tuple[str, int]:
-    exp = int(clock.now().timestamp()) + ttl_seconds
+# A code's lifetime runs from its issue (its expiry less the configured TTL; the code carries only
+# its expiry) to its expiry. A purchase uploaded later by an offline till must have happened inside
+# it; the till's clock may run up to this much behind the server's when it stamps `occurredAt`.
+MEMBER_CODE_CLOCK_SKEW = text.CLOCK_SKEW  # 5 minutes
+
+
+def issue_member_code(member_id: int, ttl_seconds: int, issued_at: datetime | None = None) -> tuple[str, int]:
+    """A code valid from `issued_at` (default now) for `ttl_seconds`; returns it and its expiry."""
+    exp = int((issued_at or clock.now()).timestamp()) + ttl_seconds
     return f"{member_id:010d}{exp:010d}{_code_mac(member_id, exp)}", exp
 
 
 def read_member_code(code: str, as_of: datetime | None = None) -> int:
     """Returns the member id of a code valid at `as_of` (default now); NOT_FOUND if forged,
-    MEMBER_CODE_EXPIRED if stale."""
+    MEMBER_CODE_EXPIRED if stale. With `as_of` given (an offline upload's `occurredAt`), also
+    MEMBER_CODE_EXPIRED when `as_of` lies before the code was issued (less MEMBER_CODE_CLOCK_SKEW):
+    a code cannot back a purchase made before it existed."""
     code = (code or "").strip()
-    if len(code) != MEMBER_CODE_LENGTH or not code.isdigit():
+    if len(code) != MEMBER_CODE_LENGTH or not (code.isascii() and code.isdigit()):
         raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
     member_id, exp = int(code[:10]), int(code[10:20])
     if not hmac.compare_digest(code[20:], _code_mac(member_id, exp)):
         raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
     if exp < (as_of or clock.now()).timestamp():
         raise DomainError(ErrorCode.MEMBER_CODE_EXPIRED, "member code expired: ask the member to refresh it", ["memberCode"])
+    if as_of is not None:
+        issued = exp - settings().member_code_ttl_seconds
+        if as_of.timestamp() < issued - MEMBER_CODE_CLOCK_SKEW.total_seconds():
+            raise DomainError(ErrorCode.MEMBER_CODE_EXPIRED,
+                              "member code was issued after occurredAt: it cannot back an earlier purchase",
+                              ["memberCode"])
     return member_id
 
 

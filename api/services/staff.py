@@ -10,7 +10,7 @@ from typing import Any
 
 from api.db import transaction
 from api.models import MerchantStaff
-from api.services import clock, core_sql, merchants, passwords, signing
+from api.services import clock, core_sql, merchants, passwords, signing, text
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 
@@ -52,9 +52,7 @@ async def create(actor: Actor, merchant_code: str, username: str, display_name: 
     """An operator opens an account for a merchant's staff; audited (without the password)."""
     merchant = await merchants.by_code(merchant_code, ["merchantCode"])
     username = _username(username)
-    display_name = (display_name or "").strip()
-    if not 1 <= len(display_name) <= 64:
-        raise DomainError(ErrorCode.INVALID_INPUT, "displayName must be 1 to 64 characters", ["displayName"])
+    display_name = text.name(display_name, "displayName", 64)
     if not MIN_PASSWORD_LENGTH <= len(password or "") <= MAX_PASSWORD_LENGTH:
         raise DomainError(ErrorCode.INVALID_INPUT,
                           f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters", ["password"])
@@ -101,9 +99,14 @@ async def login(username: str, password: str, *, client: str | None = None,
     name = (username or "").strip().lower()
 
     async def find() -> dict[str, Any] | None:
+        if text.has_control(name):  # no account has one (USERNAME); PostgreSQL refuses NUL in a query
+            return None
         return await MerchantStaff.filter(username=name).first().values("id", "password_hash", "active")
 
-    row = await passwords.check("staff", name, password, find, "active", client=client, redis=redis)
+    # A name with a control character matches no account (USERNAME) and is throttled without them
+    # (PostgreSQL refuses NUL in a query or a throttle row).
+    row = await passwords.check("staff", text.strip_controls(name), password, find, "active", client=client,
+                                redis=redis)
     async with transaction() as tx:
         await passwords.rehash_if_needed(tx, "merchant_staff", row, password)
         await audit(tx, ("staff", str(row["id"])), "merchant_staff.login", "merchant_staff", str(row["id"]), None)

@@ -10,7 +10,8 @@ from strawberry.types import Info
 
 from api.schema.base import Money, Node, global_id, money
 from api.schema.core import Merchant, Tier
-from api.services import clock, flash_sales, mall, payments, vouchers
+from api.services import clock, mall
+from api.services.mall import flash_sales, payments, vouchers
 
 
 @strawberry.enum(description="What a product is. Every sale issues a voucher code that is written off once.")

@@ -5,13 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from api.config import settings
-from api.services import clock, earning, idempotency, merchants, signing
+from api.services import clock, earning, idempotency, merchants, signing, text
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 
 MAX_BATCH = 100
 RECEIPT_MAX_AGE = timedelta(days=30)
-CLOCK_SKEW = timedelta(minutes=5)
+CLOCK_SKEW = text.CLOCK_SKEW  # a till's clock may run 5 minutes ahead
 MAX_PAY_POINTS = 10_000_000
 
 
@@ -43,10 +43,14 @@ class PurchaseResult:
 
 
 def check_receipt_no(receipt_no: str) -> str:
-    receipt_no = (receipt_no or "").strip()
-    if not 1 <= len(receipt_no) <= 64:
-        raise DomainError(ErrorCode.INVALID_INPUT, "receiptNo must be 1 to 64 characters", ["receiptNo"])
-    return receipt_no
+    """1 to 64 characters, no control characters (PostgreSQL cannot store NUL; SQLite would)."""
+    return text.identifier(receipt_no, "receiptNo", 64)
+
+
+def check_key(idempotency_key: str) -> str:
+    """The idempotency key of a till call: the common length rule, and no control characters."""
+    key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
+    return text.identifier(key, "idempotencyKey", len(key))
 
 
 def check_amount(amount_fen: int, field: str) -> None:
@@ -73,17 +77,18 @@ class Checked:
 
 
 async def check_purchase(identity: IntegrationIdentity, data: PurchaseInput, now: datetime) -> Checked:
-    key = idempotency.check_key(data.idempotency_key, ["idempotencyKey"])
+    key = check_key(data.idempotency_key)
     receipt_no = check_receipt_no(data.receipt_no)
     check_amount(data.amount_fen, "amountFen")
-    occurred_at = clock.to_utc(data.occurred_at)
+    occurred_at = clock.to_utc(data.occurred_at, ["occurredAt"])
     if occurred_at > now + CLOCK_SKEW:
         raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is in the future", ["occurredAt"])
     if occurred_at < now - RECEIPT_MAX_AGE:
         raise DomainError(ErrorCode.INVALID_INPUT, "occurredAt is more than 30 days ago", ["occurredAt"])
-    merchant = await merchants.by_code(data.merchant_code, ["merchantCode"])
+    merchant = await merchants.active_by_code(data.merchant_code, ["merchantCode"])
     require_merchant(identity, merchant.id, ["merchantCode"])
-    # An offline till uploads later: the code must have been valid when the purchase happened.
+    # An offline till uploads later: the purchase must lie within the code's lifetime (from its
+    # issue, less signing.MEMBER_CODE_CLOCK_SKEW, to its expiry).
     member_id = signing.read_member_code(data.member_code, as_of=occurred_at)
     digest = idempotency.request_hash("purchaseRecord", {
         "memberCode": data.member_code, "merchantCode": data.merchant_code, "receiptNo": receipt_no,

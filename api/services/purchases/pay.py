@@ -9,7 +9,7 @@ from api.services import clock, idempotency, ledger, merchants, signing
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 from api.services.purchases import sql
-from api.services.purchases.checks import MAX_PAY_POINTS, check_receipt_no, scope_of, yuan
+from api.services.purchases.checks import MAX_PAY_POINTS, check_key, check_receipt_no, scope_of, yuan
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ async def pay_with_points(
     idempotency_key: str,
 ) -> PayResult:
     cfg = settings()
-    key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
+    key = check_key(idempotency_key)
     receipt_no = check_receipt_no(receipt_no)
     if points <= 0 or points > MAX_PAY_POINTS:
         raise DomainError(ErrorCode.INVALID_INPUT, f"points must be 1 to {MAX_PAY_POINTS}", ["points"])
@@ -35,7 +35,7 @@ async def pay_with_points(
             f"points must be worth a whole number of fen ({cfg.pay_points_per_yuan} points = 1 yuan)", ["points"],
         )
     cash_value_fen = points * 100 // cfg.pay_points_per_yuan
-    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
+    merchant = await merchants.active_by_code(merchant_code, ["merchantCode"])
     require_merchant(identity, merchant.id, ["merchantCode"])
     member_id = signing.read_member_code(member_code)  # spending: the code must be valid now
     digest = idempotency.request_hash("pointsPay", {

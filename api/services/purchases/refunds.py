@@ -13,7 +13,7 @@ from api.services import clock, earning, idempotency, ledger, merchants, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 from api.services.purchases import sql
-from api.services.purchases.checks import check_amount, check_receipt_no, scope_of, yuan
+from api.services.purchases.checks import check_amount, check_key, check_receipt_no, scope_of, yuan
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ async def refund_purchase(
     what it no longer holds because it expired is forgiven (the member never used it); the rest is
     taken from other lots by earliest expiry, and what still cannot be covered becomes a negative
     balance (a claw-back debt) that blocks spending until later earnings pay it off."""
-    key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
+    key = check_key(idempotency_key)
     receipt_no = check_receipt_no(receipt_no)
     check_amount(refund_amount_fen, "refundAmountFen")
     merchant = await merchants.by_code(merchant_code, ["merchantCode"])

@@ -1,0 +1,212 @@
+"""Flash sales (积分秒杀): thousands of members press the button in the same second.
+
+The database decides: the order is written, the points are spent and the sale's stock is taken by a
+conditional update (`stock = stock - 1 WHERE stock >= 1`) in one transaction, with the member's
+account locked so that the per-member limit is counted safely. Redis, when configured, is a gate in
+front of it (api.services.mall.gate); without Redis, or while it is down, the same mutation runs on
+the database alone. The terms are cached per process (api.services.mall.flash_terms).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from tortoise.expressions import F
+
+from api import locks
+from api.db import transaction
+from api.locks import Rank
+from api.models import FlashSale, MallOrder
+from api.services import clock, idempotency, ledger
+from api.services.audit import Actor, audit
+from api.services.errors import DomainError, ErrorCode
+from api.services.mall import sql
+from api.services.mall.catalogue import MAX_PRICE, MAX_STOCK, ProductInfo, product
+from api.services.mall.flash_terms import SaleInfo, _terms, forget, live_sale_ids, read, sale, sales_page
+from api.services.mall.gate import GateState, gate_state, load_gate, pass_gate, undo_gate
+from api.services.mall.orders import (
+    OrderResult,
+    insert_order,
+    issue_vouchers,
+    lock_member,
+    member_scope,
+    new_order_no,
+    take_stock,
+)
+from api.services.mall.records import column, record
+from api.services.mall.zones import visible_to
+
+__all__ = ["STATUSES", "SaleInfo", "GateState", "sale", "sales_page", "live_sale_ids", "create_sale", "update_sale",
+           "load_gate", "gate_state", "redeem", "_terms"]
+STATUSES = ("ACTIVE", "PAUSED", "ARCHIVED")
+
+
+# --- operators -----------------------------------------------------------------------------------
+
+def _check_terms(title: str, points_price: int, per_member_limit: int, starts_at: datetime, ends_at: datetime,
+                 status: str) -> None:
+    def invalid(message: str, field: str) -> DomainError:
+        return DomainError(ErrorCode.INVALID_INPUT, message, ["input", field])
+
+    if not 1 <= len(title.strip()) <= 128:
+        raise invalid("title must be 1 to 128 characters", "title")
+    if not 1 <= points_price <= MAX_PRICE:
+        raise invalid(f"pointsPrice must be 1 to {MAX_PRICE}", "pointsPrice")
+    if not 1 <= per_member_limit <= 100:
+        raise invalid("perMemberLimit must be 1 to 100", "perMemberLimit")
+    if ends_at <= starts_at:
+        raise invalid("endsAt must be after startsAt", "endsAt")
+    if status not in STATUSES:
+        raise invalid(f"status must be one of {', '.join(STATUSES)}", "status")
+
+
+async def create_sale(actor: Actor, *, product_id: int, title: str, points_price: int, stock: int,
+                      per_member_limit: int, starts_at: datetime, ends_at: datetime, redis: Any = None) -> SaleInfo:
+    """A sale has a stock of its own (a quota set aside for it, not taken from the product's)."""
+    starts_at, ends_at = clock.to_utc(starts_at), clock.to_utc(ends_at)
+    _check_terms(title, points_price, per_member_limit, starts_at, ends_at, "ACTIVE")
+    if not 1 <= stock <= MAX_STOCK:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"stock must be 1 to {MAX_STOCK}", ["input", "stock"])
+    await product(product_id)  # NOT_FOUND
+    now = clock.now()
+    async with transaction() as tx:
+        created = await FlashSale.create(
+            product_id=product_id, title=title.strip(), points_price=points_price, stock=stock, stock_total=stock,
+            per_member_limit=per_member_limit, starts_at=starts_at, ends_at=ends_at, status="ACTIVE",
+            created_at=now, updated_at=now,
+        )
+        await audit(tx, actor, "flash_sale.create", "flash_sale", str(created.id),
+                    {"productId": product_id, "title": title, "pointsPrice": points_price, "stock": stock,
+                     "perMemberLimit": per_member_limit, "startsAt": starts_at, "endsAt": ends_at})
+    if redis is not None:
+        await load_gate(redis, created.id, force=True)
+    return await sale(created.id, fresh=True)
+
+
+async def update_sale(actor: Actor, sale_id: int, *, title: str | None = None, points_price: int | None = None,
+                      per_member_limit: int | None = None, starts_at: datetime | None = None,
+                      ends_at: datetime | None = None, status: str | None = None, stock_delta: int = 0,
+                      redis: Any = None) -> SaleInfo:
+    """Changes the terms, pauses or archives, or adds/removes stock (never below what is sold)."""
+    async with transaction() as tx:
+        locked = await locks.row(Rank.FLASH_SALE, FlashSale, sale_id)
+        if locked is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "no such flash sale", ["input", "flashSaleId"])
+        s = record(SaleInfo, locked)
+        new: dict[str, Any] = {"title": title if title is not None else s.title,
+               "points_price": points_price if points_price is not None else s.points_price,
+               "per_member_limit": per_member_limit if per_member_limit is not None else s.per_member_limit,
+               "starts_at": clock.to_utc(starts_at) if starts_at is not None else s.starts_at,
+               "ends_at": clock.to_utc(ends_at) if ends_at is not None else s.ends_at,
+               "status": status if status is not None else s.status}
+        _check_terms(**new)
+        if s.stock + stock_delta < 0 or abs(stock_delta) > MAX_STOCK:
+            raise DomainError(ErrorCode.OUT_OF_STOCK, f"only {s.stock} left to remove", ["input", "stockDelta"])
+        await FlashSale.filter(id=sale_id).update(**new, stock=F("stock") + stock_delta,
+                                                  stock_total=F("stock_total") + stock_delta, updated_at=clock.now())
+        await audit(tx, actor, "flash_sale.update", "flash_sale", str(sale_id), {**new, "stockDelta": stock_delta})
+    forget(sale_id)
+    if redis is not None:
+        await load_gate(redis, sale_id, force=True)
+    return await sale(sale_id, fresh=True)
+
+
+# --- redeeming -----------------------------------------------------------------------------------
+
+async def redeem(member_id: int, sale_id: int, idempotency_key: str, redis: Any = None) -> OrderResult:
+    """flashSaleRedeem: one unit for points. Idempotent: a repeat returns the first order, even after
+    the sale has ended."""
+    key = idempotency.check_key(idempotency_key, ["input", "idempotencyKey"])
+    s = await sale(sale_id)
+    now = clock.now()
+    if not s.on_sale(now):
+        first = await idempotency.stored(member_scope(member_id), key, _digest(sale_id), ["input", "idempotencyKey"])
+        if first is not None:
+            return OrderResult(**first)
+        raise DomainError(ErrorCode.NOT_ON_SALE, "this flash sale is not on now", ["input", "flashSaleId"])
+    verdict = await pass_gate(redis, s, member_id, key) if redis is not None else None
+    if verdict == "SOLD_OUT":
+        raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
+    if verdict == "LIMIT":
+        raise DomainError(ErrorCode.PURCHASE_LIMIT_REACHED, f"at most {s.per_member_limit} per member",
+                          ["input", "flashSaleId"])
+    try:
+        result, repeated = await _book(member_id, sale_id, key, now)
+    except BaseException as exc:
+        if verdict == "OK":
+            sold_out = isinstance(exc, DomainError) and exc.code == ErrorCode.OUT_OF_STOCK
+            await undo_gate(redis, sale_id, member_id, key, sold_out)
+        raise
+    if repeated and verdict == "OK":  # the gate had forgotten this key (a reload): give the unit back
+        await undo_gate(redis, sale_id, member_id, key, False)
+    return result
+
+
+def _digest(sale_id: int) -> str:
+    return idempotency.request_hash("flashSaleRedeem", {"flashSaleId": sale_id})
+
+
+async def _sold_out_answer(sale_id: int, scope: str, key: str, digest: str) -> OrderResult | None:
+    """Sold out (committed)? Then the answer takes one read and no transaction: the first result of
+    this key, or sold out. (A unit taken but not yet committed still shows as stock, so no winner is
+    missed.) None: not sold out, or the key's first call is still running; the transaction decides."""
+    seen = await sql.sold_out_peek(sale_id, scope, key)
+    if seen is None or int(seen["stock"]) >= 1:
+        return None
+    if seen["request_hash"] is None:
+        raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
+    if seen["request_hash"] != digest:
+        raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                          "this idempotencyKey was used before with a different input", ["input", "idempotencyKey"])
+    return None if seen["result"] is None else OrderResult(**json.loads(seen["result"]))
+
+
+async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> tuple[OrderResult, bool]:
+    """The database's part; returns the result and whether it is a repeat's stored first result."""
+    digest = _digest(sale_id)
+    scope = member_scope(member_id)
+    first = await _sold_out_answer(sale_id, scope, key, digest)
+    if first is not None:
+        return first, True
+    async with transaction() as tx:
+        record_id, stored = await idempotency.claim(tx, scope, key, digest, ["input", "idempotencyKey"])
+        if stored is not None:
+            return OrderResult(**stored), True
+        s = await read(sale_id)
+        assert s is not None, "a flash sale is never deleted"
+        if s.stock < 1:
+            raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
+        if not s.on_sale(now):
+            raise DomainError(ErrorCode.NOT_ON_SALE, "this flash sale is not on now", ["input", "flashSaleId"])
+        p = await product(s.product_id, ["input", "productId"])
+        acct = await lock_member(tx, member_id, now)
+        await _check_buyer(acct, s, p)
+        order_no = new_order_no(now)
+        entry = await ledger.debit(tx, acct, points=s.points_price, kind="SPEND", reason=f"积分秒杀 {s.title}",
+                                   source_type="mall_order", source_ref=order_no, occurred_at=now)
+        order_id = await insert_order(
+            order_no=order_no, member_id=member_id, product_id=p.id, flash_sale_id=sale_id, channel="FLASH_SALE",
+            status="PAID", quantity=1, points=s.points_price, cash_fen=0, key=key, now=now, expires_at=None,
+            spend_entry_id=entry.id,
+        )
+        await issue_vouchers(order_id, member_id, p, 1, now)
+        await take_stock(FlashSale, sale_id, 1)
+        result = OrderResult(order_id, acct.spendable)
+        await idempotency.remember(tx, record_id, asdict(result))
+    return result, False
+
+
+async def _check_buyer(acct: ledger.LockedAccount, s: SaleInfo, p: ProductInfo) -> None:
+    """Tier, the per-member limit (counted under the account lock) and points."""
+    if not await visible_to(acct.tier_id, p):
+        raise DomainError(ErrorCode.TIER_NOT_ELIGIBLE, "this sale is for a higher tier", ["input", "flashSaleId"])
+    bought = sum(await column(MallOrder.filter(flash_sale_id=s.id, member_id=acct.member_id, status="PAID"),
+                              "quantity"))
+    if bought >= s.per_member_limit:
+        raise DomainError(ErrorCode.PURCHASE_LIMIT_REACHED, f"at most {s.per_member_limit} per member",
+                          ["input", "flashSaleId"])
+    if acct.spendable < s.points_price:
+        raise DomainError(ErrorCode.INSUFFICIENT_POINTS, f"{s.points_price} points needed; {ledger.shortfall(acct)}",
+                          ["input", "flashSaleId"])

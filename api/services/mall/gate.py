@@ -1,0 +1,133 @@
+"""A flash sale's Redis gate: one Lua script keeps a stock counter, a count per buyer and the
+idempotency keys of successful buyers, and answers "sold out" and "limit reached" without touching
+the database. It only rejects early: the database decides, a step the database refused is undone,
+and the gate is rebuilt from the database (a lost or flushed Redis only costs a reload)."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from api.models import MallOrder
+from api.services import clock
+from api.services.mall.flash_terms import SaleInfo, sale
+
+log = logging.getLogger("mallpoints.flash_sales")
+
+
+def _keys(sale_id: int) -> list[str]:
+    tag = f"mallpoints:fs:{{{sale_id}}}"  # one hash slot per sale (Redis Cluster)
+    return [f"{tag}:stock", f"{tag}:buyers", f"{tag}:keys"]
+
+
+# KEYS: stock, buyers (hash member -> units), keys (set of "member:idempotencyKey" of successful buyers)
+# ARGV: member, member:key, per-member limit
+_GATE = """
+local stock = redis.call('GET', KEYS[1])
+if not stock then return 'NOT_LOADED' end
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return 'REPEAT' end
+if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') >= tonumber(ARGV[3]) then return 'LIMIT' end
+if tonumber(stock) <= 0 then return 'SOLD_OUT' end
+redis.call('DECR', KEYS[1])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('SADD', KEYS[3], ARGV[2])
+return 'OK'
+"""
+# Undo one 'OK' of this request (only if the gate still remembers it: a reload may have replaced it).
+# ARGV: member, member:key, '1' when the database said sold out (then the counter is set to 0).
+_UNDO = """
+if redis.call('SREM', KEYS[3], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+if ARGV[3] == '1' then redis.call('SET', KEYS[1], 0, 'KEEPTTL') else redis.call('INCR', KEYS[1]) end
+return 1
+"""
+# ARGV: stock, ttl seconds, force ('1' replaces a loaded gate), n buyers, n pairs (member, units),
+# then the "member:key" strings.
+_LOAD = """
+if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local n = tonumber(ARGV[4])
+for i = 0, n - 1 do redis.call('HSET', KEYS[2], ARGV[5 + 2 * i], ARGV[6 + 2 * i]) end
+for i = 5 + 2 * n, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+return 1
+"""
+_scripts: dict[tuple[int, str], Any] = {}
+_warned_at = [0.0]
+
+
+def _warn_once(message: str) -> None:
+    """One warning per 10 s per process: a Redis outage in a burst would otherwise log thousands."""
+    if time.monotonic() - _warned_at[0] > 10:
+        _warned_at[0] = time.monotonic()
+        log.warning(message, exc_info=True)
+
+
+def _script(redis: Any, source: str) -> Any:
+    """redis-py's Script object: EVALSHA, falling back to EVAL after a Redis restart."""
+    key = (id(redis), source)
+    if key not in _scripts:
+        _scripts[key] = redis.register_script(source)
+    return _scripts[key]
+
+
+async def load_gate(redis: Any, sale_id: int, force: bool = False) -> bool:
+    """Loads (or with `force` rebuilds) the gate of a sale from the database: stock left, units per
+    buyer, idempotency keys of paid orders. Returns False when Redis is unavailable."""
+    s = await sale(sale_id, fresh=True)
+    rows = await MallOrder.filter(flash_sale_id=sale_id, status="PAID").values(
+        "member_id", "quantity", "idempotency_key")
+    units: dict[int, int] = {}
+    for r in rows:
+        units[r["member_id"]] = units.get(r["member_id"], 0) + r["quantity"]
+    ttl = max(60, int((s.ends_at - clock.now()).total_seconds()) + 86400)
+    args: list[Any] = [s.stock, ttl, "1" if force else "0", len(units)]
+    for member_id, count in units.items():
+        args += [member_id, count]
+    args += [f"{r['member_id']}:{r['idempotency_key']}" for r in rows]
+    try:
+        await _script(redis, _LOAD)(keys=_keys(sale_id), args=args)
+        return True
+    except Exception:  # Redis is a gate in front of the database, never a dependency
+        log.warning("flash sale %s: Redis unavailable, gate not loaded", sale_id, exc_info=True)
+        return False
+
+
+@dataclass(frozen=True)
+class GateState:
+    loaded: bool
+    stock: int | None
+    buyers: int
+
+
+async def gate_state(redis: Any, sale_id: int) -> GateState:
+    keys = _keys(sale_id)
+    stock, buyers = await redis.get(keys[0]), await redis.hlen(keys[1])
+    return GateState(stock is not None, None if stock is None else int(stock), int(buyers))
+
+
+async def pass_gate(redis: Any, s: SaleInfo, member_id: int, key: str) -> str | None:
+    """The gate's verdict: OK, REPEAT (go to the database for the first result), LIMIT, SOLD_OUT;
+    None when there is no gate (no Redis, or Redis is down)."""
+    gate = _script(redis, _GATE)
+    args = [member_id, f"{member_id}:{key}", s.per_member_limit]
+    try:
+        verdict = await gate(keys=_keys(s.id), args=args)
+        if verdict in (b"NOT_LOADED", "NOT_LOADED"):
+            if not await load_gate(redis, s.id):
+                return None
+            verdict = await gate(keys=_keys(s.id), args=args)
+    except Exception as exc:
+        _warn_once(f"flash sale {s.id}: Redis unavailable ({exc.__class__.__name__}), the database decides alone")
+        return None
+    return verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+
+
+async def undo_gate(redis: Any, sale_id: int, member_id: int, key: str, sold_out: bool) -> None:
+    try:
+        await _script(redis, _UNDO)(keys=_keys(sale_id), args=[member_id, f"{member_id}:{key}", "1" if sold_out else "0"])
+    except Exception:  # the gate is then too strict by one unit until it is rebuilt; the database still decides
+        log.warning("flash sale %s: could not undo a gate step", sale_id, exc_info=True)

@@ -1,0 +1,64 @@
+"""pointsMallRedeem: a product for points alone, in one transaction.
+
+How a write is done (docs/mall.md): the transaction claims the idempotency key, locks the member's
+account (which serialises the member's own orders, so per-member limits are counted safely), checks,
+writes the order, spends the points, issues the vouchers, and takes the stock last, with a
+conditional update, so that the hot row is locked as briefly as possible.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from api.db import transaction
+from api.models import Product
+from api.services import clock, idempotency, ledger
+from api.services.errors import DomainError, ErrorCode
+from api.services.mall.catalogue import product
+from api.services.mall.orders import (
+    OrderResult,
+    check_quantity,
+    check_sale,
+    insert_order,
+    insufficient,
+    issue_vouchers,
+    lock_member,
+    member_scope,
+    new_order_no,
+    take_stock,
+)
+
+
+async def redeem(member_id: int, product_id: int, quantity: int, idempotency_key: str) -> OrderResult:
+    """pointsMallRedeem: a product for points alone."""
+    key = idempotency.check_key(idempotency_key, ["input", "idempotencyKey"])
+    check_quantity(quantity)
+    digest = idempotency.request_hash("pointsMallRedeem", {"productId": product_id, "quantity": quantity})
+    now = clock.now()
+    async with transaction() as tx:
+        record_id, stored = await idempotency.claim(tx, member_scope(member_id), key, digest, ["input", "idempotencyKey"])
+        if stored is not None:
+            return OrderResult(**stored)
+        p = await product(product_id, ["input", "productId"])
+        if p.cash_price_fen:
+            raise DomainError(ErrorCode.INVALID_INPUT, "this product needs cash too: use checkoutCreate",
+                              ["input", "productId"])
+        if p.stock < quantity:  # a read before any lock: sold-out answers cost no lock at all
+            raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "productId"])
+        acct = await lock_member(tx, member_id, now)
+        await check_sale(tx, acct, p, quantity, now)
+        points = p.points_price * quantity
+        if acct.spendable < points:
+            raise insufficient(acct, points)
+        order_no = new_order_no(now)
+        entry = await ledger.debit(tx, acct, points=points, kind="SPEND", reason=f"积分商城兑换 {p.name}×{quantity}",
+                                   source_type="mall_order", source_ref=order_no, occurred_at=now)
+        order_id = await insert_order(
+            order_no=order_no, member_id=member_id, product_id=p.id, flash_sale_id=None, channel="REDEEM",
+            status="PAID", quantity=quantity, points=points, cash_fen=0, key=key, now=now, expires_at=None,
+            spend_entry_id=entry.id,
+        )
+        await issue_vouchers(order_id, member_id, p, quantity, now)
+        await take_stock(Product, p.id, quantity)
+        result = OrderResult(order_id, acct.spendable)
+        await idempotency.remember(tx, record_id, asdict(result))
+    return result

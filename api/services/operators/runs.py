@@ -1,0 +1,50 @@
+"""Scheduled jobs run by an operator (or the command line) by hand, audited with their result; the
+development SMS outbox."""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from api.config import settings
+from api.db import fetch, transaction
+from api.services import clock, ledger, mall, tiers
+from api.services.audit import Actor, audit
+from api.services.errors import DomainError, ErrorCode, forbidden
+
+
+async def _run(actor: Actor, action: str, as_of: datetime | None, run: Callable[[datetime], Awaitable[Any]]) -> Any:
+    """A scheduled job run by hand: as of a moment (default now; the future is refused, so nothing
+    expires or closes early), audited with its result."""
+    now = clock.now()
+    as_of = clock.to_utc(as_of) if as_of else now
+    if as_of > now + timedelta(minutes=1):
+        raise DomainError(ErrorCode.INVALID_INPUT, "asOf may not be in the future", ["asOf"])
+    result = await run(as_of)
+    async with transaction() as tx:
+        await audit(tx, actor, action, None, None, {"as_of": as_of.isoformat(), **asdict(result)})
+    return result
+
+
+async def run_expiry(actor: Actor, as_of: datetime | None) -> ledger.ExpiryResult:
+    """Expires every lot due at `as_of`."""
+    return await _run(actor, "points.expire_run", as_of, ledger.expire_due)
+
+
+async def run_tier_evaluation(actor: Actor, as_of: datetime | None) -> tiers.EvaluationResult:
+    """Closes every tier qualification period that has ended at `as_of`."""
+    return await _run(actor, "tiers.evaluate", as_of, tiers.evaluate_periods)
+
+
+async def run_order_expiry(actor: Actor, as_of: datetime | None) -> "mall.ExpireResult":
+    """Lapses unpaid points-plus-cash orders past their deadline: holds released, stock back."""
+    return await _run(actor, "mall_orders.expire_run", as_of, mall.expire_orders)
+
+
+async def sms_outbox(limit: int) -> list[dict]:
+    """The console sender's outbox, newest first (development only)."""
+    if settings().is_production:
+        raise forbidden("the SMS outbox is dev-only")
+    rows = await fetch("SELECT id, phone, body, created_at FROM sms_message ORDER BY id DESC LIMIT $1", limit)
+    return [{**dict(r), "created_at": clock.parse_db_time(r["created_at"])} for r in rows]
