@@ -18,7 +18,7 @@ from tortoise.functions import Count, Sum
 
 from api.models.draws import DrawPlay
 from api.models.mall import MallOrder, Payment, PaymentRefund
-from api.services import clock, draws, earning, ledger, mall, members, merchants, parking, tiers
+from api.services import clock, draws, earning, ledger, mall, members, merchants, operators, parking, tiers
 from api.services.mall import vouchers
 
 Batch = Callable[[list[Any]], Awaitable[dict[Any, Any] | Sequence[Any]]]
@@ -69,11 +69,11 @@ async def payments_by_order(order_ids: list[int]) -> dict[int, mall.PaymentInfo]
 
 
 async def tiers_by_id(ids: list[int]) -> dict[int, tiers.TierInfo]:
-    """From the process cache of tiers, read once for all the rows of a list (not once per row when the
+    """Every tier (deactivated ones too, as `tiers.tier_by_id`), from the process cache, read once for all the rows of a list (not once per row when the
     cache has just expired), and again if a tier is missing (just created)."""
-    found = {t.id: t for t in await tiers.all_tiers()}
+    found = {t.id: t for t in await tiers.every_tier()}
     if any(i not in found for i in ids):
-        found = {t.id: t for t in await tiers.all_tiers(refresh=True)}
+        found = {t.id: t for t in await tiers.every_tier(refresh=True)}
     return found
 
 
@@ -120,6 +120,7 @@ class Loaders:
     held = batched(lambda: ledger.held_points, 0)  # int → int
     breakdown = batched(lambda: earning.breakdowns)  # int → Any
     pending = batched(lambda: earning.pending_totals, 0)  # int → int
+    operator = batched(lambda: operators.get_many)  # int → operators.OperatorInfo | None (issue 10)
     # the points mall
     product = batched(lambda: mall.products_by_id)  # int → mall.ProductInfo
     order = batched(lambda: orders_by_id)  # int → mall.OrderInfo | None
