@@ -157,6 +157,9 @@ def _cli(tmp_path, *args, stdin: str = ""):
 
 
 def test_cli_creates_and_lists_operators_with_the_password_from_stdin(tmp_path):
+    absent = _cli(tmp_path, "operator", "list")  # no database yet: said so, none created
+    assert absent.returncode != 0 and "mallpoints migrate" in absent.stderr and not (tmp_path / "cli.sqlite3").exists()
+    assert _cli(tmp_path, "migrate").returncode == 0
     made = _cli(tmp_path, "operator", "create", "--username", "first-admin", "--role", "ADMIN", "--role", "finance",
                 "--display-name", "第一位", stdin="a-long-password\n")
     assert made.returncode == 0, made.stderr
