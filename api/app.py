@@ -18,6 +18,7 @@ from api.config import settings
 from api.context import Context
 from api.prepared import PreparedExecutor
 from api.services.errors import AuthError
+from api.transport import TransportError, check_json_request, read_body
 
 log = logging.getLogger("mallpoints")
 REQUESTS = Counter("mallpoints_graphql_requests_total", "GraphQL requests", ["endpoint", "outcome"])
@@ -57,7 +58,12 @@ class GuardedGraphQL:
                 page = console.public_endpoint_info(request)
             await page(scope, receive, send)
             return
-        body = await request.body() if request.method == "POST" else b""
+        try:
+            body = await self._body(scope, receive, request)
+        except TransportError as err:
+            REQUESTS.labels(self.endpoint, err.code).inc()
+            await err.response()(scope, receive, send)
+            return
         try:
             caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)
         except AuthError as err:
@@ -84,6 +90,16 @@ class GuardedGraphQL:
 
         await self.view(scope, replay, send)
         self._count(started)
+
+    async def _body(self, scope, receive, request: Request) -> bytes:
+        """The body within the endpoint's limit, checked as one GraphQL request when it is JSON."""
+        if request.method != "POST":
+            return b""
+        cfg = settings()
+        body = await read_body(scope, receive, cfg.max_body_bytes if self.endpoint == "public" else cfg.admin_max_body_bytes)
+        if _is_json(request):
+            check_json_request(body)
+        return body
 
     def _count(self, started: float) -> None:
         REQUESTS.labels(self.endpoint, "ok").inc()

@@ -2,8 +2,12 @@
 and what a failed request leaves in the log."""
 from __future__ import annotations
 
+import gc
 import ipaddress
+import json
 import random
+import time
+import tracemalloc
 from dataclasses import replace
 
 import httpx
@@ -16,7 +20,6 @@ from api.cli import serve_options
 from api.config import ConfigError, Settings, set_settings, settings
 from api.services import members, ratelimit
 from tests.conftest import new_phone
-
 
 SMS = 'mutation($p: String!) { authSmsCodeRequest(input: {phone: $p}) { codeExpiresAt userErrors { code } } }'
 
@@ -58,8 +61,7 @@ async def trusting(api):
 async def test_serve_believes_no_forwarded_for_by_default(api, monkeypatch):
     """`mallpoints serve` with MALLPOINTS_TRUSTED_PROXIES unset: a caller on loopback (uvicorn's default
     trusted address) who rotates X-Forwarded-For still meets the per-address SMS limit."""
-    for key in ("sms:127.0.0.1", "sms:203.0.113.1", "sms:192.0.2.1"):
-        monkeypatch.delitem(ratelimit._local, key, raising=False)
+    monkeypatch.setattr(ratelimit, "_local", {})  # the process table of this test only (loopback is shared)
     config = uvicorn.Config(create_app(manage_db=False), log_config=None, lifespan="off", **serve_options(settings()))
     config.load()
     transport = httpx.ASGITransport(app=config.loaded_app, client=("127.0.0.1", 40000))
@@ -126,3 +128,154 @@ def test_client_address_rules():
     assert Settings.from_env({}).client_address("127.0.0.1", ["1.2.3.4"]) == "127.0.0.1"
     with pytest.raises(ConfigError, match="MALLPOINTS_TRUSTED_PROXIES"):
         Settings.from_env({"MALLPOINTS_TRUSTED_PROXIES": "10.0.0.5,proxy.internal"})
+
+
+# --- findings 6 and 7: body limits and malformed bodies -----------------------------------------------------
+
+@pytest_asyncio.fixture
+async def http(api):
+    """The app as a server runs it: an exception in the app is an HTTP 500, not a test error."""
+    transport = httpx.ASGITransport(app=create_app(manage_db=False), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def limits(api):
+    before = settings()
+
+    def apply(public: int, admin: int) -> None:
+        set_settings(replace(before, max_body_bytes=public, admin_max_body_bytes=admin))
+
+    yield apply
+    set_settings(before)
+
+
+def _request_error(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"errors"} and len(body["errors"]) == 1
+    assert body["errors"][0]["extensions"] == {"code": code}
+    assert isinstance(body["errors"][0]["message"], str)
+    return body["errors"][0]["message"]
+
+
+async def _raw_call(app, path: str, chunks, *, content_length: int | None):
+    """Calls the ASGI app with a body streamed in `chunks` (an iterator); how many chunks it pulled."""
+    pulled = 0
+    headers = [(b"content-type", b"application/json"), (b"host", b"test")]
+    if content_length is not None:
+        headers.append((b"content-length", str(content_length).encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("198.18.0.1", 40000), "server": ("test", 80), "state": {}, "app": app}
+    sent = []
+
+    async def receive():
+        nonlocal pulled
+        pulled += 1
+        chunk = next(chunks, b"")
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunk)}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), pulled
+
+
+def _endless(size: int = 64 * 1024, count: int = 160):
+    """10 MB of blanks in 64 KiB chunks (bounded: code that reads everything must not exhaust memory)."""
+    for _ in range(count - 1):
+        yield b" " * size
+    yield b""
+
+
+@pytest.mark.parametrize("path,limit", [("/graphql", 128 * 1024), ("/admin/graphql", 1024 * 1024)])
+async def test_body_over_the_limit_refused_before_it_is_read(api, path, limit):
+    """A declared Content-Length over the limit is refused without reading a byte; a body streamed
+    without one is refused once the bytes counted pass the limit (the default limits)."""
+    app = create_app(manage_db=False)
+    app.state.redis = None
+    started = time.perf_counter()
+    status, body, pulled = await _raw_call(app, path, _endless(), content_length=10_000_000)
+    declared_seconds = time.perf_counter() - started
+    assert (status, pulled) == (413, 0) and body["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    status, body, pulled = await _raw_call(app, path, _endless(), content_length=None)
+    assert status == 413 and body["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert pulled == limit // (64 * 1024) + 1
+    assert declared_seconds < 0.5
+
+
+async def test_body_limits_configurable_per_endpoint(http, limits):
+    limits(2048, 8192)
+    query = "{ __typename } #" + "x" * 3000
+    message = _request_error(await http.post("/graphql", json={"query": query}), 413, "PAYLOAD_TOO_LARGE")
+    assert "2048" in message
+    admin = await http.post("/admin/graphql", json={"query": query})
+    assert admin.status_code == 200 and admin.json() == {"data": {"__typename": "Query"}}
+    _request_error(await http.post("/admin/graphql", json={"query": query + "x" * 6000}), 413, "PAYLOAD_TOO_LARGE")
+    small = await http.post("/graphql", json={"query": "{ __typename }"})
+    assert small.json() == {"data": {"__typename": "Query"}}
+    assert Settings.from_env({"MALLPOINTS_MAX_BODY_BYTES": "65536"}).max_body_bytes == 65536
+    assert Settings.from_env({"MALLPOINTS_ADMIN_MAX_BODY_BYTES": "2097152"}).admin_max_body_bytes == 2097152
+    with pytest.raises(ConfigError, match="MALLPOINTS_MAX_BODY_BYTES"):
+        Settings.from_env({"MALLPOINTS_MAX_BODY_BYTES": "lots"})
+
+
+async def test_oversized_queries_refused_fast_and_not_kept(http):
+    """The attack of finding 6: a 10 MB body, then 20 distinct 1 MB query texts. Before: the 10 MB body
+    was read and parsed (HTTP 200 after 1.6 s) and every text stayed in the parse caches."""
+    started = time.perf_counter()
+    response = await http.post("/graphql", content=b'{"query": "{ __typename } #' + b"x" * 10_000_000 + b'"}',
+                               headers={"content-type": "application/json"})
+    elapsed = time.perf_counter() - started
+    _request_error(response, 413, "PAYLOAD_TOO_LARGE")
+    assert elapsed < 0.5
+    gc.collect()
+    tracemalloc.start()
+    try:
+        kept_before = tracemalloc.get_traced_memory()[0]
+        for i in range(20):
+            body = b'{"query": "{ __typename } #%d' % i + b"y" * 1_000_000 + b'"}'
+            response = await http.post("/graphql", content=body, headers={"content-type": "application/json"})
+            assert response.status_code == 413
+            del body, response
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - kept_before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000, f"{kept} bytes kept after 20 refused 1 MB queries"
+
+
+NESTED_PUBLIC = b"[" * 60_000 + b"]" * 60_000  # under the public limit of 128 KiB
+NESTED_ADMIN = b"[" * 100_000 + b"]" * 100_000
+MALFORMED = {
+    "null": b"null", "42": b"42", "empty list": b"[]", "batch": b'[{"query": "{ __typename }"}]', "string": b'"{ tiers { name } }"',
+    "invalid UTF-8": b'{"query": "{ __typename } #\xff\xfe"}', "not JSON": b"{query: tiers}", "truncated": b'{"query": "{ tiers',
+    "non-string query": b'{"query": 42}', "query object": b'{"query": {"tiers": 1}}',
+    "variables list": b'{"query": "{ __typename }", "variables": []}', "variables string": b'{"query": "{ __typename }", "variables": "{}"}',
+    "operationName number": b'{"query": "{ __typename }", "operationName": 5}',
+    "extensions list": b'{"query": "{ __typename }", "extensions": [1]}',
+    "nested variables": b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}",
+}
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/admin/graphql"])
+@pytest.mark.parametrize("name", [*MALFORMED, "nested 60,000 or 100,000 deep"])
+async def test_malformed_body_is_a_400_request_error(http, path, name):
+    raw = MALFORMED.get(name) or (NESTED_PUBLIC if path == "/graphql" else NESTED_ADMIN)
+    response = await http.post(path, content=raw, headers={"content-type": "application/json"})
+    _request_error(response, 400, "BAD_REQUEST")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/graphql", "multipart/form-data; boundary=x",
+                                          "application/x-www-form-urlencoded", "application/json; charset=latin-1"])
+@pytest.mark.parametrize("raw", [b"null", b"\xff\xfe", b"[" * 50_000, b"query=%7Btiers%7D"])
+async def test_no_body_is_an_internal_error(http, content_type, raw):
+    """Whatever the content type says, a malformed body is a client error, never a 500."""
+    for path in ("/graphql", "/admin/graphql"):
+        response = await http.post(path, content=raw, headers={"content-type": content_type})
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:200])
