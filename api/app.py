@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from api import console, db
+from api import console, db, logs
 from api.auth import caller_for
 from api.config import settings
 from api.context import Context
@@ -92,13 +92,15 @@ class GuardedGraphQL:
         self._count(started)
 
     async def _body(self, scope, receive, request: Request) -> bytes:
-        """The body within the endpoint's limit, checked as one GraphQL request when it is JSON."""
+        """The body within the endpoint's limit, checked as one GraphQL request when it is JSON; the
+        request's label for the log (api/logs.py)."""
         if request.method != "POST":
+            logs.bind_request(request.query_params.get("query"), request.query_params.get("operationName"))
             return b""
         cfg = settings()
         body = await read_body(scope, receive, cfg.max_body_bytes if self.endpoint == "public" else cfg.admin_max_body_bytes)
-        if _is_json(request):
-            check_json_request(body)
+        payload = check_json_request(body) if _is_json(request) else {}
+        logs.bind_request(payload.get("query"), payload.get("operationName"))
         return body
 
     def _count(self, started: float) -> None:
@@ -162,6 +164,8 @@ def create_app(*, manage_db: bool = True) -> Starlette:
     """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
     from api.schema import public
     from api.schema.admin import schema as admin_schema
+
+    logs.install()
 
     @asynccontextmanager
     async def lifespan(app: Starlette):

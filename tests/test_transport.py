@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import json
+import logging
 import random
 import time
 import tracemalloc
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
+from api import logs
 from api.app import create_app
 from api.cli import serve_options
 from api.config import ConfigError, Settings, set_settings, settings
@@ -279,3 +281,48 @@ async def test_no_body_is_an_internal_error(http, content_type, raw):
     for path in ("/graphql", "/admin/graphql"):
         response = await http.post(path, content=raw, headers={"content-type": content_type})
         assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:200])
+
+
+# --- finding 11: what failed requests leave in the log --------------------------------------------------
+
+SECRETS = ("918273", "Zq9-s3cret-77", "Pw-4471-hidden", "+8613912345678", "13912345678", "424242424")
+FAILING = [
+    # an unknown field next to an inline SMS code and phone (validation error)
+    ('mutation Login { authSmsLogin(input: {phone: "+8613912345678", code: "918273"}) { tokn } }', None, "/graphql"),
+    # an inline staff password with a wrong selection, and one cut short (syntax error)
+    ('mutation Staff { merchantStaffLogin(input: {username: "clerk1", password: "Zq9-s3cret-77"}) { nope } }', None, "/graphql"),
+    ('mutation { merchantStaffLogin(input: {username: "clerk1", password: "Zq9-s3cret-77"}) { token ', None, "/graphql"),
+    # a variable of the wrong type whose value is a code
+    ('mutation Code($c: String!) { authSmsLogin(input: {phone: "+8613912345678", code: $c}) { token } }',
+     {"c": 424242424}, "/graphql"),
+    # an operator's password inline, and a wrong argument type
+    ('mutation Op { operatorLogin(input: {username: "admin", password: "Pw-4471-hidden", extra: 1}) { token } }', None,
+     "/admin/graphql"),
+    ('mutation { operatorLogin(input: {username: "admin", password: 918273}) { token } }', None, "/admin/graphql"),
+]
+
+
+async def test_failed_requests_leave_no_secrets_or_query_texts_in_the_log(http, caplog):
+    caplog.set_level(logging.DEBUG)
+    for query, variables, path in FAILING:
+        response = await http.post(path, json={"query": query, "variables": variables})
+        assert response.status_code in (200, 400) and response.json()["errors"], response.text
+    text = "\n".join(record.getMessage() + (logging.Formatter().formatException(record.exc_info) if record.exc_info else "")
+                     for record in caplog.records)
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} is in the log"
+    for query, _, _ in FAILING:
+        assert query[:40] not in text
+    errors = [r for r in caplog.records if r.name == "strawberry.execution"]
+    assert errors, "the failed requests were not logged at all"
+    # client mistakes: INFO, no traceback, named by operation and query hash
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in errors)
+    assert any("operation=Login" in r.getMessage() and f"query_sha256={logs.query_hash(FAILING[0][0])}" in r.getMessage()
+               for r in errors)
+
+
+def test_log_mask():
+    assert logs.mask("Variable '$c' got invalid value 424242424; String cannot represent 'x'") == \
+        "Variable '…' got invalid value …; String cannot represent '…'"
+    assert logs.mask('Expected value of type "String!", found "918273".\n\nGraphQL request:1:2') == \
+        "Expected value of type '…', found '…'."
