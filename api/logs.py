@@ -18,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from graphql import GraphQLError
+from redis.exceptions import RedisError
 
 from api.schema.errors import should_mask
 
@@ -91,12 +93,50 @@ class GraphQLErrorFilter(logging.Filter):
         return True
 
 
+class RepeatedFailureFilter(logging.Filter):
+    """Redis failures summarised: of the records with the same logger and message template whose
+    cause is a Redis or network error, the first of each `window` seconds passes (with its traceback)
+    and the others are counted; the next one to pass says how many were left out."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        super().__init__()
+        self.window = window
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        raised = record.exc_info[1] if record.exc_info else None
+        if not isinstance(raised, (RedisError, OSError)):
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        started, left_out = self._seen.get(key, (float("-inf"), 0))
+        if now - started < self.window:
+            self._seen[key] = (started, left_out + 1)
+            return False
+        if len(self._seen) > 1_000:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if left_out:
+            record.msg = f"{record.msg} ({left_out} more like this in the {self.window:.0f} s before, not logged)"
+        return True
+
+
 _installed = GraphQLErrorFilter()
+_repeats = RepeatedFailureFilter()
+# the loggers of the Redis gates (rate limits, nonces, flash-sale and stock gates)
+REDIS_GATE_LOGGERS = ("mallpoints.ratelimit", "mallpoints.integrations", "mallpoints.flash_sales", "mallpoints.stock_gate")
+
+
+def forget_repeats() -> None:
+    """Starts the summaries' windows again (tests)."""
+    _repeats._seen.clear()
 
 
 def install() -> None:
-    """Puts the filter on Strawberry's error logger and the prepared path's (once per process)."""
-    for name in ("strawberry.execution", "mallpoints.graphql"):
-        logger = logging.getLogger(name)
-        if _installed not in logger.filters:
-            logger.addFilter(_installed)
+    """Puts the filters on Strawberry's error logger, the prepared path's and the Redis gates' (once
+    per process)."""
+    for names, chosen in ((("strawberry.execution", "mallpoints.graphql"), _installed), (REDIS_GATE_LOGGERS, _repeats)):
+        for name in names:
+            logger = logging.getLogger(name)
+            if chosen not in logger.filters:
+                logger.addFilter(chosen)

@@ -326,3 +326,25 @@ def test_log_mask():
         "Variable '…' got invalid value …; String cannot represent '…'"
     assert logs.mask('Expected value of type "String!", found "918273".\n\nGraphQL request:1:2') == \
         "Expected value of type '…', found '…'."
+
+
+async def test_repeated_redis_failures_summarised(api, caplog):
+    """Redis unreachable: 25 requests that each meet a Redis gate leave one traceback, not 25."""
+    from api.app import redis_client
+
+    app = create_app(manage_db=False)
+    app.state.redis = redis_client("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    logs.forget_repeats()
+    caplog.set_level(logging.DEBUG)
+    transport = httpx.ASGITransport(app=app, client=(_peer(), 40000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await _sms_codes(client, [None] * 15)
+    finally:
+        await app.state.redis.aclose()
+    gate_records = [r for r in caplog.records if r.name in logs.REDIS_GATE_LOGGERS]
+    assert gate_records, "the Redis failure was not logged at all"
+    per_message: dict[str, int] = {}
+    for record in gate_records:
+        per_message[str(record.msg)] = per_message.get(str(record.msg), 0) + 1
+    assert max(per_message.values()) == 1, per_message
