@@ -21,6 +21,7 @@ from api.app import create_app
 from api.cli import serve_options
 from api.config import ConfigError, Settings, set_settings, settings
 from api.services import members, ratelimit
+from api.textcache import TextCache
 from tests.conftest import new_phone
 
 SMS = 'mutation($p: String!) { authSmsCodeRequest(input: {phone: $p}) { codeExpiresAt userErrors { code } } }'
@@ -348,3 +349,16 @@ async def test_repeated_redis_failures_summarised(api, caplog):
     for record in gate_records:
         per_message[str(record.msg)] = per_message.get(str(record.msg), 0) + 1
     assert max(per_message.values()) == 1, per_message
+
+
+def test_text_cache_bounded_by_bytes():
+    cache: TextCache[int] = TextCache(max_bytes=1000, max_text_bytes=400)
+    for i in range(10):
+        cache.put(f"{i}" * 300, i)
+    assert cache.bytes <= 1000 and len(cache) == 3
+    assert cache.get("9" * 300) == 9 and cache.get("0" * 300) is None
+    cache.get("7" * 300)  # used: kept ahead of 8
+    cache.put("a" * 300, 10)
+    assert "7" * 300 in cache and "8" * 300 not in cache
+    cache.put("b" * 401, 11)  # longer than one text may be
+    assert "b" * 401 not in cache and cache.bytes <= 1000
