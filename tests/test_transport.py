@@ -362,3 +362,21 @@ def test_text_cache_bounded_by_bytes():
     assert "7" * 300 in cache and "8" * 300 not in cache
     cache.put("b" * 401, 11)  # longer than one text may be
     assert "b" * 401 not in cache and cache.bytes <= 1000
+
+
+async def test_prepared_cache_keeps_valid_texts_only_within_its_bytes(http):
+    """The public endpoint's prepared path: a failing text is never kept, and the texts kept stay
+    within the cache's byte bound however many distinct valid texts arrive (each one under the body limit)."""
+    app = http._transport.app
+    executor = next(route.endpoint.prepared for route in app.routes if getattr(route, "path", "") == "/graphql")
+    failing = ["{ tiers { nope } } #%d" % i for i in range(5)] + ["{ tiers { name } #%d" % i for i in range(5)]
+    for query in failing:
+        response = await http.post("/graphql", json={"query": query})
+        assert response.json()["errors"]
+    assert not any(query in executor.cache for query in failing)
+    valid = "{ __typename } #"
+    for i in range(120):  # 120 distinct texts of 100 KB: 12 MB, over the 8 MiB bound
+        response = await http.post("/graphql", json={"query": valid + str(i) + "x" * 100_000})
+        assert response.json() == {"data": {"__typename": "Query"}}
+    assert 0 < executor.cache.bytes <= executor.cache.max_bytes == 8 * 1024 * 1024
+    assert valid + "119" + "x" * 100_000 in executor.cache and valid + "0" + "x" * 100_000 not in executor.cache
