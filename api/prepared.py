@@ -97,8 +97,9 @@ class PreparedExecutor:
             log.warning("prepared path off: the schema has extensions it cannot reproduce (%s)",
                         ", ".join(self.pipeline.unsupported))
         # Valid documents only, bounded by the bytes of their texts (issue 11: a count bound let 20
-        # distinct 2 MB texts pin 56 MB, and failing texts were kept as well).
-        self.cache: TextCache[DocumentNode] = TextCache(max_cache_bytes)
+        # distinct 2 MB texts pin 56 MB, and failing texts were kept as well). A document's tokens keep
+        # another copy of the text's comments and strings, hence texts of half the bound.
+        self.cache: TextCache[DocumentNode] = TextCache(max_cache_bytes // 2)
 
     def prepare(self, query: str) -> DocumentNode | None:
         """The parsed document when it is valid (cached); None sends the request to Strawberry."""

@@ -375,8 +375,8 @@ async def test_prepared_cache_keeps_valid_texts_only_within_its_bytes(http):
         assert response.json()["errors"]
     assert not any(query in executor.cache for query in failing)
     valid = "{ __typename } #"
-    for i in range(120):  # 120 distinct texts of 100 KB: 12 MB, over the 8 MiB bound
+    for i in range(60):  # 60 distinct texts of 100 KB: 6 MB, over the 4 MiB of texts (8 MiB with their tokens)
         response = await http.post("/graphql", json={"query": valid + str(i) + "x" * 100_000})
         assert response.json() == {"data": {"__typename": "Query"}}
-    assert 0 < executor.cache.bytes <= executor.cache.max_bytes == 8 * 1024 * 1024
-    assert valid + "119" + "x" * 100_000 in executor.cache and valid + "0" + "x" * 100_000 not in executor.cache
+    assert 0 < executor.cache.bytes <= executor.cache.max_bytes == 4 * 1024 * 1024
+    assert valid + "59" + "x" * 100_000 in executor.cache and valid + "0" + "x" * 100_000 not in executor.cache
