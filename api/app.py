@@ -12,12 +12,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from api import console, db
+from api import console, db, logs
 from api.auth import caller_for
 from api.config import settings
 from api.context import Context
 from api.prepared import PreparedExecutor
 from api.services.errors import AuthError
+from api.transport import TransportError, check_json_request, read_body
 
 log = logging.getLogger("mallpoints")
 REQUESTS = Counter("mallpoints_graphql_requests_total", "GraphQL requests", ["endpoint", "outcome"])
@@ -57,7 +58,12 @@ class GuardedGraphQL:
                 page = console.public_endpoint_info(request)
             await page(scope, receive, send)
             return
-        body = await request.body() if request.method == "POST" else b""
+        try:
+            body = await self._body(scope, receive, request)
+        except TransportError as err:
+            REQUESTS.labels(self.endpoint, err.code).inc()
+            await err.response()(scope, receive, send)
+            return
         try:
             caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)
         except AuthError as err:
@@ -84,6 +90,18 @@ class GuardedGraphQL:
 
         await self.view(scope, replay, send)
         self._count(started)
+
+    async def _body(self, scope, receive, request: Request) -> bytes:
+        """The body within the endpoint's limit, checked as one GraphQL request when it is JSON; the
+        request's label for the log (api/logs.py)."""
+        if request.method != "POST":
+            logs.bind_request(request.query_params.get("query"), request.query_params.get("operationName"))
+            return b""
+        cfg = settings()
+        body = await read_body(scope, receive, cfg.max_body_bytes if self.endpoint == "public" else cfg.admin_max_body_bytes)
+        payload = check_json_request(body) if _is_json(request) else {}
+        logs.bind_request(payload.get("query"), payload.get("operationName"))
+        return body
 
     def _count(self, started: float) -> None:
         REQUESTS.labels(self.endpoint, "ok").inc()
@@ -146,6 +164,8 @@ def create_app(*, manage_db: bool = True) -> Starlette:
     """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
     from api.schema import public
     from api.schema.admin import schema as admin_schema
+
+    logs.install()
 
     @asynccontextmanager
     async def lifespan(app: Starlette):

@@ -129,9 +129,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
     workers = 1 if cfg.dialect == "sqlite" else args.workers
     if workers > 1:
         uvicorn.run("api.app:create_app", factory=True, host=host, port=args.port, workers=workers,
-                    log_level="info", access_log=False)
+                    **serve_options(cfg))
     else:
-        uvicorn.run(create_app(), host=host, port=args.port, log_level="info", access_log=False)
+        uvicorn.run(create_app(), host=host, port=args.port, **serve_options(cfg))
+
+
+def serve_options(cfg) -> dict:
+    """uvicorn's options for `serve`. `X-Forwarded-For` is believed only from MALLPOINTS_TRUSTED_PROXIES:
+    uvicorn's own default (FORWARDED_ALLOW_IPS, else loopback) would let anyone on the same host, or
+    behind a proxy that does not overwrite the header, choose the address the rate limits see."""
+    return {"log_level": "info", "access_log": False, "proxy_headers": bool(cfg.trusted_proxies),
+            "forwarded_allow_ips": cfg.forwarded_allow_ips}
 
 
 def serve_banner(cfg: Settings, *, demo: bool) -> list[str]:

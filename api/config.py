@@ -5,6 +5,7 @@ Every knob has a development default so that `mallpoints serve --demo` runs with
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,6 +31,23 @@ def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(env: dict[str, str], name: str) -> tuple[ProxyNetwork, ...]:
+    """Comma-separated addresses or CIDRs; empty or unset is none."""
+    networks = []
+    for item in (env.get(name) or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"{name} must list IP addresses or CIDRs separated by commas, got {item!r}") from exc
+    return tuple(networks)
 
 
 def _flag(env: dict[str, str], name: str) -> bool:
@@ -82,6 +100,11 @@ class Settings:
     # earning (issue 3): scheduled runs in the server (pending release, invites, expiry, tiers)
     scheduler_enabled: bool = False
     scheduler_interval_seconds: int = 300
+    # Transport (issue 11): the proxies whose X-Forwarded-For is believed (none by default: the client
+    # address is the connecting peer), and the largest request body each endpoint reads (413 above it).
+    trusted_proxies: tuple[ProxyNetwork, ...] = ()
+    max_body_bytes: int = 128 * 1024
+    admin_max_body_bytes: int = 1024 * 1024
 
     @property
     def is_production(self) -> bool:
@@ -121,6 +144,9 @@ class Settings:
             payment_provider=env.get("MALLPOINTS_PAYMENT_PROVIDER") or ("none" if mode == "production" else "dev"),
             scheduler_enabled=_flag(env, "MALLPOINTS_SCHEDULER"),
             scheduler_interval_seconds=_int(env, "MALLPOINTS_SCHEDULER_INTERVAL_SECONDS", 300, minimum=10),
+            trusted_proxies=_networks(env, "MALLPOINTS_TRUSTED_PROXIES"),
+            max_body_bytes=_int(env, "MALLPOINTS_MAX_BODY_BYTES", 128 * 1024, minimum=1024),
+            admin_max_body_bytes=_int(env, "MALLPOINTS_ADMIN_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         )
         settings.validate()
         return settings
@@ -143,6 +169,33 @@ class Settings:
             problems.append("MALLPOINTS_DEMO_POS_SECRET is dev-only")
         if problems:
             raise ConfigError("production settings refused: " + "; ".join(problems))
+
+    def is_trusted_proxy(self, host: str | None) -> bool:
+        if not host or not self.trusted_proxies:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_proxies)
+
+    def client_address(self, peer: str | None, forwarded_for: list[str]) -> str | None:
+        """The client's address: the connecting peer, unless the peer is a trusted proxy; then the
+        nearest address in `X-Forwarded-For` (read right to left) that is not itself a trusted proxy.
+        Applying this again to its own answer changes nothing, so it agrees with uvicorn's
+        `forwarded_allow_ips` (given the same list by `mallpoints serve`) when that ran first."""
+        if not self.is_trusted_proxy(peer):
+            return peer
+        hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not self.is_trusted_proxy(hop):
+                return hop
+        return hops[0] if hops else peer
+
+    @property
+    def forwarded_allow_ips(self) -> list[str]:
+        """`MALLPOINTS_TRUSTED_PROXIES` in uvicorn's form (an empty list trusts nobody)."""
+        return [str(network) for network in self.trusted_proxies]
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -22,7 +22,6 @@ import inspect
 import json
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import strawberry
@@ -37,6 +36,8 @@ from strawberry.extensions import (
 )
 from strawberry.schema.schema import validate_document
 from strawberry.types.execution import ExecutionContext
+
+from api.textcache import TextCache
 
 log = logging.getLogger("mallpoints.graphql")
 
@@ -88,17 +89,29 @@ class Pipeline:
 
 
 class PreparedExecutor:
-    def __init__(self, schema: strawberry.Schema, maxsize: int = 1024) -> None:
+    def __init__(self, schema: strawberry.Schema, max_cache_bytes: int = 8 * 1024 * 1024) -> None:
         self.schema = schema
         self.graphql_schema = schema._schema
         self.pipeline = Pipeline.of(schema)
         if self.pipeline.unsupported:
             log.warning("prepared path off: the schema has extensions it cannot reproduce (%s)",
                         ", ".join(self.pipeline.unsupported))
-        self.prepare = lru_cache(maxsize=maxsize)(self._prepare)
+        # Valid documents only, bounded by the bytes of their texts (issue 11: a count bound let 20
+        # distinct 2 MB texts pin 56 MB, and failing texts were kept as well). A document's tokens keep
+        # another copy of the text's comments and strings, hence texts of half the bound.
+        self.cache: TextCache[DocumentNode] = TextCache(max_cache_bytes // 2)
+
+    def prepare(self, query: str) -> DocumentNode | None:
+        """The parsed document when it is valid (cached); None sends the request to Strawberry."""
+        document = self.cache.get(query)
+        if document is None:
+            document = self._prepare(query)
+            if document is not None:
+                self.cache.put(query, document)
+        return document
 
     def _prepare(self, query: str) -> DocumentNode | None:
-        """The parsed document when it is valid; None sends the request to Strawberry."""
+        """The parsed document when it is valid, else None."""
         try:
             document = parse(query, **self.pipeline.parse_options)
         except GraphQLError:

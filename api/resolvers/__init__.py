@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Awaitable, Callable, TypeVar
 
+from api.config import settings
 from api.schema.errors import UserError
 from api.schema.ids import from_global_id
 from api.services.errors import DomainError, ErrorCode
@@ -38,7 +39,10 @@ def input_pk(global_id: str, type_name: str, field: str | list[str]) -> int:
 
 
 def client_address(info: Any) -> str | None:
-    """The caller's address as the server sees it (behind a proxy, configure uvicorn's
-    --forwarded-allow-ips so that this is the real client)."""
+    """The caller's address: the connecting peer, or what a proxy listed in MALLPOINTS_TRUSTED_PROXIES
+    says in `X-Forwarded-For` (never the header of anyone else)."""
     request = info.context.request
-    return request.client.host if request is not None and request.client else None
+    if request is None:
+        return None
+    peer = request.client.host if request.client else None
+    return settings().client_address(peer, request.headers.getlist("x-forwarded-for"))
