@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from tortoise.exceptions import BaseORMException
@@ -134,7 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         uvicorn.run(create_app(), host=host, port=args.port, **serve_options(cfg))
 
 
-def serve_options(cfg) -> dict:
+def serve_options(cfg: Settings) -> dict[str, Any]:
     """uvicorn's options for `serve`. `X-Forwarded-For` is believed only from MALLPOINTS_TRUSTED_PROXIES:
     uvicorn's own default (FORWARDED_ALLOW_IPS, else loopback) would let anyone on the same host, or
     behind a proxy that does not overwrite the header, choose the address the rate limits see."""

@@ -7,7 +7,6 @@ from tortoise.models import Model
 
 if TYPE_CHECKING:
     from api.models.members import Member
-    from api.models.operators import Operator
 
 
 class PointsAccount(Model):
@@ -34,7 +33,9 @@ class PointsEntry(Model):
     reason = fields.CharField(max_length=200)
     source_type = fields.CharField(max_length=32)  # purchase, till_payment, refund, operator, expiry_run, rule
     source_ref = fields.CharField(max_length=64, null=True)
-    operator: fields.ForeignKeyNullableRelation["Operator"] = fields.ForeignKeyField(
+    # Typed as Model: api.models.operators sits above the ledger (it imports this module), so naming
+    # Operator here would close an import circle; services read operator_id.
+    operator: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "models.Operator", related_name=False, on_delete=fields.RESTRICT, null=True)
     operator_id: int | None
     reverses: fields.ForeignKeyNullableRelation["PointsEntry"] = fields.ForeignKeyField(
