@@ -281,3 +281,24 @@ async def test_the_earning_schedule_refuses_an_as_of_more_than_ten_years_ago(api
         result = await api.post(f"mutation($at: DateTime) {{ {RUNS['earningScheduleRun']} }}", {"at": at}, token=token,
                                 admin=True)
         assert result["data"]["earningScheduleRun"]["userErrors"] == [{"field": ["asOf"], "code": "INVALID_INPUT"}]
+
+
+@pytest.mark.parametrize("run", ["pointsExpireRun", "tierEvaluationRun", "mallOrdersExpireRun"])
+async def test_operators_runs_refuse_an_as_of_more_than_ten_years_ago(api, run):
+    """operators.runs._run goes through clock.check_as_of, like the earning schedule."""
+    token = await operator_token(api)
+    for at in ("1970-01-01T00:00:00Z", (clock.now() - timedelta(days=3661)).isoformat()):
+        result = await api.post(f"mutation($at: DateTime) {{ {RUNS[run]} }}", {"at": at}, token=token, admin=True)
+        assert result["data"][run]["userErrors"] == [{"field": ["asOf"], "code": "INVALID_INPUT"}], (at, result)
+    fine = await api.post(f"mutation($at: DateTime) {{ {RUNS[run]} }}",
+                          {"at": (clock.now() - timedelta(days=400)).isoformat()}, token=token, admin=True)
+    assert fine["data"][run]["userErrors"] == [], fine
+
+
+async def test_the_command_line_runs_refuse_an_as_of_in_1970(backend):
+    from api.services import operators
+
+    for run in (operators.run_expiry, operators.run_order_expiry, operators.run_tier_evaluation):
+        with pytest.raises(DomainError) as refused:
+            await run(("cli", None), datetime(1970, 1, 1, tzinfo=timezone.utc))
+        assert (refused.value.code.value, refused.value.field) == ("INVALID_INPUT", ["asOf"]), run
