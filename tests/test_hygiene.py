@@ -14,12 +14,13 @@ from tests.conftest import (
     PURCHASE,
     REFUND,
     code_for,
+    make_merchant,
     make_member,
     purchase_input,
     snapshot,
     unique,
 )
-from tests.mall_helpers import operator_token
+from tests.mall_helpers import FLASH, funded_member, operator_token, state
 
 BATCH = """
 mutation($input: PurchaseRecordBatchInput!) {
@@ -302,3 +303,39 @@ async def test_the_command_line_runs_refuse_an_as_of_in_1970(backend):
         with pytest.raises(DomainError) as refused:
             await run(("cli", None), datetime(1970, 1, 1, tzinfo=timezone.utc))
         assert (refused.value.code.value, refused.value.field) == ("INVALID_INPUT", ["asOf"]), run
+
+
+# --- finding 9: every mutation's idempotency key (idempotency.check_key) ---------------------------
+
+@pytest.mark.parametrize("bad", ["K\x00", "K\u202e", "\x1bK"])
+async def test_idempotency_keys_with_control_characters_are_refused_everywhere(api, bad):
+    """Flash sale, lucky draw, voucher write-off, operator adjustment: INVALID_INPUT on the key,
+    nothing written (PostgreSQL used to answer an internal error, SQLite booked the key)."""
+    from api.schema.ids import to_global_id
+    from tests.test_draws import PLAY, new_game
+    from tests.test_flash_sale import new_sale
+    from tests.test_vouchers import WRITE_OFF, issue_voucher, make_staff
+
+    op = await operator_token(api)
+    key = bad + unique()
+    member_id, token = await funded_member(500)
+    merchant = await make_merchant()
+    _, _, staff_token = await make_staff(merchant)
+    code, _ = await issue_voucher(member_id, merchant)
+    before = await state(member_id)
+    sale = await new_sale(api, op, stock=2)
+    flash = await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": key}}, token=token)
+    assert _errors(flash, "flashSaleRedeem") == [("INVALID_INPUT", ["input", "idempotencyKey"])]
+    game = await new_game(api, op, [{"name": "谢谢", "kind": "NOTHING", "weight": 1}])
+    draw = await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": key}}, token=token)
+    assert _errors(draw, "luckyDrawPlay") == [("INVALID_INPUT", ["input", "idempotencyKey"])]
+    write_off = await api.post(WRITE_OFF, {"i": {"code": code, "idempotencyKey": key}}, token=staff_token)
+    assert _errors(write_off, "voucherWriteOff") == [("INVALID_INPUT", ["idempotencyKey"])]
+    adjust = await api.post(
+        """mutation($i: PointsAdjustInput!) { pointsAdjust(input: $i) { entry { points } userErrors { code field } } }""",
+        {"i": {"memberId": to_global_id("Member", member_id), "points": 50, "reason": "补偿", "idempotencyKey": key}},
+        token=op, admin=True)
+    assert _errors(adjust, "pointsAdjust") == [("INVALID_INPUT", ["idempotencyKey"])]
+    assert await state(member_id) == before
+    assert (await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": unique("K")}},
+                           token=token))["data"]["flashSaleRedeem"]["userErrors"] == []  # the sale itself works
