@@ -339,3 +339,83 @@ async def test_idempotency_keys_with_control_characters_are_refused_everywhere(a
     assert await state(member_id) == before
     assert (await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": unique("K")}},
                            token=token))["data"]["flashSaleRedeem"]["userErrors"] == []  # the sale itself works
+
+
+# --- finding 9: operators' names and codes ----------------------------------------------------------
+
+OPERATORS_CREATE = {
+    "operatorCreate": ("OperatorCreateInput", "operator { id }"),
+    "merchantCreate": ("MerchantCreateInput", "merchant { id }"),
+    "tierCreate": ("TierCreateInput", "tier { id }"),
+    "earnRuleCreate": ("EarnRuleCreateInput", "rule { id }"),
+    "taskCreate": ("TaskCreateInput", "task { id }"),
+}
+
+
+def _operators_cases(bad: str) -> list[tuple[str, dict, list[str]]]:
+    user = unique("op").lower()  # the character goes inside: U+0085 at an end is blank, stripped
+    rule = {"code": unique("R"), "name": "规则", "trigger": "SHARE", "action": "FIXED_POINTS", "actionValue": 5}
+    task = {"code": unique("T"), "name": "任务", "period": "DAILY", "metric": "SHARE", "target": 2, "rewardPoints": 5}
+    password = "a-long-password-1"
+    return [
+        ("operatorCreate", {"username": user[:3] + bad + user[3:], "password": password, "roles": ["SERVICE"]}, ["username"]),
+        ("operatorCreate", {"username": user, "displayName": f"Ann{bad}a", "password": password, "roles": ["SERVICE"]},
+         ["displayName"]),
+        ("merchantCreate", {"code": f"M{bad}" + unique(), "name": "店"}, ["input", "code"]),
+        ("merchantCreate", {"code": unique("M"), "name": f"店{bad}铺"}, ["input", "name"]),
+        ("merchantCreate", {"code": unique("M"), "name": "店", "category": f"餐{bad}饮"}, ["input", "category"]),
+        ("tierCreate", {"code": f"T{bad}X", "name": "钻石", "growthThreshold": 987_654}, ["input", "code"]),
+        ("tierCreate", {"code": unique("T").upper(), "name": f"钻{bad}石", "growthThreshold": 987_654}, ["input", "name"]),
+        ("tierCreate", {"code": unique("T").upper(), "name": "钻石", "growthThreshold": 987_654,
+                        "benefits": ["免费停车", f"生日{bad}礼"]}, ["input", "benefits"]),
+        ("earnRuleCreate", {**rule, "code": f"R{bad}" + rule["code"]}, ["input", "code"]),
+        ("earnRuleCreate", {**rule, "name": f"规{bad}则"}, ["input", "name"]),
+        ("taskCreate", {**task, "code": f"T{bad}" + task["code"]}, ["input", "code"]),
+        ("taskCreate", {**task, "name": f"任{bad}务"}, ["input", "name"]),
+    ]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\u202e", "\x85"])
+async def test_operators_names_and_codes_with_control_characters_are_refused(api, bad):
+    from api import db
+
+    token = await operator_token(api)
+    audits = (await db.fetch("SELECT COUNT(*) AS n FROM audit_log"))[0]["n"]
+    wrong = []
+    for mutation, data, field in _operators_cases(bad):
+        input_type, selection = OPERATORS_CREATE[mutation]
+        result = await api.post(f"mutation($i: {input_type}!) {{ {mutation}(input: $i) {{ {selection} "
+                                "userErrors { code field } } }", {"i": data}, token=token, admin=True)
+        answer = result.get("errors") or result["data"][mutation]["userErrors"]
+        if answer != [{"code": "INVALID_INPUT", "field": field}]:
+            wrong.append((mutation, field, answer))
+    assert wrong == [], wrong
+    assert (await db.fetch("SELECT COUNT(*) AS n FROM audit_log"))[0]["n"] == audits  # nothing written
+
+
+async def test_operator_names_are_checked_on_update_too(backend):
+    from api.services import merchants, operators, tiers
+
+    actor = ("operator", "1")
+    op = await operators.create_operator(unique("op").lower(), None, "a-long-password-1", ["SERVICE"])
+    with pytest.raises(DomainError) as refused:
+        await operators.update_operator(1, ["ADMIN"], op.id, display_name="Bob\u2066")
+    assert (refused.value.code.value, refused.value.field) == ("INVALID_INPUT", ["input", "displayName"])
+    merchant = await merchants.by_code("M001", ["merchantCode"])
+    with pytest.raises(DomainError) as refused:
+        await merchants.update(actor, merchant.id, name="商\x00户")
+    assert (refused.value.code.value, refused.value.field) == ("INVALID_INPUT", ["input", "name"])
+    tier = (await tiers.all_tiers())[0]
+    with pytest.raises(DomainError) as refused:
+        await tiers.update(actor, tier.id, name="普\x1b通")
+    assert (refused.value.code.value, refused.value.field) == ("INVALID_INPUT", ["input", "name"])
+    assert (await merchants.by_code("M001", ["merchantCode"])).name == merchant.name
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\u202e"])
+async def test_operator_login_with_a_control_character_is_wrong_credentials(api, bad):
+    login = """mutation($i: OperatorLoginInput!) { operatorLogin(input: $i) { token userErrors { code field } } }"""
+    result = await api.post(login, {"i": {"username": f"admin{bad}", "password": "admin-demo-password"}}, admin=True)
+    assert "errors" not in result, result
+    assert result["data"]["operatorLogin"] == {"token": None, "userErrors": [
+        {"code": "INVALID_CREDENTIALS", "field": ["password"]}]}
