@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from api import db
 from api.schema.ids import from_global_id
-from api.services import clock, draws, signing
+from api.services import clock, draws, mall, members, signing
 from tests.conftest import unique
 from tests.mall_helpers import create_product, funded_member, later, operator_token, state
 
@@ -125,14 +125,14 @@ async def test_refusals_change_nothing(api, gate):
     prize_stock = await db.fetch("SELECT stock FROM draw_prize WHERE game_id = $1", from_global_id(game["id"])[1])
     assert prize_stock[0]["stock"] == 3
     if gate is not None:  # the gate's reservation was given back
-        key = draws._gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
+        key = draws.gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
         assert int(await gate.get(key)) == 3
     later_game = await new_game(api, op, [{"name": "x", "kind": "NOTHING", "weight": 1}],
                                 startsAt=later(days=1), endsAt=later(days=2))
     assert (await play(api, token, later_game))["userErrors"][0]["code"] == "GAME_NOT_OPEN"
     paused = await new_game(api, op, [{"name": "x", "kind": "NOTHING", "weight": 1}], costPoints=0)
     await api.post(GAME_UPDATE, {"i": {"gameId": paused["id"], "status": "PAUSED"}}, token=op, admin=True)
-    draws._cache.clear()
+    draws.forget()
     assert (await play(api, token, paused))["userErrors"][0]["code"] == "GAME_NOT_OPEN"
     assert (await play(api, token, {"id": "eHl6"}))["userErrors"][0]["code"] == "NOT_FOUND"
     assert await state(member_id) == before
@@ -150,7 +150,7 @@ async def test_idempotent_play(api, gate):
     prize = await db.fetch("SELECT stock FROM draw_prize WHERE game_id = $1", from_global_id(game["id"])[1])
     assert prize[0]["stock"] == 4
     if gate is not None:
-        key_name = draws._gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
+        key_name = draws.gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
         assert int(await gate.get(key_name)) == 4
 
 
@@ -227,10 +227,32 @@ async def test_operators_change_and_clear_a_games_limits(api):
       game { dailyLimit totalLimit freePlays { tierCode } } userErrors { code field } } }"""
     cleared = await api.post(update, {"i": {"gameId": game["id"], "clear": ["dailyLimit"]}}, token=op, admin=True)
     assert cleared["data"]["drawGameUpdate"]["game"]["dailyLimit"] is None
-    draws._cache.clear()
+    draws.forget()
     assert (await play(api, token, game))["userErrors"] == []
     unknown = await api.post(update, {"i": {"gameId": game["id"], "freePlays": [{"tierCode": "NOPE", "playsPerDay": 1}]}},
                              token=op, admin=True)
     assert unknown["data"]["drawGameUpdate"]["userErrors"][0]["code"] == "NOT_FOUND"
     bad = await api.post(update, {"i": {"gameId": game["id"], "clear": ["name"]}}, token=op, admin=True)
     assert bad["data"]["drawGameUpdate"]["userErrors"][0]["code"] == "INVALID_INPUT"
+
+
+async def test_batches_for_a_list_of_plays_match_the_single_reads(api):
+    """phones_masked and orders_by_id (the schema's DataLoader batches for DrawPlay.memberPhoneMasked and
+    DrawPlay.order) answer a list of ids as the one-by-one reads do, and leave unknown ids out."""
+    op = await operator_token(api)
+    coupon = await create_product(api, op, kind="COUPON", stock=0)
+    game = await new_game(api, op, [{"name": "优惠券", "kind": "COUPON", "productId": coupon["id"], "weight": 1}],
+                          costPoints=0)
+    players = [await funded_member(0) for _ in range(2)]
+    for _, token in players:
+        assert (await play(api, token, game))["userErrors"] == []
+    plays = await draws.plays_page(member_id=None, game_id=from_global_id(game["id"])[1], limit=10, before_id=None)
+    member_ids = [p.member_id for p in plays]
+    order_ids = [p.order_id for p in plays]
+    assert sorted(member_ids) == sorted(m for m, _ in players) and None not in order_ids
+    phones = await draws.phones_masked([*member_ids, 2**40])
+    assert phones == {m: (await members.get_member(m)).phone_masked for m in member_ids}
+    orders = await draws.orders_by_id([*order_ids, 2**40])
+    assert orders == {o: await mall.order(o) for o in order_ids}
+    assert {o.member_id for o in orders.values()} == set(member_ids)
+    assert await draws.phones_masked([]) == {} and await draws.orders_by_id([]) == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from api import db
@@ -11,6 +12,7 @@ from api.services import clock, parking
 from tests.conftest import unique
 from tests.mall_helpers import operator_token
 from tests.parking_helpers import (
+    UNBIND,
     bind,
     car_park_system,
     member,
@@ -19,6 +21,7 @@ from tests.parking_helpers import (
     parking_state,
     pk,
 )
+from tests.waiting import postgres_dsn, wait_for_lock_waiters
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -116,8 +119,6 @@ async def test_two_abandon_runs_at_once_close_each_stay_once(api):
 
 
 async def test_an_entry_racing_an_unbind_never_links_the_stay_to_the_former_owner(api):
-    from tests.parking_helpers import UNBIND
-
     op = await operator_token(api)
     park = await car_park_system(api, op)
     _, token = await member(0)
@@ -128,3 +129,30 @@ async def test_an_entry_racing_an_unbind_never_links_the_stay_to_the_former_owne
         rows = await db.fetch("SELECT s.member_id FROM parking_session s WHERE s.plate = $1 AND s.status = 'OPEN'",
                               plate)
         assert rows and rows[0]["member_id"] is None, plate
+
+
+async def test_an_offset_waits_for_the_stay_another_move_has_locked(api):
+    """parkingOffsetApply takes the stay's row lock (api/locks.py, Rank.STAY) before it writes: while
+    another transaction holds it, the offset is seen waiting to lock it (a SELECT … FOR UPDATE, not
+    its final UPDATE), and it goes through once the lock is released."""
+    op = await operator_token(api)
+    park = await car_park_system(api, op, offsetMaxPoints=5000, dailyCapFen=None)
+    member_id, token = await member(10_000)
+    plate = new_plate()
+    await bind(api, token, plate)
+    session = (await park.entry(plate, at=clock.now() - timedelta(hours=3)))["session"]
+    holder = await asyncpg.connect(postgres_dsn())
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT id FROM parking_session WHERE id = $1 FOR UPDATE", pk(session["id"]))
+        applying = asyncio.create_task(offset(api, token, session["id"], 300))
+        waiting = await wait_for_lock_waiters(1, blocked_by=holder)
+        assert waiting[0]["query"].lstrip().upper().startswith("SELECT"), waiting
+        assert not applying.done() and (await parking_state(member_id))["held"] == 0
+        await tx.rollback()
+    finally:
+        await holder.close()
+    result = await asyncio.wait_for(applying, 10)
+    assert result["userErrors"] == [] and result["pointsHeld"] == 300
+    assert (await parking_state(member_id))["held"] == 300

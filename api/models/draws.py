@@ -1,6 +1,16 @@
 """Lucky draws (幸运抽奖): games, their prizes, and every play with the inputs of its draw."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from api.models.ledger import PointsEntry
+    from api.models.mall import MallOrder, Product
+    from api.models.members import Member
+
 
 
 class DrawGame(Model):
@@ -31,11 +41,13 @@ class DrawPrize(Model):
     # ("thanks for playing"). stock NULL: unlimited. A prize whose stock is 0 is never drawn.
 
     id = fields.IntField(primary_key=True)
-    game = fields.ForeignKeyField("models.DrawGame", related_name="prizes", on_delete=fields.RESTRICT)
+    game: fields.ForeignKeyRelation[DrawGame] = fields.ForeignKeyField("models.DrawGame", related_name="prizes", on_delete=fields.RESTRICT)
+    game_id: int
     name = fields.CharField(max_length=128)
     kind = fields.CharField(max_length=8)
     points = fields.BigIntField(null=True)
-    product = fields.ForeignKeyField("models.Product", related_name=False, on_delete=fields.RESTRICT, null=True)
+    product: fields.ForeignKeyNullableRelation[Product] = fields.ForeignKeyField("models.Product", related_name=False, on_delete=fields.RESTRICT, null=True)
+    product_id: int | None
     weight = fields.IntField()
     stock = fields.BigIntField(null=True)
     stock_total = fields.BigIntField(null=True)
@@ -54,17 +66,23 @@ class DrawPlay(Model):
     # weights' total), and how many prizes ran out between the draw and the reservation (redraws).
 
     id = fields.BigIntField(primary_key=True)
-    game = fields.ForeignKeyField("models.DrawGame", related_name=False, on_delete=fields.RESTRICT)
-    member = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT)
-    prize = fields.ForeignKeyField("models.DrawPrize", related_name=False, on_delete=fields.RESTRICT)
+    game: fields.ForeignKeyRelation[DrawGame] = fields.ForeignKeyField("models.DrawGame", related_name=False, on_delete=fields.RESTRICT)
+    game_id: int
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT)
+    member_id: int
+    prize: fields.ForeignKeyRelation[DrawPrize] = fields.ForeignKeyField("models.DrawPrize", related_name=False, on_delete=fields.RESTRICT)
+    prize_id: int
     free = fields.BooleanField()
     cost_points = fields.BigIntField()
     candidates = fields.TextField()
     roll = fields.BigIntField()
     redraws = fields.IntField(default=0)
-    spend_entry = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
-    grant_entry = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
-    order = fields.ForeignKeyField("models.MallOrder", related_name=False, on_delete=fields.RESTRICT, null=True)
+    spend_entry: fields.ForeignKeyNullableRelation[PointsEntry] = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    spend_entry_id: int | None
+    grant_entry: fields.ForeignKeyNullableRelation[PointsEntry] = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    grant_entry_id: int | None
+    order: fields.ForeignKeyNullableRelation[MallOrder] = fields.ForeignKeyField("models.MallOrder", related_name=False, on_delete=fields.RESTRICT, null=True)
+    order_id: int | None
     idempotency_key = fields.CharField(max_length=128)
     played_at = fields.DatetimeField()
 

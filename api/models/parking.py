@@ -1,6 +1,17 @@
 """Parking: members' vehicles, car parks with their fee rules, stays and what was taken off them."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from api.models.integrations import IntegrationKey
+    from api.models.ledger import PointsEntry
+    from api.models.mall import PointsHold
+    from api.models.members import Member
+
 
 
 class CarPark(Model):
@@ -33,7 +44,8 @@ class Vehicle(Model):
     # Binding needs the member's consent to process plate records; when and to which text is stored.
 
     id = fields.IntField(primary_key=True)
-    member = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT)
+    member_id: int
     plate = fields.CharField(max_length=10)
     active = fields.BooleanField()
     consent_version = fields.CharField(max_length=16)
@@ -52,16 +64,19 @@ class ParkingSession(Model):
     # entry (null: not a member's car). The fee and every discount are fixed at the exit.
 
     id = fields.BigIntField(primary_key=True)
-    car_park = fields.ForeignKeyField("models.CarPark", related_name=False, on_delete=fields.RESTRICT)
+    car_park: fields.ForeignKeyRelation[CarPark] = fields.ForeignKeyField("models.CarPark", related_name=False, on_delete=fields.RESTRICT)
+    car_park_id: int
     plate = fields.CharField(max_length=10)
-    member = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT, null=True)
+    member: fields.ForeignKeyNullableRelation[Member] = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT, null=True)
+    member_id: int | None
     status = fields.CharField(max_length=10)
     entry_event = fields.CharField(max_length=64)
     exit_event = fields.CharField(max_length=64, null=True)
     entered_at = fields.DatetimeField()
     exited_at = fields.DatetimeField(null=True)
     offset_points = fields.BigIntField(default=0)  # points the member chose to use (held until the exit)
-    hold = fields.ForeignKeyField("models.PointsHold", related_name=False, on_delete=fields.RESTRICT, null=True)
+    hold: fields.ForeignKeyNullableRelation[PointsHold] = fields.ForeignKeyField("models.PointsHold", related_name=False, on_delete=fields.RESTRICT, null=True)
+    hold_id: int | None
     coupon_codes = fields.TextField(default="[]")  # JSON: parking coupons the member chose
     fee_fen = fields.BigIntField(null=True)
     tier_discount_fen = fields.BigIntField(null=True)
@@ -72,7 +87,8 @@ class ParkingSession(Model):
     points_spent = fields.BigIntField(null=True)
     payable_fen = fields.BigIntField(null=True)
     paid = fields.BooleanField(null=True)  # the car park says the rest was paid (False: left unpaid)
-    spend_entry = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    spend_entry: fields.ForeignKeyNullableRelation[PointsEntry] = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    spend_entry_id: int | None
     created_at = fields.DatetimeField()
 
     class Meta:
@@ -85,8 +101,10 @@ class CarParkKey(Model):
     # Which integration keys (scope parking) may report for a car park.
 
     id = fields.IntField(primary_key=True)
-    car_park = fields.ForeignKeyField("models.CarPark", related_name="keys", on_delete=fields.CASCADE)
-    key = fields.ForeignKeyField("models.IntegrationKey", related_name=False, on_delete=fields.CASCADE)
+    car_park: fields.ForeignKeyRelation[CarPark] = fields.ForeignKeyField("models.CarPark", related_name="keys", on_delete=fields.CASCADE)
+    car_park_id: int
+    key: fields.ForeignKeyRelation[IntegrationKey] = fields.ForeignKeyField("models.IntegrationKey", related_name=False, on_delete=fields.CASCADE)
+    key_id: int
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -13,7 +13,7 @@ from api.schema.ids import to_global_id
 from api.schema.mall import Money, money
 from api.schema.types import Node
 from api.services import clock, parking
-from api.services.parking_fees import Bill
+from api.services.parking.fees import Bill
 
 
 @strawberry.type(description="A plate bound to a member (at most 3 at a time), with the consent given.")

@@ -1,0 +1,45 @@
+"""The Redis stock gate in front of limited prizes: rejects early, rolls back when the database step
+fails, and is rebuilt from the database (the database's conditional update decides)."""
+from __future__ import annotations
+
+from typing import Any, cast
+
+from api.models import DrawPrize
+from api.services import clock
+from api.services.draws.games import GameInfo, game
+from api.services.mall import stock_gate
+
+
+def gate_key(game_id: int, prize_id: int) -> str:
+    return f"mallpoints:draw:{{{game_id}}}:prize:{prize_id}"
+
+
+async def gate_ttl(game_id: int) -> int:
+    g = await game(game_id)
+    return max(60, int((g.ends_at - clock.now()).total_seconds()) + 86400)
+
+
+async def stock_now(g: GameInfo, redis: Any) -> dict[int, int | None]:
+    """Units left per prize (None: unlimited), from the gate where loaded, else from the database."""
+    limited = [p for p in g.prizes if p.active and p.stock is not None]
+    found: dict[int, int | None] = {p.id: None for p in g.prizes if p.active and p.stock is None}
+    gate = await stock_gate.peek(redis, [gate_key(g.id, p.id) for p in limited]) if redis is not None else None
+    missing = [p.id for i, p in enumerate(limited) if gate is None or gate[i] is None]
+    for i, p in enumerate(limited):
+        if gate is not None and gate[i] is not None:
+            found[p.id] = gate[i]
+    if missing:
+        found.update(await DrawPrize.filter(id__in=missing).values_list("id", "stock"))
+    return found
+
+
+async def db_stock(prize_id: int) -> int | None:
+    """A prize's units left in the database (the gate's loader)."""
+    return cast("int | None", await DrawPrize.filter(id=prize_id).first().values_list("stock", flat=True))
+
+
+async def reload_prize_gate(redis: Any, prize_id: int) -> None:
+    """After a unit came back to a prize (a refunded win): the gate's counter from the database."""
+    found = await DrawPrize.get_or_none(id=prize_id)
+    if found is not None and found.stock is not None:
+        await stock_gate.reload(redis, gate_key(found.game_id, prize_id), found.stock, await gate_ttl(found.game_id))
