@@ -21,6 +21,8 @@ from tests.conftest import (
     unique,
 )
 from tests.mall_helpers import FLASH, funded_member, operator_token, state
+from tests.parking_helpers import ENTRY as ENTRY_MUTATION
+from tests.parking_helpers import EXIT as EXIT_MUTATION
 
 BATCH = """
 mutation($input: PurchaseRecordBatchInput!) {
@@ -419,3 +421,116 @@ async def test_operator_login_with_a_control_character_is_wrong_credentials(api,
     assert "errors" not in result, result
     assert result["data"]["operatorLogin"] == {"token": None, "userErrors": [
         {"code": "INVALID_CREDENTIALS", "field": ["password"]}]}
+
+
+# --- finding 9: parking and payment notifications from outside systems -----------------------------
+
+async def test_parking_entry_times_and_event_ids_are_checked(api):
+    from tests.parking_helpers import CarParkSystem, bound_key, new_car_park, new_plate, parking_state
+
+    op = await operator_token(api)
+    code = await new_car_park(api, op)
+    park = CarParkSystem(api, await bound_key(code), code)
+    now = clock.now()
+    plate = new_plate()
+    before = await parking_state(None, plate)
+    for entered in ("1970-01-01T00:00:00+08:00", "0001-01-01T00:00:00+00:00", (now - timedelta(days=31)).isoformat(),
+                    (now + timedelta(minutes=6)).isoformat(), now.replace(tzinfo=None).isoformat()):
+        result = await park.call(ENTRY_MUTATION, {"plate": plate, "enteredAt": entered, "eventId": unique("in")},
+                                 "parkingEntryRecord")
+        assert [(e["code"], e["field"]) for e in result["userErrors"]] == [("INVALID_INPUT", ["input", "enteredAt"])], \
+            (entered, result)
+    for event in ("in\x00" + unique(), "in\u202e" + unique()):
+        result = await park.call(ENTRY_MUTATION, {"plate": plate, "enteredAt": now.isoformat(), "eventId": event},
+                                 "parkingEntryRecord")
+        assert [(e["code"], e["field"]) for e in result["userErrors"]] == [("INVALID_INPUT", ["input", "eventId"])]
+    unknown = await api.signed(ENTRY_MUTATION, {"i": {"carParkCode": code + "\x00", "plate": plate,
+                                                      "enteredAt": now.isoformat(), "eventId": unique("in")}},
+                               key_id=park.key_id, secret=park.secret)
+    assert "errors" not in unknown, unknown
+    assert [(e["code"], e["field"]) for e in unknown["data"]["parkingEntryRecord"]["userErrors"]] == [
+        ("NOT_FOUND", ["input", "carParkCode"])]
+    assert await parking_state(None, plate) == before
+    opened = await park.entry(plate, at=now - timedelta(days=2))  # within 30 days: a stay opens
+    assert opened["userErrors"] == [] and opened["session"]["status"] == "OPEN"
+    for exited, event in ((now.replace(tzinfo=None).isoformat(), unique("out")),
+                          ("9999-12-31T23:00:00-08:00", unique("out")),
+                          ((now + timedelta(minutes=6)).isoformat(), unique("out"))):
+        result = await park.call(EXIT_MUTATION, {"plate": plate, "exitedAt": exited, "eventId": event, "paid": True},
+                                 "parkingExitRecord")
+        assert [(e["code"], e["field"]) for e in result["userErrors"]] == [("INVALID_INPUT", ["input", "exitedAt"])]
+    result = await park.call(EXIT_MUTATION, {"plate": plate, "exitedAt": now.isoformat(), "eventId": "out\x00",
+                                             "paid": True}, "parkingExitRecord")
+    assert [(e["code"], e["field"]) for e in result["userErrors"]] == [("INVALID_INPUT", ["input", "eventId"])]
+    closed = await park.exit(plate)
+    assert closed["userErrors"] == [] and closed["session"]["status"] == "CLOSED"
+
+
+async def test_payment_notifications_check_paid_at_and_identifiers(api):
+    from tests.mall_helpers import CHECKOUT, NOTIFY, create_product, payment_key
+
+    op = await operator_token(api)
+    product = await create_product(api, op, kind="GOODS", pointsPrice=200, cashPriceFen=1990, stock=3)
+    member_id, token = await funded_member(500)
+    created = (await api.post(CHECKOUT, {"i": {"productId": product["id"], "idempotencyKey": unique("K")}},
+                              token=token))["data"]["checkoutCreate"]
+    assert created["userErrors"] == []
+    before = await state(member_id, product["id"])
+    key_id, secret = await payment_key()
+    now = clock.now()
+    notify = {"outTradeNo": created["paymentRequest"]["outTradeNo"], "transactionId": unique("wx"),
+              "amountFen": 1990, "paidAt": now.isoformat()}
+    cases = [
+        ({"paidAt": now.replace(tzinfo=None).isoformat()}, "INVALID_INPUT", ["input", "paidAt"]),
+        ({"paidAt": "9999-01-01T00:00:00+00:00"}, "INVALID_INPUT", ["input", "paidAt"]),
+        ({"paidAt": "1970-01-01T00:00:00+00:00"}, "INVALID_INPUT", ["input", "paidAt"]),
+        ({"paidAt": (now + timedelta(minutes=6)).isoformat()}, "INVALID_INPUT", ["input", "paidAt"]),
+        ({"transactionId": "wx\x00" + unique()}, "INVALID_INPUT", ["input", "transactionId"]),
+        ({"outTradeNo": notify["outTradeNo"] + "\x00"}, "NOT_FOUND", ["input", "outTradeNo"]),
+    ]
+    for change, code, field in cases:
+        result = await api.signed(NOTIFY, {"i": {**notify, **change}}, key_id=key_id, secret=secret)
+        assert _errors(result, "paymentNotify") == [(code, field)], change
+        assert await state(member_id, product["id"]) == before
+    paid = (await api.signed(NOTIFY, {"i": notify}, key_id=key_id, secret=secret))["data"]["paymentNotify"]
+    assert paid["userErrors"] == [] and paid["paymentStatus"] == "PAID"
+
+
+# --- finding 9: names in the mall, the draws and the car parks -----------------------------------
+
+@pytest.mark.parametrize("bad", ["\x00", "\u202e"])
+async def test_mall_draw_and_car_park_names_with_control_characters_are_refused(api, bad):
+    from api import db
+    from tests.mall_helpers import PRODUCT_CREATE, create_product
+    from tests.parking_helpers import CAR_PARK_CREATE
+    from tests.test_draws import GAME_CREATE
+    from tests.test_flash_sale import SALE_CREATE
+    from tests.mall_helpers import later
+
+    op = await operator_token(api)
+    product = await create_product(api, op, kind="COUPON", stock=0)
+    audits = (await db.fetch("SELECT COUNT(*) AS n FROM audit_log"))[0]["n"]
+    game = {"name": unique("转盘"), "kind": "WHEEL", "costPoints": 10, "startsAt": later(minutes=-1),
+            "endsAt": later(days=1), "prizes": [{"name": "谢谢参与", "kind": "NOTHING", "weight": 1}]}
+    sale = {"productId": product["id"], "title": unique("秒杀"), "pointsPrice": 100, "stock": 1,
+            "startsAt": later(minutes=-1), "endsAt": later(hours=1)}
+    car_park = {"code": unique("P"), "name": "停车场", "freeMinutes": 15, "hourlyFen": 500, "offsetPointsPerYuan": 100}
+    goods = {"kind": "GOODS", "name": "杯子", "pointsPrice": 100, "stock": 1}
+    cases = [
+        (GAME_CREATE, "drawGameCreate", {**game, "name": f"转{bad}盘"}, ["input", "name"]),
+        (GAME_CREATE, "drawGameCreate", {**game, "prizes": [{"name": f"谢{bad}谢", "kind": "NOTHING", "weight": 1}]},
+         ["input", "prizes", "0", "name"]),
+        (SALE_CREATE, "flashSaleCreate", {**sale, "title": f"秒{bad}杀"}, ["input", "title"]),
+        (CAR_PARK_CREATE, "carParkCreate", {**car_park, "name": f"停{bad}车场"}, ["input", "name"]),
+        (CAR_PARK_CREATE, "carParkCreate", {**car_park, "code": f"P{bad}1"}, ["input", "code"]),
+        (PRODUCT_CREATE, "productCreate", {**goods, "name": f"杯{bad}子"}, ["input", "name"]),
+        (PRODUCT_CREATE, "productCreate", {**goods, "zone": f"金{bad}卡"}, ["input", "zone"]),
+    ]
+    wrong = []
+    for query, name, data, field in cases:
+        result = await api.post(query, {"i": data}, token=op, admin=True)
+        answer = result.get("errors") or [{"code": e["code"], "field": e["field"]} for e in result["data"][name]["userErrors"]]
+        if answer != [{"code": "INVALID_INPUT", "field": field}]:
+            wrong.append((name, field, answer))
+    assert wrong == [], wrong
+    assert (await db.fetch("SELECT COUNT(*) AS n FROM audit_log"))[0]["n"] == audits  # nothing written
