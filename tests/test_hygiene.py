@@ -14,8 +14,8 @@ from tests.conftest import (
     PURCHASE,
     REFUND,
     code_for,
-    make_merchant,
     make_member,
+    make_merchant,
     purchase_input,
     snapshot,
     unique,
@@ -501,11 +501,10 @@ async def test_payment_notifications_check_paid_at_and_identifiers(api):
 @pytest.mark.parametrize("bad", ["\x00", "\u202e"])
 async def test_mall_draw_and_car_park_names_with_control_characters_are_refused(api, bad):
     from api import db
-    from tests.mall_helpers import PRODUCT_CREATE, create_product
+    from tests.mall_helpers import PRODUCT_CREATE, create_product, later
     from tests.parking_helpers import CAR_PARK_CREATE
     from tests.test_draws import GAME_CREATE
     from tests.test_flash_sale import SALE_CREATE
-    from tests.mall_helpers import later
 
     op = await operator_token(api)
     product = await create_product(api, op, kind="COUPON", stock=0)
