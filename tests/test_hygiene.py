@@ -533,3 +533,17 @@ async def test_mall_draw_and_car_park_names_with_control_characters_are_refused(
             wrong.append((name, field, answer))
     assert wrong == [], wrong
     assert (await db.fetch("SELECT COUNT(*) AS n FROM audit_log"))[0]["n"] == audits  # nothing written
+
+
+async def test_browsing_a_zone_with_a_control_character_finds_nothing(api):
+    from tests.mall_helpers import create_product
+
+    op = await operator_token(api)
+    zone = unique("Z")[:16]
+    product = await create_product(api, op, kind="GOODS", zone=zone, stock=1)
+    browse = """query($z: String) { products(first: 5, zone: $z) { edges { node { id } } } }"""
+    found = await api.post(browse, {"z": zone})
+    assert [e["node"]["id"] for e in found["data"]["products"]["edges"]] == [product["id"]]
+    nothing = await api.post(browse, {"z": zone + "\x00"})
+    assert "errors" not in nothing, nothing
+    assert nothing["data"]["products"]["edges"] == []
