@@ -547,3 +547,27 @@ async def test_browsing_a_zone_with_a_control_character_finds_nothing(api):
     nothing = await api.post(browse, {"z": zone + "\x00"})
     assert "errors" not in nothing, nothing
     assert nothing["data"]["products"]["edges"] == []
+
+
+async def test_voucher_codes_with_control_characters_are_unknown(api):
+    """Staff lookup, write-off and a parking offset's coupon: no voucher has such a code (it used to
+    be an internal error on PostgreSQL)."""
+    from tests.parking_helpers import CarParkSystem, bind, bound_key, member, new_car_park, new_plate, offset
+    from tests.test_vouchers import LOOKUP, WRITE_OFF, make_staff
+
+    merchant = await make_merchant()
+    _, _, staff_token = await make_staff(merchant)
+    for code in ("AB\x00CD", "MPV1:AB\x00CD", "\u202eABCD"):
+        found = await api.post(LOOKUP, {"c": code}, token=staff_token)
+        assert found == {"data": {"voucherLookup": None}}, found
+        written = await api.post(WRITE_OFF, {"i": {"code": code, "idempotencyKey": unique("W")}}, token=staff_token)
+        assert _errors(written, "voucherWriteOff") == [("NOT_FOUND", ["code"])]
+    op = await operator_token(api)
+    park_code = await new_car_park(api, op)
+    park = CarParkSystem(api, await bound_key(park_code), park_code)
+    member_id, token = await member(1000)
+    plate = new_plate()
+    assert (await bind(api, token, plate))["userErrors"] == []
+    stay = (await park.entry(plate))["session"]
+    result = await offset(api, token, stay["id"], 0, ["AB\x00CD"])
+    assert [(e["code"], e["field"]) for e in result["userErrors"]] == [("NOT_FOUND", ["input", "couponCodes", "0"])]
