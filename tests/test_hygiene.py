@@ -571,3 +571,14 @@ async def test_voucher_codes_with_control_characters_are_unknown(api):
     stay = (await park.entry(plate))["session"]
     result = await offset(api, token, stay["id"], 0, ["AB\x00CD"])
     assert [(e["code"], e["field"]) for e in result["userErrors"]] == [("NOT_FOUND", ["input", "couponCodes", "0"])]
+
+
+def test_the_command_line_refuses_an_as_of_in_1970_in_one_line(tmp_path):
+    from tests.test_schema_and_cli import _cli
+
+    assert _cli(tmp_path, "migrate").returncode == 0
+    for command in ("expire", "orders-expire", "tiers-evaluate"):
+        result = _cli(tmp_path, command, "--as-of", "1970-01-01T00:00:00+08:00")
+        assert result.returncode != 0, (command, result.stdout)
+        assert "asOf may be at most ten years ago (INVALID_INPUT)" in result.stderr, (command, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
