@@ -372,6 +372,7 @@ def _operators_cases(bad: str) -> list[tuple[str, dict, list[str]]]:
                         "benefits": ["免费停车", f"生日{bad}礼"]}, ["input", "benefits"]),
         ("earnRuleCreate", {**rule, "code": f"R{bad}" + rule["code"]}, ["input", "code"]),
         ("earnRuleCreate", {**rule, "name": f"规{bad}则"}, ["input", "name"]),
+        ("earnRuleCreate", {**rule, "stacking": "BEST_OF", "stackGroup": f"G{bad}1"}, ["input", "stackGroup"]),
         ("taskCreate", {**task, "code": f"T{bad}" + task["code"]}, ["input", "code"]),
         ("taskCreate", {**task, "name": f"任{bad}务"}, ["input", "name"]),
     ]

@@ -26,6 +26,8 @@ def validate_rule(rule: R.Rule) -> None:
     if not rule.name or len(rule.name) > 128:
         raise bad("name must be 1 to 128 characters", "name")
     no_controls(rule.name, "name")
+    if rule.stack_group:
+        no_controls(rule.stack_group, "stackGroup")
     if rule.trigger not in R.TRIGGERS:
         raise bad(f"trigger must be one of {', '.join(R.TRIGGERS)}", "trigger")
     if rule.stacking not in R.STACKING:
