@@ -174,8 +174,8 @@ def create_app(*, manage_db: bool = True) -> Starlette:
                 await db.close_db()
 
     routes = [
-        Route("/graphql", GuardedGraphQL(public.schema, "public", ide=False, prepared=PreparedExecutor(
-            public.schema, public.RULES, public.MAX_TOKENS)), methods=["GET", "POST"]),
+        Route("/graphql", GuardedGraphQL(public.schema, "public", ide=False, prepared=PreparedExecutor(public.schema)),
+              methods=["GET", "POST"]),
         Route("/admin/graphql", GuardedGraphQL(admin_schema, "admin", ide=True), methods=["GET", "POST"]),
         Route(console.STATIC_PREFIX + "{name}", console.static_asset, methods=["GET", "HEAD"]),
         Route("/healthz", healthz),

@@ -5,6 +5,7 @@ import functools
 from typing import Any, Awaitable, Callable, TypeVar
 
 from api.schema.errors import UserError
+from api.schema.ids import from_global_id
 from api.services.errors import DomainError, ErrorCode
 
 P = TypeVar("P")
@@ -26,13 +27,13 @@ def user_errors(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], Cal
     return wrap
 
 
-def input_pk(global_id: str, type_name: str, field: str) -> int:
-    """The primary key in a global ID of the named type given in input `field`; NOT_FOUND otherwise."""
-    from api.schema.ids import from_global_id
-
+def input_pk(global_id: str, type_name: str, field: str | list[str]) -> int:
+    """The primary key in a global ID of the named type given in input `field` (a name under `input`, or a
+    full path); NOT_FOUND otherwise."""
     parsed = from_global_id(global_id, type_name)
     if parsed is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", ["input", field])
+        path = ["input", field] if isinstance(field, str) else field
+        raise DomainError(ErrorCode.NOT_FOUND, f"no such {type_name}", path)
     return parsed[1]
 
 

@@ -17,7 +17,7 @@ async def members_page(info: Info, first: int, after: Optional[str] = None,
     info.context.operator_id()
     check_first(first)
     rows = await members.search_members(search, first + 1, from_cursor(after))
-    return Connection.of([Member.of(r) for r in rows], first)
+    return Connection.of([Member.of(r) for r in rows], first, after)
 
 
 async def member(info: Info, id: strawberry.ID) -> Optional[Member]:
@@ -31,7 +31,7 @@ async def merchants_page(info: Info, first: int, after: Optional[str] = None) ->
     info.context.operator_id()
     check_first(first)
     rows = await merchants.page(first + 1, from_cursor(after))
-    return Connection.of([Merchant.of(r) for r in rows], first)
+    return Connection.of([Merchant.of(r) for r in rows], first, after)
 
 
 @user_errors(p.PointsExpireRunPayload)

@@ -5,66 +5,53 @@ from typing import Optional
 
 from strawberry.types import Info
 
-from api.resolvers import user_errors
-from api.resolvers.earning import pk_of, preview
+from api.resolvers import input_pk, user_errors
+from api.resolvers.earning import preview
 from api.schema import earning as e
-from api.schema.ids import from_cursor
-from api.schema.types import Connection, check_first
+from api.schema.base import Connection, check_first, from_cursor
 from api.services import scheduler
 from api.services.earning import admin as earning_admin
 from api.services.earning import behaviours
 
 
-async def config_node(info: Info, type_name: str, pk: int):
-    """node(id:) for rules, tasks and events: only on the operators' endpoint, else null."""
-    if info.context.endpoint != "admin" or info.context.caller.operator_id is None:
-        return None
-    found = await earning_admin.find(type_name, pk)
-    if found is None:
-        return None
-    return {"EarnRule": e.EarnRule, "Task": e.Task, "MallEvent": e.MallEvent}[type_name].of(found)
-
-
-def _actor(info: Info) -> tuple[str, str]:
-    return ("operator", str(info.context.operator_id()))
-
-
 async def earn_rules(info: Info, first: int, after: Optional[str] = None,
                      status: Optional[e.ConfigStatus] = None) -> Connection[e.EarnRule]:
-    info.context.operator_id()
+    info.context.require_operator()
     check_first(first)
     rows = await earning_admin.rules_page(first + 1, from_cursor(after), status.value if status else None)
-    return Connection.of([e.EarnRule.of(r) for r in rows], first)
+    return Connection.of([e.EarnRule.of(r) for r in rows], first, after)
 
 
 async def earn_tasks(info: Info, first: int, after: Optional[str] = None) -> Connection[e.Task]:
-    info.context.operator_id()
+    info.context.require_operator()
     check_first(first)
-    return Connection.of([e.Task.of(t) for t in await earning_admin.tasks_page(first + 1, from_cursor(after))], first)
+    rows = await earning_admin.tasks_page(first + 1, from_cursor(after))
+    return Connection.of([e.Task.of(t) for t in rows], first, after)
 
 
 async def mall_events(info: Info, first: int, after: Optional[str] = None) -> Connection[e.MallEvent]:
-    info.context.operator_id()
+    info.context.require_operator()
     check_first(first)
     rows = await earning_admin.events_page(first + 1, from_cursor(after))
-    return Connection.of([e.MallEvent.of(r) for r in rows], first)
+    return Connection.of([e.MallEvent.of(r) for r in rows], first, after)
 
 
 @user_errors(e.EarnRuleCreatePayload)
 async def earn_rule_create(info: Info, input: e.EarnRuleCreateInput) -> e.EarnRuleCreatePayload:
-    return e.EarnRuleCreatePayload(rule=e.EarnRule.of(await earning_admin.create_rule(_actor(info), input.to_service())))
+    actor = info.context.operator_actor()
+    return e.EarnRuleCreatePayload(rule=e.EarnRule.of(await earning_admin.create_rule(actor, input.to_service())))
 
 
 @user_errors(e.EarnRuleUpdatePayload)
 async def earn_rule_update(info: Info, input: e.EarnRuleUpdateInput) -> e.EarnRuleUpdatePayload:
-    rule_id = pk_of(input.rule_id, "EarnRule", ["input", "ruleId"])
-    rule = await earning_admin.update_rule(_actor(info), rule_id, input.to_service())
+    rule_id = input_pk(input.rule_id, "EarnRule", ["input", "ruleId"])
+    rule = await earning_admin.update_rule(info.context.operator_actor(), rule_id, input.to_service())
     return e.EarnRuleUpdatePayload(rule=e.EarnRule.of(rule))
 
 
 async def _rule_status(info: Info, rule_id: str, status: str) -> e.EarnRule:
-    pk = pk_of(rule_id, "EarnRule", ["input", "ruleId"])
-    return e.EarnRule.of(await earning_admin.set_rule_status(_actor(info), pk, status))
+    pk = input_pk(rule_id, "EarnRule", ["input", "ruleId"])
+    return e.EarnRule.of(await earning_admin.set_rule_status(info.context.operator_actor(), pk, status))
 
 
 @user_errors(e.EarnRulePausePayload)
@@ -84,18 +71,21 @@ async def earn_rule_archive(info: Info, input: e.EarnRuleArchiveInput) -> e.Earn
 
 @user_errors(e.TaskCreatePayload)
 async def task_create(info: Info, input: e.TaskCreateInput) -> e.TaskCreatePayload:
-    return e.TaskCreatePayload(task=e.Task.of(await earning_admin.save_task(_actor(info), None, input.to_service())))
+    actor = info.context.operator_actor()
+    return e.TaskCreatePayload(task=e.Task.of(await earning_admin.save_task(actor, None, input.to_service())))
 
 
 @user_errors(e.TaskUpdatePayload)
 async def task_update(info: Info, input: e.TaskUpdateInput) -> e.TaskUpdatePayload:
-    pk = pk_of(input.task_id, "Task", ["input", "taskId"])
-    return e.TaskUpdatePayload(task=e.Task.of(await earning_admin.save_task(_actor(info), pk, input.to_service())))
+    pk = input_pk(input.task_id, "Task", ["input", "taskId"])
+    actor = info.context.operator_actor()
+    return e.TaskUpdatePayload(task=e.Task.of(await earning_admin.save_task(actor, pk, input.to_service())))
 
 
 async def _task_status(info: Info, task_id: str, status: str) -> e.Task:
-    pk = pk_of(task_id, "Task", ["input", "taskId"])
-    return e.Task.of(await earning_admin.save_task(_actor(info), pk, earning_admin.TaskInput(), status))
+    pk = input_pk(task_id, "Task", ["input", "taskId"])
+    actor = info.context.operator_actor()
+    return e.Task.of(await earning_admin.save_task(actor, pk, earning_admin.TaskInput(), status))
 
 
 @user_errors(e.TaskPausePayload)
@@ -115,44 +105,46 @@ async def task_archive(info: Info, input: e.TaskArchiveInput) -> e.TaskArchivePa
 
 @user_errors(e.MallEventCreatePayload)
 async def mall_event_create(info: Info, input: e.MallEventCreateInput) -> e.MallEventCreatePayload:
-    event = await earning_admin.save_event(_actor(info), None, input.code, input.name, input.merchant_code,
+    actor = info.context.operator_actor()
+    event = await earning_admin.save_event(actor, None, input.code, input.name, input.merchant_code,
                                            input.starts_at, input.ends_at)
     return e.MallEventCreatePayload(event=e.MallEvent.of(event))
 
 
 @user_errors(e.MallEventUpdatePayload)
 async def mall_event_update(info: Info, input: e.MallEventUpdateInput) -> e.MallEventUpdatePayload:
-    pk = pk_of(input.event_id, "MallEvent", ["input", "eventId"])
-    event = await earning_admin.save_event(_actor(info), pk, None, input.name, input.merchant_code, input.starts_at,
+    pk = input_pk(input.event_id, "MallEvent", ["input", "eventId"])
+    actor = info.context.operator_actor()
+    event = await earning_admin.save_event(actor, pk, None, input.name, input.merchant_code, input.starts_at,
                                            input.ends_at)
     return e.MallEventUpdatePayload(event=e.MallEvent.of(event))
 
 
 @user_errors(e.MallEventArchivePayload)
 async def mall_event_archive(info: Info, input: e.MallEventArchiveInput) -> e.MallEventArchivePayload:
-    pk = pk_of(input.event_id, "MallEvent", ["input", "eventId"])
-    event = await earning_admin.save_event(_actor(info), pk, None, None, None, None, None, "ARCHIVED")
+    pk = input_pk(input.event_id, "MallEvent", ["input", "eventId"])
+    event = await earning_admin.save_event(info.context.operator_actor(), pk, None, None, None, None, None, "ARCHIVED")
     return e.MallEventArchivePayload(event=e.MallEvent.of(event))
 
 
 @user_errors(e.EventCheckInPayload)
 async def event_check_in(info: Info, input: e.EventCheckInInput) -> e.EventCheckInPayload:
-    operator_id = info.context.operator_id()
+    operator_id = info.context.require_operator()
     result = await behaviours.event_check_in(
-        pk_of(input.event_id, "MallEvent", ["eventId"]), pk_of(input.member_id or "", "Member", ["memberId"]), None,
+        input_pk(input.event_id, "MallEvent", ["eventId"]), input_pk(input.member_id or "", "Member", ["memberId"]), None,
         input.idempotency_key, operator_id=operator_id)
     return e.EventCheckInPayload(points_earned=result.points)
 
 
 @user_errors(e.PointsEarnPreviewPayload)
 async def points_earn_preview(info: Info, input: e.PointsEarnPreviewInput) -> e.PointsEarnPreviewPayload:
-    info.context.operator_id()
-    return await preview(pk_of(input.member_id or "", "Member", ["memberId"]), input)
+    info.context.require_operator()
+    return await preview(input_pk(input.member_id or "", "Member", ["memberId"]), input)
 
 
 @user_errors(e.EarningScheduleRunPayload)
 async def earning_schedule_run(info: Info, input: e.EarningScheduleRunInput) -> e.EarningScheduleRunPayload:
-    r = await scheduler.run_once(_actor(info), input.as_of)
+    r = await scheduler.run_once(info.context.operator_actor(), input.as_of)
     return e.EarningScheduleRunPayload(
         pending_released=r.pending_released, pending_points_released=r.pending_points_released,
         invites_rewarded=r.invites_rewarded, points_expired=r.points_expired, tier_periods_closed=r.tier_periods_closed,

@@ -6,15 +6,12 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
-from api.resolvers import input_pk
-from api.resolvers import user_errors
+from api.resolvers import input_pk, user_errors
 from api.schema import mall as s
-from api.schema.ids import from_cursor, from_global_id
-from api.schema.types import Connection, check_first
-from api.services import integrations, ledger, mall, merchants, tiers
+from api.schema.base import Connection, check_first, from_cursor, from_global_id
+from api.services import draws, mall, merchants, operators, tiers
 from api.services.errors import DomainError, ErrorCode
-from api.services.mall import flash_sales
-
+from api.services.mall import flash_sales, vouchers
 
 
 async def _order_payload(order_id: int) -> s.MallOrder:
@@ -34,7 +31,7 @@ async def products(info: Info, first: int, after: Optional[str] = None, kind: Op
     rows = await mall.browse(tier_id=await _tier_of_caller(info), spendable=spendable,
                              kind=kind.value if kind else None, zone=zone, affordable=affordable,
                              include_hidden=False, limit=first + 1, after_id=from_cursor(after))
-    return Connection.of([s.Product.of(p) for p in rows], first)
+    return Connection.of([s.Product.of(p) for p in rows], first, after)
 
 
 async def _tier_of_caller(info: Info) -> Optional[int]:
@@ -48,19 +45,20 @@ async def flash_sales_list(info: Info, first: int, after: Optional[str] = None) 
     check_first(first)
     rows = await flash_sales.sales_page(first + 1, from_cursor(after), include_hidden=False,
                                         tier_id=await _tier_of_caller(info))
-    return Connection.of([s.FlashSale.of(x) for x in rows], first)
+    return Connection.of([s.FlashSale.of(x) for x in rows], first, after)
 
 
 @user_errors(s.PointsMallRedeemPayload)
 async def points_mall_redeem(info: Info, input: s.PointsMallRedeemInput) -> s.PointsMallRedeemPayload:
-    result = await mall.redeem(info.context.member_id(), input_pk(input.product_id, "Product", "productId"),
+    result = await mall.redeem(info.context.require_member(), input_pk(input.product_id, "Product", "productId"),
                                input.quantity, input.idempotency_key)
     return s.PointsMallRedeemPayload(order=await _order_payload(result.order_id), points_balance=result.points_balance)
 
 
 @user_errors(s.CheckoutCreatePayload)
 async def checkout_create(info: Info, input: s.CheckoutCreateInput) -> s.CheckoutCreatePayload:
-    result = await mall.checkout_create(info.context.member_id(), input_pk(input.product_id, "Product", "productId"),
+    member_id = info.context.require_member()
+    result = await mall.checkout_create(member_id, input_pk(input.product_id, "Product", "productId"),
                                         input.quantity, input.idempotency_key)
     payment = await mall.payment_for_order(result.order_id)
     return s.CheckoutCreatePayload(order=await _order_payload(result.order_id), points_balance=result.points_balance,
@@ -69,20 +67,21 @@ async def checkout_create(info: Info, input: s.CheckoutCreateInput) -> s.Checkou
 
 @user_errors(s.CheckoutCancelPayload)
 async def checkout_cancel(info: Info, input: s.CheckoutCancelInput) -> s.CheckoutCancelPayload:
-    order = await mall.cancel_checkout(info.context.member_id(), input_pk(input.order_id, "MallOrder", "orderId"))
+    order = await mall.cancel_checkout(info.context.require_member(), input_pk(input.order_id, "MallOrder", "orderId"))
     return s.CheckoutCancelPayload(order=s.MallOrder.of(order))
 
 
 @user_errors(s.FlashSaleRedeemPayload)
 async def flash_sale_redeem(info: Info, input: s.FlashSaleRedeemInput) -> s.FlashSaleRedeemPayload:
-    result = await flash_sales.redeem(info.context.member_id(), input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"),
+    member_id = info.context.require_member()
+    result = await flash_sales.redeem(member_id, input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"),
                                       input.idempotency_key, info.context.redis)
     return s.FlashSaleRedeemPayload(order=await _order_payload(result.order_id), points_balance=result.points_balance)
 
 
 @user_errors(s.PaymentNotifyPayload)
 async def payment_notify(info: Info, input: s.PaymentNotifyInput) -> s.PaymentNotifyPayload:
-    integrations.require_scope(info.context.integration(), "payment")
+    info.context.require_integration("payment")
     result = await mall.payment_notify(input.provider, input.out_trade_no, input.transaction_id, input.amount_fen,
                                        input.paid_at)
     return s.PaymentNotifyPayload(order=await _order_payload(result.order_id),
@@ -90,50 +89,46 @@ async def payment_notify(info: Info, input: s.PaymentNotifyInput) -> s.PaymentNo
                                   refund_requested=s.Money(amount_fen=result.refund_requested_fen))
 
 
-async def member_orders(info: Info, member_id: int, first: int, after: Optional[str]) -> Connection[s.MallOrder]:
-    check_first(first)
-    rows = await mall.orders_page(member_id, first + 1, from_cursor(after))
-    return Connection.of([s.MallOrder.of(o) for o in rows], first)
+# --- node(id:) ------------------------------------------------------------------------------------
+
+async def _product_node(info: Info, pk: int) -> Optional[s.Product]:
+    """Products for everyone who may see them (exclusive zones by tier, archived ones to operators only)."""
+    found = (await mall.products_by_id([pk])).get(pk)
+    if found is None:
+        return None
+    if info.context.endpoint == "admin":
+        return s.Product.of(found)
+    visible = found.status != "ARCHIVED" and await mall.visible_to(await _tier_of_caller(info), found)
+    return s.Product.of(found) if visible else None
 
 
-async def points_held(info: Info, member_id: int) -> int:
-    return (await info.context.loader("held", ledger.held_points).load(member_id)) or 0
+async def _flash_sale_node(info: Info, pk: int) -> Optional[s.FlashSale]:
+    try:
+        sale = await flash_sales.sale(pk)
+    except DomainError:
+        return None
+    if info.context.endpoint == "admin":
+        return s.FlashSale.of(sale)
+    product = (await mall.products_by_id([sale.product_id]))[sale.product_id]
+    return s.FlashSale.of(sale) if await mall.visible_to(await _tier_of_caller(info), product) else None
 
 
-async def node(info: Info, type_name: str, pk: int) -> object | None:
-    """The mall's objects for node(id:): products and sales for everyone, orders for their member."""
-    if type_name == "Product":
-        found = (await mall.products_by_id([pk])).get(pk)
-        if found is None:
-            return None
-        if info.context.endpoint == "admin":
-            return s.Product.of(found)
-        record = await info.context.loaders.member.load(info.context.caller.member_id) \
-            if info.context.caller.member_id is not None else None
-        visible = found.status != "ARCHIVED" and await mall.visible_to(record.tier_id if record else None, found)
-        return s.Product.of(found) if visible else None
-    if type_name == "FlashSale":
-        try:
-            sale = await flash_sales.sale(pk)
-        except DomainError:
-            return None
-        if info.context.endpoint == "admin":
-            return s.FlashSale.of(sale)
-        product = (await mall.products_by_id([sale.product_id]))[sale.product_id]
-        return s.FlashSale.of(sale) if await mall.visible_to(await _tier_of_caller(info), product) else None
-    if type_name == "MallOrder":
-        found = await mall.order(pk)
-        return s.MallOrder.of(found) if found and info.context.may_read_member(found.member_id) else None
-    from api.resolvers import draws as draw_resolvers
+async def _order_node(info: Info, pk: int) -> Optional[s.MallOrder]:
+    found = await mall.order(pk)
+    return s.MallOrder.of(found) if found and info.context.may_read_member(found.member_id) else None
 
-    return await draw_resolvers.node(info, type_name, pk)
+
+async def _voucher_node(info: Info, pk: int) -> Optional[s.Voucher]:
+    found = await vouchers.by_id(pk)
+    if found is None or not info.context.may_read_member(found.info.member_id):
+        return None
+    return s.Voucher.of(found.info, found.merchant_code)
+
+
+NODES = {"Product": _product_node, "FlashSale": _flash_sale_node, "MallOrder": _order_node, "Voucher": _voucher_node}
 
 
 # --- operators -----------------------------------------------------------------------------------
-
-def _actor(info: Info) -> tuple[str, str]:
-    return ("operator", str(info.context.operator_id()))
-
 
 async def _merchant_id(code: Optional[str]) -> Optional[int]:
     return None if code is None else (await merchants.by_code(code, ["input", "merchantCode"])).id
@@ -150,16 +145,16 @@ async def _tier_id(code: Optional[str]) -> Optional[int]:
 
 async def admin_products(info: Info, first: int, after: Optional[str] = None,
                          kind: Optional[s.ProductKind] = None) -> Connection[s.Product]:
-    info.context.operator_id()
+    info.context.require_operator()
     check_first(first)
     rows = await mall.browse(tier_id=None, spendable=None, kind=kind.value if kind else None, zone=None,
                              affordable=False, include_hidden=True, limit=first + 1, after_id=from_cursor(after))
-    return Connection.of([s.Product.of(p) for p in rows], first)
+    return Connection.of([s.Product.of(p) for p in rows], first, after)
 
 
 async def _product_data(input: s.ProductCreateInput | s.ProductUpdateInput) -> mall.ProductData:
     return mall.ProductData(
-        kind=getattr(input, "kind", None) and input.kind.value, name=input.name, description=input.description,
+        kind=input.kind.value if isinstance(input, s.ProductCreateInput) else None, name=input.name, description=input.description,
         image_urls=input.image_urls, merchant_id=await _merchant_id(input.merchant_code),
         face_value_fen=input.face_value_fen, validity_days=input.validity_days, points_price=input.points_price,
         cash_price_fen=input.cash_price_fen, limit_per_member=input.limit_per_member,
@@ -171,7 +166,7 @@ async def _product_data(input: s.ProductCreateInput | s.ProductUpdateInput) -> m
 
 @user_errors(s.ProductPayload)
 async def product_create(info: Info, input: s.ProductCreateInput) -> s.ProductPayload:
-    actor = _actor(info)
+    actor = info.context.operator_actor()
     return s.ProductPayload(product=s.Product.of(await mall.create_product(actor, await _product_data(input), input.stock)))
 
 
@@ -182,7 +177,7 @@ _CLEARABLE = {"description": "description", "merchantCode": "merchant_id", "face
 
 @user_errors(s.ProductPayload)
 async def product_update(info: Info, input: s.ProductUpdateInput) -> s.ProductPayload:
-    actor = _actor(info)
+    actor = info.context.operator_actor()
     unknown = [c for c in input.clear or [] if c not in _CLEARABLE]
     if unknown:
         raise DomainError(ErrorCode.INVALID_INPUT, f"cannot clear {', '.join(unknown)}", ["input", "clear"])
@@ -193,16 +188,16 @@ async def product_update(info: Info, input: s.ProductUpdateInput) -> s.ProductPa
 
 
 async def admin_flash_sales(info: Info, first: int, after: Optional[str] = None) -> Connection[s.FlashSale]:
-    info.context.operator_id()
+    info.context.require_operator()
     check_first(first)
     rows = await flash_sales.sales_page(first + 1, from_cursor(after), include_hidden=True)
-    return Connection.of([s.FlashSale.of(x) for x in rows], first)
+    return Connection.of([s.FlashSale.of(x) for x in rows], first, after)
 
 
 @user_errors(s.FlashSalePayload)
 async def flash_sale_create(info: Info, input: s.FlashSaleCreateInput) -> s.FlashSalePayload:
     sale = await flash_sales.create_sale(
-        _actor(info), product_id=input_pk(input.product_id, "Product", "productId"), title=input.title,
+        info.context.operator_actor(), product_id=input_pk(input.product_id, "Product", "productId"), title=input.title,
         points_price=input.points_price, stock=input.stock, per_member_limit=input.per_member_limit,
         starts_at=input.starts_at, ends_at=input.ends_at, redis=info.context.redis)
     return s.FlashSalePayload(flash_sale=s.FlashSale.of(sale))
@@ -211,7 +206,7 @@ async def flash_sale_create(info: Info, input: s.FlashSaleCreateInput) -> s.Flas
 @user_errors(s.FlashSalePayload)
 async def flash_sale_update(info: Info, input: s.FlashSaleUpdateInput) -> s.FlashSalePayload:
     sale = await flash_sales.update_sale(
-        _actor(info), input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"), title=input.title,
+        info.context.operator_actor(), input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"), title=input.title,
         points_price=input.points_price, per_member_limit=input.per_member_limit, starts_at=input.starts_at,
         ends_at=input.ends_at, status=input.status.value if input.status else None, stock_delta=input.stock_delta,
         redis=info.context.redis)
@@ -220,7 +215,7 @@ async def flash_sale_update(info: Info, input: s.FlashSaleUpdateInput) -> s.Flas
 
 @user_errors(s.FlashSaleGateRebuildPayload)
 async def flash_sale_gate_rebuild(info: Info, input: s.FlashSaleGateRebuildInput) -> s.FlashSaleGateRebuildPayload:
-    info.context.operator_id()
+    info.context.require_operator()
     sale_id = input_pk(input.flash_sale_id, "FlashSale", "flashSaleId")
     await flash_sales.sale(sale_id, fresh=True)
     redis = info.context.redis
@@ -233,18 +228,18 @@ async def flash_sale_gate_rebuild(info: Info, input: s.FlashSaleGateRebuildInput
 
 async def admin_orders(info: Info, first: int, after: Optional[str] = None,
                        member_id: Optional[strawberry.ID] = None) -> Connection[s.MallOrder]:
-    info.context.operator_id()
+    info.context.require_operator()
     check_first(first)
     member_pk = from_global_id(member_id, "Member") if member_id else None
     if member_id and member_pk is None:
-        return Connection.of([], first)
+        return Connection.of([], first, after)
     rows = await mall.orders_page(member_pk[1] if member_pk else None, first + 1, from_cursor(after))
-    return Connection.of([s.MallOrder.of(o) for o in rows], first)
+    return Connection.of([s.MallOrder.of(o) for o in rows], first, after)
 
 
 @user_errors(s.MallOrderRefundPayload)
 async def mall_order_refund(info: Info, input: s.MallOrderRefundInput) -> s.MallOrderRefundPayload:
-    result = await mall.refund_order(info.context.operator_id(), input_pk(input.order_id, "MallOrder", "orderId"),
+    result = await mall.refund_order(info.context.require_operator(), input_pk(input.order_id, "MallOrder", "orderId"),
                                      input.reason, input.idempotency_key)
     await refreshed_gates(info.context.redis, result)
     return s.MallOrderRefundPayload(order=await _order_payload(result.order_id), points_returned=result.points_returned,
@@ -253,8 +248,6 @@ async def mall_order_refund(info: Info, input: s.MallOrderRefundInput) -> s.Mall
 
 async def refreshed_gates(redis, result: mall.RefundResult) -> None:
     """A refunded unit is for sale (or to win) again: the Redis gate is reloaded from the database."""
-    from api.services import draws
-
     if redis is not None and result.flash_sale_id is not None:
         await flash_sales.load_gate(redis, result.flash_sale_id, force=True)
     if redis is not None and result.draw_prize_id is not None:
@@ -263,7 +256,5 @@ async def refreshed_gates(redis, result: mall.RefundResult) -> None:
 
 @user_errors(s.MallOrdersExpireRunPayload)
 async def mall_orders_expire_run(info: Info, input: s.MallOrdersExpireRunInput) -> s.MallOrdersExpireRunPayload:
-    from api.services import operators
-
-    result = await operators.run_order_expiry(_actor(info), input.as_of)
+    result = await operators.run_order_expiry(info.context.operator_actor(), input.as_of)
     return s.MallOrdersExpireRunPayload(orders_expired=result.orders_expired, points_released=result.points_released)

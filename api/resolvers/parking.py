@@ -5,19 +5,14 @@ from datetime import datetime
 from typing import Annotated, Optional
 
 import strawberry
-
 from strawberry.types import Info
 
-from api.resolvers import input_pk
-from api.resolvers import user_errors
+from api.resolvers import input_pk, user_errors
 from api.schema import parking as s
-from api.schema.ids import from_cursor
-from api.schema.types import Connection, check_first
-from api.services import integrations, parking
-from api.services.errors import DomainError, ErrorCode, forbidden
-
-NODE_TYPES = ("Vehicle", "CarPark", "ParkingSession")
-
+from api.schema.base import Connection, check_first, from_cursor
+from api.schema.errors import ApiError
+from api.services import parking
+from api.services.errors import DomainError, ErrorCode
 
 
 async def _session(stay_id: int) -> s.ParkingSession:
@@ -30,71 +25,55 @@ async def _session(stay_id: int) -> s.ParkingSession:
 
 @user_errors(s.VehicleBindPayload)
 async def vehicle_bind(info: Info, input: s.VehicleBindInput) -> s.VehicleBindPayload:
-    found = await parking.bind_vehicle(info.context.member_id(), input.plate, input.consent)
+    found = await parking.bind_vehicle(info.context.require_member(), input.plate, input.consent)
     return s.VehicleBindPayload(vehicle=s.Vehicle.of(found))
 
 
 @user_errors(s.VehicleUnbindPayload)
 async def vehicle_unbind(info: Info, input: s.VehicleUnbindInput) -> s.VehicleUnbindPayload:
-    found = await parking.unbind_vehicle(info.context.member_id(), input_pk(input.vehicle_id, "Vehicle", "vehicleId"))
+    member_id = info.context.require_member()
+    found = await parking.unbind_vehicle(member_id, input_pk(input.vehicle_id, "Vehicle", "vehicleId"))
     return s.VehicleUnbindPayload(vehicle=s.Vehicle.of(found))
 
 
 @user_errors(s.ParkingOffsetApplyPayload)
 async def parking_offset_apply(info: Info, input: s.ParkingOffsetApplyInput) -> s.ParkingOffsetApplyPayload:
-    result = await parking.apply_offset(info.context.member_id(), input_pk(input.session_id, "ParkingSession", "sessionId"),
+    member_id = info.context.require_member()
+    result = await parking.apply_offset(member_id, input_pk(input.session_id, "ParkingSession", "sessionId"),
                                         input.points, input.coupon_codes, input.idempotency_key)
     return s.ParkingOffsetApplyPayload(session=await _session(result.stay_id), points_held=result.points_held,
                                        points_balance=result.points_balance)
 
 
-def _check_member(info: Info, member_id: int, what: str) -> None:
-    if not info.context.may_read_member(member_id):
-        raise forbidden(f"only the member can see their {what}")
+# --- node(id:) ------------------------------------------------------------------------------------
 
-
-async def member_vehicles(info: Info, member_id: int) -> list[s.Vehicle]:
-    _check_member(info, member_id, "vehicles")
-    found = await info.context.loader("vehicles", parking.vehicles_of).load(member_id)
-    return [s.Vehicle.of(v) for v in found or []]
-
-
-async def member_parking_session(info: Info, member_id: int) -> Optional[s.ParkingSession]:
-    _check_member(info, member_id, "parking")
-    found = await parking.member_open_stay(member_id)
-    return s.ParkingSession.of(found) if found else None
-
-
-async def member_parking_history(info: Info, member_id: int, first: int,
-                                 after: Optional[str]) -> Connection[s.ParkingSession]:
-    _check_member(info, member_id, "parking")
-    check_first(first)
-    rows = await parking.member_history(member_id, first + 1, from_cursor(after))
-    return Connection.of([s.ParkingSession.of(x) for x in rows], first)
-
-
-async def node(info: Info, type_name: str, pk: int) -> object | None:
+async def _stay_node(info: Info, pk: int) -> Optional[s.ParkingSession]:
     """Stays and vehicles for their member (and operators); car parks for operators."""
-    if type_name == "ParkingSession":
-        found = await parking.stay(pk)
-        ok = found is not None and (info.context.endpoint == "admin" and info.context.caller.operator_id is not None
-                                    or found.member_id is not None and info.context.may_read_member(found.member_id))
-        return s.ParkingSession.of(found) if ok else None
-    if type_name == "Vehicle":
-        found = await parking.vehicle(pk)
-        return s.Vehicle.of(found) if found and info.context.may_read_member(found.member_id) else None
-    if type_name == "CarPark" and info.context.endpoint == "admin" and info.context.caller.operator_id is not None:
-        found = (await parking.car_parks_by_id([pk])).get(pk)
-        return s.CarPark.of(found) if found else None
-    return None
+    found = await parking.stay(pk)
+    if found is None or not (info.context.is_operator or found.member_id is not None
+                             and info.context.may_read_member(found.member_id)):
+        return None
+    return s.ParkingSession.of(found)
+
+
+async def _vehicle_node(info: Info, pk: int) -> Optional[s.Vehicle]:
+    found = await parking.vehicle(pk)
+    return s.Vehicle.of(found) if found and info.context.may_read_member(found.member_id) else None
+
+
+async def _car_park_node(info: Info, pk: int) -> Optional[s.CarPark]:
+    found = (await parking.car_parks_by_id([pk])).get(pk) if info.context.is_operator else None
+    return s.CarPark.of(found) if found else None
+
+
+NODES = {"ParkingSession": _stay_node, "Vehicle": _vehicle_node, "CarPark": _car_park_node}
 
 
 # --- the car park (signed, scope parking) --------------------------------------------------------
 
 async def _car_park_system(info: Info, car_park_code: str) -> None:
     """The caller is that car park's system: a signed key with the parking scope, bound to the car park."""
-    identity = info.context.integration()
-    integrations.require_scope(identity, "parking")
+    identity = info.context.require_integration("parking")
     await parking.require_key(identity.key_id, car_park_code)
 
 
@@ -110,6 +89,7 @@ async def parking_exit_record(info: Info, input: s.ParkingExitRecordInput) -> s.
     await _car_park_system(info, input.car_park_code)
     result = await parking.record_exit(input.car_park_code, input.plate, input.exited_at, input.event_id, input.paid)
     found = await parking.stay(result.stay_id)
+    assert found is not None  # the exit closed it just now
     return s.ParkingExitRecordPayload(session=s.ParkingSession.of(found), bill=s.ParkingBill.of(parking.final_bill(found)))
 
 
@@ -122,12 +102,8 @@ async def parking_session_quote(info: Info, input: s.ParkingSessionQuoteInput) -
 
 # --- operators -----------------------------------------------------------------------------------
 
-def _actor(info: Info) -> tuple[str, str]:
-    return ("operator", str(info.context.operator_id()))
-
-
 async def car_parks(info: Info) -> list[s.CarPark]:
-    info.context.operator_id()
+    info.context.require_operator()
     return [s.CarPark.of(c) for c in await parking.car_parks()]
 
 
@@ -142,7 +118,7 @@ def _car_park_data(input: s.CarParkCreateInput | s.CarParkUpdateInput) -> parkin
 
 @user_errors(s.CarParkPayload)
 async def car_park_create(info: Info, input: s.CarParkCreateInput) -> s.CarParkPayload:
-    found = await parking.create_car_park(_actor(info), input.code, _car_park_data(input))
+    found = await parking.create_car_park(info.context.operator_actor(), input.code, _car_park_data(input))
     return s.CarParkPayload(car_park=s.CarPark.of(found))
 
 
@@ -151,7 +127,7 @@ _CLEARABLE = {"dailyCapFen": "daily_cap_fen", "purchaseMinFen": "purchase_min_fe
 
 @user_errors(s.CarParkPayload)
 async def car_park_update(info: Info, input: s.CarParkUpdateInput) -> s.CarParkPayload:
-    actor = _actor(info)
+    actor = info.context.operator_actor()
     unknown = [c for c in input.clear or [] if c not in _CLEARABLE]
     if unknown:
         raise DomainError(ErrorCode.INVALID_INPUT, f"cannot clear {', '.join(unknown)}", ["input", "clear"])
@@ -162,20 +138,20 @@ async def car_park_update(info: Info, input: s.CarParkUpdateInput) -> s.CarParkP
 
 async def parking_sessions(info: Info, first: int, after: Optional[str] = None, car_park_code: Optional[str] = None,
                            status: Optional[s.ParkingSessionStatus] = None) -> Connection[s.ParkingSession]:
-    info.context.operator_id()
+    info.context.require_operator()
     check_first(first)
     car_park_id = None
     if car_park_code is not None:
         try:
             car_park_id = (await parking.car_park_by_code(car_park_code)).id
         except DomainError:
-            return Connection.of([], first)
+            return Connection.of([], first, after)
     rows = await parking.stays_page(car_park_id, status.value if status else None, first + 1, from_cursor(after))
-    return Connection.of([s.ParkingSession.of(x) for x in rows], first)
+    return Connection.of([s.ParkingSession.of(x) for x in rows], first, after)
 
 
 async def parking_occupancy(info: Info) -> list[s.CarParkOccupancy]:
-    info.context.operator_id()
+    info.context.require_operator()
     return [s.CarParkOccupancy(car_park=s.CarPark.of(o.car_park), open_stays=o.open_stays,
                                entries_today=o.entries_today, exits_today=o.exits_today)
             for o in await parking.occupancy()]
@@ -183,9 +159,7 @@ async def parking_occupancy(info: Info) -> list[s.CarParkOccupancy]:
 
 async def parking_offset_totals(info: Info, from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime,
                                 car_park_code: Optional[str] = None) -> list[s.ParkingOffsetTotals]:
-    from api.schema.errors import ApiError
-
-    info.context.operator_id()
+    info.context.require_operator()
     try:
         rows = await parking.offset_totals(from_, to, car_park_code)
     except DomainError as err:
@@ -195,11 +169,11 @@ async def parking_offset_totals(info: Info, from_: Annotated[datetime, strawberr
 
 @user_errors(s.ParkingAbandonRunPayload)
 async def parking_abandon_run(info: Info, input: s.ParkingAbandonRunInput) -> s.ParkingAbandonRunPayload:
-    result = await parking.abandon_stays(_actor(info), input.older_than_hours, input.as_of)
+    result = await parking.abandon_stays(info.context.operator_actor(), input.older_than_hours, input.as_of)
     return s.ParkingAbandonRunPayload(stays_abandoned=result.stays_abandoned, points_released=result.points_released)
 
 
 @user_errors(s.CarParkKeyBindPayload)
 async def car_park_key_bind(info: Info, input: s.CarParkKeyBindInput) -> s.CarParkKeyBindPayload:
-    actor = ("operator", str(info.context.operator_id()))
+    actor = info.context.operator_actor()
     return s.CarParkKeyBindPayload(key_ids=await parking.bind_key(actor, input.car_park_code, input.key_id, input.bound))

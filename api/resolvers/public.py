@@ -1,22 +1,17 @@
+"""Members sign in and edit their profile; tills record purchases, refunds and points payments."""
 from __future__ import annotations
 
-from typing import Optional
-
-import strawberry
 from strawberry.types import Info
 
 from api.resolvers import client_address, user_errors
-from api.resolvers import mall as mall_resolvers
-from api.resolvers import operators as operator_resolvers
-from api.resolvers import parking as parking_resolvers
-from api.resolvers.staff import staff_node, staff_viewer
+from api.resolvers.nodes import node  # noqa: F401  (both schemas' node(id:))
+from api.resolvers.staff import staff_viewer
 from api.schema import payloads as p
+from api.schema.base import global_id
+from api.schema.core import Purchase, Tier
 from api.schema.errors import UserError
-from api.schema.ids import from_global_id, to_global_id
-from api.schema.staff import voucher_of
-from api.schema.types import Member, Node, PointsEntry, Purchase, Tier, Viewer
-from api.services import integrations, ledger, members, purchases, tiers
-from api.services.mall import vouchers
+from api.schema.member import Member, Viewer
+from api.services import members, purchases, tiers
 
 
 async def viewer(info: Info) -> Viewer:
@@ -27,36 +22,6 @@ async def viewer(info: Info) -> Viewer:
 
 async def all_tiers() -> list[Tier]:
     return [Tier.of(t) for t in await tiers.all_tiers()]
-
-
-async def node(info: Info, id: strawberry.ID) -> Optional[Node]:
-    """Any object by global ID, if the caller may see it; otherwise null (never a hint why)."""
-    parsed = from_global_id(id)
-    if parsed is None:
-        return None
-    type_name, pk = parsed
-    if type_name == "Tier":
-        return next((Tier.of(t) for t in await tiers.all_tiers() if t.id == pk), None)
-    if type_name == "Member" and info.context.may_read_member(pk):
-        record = await info.context.loaders.member.load(pk)
-        return Member.of(record) if record else None
-    if type_name == "PointsEntry":
-        found = await ledger.entry_with_owner(pk)
-        return PointsEntry.of(found[0]) if found and info.context.may_read_member(found[1]) else None
-    if type_name == "Voucher":
-        voucher = await vouchers.by_id(pk)
-        return voucher_of(voucher) if voucher and info.context.may_read_member(voucher.info.member_id) else None
-    if type_name == "MerchantStaff":
-        return await staff_node(info, pk)
-    if type_name in operator_resolvers.NODE_TYPES:  # issue 10: operators' endpoint only
-        return await operator_resolvers.node(info, type_name, pk)
-    if type_name in parking_resolvers.NODE_TYPES:
-        return await parking_resolvers.node(info, type_name, pk)
-    if type_name in ("EarnRule", "Task", "MallEvent"):  # earning (issue 3): operators only
-        from api.resolvers.earning_admin import config_node
-
-        return await config_node(info, type_name, pk)
-    return await mall_resolvers.node(info, type_name, pk)
 
 
 @user_errors(p.AuthSmsCodeRequestPayload)
@@ -74,7 +39,7 @@ async def auth_sms_login(input: p.AuthSmsLoginInput) -> p.AuthSmsLoginPayload:
 @user_errors(p.MemberProfileUpdatePayload)
 async def member_profile_update(info: Info, input: p.MemberProfileUpdateInput) -> p.MemberProfileUpdatePayload:
     record = await members.update_profile(
-        info.context.member_id(), nickname=input.nickname, birthday=input.birthday,
+        info.context.require_member(), nickname=input.nickname, birthday=input.birthday,
         gender=input.gender.value if input.gender else None,
     )
     return p.MemberProfileUpdatePayload(member=Member.of(record))
@@ -82,9 +47,7 @@ async def member_profile_update(info: Info, input: p.MemberProfileUpdateInput) -
 
 def _till(info: Info):
     """The signed caller, which must be a till (a key with the pos scope)."""
-    identity = info.context.integration()
-    integrations.require_scope(identity, "pos")
-    return identity
+    return info.context.require_integration("pos")
 
 
 def _purchase_input(data: p.PurchaseRecordInput) -> purchases.PurchaseInput:
@@ -93,7 +56,7 @@ def _purchase_input(data: p.PurchaseRecordInput) -> purchases.PurchaseInput:
 
 
 def _purchase_payload(result: purchases.PurchaseResult) -> p.PurchaseRecordPayload:
-    purchase = Purchase(id=strawberry.ID(to_global_id("Purchase", result.purchase_id)), pk=result.purchase_id,
+    purchase = Purchase(id=global_id("Purchase", result.purchase_id), pk=result.purchase_id,
                         receipt_no=result.receipt_no, amount_fen=result.amount_fen)
     return p.PurchaseRecordPayload(purchase=purchase, points_earned=result.points_earned,
                                    points_balance=result.points_balance)
@@ -109,10 +72,14 @@ async def purchase_record(info: Info, input: p.PurchaseRecordInput) -> p.Purchas
 async def purchase_record_batch(info: Info, input: p.PurchaseRecordBatchInput) -> p.PurchaseRecordBatchPayload:
     identity = _till(info)
     items = await purchases.record_batch(identity, [_purchase_input(i) for i in input.purchases])
-    return p.PurchaseRecordBatchPayload(results=[
-        _purchase_payload(item.result) if item.result else p.PurchaseRecordPayload(user_errors=[UserError.of(item.error)])
-        for item in items
-    ])
+    return p.PurchaseRecordBatchPayload(results=[_batch_result(item) for item in items])
+
+
+def _batch_result(item: purchases.BatchItem) -> p.PurchaseRecordPayload:
+    if item.result is not None:
+        return _purchase_payload(item.result)
+    assert item.error is not None  # each item has a result or an error
+    return p.PurchaseRecordPayload(user_errors=[UserError.of(item.error)])
 
 
 @user_errors(p.PurchaseRefundPayload)

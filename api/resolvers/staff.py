@@ -7,9 +7,8 @@ from strawberry.types import Info
 
 from api.resolvers import client_address, user_errors
 from api.schema import staff as s
-from api.schema.ids import from_cursor, from_global_id
-from api.schema.mall import Voucher
-from api.schema.types import Connection, check_first
+from api.schema.base import Connection, check_first, from_cursor, from_global_id
+from api.schema.mall.types import Voucher
 from api.services import staff
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import vouchers
@@ -30,25 +29,27 @@ async def staff_viewer(info: Info) -> Optional[s.MerchantStaffViewer]:
     return s.MerchantStaffViewer.of(account) if account else None
 
 
-async def staff_node(info: Info, staff_id: int) -> Optional[s.MerchantStaff]:
+async def _staff_node(info: Info, staff_id: int) -> Optional[s.MerchantStaff]:
     """node(id:) of a MerchantStaff: the account itself, or an operator on the operators' endpoint."""
-    caller = info.context.caller
-    if caller.staff_id != staff_id and not (info.context.endpoint == "admin" and caller.operator_id is not None):
+    if not info.context.may_read_staff(staff_id):
         return None
     found = await staff.get(staff_id)
     return s.MerchantStaff.of(found) if found else None
 
 
+NODES = {"MerchantStaff": _staff_node}
+
+
 async def voucher_lookup(info: Info, code: str) -> Optional[Voucher]:
     """A typed code or scanned QR payload, if the caller's merchant may write it off; else null."""
-    _, merchant_id = info.context.staff()
+    _, merchant_id = info.context.require_staff()
     found = await vouchers.lookup_for_staff(merchant_id, code)
     return s.voucher_of(found) if found else None
 
 
 @user_errors(s.VoucherWriteOffPayload)
 async def voucher_write_off(info: Info, input: s.VoucherWriteOffInput) -> s.VoucherWriteOffPayload:
-    staff_id, merchant_id = info.context.staff()
+    staff_id, merchant_id = info.context.require_staff()
     written = await vouchers.write_off(staff_id, merchant_id, input.code, input.idempotency_key)
     return s.VoucherWriteOffPayload(voucher=s.voucher_of(written))
 
@@ -58,25 +59,25 @@ async def voucher_write_off(info: Info, input: s.VoucherWriteOffInput) -> s.Vouc
 
 async def merchant_staff_page(info: Info, first: int, after: Optional[str] = None,
                               merchant_code: Optional[str] = None) -> Connection[s.MerchantStaff]:
-    info.context.operator_id()
+    info.context.require_operator()
     check_first(first)
     try:
         rows = await staff.page(first + 1, from_cursor(after), merchant_code)
     except DomainError:
         rows = []  # an unknown merchant has no staff
-    return Connection.of([s.MerchantStaff.of(r) for r in rows], first)
+    return Connection.of([s.MerchantStaff.of(r) for r in rows], first, after)
 
 
 @user_errors(s.MerchantStaffCreatePayload)
 async def merchant_staff_create(info: Info, input: s.MerchantStaffCreateInput) -> s.MerchantStaffCreatePayload:
-    actor = ("operator", str(info.context.operator_id()))
+    actor = info.context.operator_actor()
     account = await staff.create(actor, input.merchant_code, input.username, input.display_name, input.password)
     return s.MerchantStaffCreatePayload(staff=s.MerchantStaff.of(account))
 
 
 @user_errors(s.MerchantStaffDeactivatePayload)
 async def merchant_staff_deactivate(info: Info, input: s.MerchantStaffDeactivateInput) -> s.MerchantStaffDeactivatePayload:
-    actor = ("operator", str(info.context.operator_id()))
+    actor = info.context.operator_actor()
     parsed = from_global_id(input.staff_id, "MerchantStaff")
     if parsed is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no such staff account", ["staffId"])

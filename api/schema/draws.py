@@ -8,11 +8,10 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
+from api.schema.base import Node, global_id
 from api.schema.errors import UserError
-from api.schema.ids import to_global_id
-from api.schema.mall import MallOrder, Product, ProductStatus
-from api.schema.types import Node
-from api.services import clock, draws, mall, members, tiers
+from api.schema.mall.types import MallOrder, Product, ProductStatus
+from api.services import clock, draws
 from api.services.errors import forbidden
 
 
@@ -47,7 +46,7 @@ class DrawPrize(Node):
 
     @classmethod
     def of(cls, p: draws.PrizeInfo) -> "DrawPrize":
-        return cls(id=strawberry.ID(to_global_id("DrawPrize", p.id)), pk=p.id, info=p, name=p.name,
+        return cls(id=global_id("DrawPrize", p.id), pk=p.id, info=p, name=p.name,
                    kind=DrawPrizeKind(p.kind), points=p.points, weight=p.weight, stock_left=p.stock,
                    position=p.position, active=p.active)
 
@@ -55,7 +54,7 @@ class DrawPrize(Node):
     async def product(self, info: Info) -> Optional[Product]:
         if self.info.product_id is None:
             return None
-        return Product.of(await info.context.loader("product", mall.products_by_id).load(self.info.product_id))
+        return Product.of(await info.context.loaders.product.load(self.info.product_id))
 
 
 @strawberry.type
@@ -105,7 +104,7 @@ class DrawGame(Node):
 
     @classmethod
     def of(cls, g: draws.GameInfo) -> "DrawGame":
-        return cls(id=strawberry.ID(to_global_id("DrawGame", g.id)), pk=g.id, info=g, name=g.name,
+        return cls(id=global_id("DrawGame", g.id), pk=g.id, info=g, name=g.name,
                    kind=DrawGameKind(g.kind), cost_points=g.cost_points, daily_limit=g.daily_limit,
                    total_limit=g.total_limit, starts_at=g.starts_at, ends_at=g.ends_at, status=ProductStatus(g.status),
                    prizes=[DrawPrize.of(p) for p in g.prizes if p.active],
@@ -121,13 +120,14 @@ class DrawGame(Node):
         if member_id is None:
             return None
         record = await info.context.loaders.member.load(member_id)
-        day = await draws.member_day(member_id, self.info, (await tiers.tier_by_id(record.tier_id)).code)
-        return MemberDrawDay(plays_today=day.plays_today, free_plays_left=day.free_plays_left,
-                             plays_total=day.plays_total)
+        plays = await info.context.loaders.play_counts.load((member_id, self.pk))
+        allowance = self.info.free_allowance((await info.context.loaders.tier.load(record.tier_id)).code)
+        return MemberDrawDay(plays_today=plays.today, free_plays_left=max(0, allowance - plays.free_today),
+                             plays_total=plays.total)
 
     @strawberry.field(description="Operators only.")
     async def stats(self, info: Info) -> DrawGameStats:
-        info.context.operator_id()
+        info.context.require_operator()
         s = await draws.stats(self.info)
         prizes = {p.id: p for p in self.info.prizes}
         return DrawGameStats(plays=s.plays, players=s.players, free_plays=s.free_plays,
@@ -152,30 +152,30 @@ class DrawPlay(Node):
 
     @classmethod
     def of(cls, p: draws.PlayInfo) -> "DrawPlay":
-        return cls(id=strawberry.ID(to_global_id("DrawPlay", p.id)), pk=p.id, info=p, free=p.free,
+        return cls(id=global_id("DrawPlay", p.id), pk=p.id, info=p, free=p.free,
                    cost_points=p.cost_points, points_granted=p.points_granted, played_at=p.played_at, roll=p.roll,
                    candidate_weights=p.candidates, redraws=p.redraws)
 
     @strawberry.field
     async def game(self, info: Info) -> DrawGame:
-        return DrawGame.of(await info.context.loader("draw_game", draws.games_by_id).load(self.info.game_id))
+        return DrawGame.of(await info.context.loaders.draw_game.load(self.info.game_id))
 
     @strawberry.field
     async def prize(self, info: Info) -> DrawPrize:
-        g = await info.context.loader("draw_game", draws.games_by_id).load(self.info.game_id)
+        g = await info.context.loaders.draw_game.load(self.info.game_id)
         return DrawPrize.of(next(p for p in g.prizes if p.id == self.info.prize_id))
 
     @strawberry.field(description="The order holding the voucher of a COUPON or GIFT prize.")
     async def order(self, info: Info) -> Optional[MallOrder]:
         if self.info.order_id is None:
             return None
-        found = await mall.order(self.info.order_id)
+        found = await info.context.loaders.order.load(self.info.order_id)
         return MallOrder.of(found) if found else None
 
     @strawberry.field(description="The member who played (operators only).")
     async def member_phone_masked(self, info: Info) -> str:
-        info.context.operator_id()
-        record = await members.get_member(self.info.member_id)
+        info.context.require_operator()
+        record = await info.context.loaders.member.load(self.info.member_id)
         if record is None:
             raise forbidden("no such member")
         return record.phone_masked

@@ -8,10 +8,8 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
+from api.schema.base import Money, Node, global_id, money
 from api.schema.errors import UserError
-from api.schema.ids import to_global_id
-from api.schema.mall import Money, money
-from api.schema.types import Node
 from api.services import clock, parking
 from api.services.parking.fees import Bill
 
@@ -29,7 +27,7 @@ class Vehicle(Node):
 
     @classmethod
     def of(cls, v: parking.VehicleInfo) -> "Vehicle":
-        return cls(id=strawberry.ID(to_global_id("Vehicle", v.id)), pk=v.id, plate=v.plate, active=v.active,
+        return cls(id=global_id("Vehicle", v.id), pk=v.id, plate=v.plate, active=v.active,
                    consent_version=v.consent_version, consented_at=v.consented_at, bound_at=v.bound_at,
                    unbound_at=v.unbound_at)
 
@@ -62,7 +60,7 @@ class CarPark(Node):
     @classmethod
     def of(cls, c: parking.CarParkInfo) -> "CarPark":
         return cls(
-            id=strawberry.ID(to_global_id("CarPark", c.id)), pk=c.id, code=c.code, name=c.name,
+            id=global_id("CarPark", c.id), pk=c.id, code=c.code, name=c.name,
             free_minutes=c.free_minutes, hourly_fee=Money(amount_fen=c.hourly_fen), daily_cap=money(c.daily_cap_fen),
             tier_free_minutes=[TierFreeMinutes(tier_code=k, minutes=v) for k, v in sorted(c.tier_free_minutes.items())],
             purchase_min=money(c.purchase_min_fen), purchase_free_minutes=c.purchase_free_minutes,
@@ -124,14 +122,14 @@ class ParkingSession(Node):
 
     @classmethod
     def of(cls, s: parking.StayInfo) -> "ParkingSession":
-        return cls(id=strawberry.ID(to_global_id("ParkingSession", s.id)), pk=s.id, info=s, plate=s.plate,
+        return cls(id=global_id("ParkingSession", s.id), pk=s.id, info=s, plate=s.plate,
                    status=ParkingSessionStatus(s.status), entered_at=s.entered_at, exited_at=s.exited_at,
                    member_linked=s.member_id is not None, offset_points=s.offset_points, coupon_codes=s.coupon_codes,
                    paid=s.paid)
 
     @strawberry.field
     async def car_park(self, info: Info) -> CarPark:
-        return CarPark.of(await info.context.loader("car_park", parking.car_parks_by_id).load(self.info.car_park_id))
+        return CarPark.of(await info.context.loaders.car_park.load(self.info.car_park_id))
 
     @strawberry.field(description="Open: the bill so far (now); closed: the bill fixed at the exit; abandoned: null.")
     async def bill(self) -> Optional[ParkingBill]:

@@ -6,10 +6,11 @@ from typing import Optional
 
 import strawberry
 
+from api.schema.core import Gender, Purchase
 from api.schema.errors import UserError
+from api.schema.member import Member
 from api.schema.operators.payloads import PointsAdjustInput, PointsAdjustPayload  # noqa: F401 - issue 10
 from api.schema.operators.types import Operator  # noqa: F401 - issue 10
-from api.schema.types import Gender, Member, Purchase
 
 # --- public: members ---------------------------------------------------------------------------
 

@@ -5,31 +5,44 @@ from typing import Optional
 
 import strawberry
 from strawberry.extensions import (
-    AddValidationRules, DisableIntrospection, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache,
+    AddValidationRules,
+    DisableIntrospection,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
 )
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
 from api.resolvers import draws as drr
-from api.resolvers import mall as mr
-from api.resolvers import parking as pkr
 from api.resolvers import earning as er
+from api.resolvers import mall as mr
+from api.resolvers import nodes
+from api.resolvers import parking as pkr
 from api.resolvers import public as r
+from api.resolvers import staff as st
 from api.schema import draws as dr
 from api.schema import mall as m
 from api.schema import parking as pk
-from api.resolvers import staff as st
 from api.schema import payloads as p
 from api.schema import staff as sp
+from api.schema.base import Connection, Node
+from api.schema.core import PointsEntry, Purchase, Tier
 from api.schema.earning import (
-    EventCheckInPayload, MemberCheckInPayload, PointsEarnPreviewPayload, ReviewRecordPayload, ShareRecordPayload,
+    EventCheckInPayload,
+    MemberCheckInPayload,
+    PointsEarnPreviewPayload,
+    ReviewRecordPayload,
+    ShareRecordPayload,
     TaskClaimPayload,
 )
 from api.schema.errors import should_mask
-from api.schema.rules import OncePerRequest
+from api.schema.execution import NoSuggestionsExecutionContext
 from api.schema.mall import Voucher
-from api.schema.types import Connection, Member, Node, PointsEntry, Purchase, Tier, Viewer
+from api.schema.member import Member, Viewer
+from api.schema.rules import OncePerRequest
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
@@ -42,7 +55,7 @@ RULES = [depth_rule(MAX_DEPTH, None), alias_rule(MAX_ALIASES), OncePerRequest]
 class Query:
     viewer: Viewer = strawberry.field(resolver=r.viewer, description="The caller's own data.")
     tiers: list[Tier] = strawberry.field(resolver=r.all_tiers)
-    node: Optional[Node] = strawberry.field(resolver=r.node)
+    node: Optional[Node] = strawberry.field(resolver=nodes.node)
     products: Connection[m.Product] = strawberry.field(
         resolver=mr.products, description="The points mall: what the caller may see (exclusive zones by tier).")
     flash_sales: Connection[m.FlashSale] = strawberry.field(
@@ -109,20 +122,27 @@ class Mutation:
         resolver=er.points_earn_preview, description="What a receipt would earn, with its breakdown; books nothing.")
 
 
+# Types reachable only through node(id:) or interfaces.
+TYPES = [Member, PointsEntry, Tier, Purchase, Voucher, sp.MerchantStaff]
+# The public endpoint's pipeline; `api/prepared.py` reads it from the schema, so the hot path runs it too.
+EXTENSIONS = [
+    lambda: ParserCache(maxsize=1024),
+    lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    DisableIntrospection,
+    lambda: AddValidationRules(RULES),
+    lambda: ValidationCache(maxsize=1024),
+    lambda: MaskErrors(should_mask_error=should_mask),
+]
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        types=[Member, PointsEntry, Tier, Purchase, Voucher, sp.MerchantStaff],
+        types=TYPES,
         config=StrawberryConfig(disable_field_suggestions=True),
-        extensions=[
-            lambda: ParserCache(maxsize=1024),
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            DisableIntrospection,
-            lambda: AddValidationRules(RULES),
-            lambda: ValidationCache(maxsize=1024),
-            lambda: MaskErrors(should_mask_error=should_mask),
-        ],
+        execution_context_class=NoSuggestionsExecutionContext,
+        extensions=EXTENSIONS,
     )
 
 

@@ -6,10 +6,10 @@ from typing import Optional
 
 import strawberry
 
+from api.schema.base import Connection, Money, Node, check_first, from_cursor, global_id
+from api.schema.core import Merchant
 from api.schema.errors import UserError
-from api.schema.ids import from_cursor, to_global_id
-from api.schema.mall import Money, Voucher
-from api.schema.types import Connection, Merchant, Node, check_first
+from api.schema.mall.types import Voucher
 from api.services import staff
 from api.services.mall import vouchers
 
@@ -29,7 +29,7 @@ class MerchantStaff(Node):
 
     @classmethod
     def of(cls, s: staff.StaffInfo) -> "MerchantStaff":
-        return cls(id=strawberry.ID(to_global_id("MerchantStaff", s.id)), pk=s.id, username=s.username,
+        return cls(id=global_id("MerchantStaff", s.id), pk=s.id, username=s.username,
                    display_name=s.display_name, active=s.active, created_at=s.created_at,
                    merchant=Merchant.of(s.merchant))
 
@@ -52,14 +52,14 @@ class MerchantStaffViewer:
 
     @classmethod
     def of(cls, s: staff.StaffInfo) -> "MerchantStaffViewer":
-        return cls(pk=s.id, merchant_pk=s.merchant.id, id=strawberry.ID(to_global_id("MerchantStaff", s.id)),
+        return cls(pk=s.id, merchant_pk=s.merchant.id, id=global_id("MerchantStaff", s.id),
                    username=s.username, display_name=s.display_name, merchant=Merchant.of(s.merchant))
 
     @strawberry.field(description="Vouchers written off at this merchant, newest write-off first.")
     async def write_offs(self, first: int, after: Optional[str] = None) -> Connection[Voucher]:
         check_first(first)
         rows = await vouchers.written_off_page(self.merchant_pk, first + 1, from_cursor(after))
-        return Connection.of([voucher_of(r) for r in rows], first)
+        return Connection.of([voucher_of(r) for r in rows], first, after)
 
     @strawberry.field(description="Count and face value written off on an Asia/Shanghai day (default today).")
     async def write_off_summary(self, day: Optional[date] = None) -> WriteOffSummary:

@@ -40,14 +40,10 @@ class Operator(Node):
                    active=o.active, last_login_at=o.last_login_at)
 
 
-async def _operators(ids: list[int]) -> dict[int, operators.OperatorInfo]:
-    return await operators.get_many(ids)
-
-
 async def load_operator(info: Info, operator_id: int | None) -> Optional[Operator]:
     if operator_id is None:
         return None
-    found = await info.context.loader("operator", _operators).load(operator_id)
+    found = await info.context.loaders.operator.load(operator_id)
     return Operator.of(found) if found else None
 
 
