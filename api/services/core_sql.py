@@ -47,3 +47,16 @@ INSERT_STAFF = (
 
 # Scheduler: the lease row, created once by whichever server comes first.
 LEASE_ROW = "INSERT INTO job_lease (name) VALUES ($1) ON CONFLICT (name) DO NOTHING"
+
+# Tiers: a receipt's growth value, on the earn's general path. SQL because the update, its history row and
+# (when a threshold is crossed) the upgrade go out in one round trip (`Tx.execute_many`) inside the
+# receipt's transaction, after the account lock; the ORM would send them one by one.
+GROWTH_UPDATE = "UPDATE member SET growth_value = $1, tier_id = $2, updated_at = $3 WHERE id = $4"
+GROWTH_ENTRY = (
+    "INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+TIER_UPGRADE = (
+    "INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason, occurred_at)"
+    " VALUES ($1, $2, $3, 'UPGRADE', $4, $5, $6)"
+)

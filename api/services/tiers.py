@@ -19,9 +19,9 @@ from tortoise.exceptions import IntegrityError
 
 from api import locks
 from api.config import settings
-from api.db import Tx, fetch, transaction
-from api.models import Tier
-from api.services import clock, text
+from api.db import Tx, transaction
+from api.models import GrowthEntry, Member, Tier, TierChange
+from api.services import clock, core_sql, text
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 
@@ -43,16 +43,14 @@ _cache: dict[str, Any] = {"tiers": None, "every": None, "at": 0.0}
 CACHE_SECONDS = 30.0
 
 
-def _info(r) -> TierInfo:
-    return TierInfo(r["id"], r["code"], r["name"], r["growth_threshold"], r["earn_multiplier_percent"],
-                    tuple(json.loads(r["benefits"])) if r["benefits"] else (), bool(r["active"]))
+def _info(t: Tier) -> TierInfo:
+    return TierInfo(t.id, t.code, t.name, t.growth_threshold, t.earn_multiplier_percent,
+                    tuple(json.loads(t.benefits)) if t.benefits else (), bool(t.active))
 
 
 async def _load(refresh: bool) -> None:
     if refresh or _cache["tiers"] is None or time.monotonic() - _cache["at"] > CACHE_SECONDS:
-        rows = await fetch("SELECT id, code, name, growth_threshold, earn_multiplier_percent, benefits, active"
-                           " FROM tier ORDER BY growth_threshold")
-        every = [_info(r) for r in rows]
+        every = [_info(t) for t in await Tier.all().order_by("growth_threshold")]
         _cache["every"] = every
         _cache["tiers"] = [t for t in every if t.active]
         _cache["at"] = time.monotonic()
@@ -111,20 +109,14 @@ async def add_growth(
     current = await tier_by_id(current_tier_id)
     target = qualifying(tiers, new_value)
     tier_id = target.id if applied > 0 and target.growth_threshold > current.growth_threshold else current_tier_id
+    now = clock.now()
     statements = [
-        ("UPDATE member SET growth_value = $1, tier_id = $2, updated_at = $3 WHERE id = $4",
-         (new_value, tier_id, clock.now(), member_id)),
-        ("INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)"
-         " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-         (member_id, applied, new_value, reason, source_type, source_ref, occurred_at)),
+        (core_sql.GROWTH_UPDATE, (new_value, tier_id, now, member_id)),
+        (core_sql.GROWTH_ENTRY, (member_id, applied, new_value, reason, source_type, source_ref, occurred_at)),
     ]
     if tier_id != current_tier_id:
-        statements.append((
-            "INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason,"
-            " occurred_at) VALUES ($1, $2, $3, 'UPGRADE', $4, $5, $6)",
-            (member_id, current.id, target.id, new_value, f"growth value reached {target.growth_threshold}",
-             occurred_at),
-        ))
+        statements.append((core_sql.TIER_UPGRADE, (member_id, current.id, target.id, new_value,
+                                                   f"growth value reached {target.growth_threshold}", occurred_at)))
     await tx.execute_many(statements)
     return new_value, tier_id
 
@@ -145,15 +137,13 @@ async def evaluate_periods(as_of: datetime | None = None) -> EvaluationResult:
     tiers = await all_tiers(refresh=True)
     evaluated = downgraded = kept = 0
     while True:
-        rows = await fetch(
-            "SELECT id FROM member WHERE tier_period_start <= $1 ORDER BY id LIMIT 500",
-            clock.add_months(as_of, -months),
-        )
-        if not rows:
+        due = clock.add_months(as_of, -months)
+        ids = await Member.filter(tier_period_start__lte=due).order_by("id").limit(500).values_list("id", flat=True)
+        if not ids:
             break
-        for row in rows:
-            async with transaction() as tx:
-                changed = await _close_period(tx, row["id"], as_of, months, tiers)
+        for member_id in ids:
+            async with transaction():
+                changed = await _close_period(int(member_id), as_of, months, tiers)
             if changed is None:
                 continue
             evaluated += 1
@@ -162,40 +152,28 @@ async def evaluate_periods(as_of: datetime | None = None) -> EvaluationResult:
     return EvaluationResult(evaluated, downgraded, kept)
 
 
-async def _close_period(tx: Tx, member_id: int, as_of: datetime, months: int, tiers: list[TierInfo]) -> int | None:
-    member = await tx.fetchrow(
-        "SELECT tier_id, growth_value, tier_period_start FROM member WHERE id = $1"
-        + (" FOR UPDATE" if tx.postgres else ""),
-        member_id,
-    )
+async def _close_period(member_id: int, as_of: datetime, months: int, tiers: list[TierInfo]) -> int | None:
+    member = await locks.row(locks.Rank.MEMBER, Member, member_id)
     assert member is not None  # the run found this member a moment ago; members are never deleted
-    start = clock.parse_db_time(member["tier_period_start"])
-    assert start is not None
+    start = clock.to_utc(member.tier_period_start)
     period_end = clock.add_months(start, months)
     if period_end > as_of:
         return None  # another run closed it already
-    current = next((t for t in tiers if t.id == member["tier_id"]), None) or await tier_by_id(member["tier_id"])
-    earned = qualifying(tiers, member["growth_value"])
+    current = next((t for t in tiers if t.id == member.tier_id), None) or await tier_by_id(member.tier_id)
+    earned = qualifying(tiers, member.growth_value)
     # A deactivated tier is left for the best active one the period qualifies for.
     new_tier = earned if earned.growth_threshold < current.growth_threshold or not current.active else current
     direction = ("KEEP" if new_tier.id == current.id
                  else "DOWNGRADE" if new_tier.growth_threshold < current.growth_threshold else "UPGRADE")
-    await tx.execute(
-        "INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason, occurred_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        member_id, current.id, new_tier.id, direction, member["growth_value"],
-        f"qualification period {start.date()} – {period_end.date()} closed", period_end,
-    )
-    if member["growth_value"]:
-        await tx.execute(
-            "INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)"
-            " VALUES ($1, $2, 0, $3, 'tier_period', NULL, $4)",
-            member_id, -member["growth_value"], "new qualification period", period_end,
-        )
-    await tx.execute(
-        "UPDATE member SET tier_id = $1, growth_value = 0, tier_period_start = $2, updated_at = $3 WHERE id = $4",
-        new_tier.id, period_end, clock.now(), member_id,
-    )
+    await TierChange.create(member_id=member_id, from_tier_id=current.id, to_tier_id=new_tier.id, direction=direction,
+                            growth_value=member.growth_value, occurred_at=period_end,
+                            reason=f"qualification period {start.date()} – {period_end.date()} closed")
+    if member.growth_value:
+        await GrowthEntry.create(member_id=member_id, delta=-member.growth_value, growth_after=0,
+                                 reason="new qualification period", source_type="tier_period", source_ref=None,
+                                 occurred_at=period_end)
+    await Member.filter(id=member_id).update(tier_id=new_tier.id, growth_value=0, tier_period_start=period_end,
+                                             updated_at=clock.now())
     return 1 if direction == "DOWNGRADE" else 0
 
 
@@ -245,9 +223,7 @@ def _public(t: TierInfo) -> dict:
 
 
 async def _as_info(tier_id: int) -> TierInfo:
-    found = await Tier.filter(id=tier_id).values("id", "code", "name", "growth_threshold", "earn_multiplier_percent",
-                                                 "benefits", "active")
-    return _info(found[0])
+    return _info(await Tier.get(id=tier_id))
 
 
 async def create(actor: Actor, code: str, name: str, growth_threshold: int, earn_multiplier_percent: int,
