@@ -60,3 +60,19 @@ TIER_UPGRADE = (
     "INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason, occurred_at)"
     " VALUES ($1, $2, $3, 'UPGRADE', $4, $5, $6)"
 )
+
+# Rate limits kept in the database (no Redis): a window's counter per hashed key.
+# Counts one hit on a key's window and returns the new count. An upsert, because two first hits on a
+# key must not both insert; ON CONFLICT takes the row lock, so concurrent hits are counted one by one.
+# A row whose window has ended starts again at 1.
+RATE_HIT = (
+    "INSERT INTO rate_counter (key_hash, expires_at, hits) VALUES ($1, $2, 1)"
+    " ON CONFLICT (key_hash) DO UPDATE SET"
+    " hits = CASE WHEN rate_counter.expires_at = excluded.expires_at THEN rate_counter.hits + 1 ELSE 1 END,"
+    " expires_at = excluded.expires_at"
+    " RETURNING hits"
+)
+# Gives back one hit of a window (a sign-in that succeeded); a conditional update, never below 0.
+RATE_GIVE_BACK = "UPDATE rate_counter SET hits = hits - 1 WHERE key_hash = $1 AND expires_at = $2 AND hits > 0"
+# Drops ended windows in one set-based statement (at most once a minute per process).
+RATE_PURGE = "DELETE FROM rate_counter WHERE expires_at <= $1"

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from tortoise.exceptions import IntegrityError
 
-from api.db import fetch, transaction
+from api.db import transaction
 from api.locks import Rank, row
 from api.models import Merchant
 from api.services import clock, text
@@ -34,14 +34,14 @@ CACHE_SECONDS = 30.0
 
 
 async def _load() -> None:
-    rows = await fetch("SELECT id, code, name, category, active FROM merchant")
+    rows = await Merchant.all()
     _by_code.clear()
-    _by_code.update({r["code"]: _info(r) for r in rows})
+    _by_code.update({r.code: _info(r) for r in rows})
     _loaded_at[0] = time.monotonic()
 
 
-def _info(r) -> MerchantInfo:
-    return MerchantInfo(r["id"], r["code"], r["name"], r["category"], bool(r["active"]))
+def _info(m: Merchant) -> MerchantInfo:
+    return MerchantInfo(m.id, m.code, m.name, m.category, bool(m.active))
 
 
 def invalidate_cache() -> None:
@@ -75,9 +75,7 @@ async def by_id(merchant_id: int) -> MerchantInfo | None:
 
 
 async def page(limit: int, after_id: int | None) -> list[MerchantInfo]:
-    rows = await Merchant.filter(id__gt=after_id or 0).order_by("id").limit(limit) \
-        .values("id", "code", "name", "category", "active")
-    return [_info(r) for r in rows]
+    return [_info(m) for m in await Merchant.filter(id__gt=after_id or 0).order_by("id").limit(limit)]
 
 
 def _fields(code: str | None, name: str | None, category: str | None) -> dict:
@@ -109,7 +107,7 @@ async def create(actor: Actor, code: str, name: str, category: str | None) -> Me
         async with transaction() as tx:
             await _code_free(changes["code"], None)
             merchant = await Merchant.create(**changes, active=True, created_at=clock.now())
-            info = _info(merchant.__dict__)
+            info = _info(merchant)
             await audit(tx, actor, "merchant.create", "merchant", str(merchant.id), None, after=asdict(info))
     except IntegrityError:  # the same code created at the same moment
         raise DomainError(ErrorCode.CODE_TAKEN, f"merchant code {changes['code']} is taken", ["input", "code"]) from None
@@ -128,12 +126,12 @@ async def update(actor: Actor, merchant_id: int, *, code: str | None = None, nam
         merchant = await row(Rank.CONFIG, Merchant, merchant_id)
         if merchant is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such merchant", ["input", "merchantId"])
-        before = _info(merchant.__dict__)
+        before = _info(merchant)
         if "code" in changes:
             await _code_free(changes["code"], merchant_id)
         if changes:
             await Merchant.filter(id=merchant_id).update(**changes)
-        after = _info((await Merchant.get(id=merchant_id)).__dict__)
+        after = _info(await Merchant.get(id=merchant_id))
         await audit(tx, actor, "merchant.update", "merchant", str(merchant_id), None, before=asdict(before),
                     after=asdict(after))
     invalidate_cache()

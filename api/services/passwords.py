@@ -23,6 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from api.db import Tx
+from api.models import MerchantStaff, Operator
 from api.services import ratelimit
 from api.services.errors import DomainError, ErrorCode
 
@@ -87,5 +88,5 @@ async def rehash_if_needed(tx: Tx, table: str, row: Any, password: str) -> None:
     """Stored hashes follow the library's current parameters, upgraded at the next sign-in."""
     assert table in ("operator", "merchant_staff")
     if _hasher.check_needs_rehash(row["password_hash"]):
-        await tx.execute(f"UPDATE {table} SET password_hash = $1 WHERE id = $2",
-                         await hash_password_off_loop(password), row["id"])
+        model = Operator if table == "operator" else MerchantStaff
+        await model.filter(id=row["id"]).update(password_hash=await hash_password_off_loop(password))

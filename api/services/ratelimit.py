@@ -21,26 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from api import db
+from api.services import core_sql
 
 log = logging.getLogger("mallpoints.ratelimit")
 _local: dict[str, tuple[int, float]] = {}
 _PURGE_EVERY_SECONDS = 60.0
 _last_purge = [0.0]
 
-# Counts one hit on a key's window and returns the new count. An upsert, because two first hits on a
-# key must not both insert; ON CONFLICT takes the row lock, so concurrent hits are counted one by one.
-# A row whose window has ended starts again at 1.
-_HIT_SQL = (
-    "INSERT INTO rate_counter (key_hash, expires_at, hits) VALUES ($1, $2, 1)"
-    " ON CONFLICT (key_hash) DO UPDATE SET"
-    " hits = CASE WHEN rate_counter.expires_at = excluded.expires_at THEN rate_counter.hits + 1 ELSE 1 END,"
-    " expires_at = excluded.expires_at"
-    " RETURNING hits"
-)
-# Gives back one hit of a window (a sign-in that succeeded); a conditional update, never below 0.
-_GIVE_BACK_SQL = "UPDATE rate_counter SET hits = hits - 1 WHERE key_hash = $1 AND expires_at = $2 AND hits > 0"
-# Drops ended windows in one set-based statement (at most once a minute per process).
-_PURGE_SQL = "DELETE FROM rate_counter WHERE expires_at <= $1"
 
 
 async def allow(redis: Any, key: str, limit: int, window_seconds: int) -> bool:
@@ -88,7 +75,7 @@ class Slot:
                 log.warning("rate limiter: Redis unavailable, a hit stays counted", exc_info=True)
                 return
         async with db.transaction() as tx:
-            await tx.execute(_GIVE_BACK_SQL, self._key, self._expires_at)
+            await tx.execute(core_sql.RATE_GIVE_BACK, self._key, self._expires_at)
 
 
 def _window_end(window_seconds: int, now: float) -> int:
@@ -111,7 +98,7 @@ async def reserve(redis: Any, key: str, limit: int, window_seconds: int) -> Slot
     key_hash = hashlib.sha256(key.encode()).hexdigest()
     await _purge_now_and_then(now)
     async with db.transaction() as tx:
-        count = int(await tx.fetchval(_HIT_SQL, key_hash, expires_at))
+        count = int(await tx.fetchval(core_sql.RATE_HIT, key_hash, expires_at))
     return Slot(count <= limit, count, None, key_hash, expires_at)
 
 
@@ -120,4 +107,4 @@ async def _purge_now_and_then(now: float) -> None:
         return
     _last_purge[0] = now
     async with db.transaction() as tx:
-        await tx.execute(_PURGE_SQL, int(now))
+        await tx.execute(core_sql.RATE_PURGE, int(now))

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from api import locks
 from api.db import Tx
+from api.models import SmsCode, SmsMessage
 from api.services import clock
 
 log = logging.getLogger("mallpoints.sms")
@@ -23,17 +24,13 @@ class ConsoleSender:
     """Writes to the log and the outbox table, inside the caller's transaction."""
 
     async def send(self, tx: Tx, phone: str, body: str) -> None:
-        await tx.execute(
-            "INSERT INTO sms_message (phone, body, created_at) VALUES ($1, $2, $3)", phone, body, clock.now()
-        )
-        log.info("SMS to %s: %s", phone, body)
+        await SmsMessage.create(phone=phone, body=body, created_at=clock.now())
+        # Neither the phone nor the text (it holds the code) goes to the log: the outbox is where to read them.
+        log.info("SMS to ****%s written to the outbox", phone[-4:])
 
 
 PHONE_LOCK_SPACE = 4712  # the first key of pg_advisory_xact_lock(int, int) for a phone's send slot
 
-# The newest code sent to a phone; read after the phone's lock is held, so it sees a send that
-# committed while this caller waited.
-_LAST_SEND_SQL = "SELECT MAX(created_at) FROM sms_code WHERE phone = $1"
 
 
 async def reserve_send(tx: Tx, phone: str, now: datetime, resend_seconds: int) -> int:
@@ -43,7 +40,10 @@ async def reserve_send(tx: Tx, phone: str, now: datetime, resend_seconds: int) -
     concurrent requests for one phone queue and each sees the code the one before it recorded: at most
     one code per phone per `resend_seconds`. The caller records its code in the same transaction."""
     await locks.advisory(locks.Rank.PHONE, PHONE_LOCK_SPACE, phone)
-    last = clock.parse_db_time(await tx.fetchval(_LAST_SEND_SQL, phone))
+    # The newest code sent to the phone, read after its lock is held: it sees a send that committed while
+    # this caller waited.
+    newest = await SmsCode.filter(phone=phone).order_by("-created_at").first().values_list("created_at", flat=True)
+    last = clock.to_utc(newest) if newest else None
     if last is None or (now - last).total_seconds() >= resend_seconds:
         return 0
     return max(1, resend_seconds - int((now - last).total_seconds()))

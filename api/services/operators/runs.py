@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from api.config import settings
-from api.db import fetch, transaction
+from api.db import transaction
+from api.models import SmsMessage
 from api.services import clock, ledger, mall, tiers
 from api.services.audit import Actor, audit
 from api.services.errors import forbidden
@@ -44,5 +45,4 @@ async def sms_outbox(limit: int) -> list[dict]:
     """The console sender's outbox, newest first (development only)."""
     if settings().is_production:
         raise forbidden("the SMS outbox is dev-only")
-    rows = await fetch("SELECT id, phone, body, created_at FROM sms_message ORDER BY id DESC LIMIT $1", limit)
-    return [{**dict(r), "created_at": clock.parse_db_time(r["created_at"])} for r in rows]
+    return list(await SmsMessage.all().order_by("-id").limit(limit).values("id", "phone", "body", "created_at"))
