@@ -13,7 +13,7 @@ from typing import Any
 
 from api.db import Tx
 from api.models import IdempotencyRecord
-from api.services import clock, core_sql
+from api.services import clock, core_sql, text
 from api.services.errors import DomainError, ErrorCode
 
 MAX_KEY_LENGTH = 128
@@ -25,10 +25,9 @@ def request_hash(operation: str, payload: dict[str, Any]) -> str:
 
 
 def check_key(key: str, field: list[str]) -> str:
-    key = (key or "").strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise DomainError(ErrorCode.INVALID_INPUT, f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} characters", field)
-    return key
+    """Every mutation's idempotency key: 1 to MAX_KEY_LENGTH characters once stripped, no control
+    characters (PostgreSQL cannot store NUL; SQLite would); INVALID_INPUT naming `field` otherwise."""
+    return text.identifier(key, field, MAX_KEY_LENGTH)
 
 
 async def claim(tx: Tx, scope: str, key: str, digest: str, field: list[str]) -> tuple[int | None, Any]:

@@ -12,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from api.db import transaction
 from api.locks import Rank, row
 from api.models import Merchant
-from api.services import clock
+from api.services import clock, text
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 
@@ -86,14 +86,9 @@ def _fields(code: str | None, name: str | None, category: str | None) -> dict:
             raise DomainError(ErrorCode.INVALID_INPUT, "code: 1 to 32 of A-Z, a-z, 0-9, '_', '-'", ["input", "code"])
         changes["code"] = code
     if name is not None:
-        name = name.strip()
-        if not 1 <= len(name) <= 128:
-            raise DomainError(ErrorCode.INVALID_INPUT, "name must be 1 to 128 characters", ["input", "name"])
-        changes["name"] = name
+        changes["name"] = text.name(name, ["input", "name"], 128)
     if category is not None:
-        category = category.strip()
-        if len(category) > 64:
-            raise DomainError(ErrorCode.INVALID_INPUT, "category is at most 64 characters", ["input", "category"])
+        category = text.clean(category, ["input", "category"], max_length=64, min_length=0)
         changes["category"] = category or None
     return changes
 

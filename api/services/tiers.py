@@ -21,7 +21,7 @@ from api import locks
 from api.config import settings
 from api.db import Tx, transaction
 from api.models import GrowthEntry, Member, Tier, TierChange
-from api.services import clock, core_sql
+from api.services import clock, core_sql, text
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 
@@ -187,15 +187,15 @@ def _benefits(values: list[str] | None) -> str | None:
     if len(items) > 20 or any(len(v) > 100 for v in items):
         raise DomainError(ErrorCode.INVALID_INPUT, "at most 20 benefits of at most 100 characters each",
                           ["input", "benefits"])
+    for item in items:
+        text.name(item, ["input", "benefits"], 100)  # no control characters
     return json.dumps(items, ensure_ascii=False)
 
 
 def _fields(name: str | None, threshold: int | None, multiplier: int | None, benefits: list[str] | None) -> dict:
     changes: dict = {}
     if name is not None:
-        if not 1 <= len(name.strip()) <= 64:
-            raise DomainError(ErrorCode.INVALID_INPUT, "name must be 1 to 64 characters", ["input", "name"])
-        changes["name"] = name.strip()
+        changes["name"] = text.name(name, ["input", "name"], 64)
     if threshold is not None:
         if not 0 <= threshold <= 100_000_000:
             raise DomainError(ErrorCode.INVALID_INPUT, "growthThreshold must be 0 to 100000000",

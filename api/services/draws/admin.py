@@ -13,6 +13,7 @@ from api.db import transaction
 from api.locks import Rank
 from api.models import DrawGame, DrawPrize
 from api.services import clock, mall, tiers
+from api.services import text as hygiene
 from api.services.audit import Actor, audit
 from api.services.draws.games import GameInfo, forget, game
 from api.services.draws.gate import gate_key, gate_ttl
@@ -45,8 +46,7 @@ async def _check_prize(p: PrizeData, index: int) -> None:
     field = ("prizes", str(index))
     if p.kind not in PRIZE_KINDS:
         raise _invalid(f"kind must be one of {', '.join(PRIZE_KINDS)}", *field, "kind")
-    if not 1 <= len(p.name.strip()) <= 128:
-        raise _invalid("name must be 1 to 128 characters", *field, "name")
+    hygiene.name(p.name, ["input", *field, "name"], 128)  # 1 to 128 characters, no control characters
     if not 1 <= p.weight <= MAX_WEIGHT:
         raise _invalid(f"weight must be 1 to {MAX_WEIGHT}", *field, "weight")
     if p.stock is not None and not 0 <= p.stock <= mall.MAX_STOCK:
@@ -66,8 +66,7 @@ async def _check_prize(p: PrizeData, index: int) -> None:
 
 def _check_game(name: str, kind: str, cost_points: int, free_plays: dict[str, int], daily_limit: int | None,
                 total_limit: int | None, starts_at: datetime, ends_at: datetime, status: str) -> None:
-    if not 1 <= len(name.strip()) <= 128:
-        raise _invalid("name must be 1 to 128 characters", "name")
+    hygiene.name(name, ["input", "name"], 128)  # 1 to 128 characters, no control characters
     if kind not in GAME_KINDS:
         raise _invalid(f"kind must be one of {', '.join(GAME_KINDS)}", "kind")
     if not 0 <= cost_points <= mall.MAX_PRICE:

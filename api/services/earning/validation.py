@@ -1,6 +1,7 @@
 """Validation of operators' earning configuration: rules and tasks (pure functions, no I/O)."""
 from __future__ import annotations
 
+from api.services import text
 from api.services.earning import rules as R
 from api.services.earning.tasks import METRICS, PERIODS, TaskInfo
 from api.services.errors import DomainError, ErrorCode
@@ -12,11 +13,21 @@ def bad(message: str, field: str, code: ErrorCode = ErrorCode.INVALID_INPUT) -> 
     return DomainError(code, message, ["input", field])
 
 
+def no_controls(value: str, field: str) -> None:
+    """Codes and names operators and members read: no control characters (text.control_char)."""
+    found = text.control_char(value)
+    if found is not None:
+        raise bad(f"{field} must not contain control characters (found U+{ord(found):04X})", field)
+
+
 def validate_rule(rule: R.Rule) -> None:
     if not rule.code or len(rule.code) > 64 or not rule.code.replace("_", "").replace("-", "").isalnum():
         raise bad("code must be 1 to 64 letters, digits, - or _", "code")
     if not rule.name or len(rule.name) > 128:
         raise bad("name must be 1 to 128 characters", "name")
+    no_controls(rule.name, "name")
+    if rule.stack_group:
+        no_controls(rule.stack_group, "stackGroup")
     if rule.trigger not in R.TRIGGERS:
         raise bad(f"trigger must be one of {', '.join(R.TRIGGERS)}", "trigger")
     if rule.stacking not in R.STACKING:
@@ -64,6 +75,8 @@ def camel(name: str) -> str:
 def validate_task(t: TaskInfo, tier_codes: set[str]) -> None:
     if not t.code or len(t.code) > 64 or not t.name or len(t.name) > 128:
         raise bad("code (1 to 64) and name (1 to 128 characters) are required", "code")
+    no_controls(t.code, "code")
+    no_controls(t.name, "name")
     if t.period not in PERIODS:
         raise bad(f"period must be one of {', '.join(PERIODS)}", "period")
     if t.metric not in METRICS:

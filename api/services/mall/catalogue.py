@@ -13,6 +13,7 @@ from api.db import transaction
 from api.locks import Rank
 from api.models import Product
 from api.services import clock
+from api.services import text as hygiene
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.records import names, record
@@ -105,8 +106,7 @@ def _invalid(message: str, field: str) -> DomainError:
 def _validate_kind_and_prices(p: dict[str, Any]) -> None:
     if p["kind"] not in KINDS:
         raise _invalid(f"kind must be one of {', '.join(KINDS)}", "kind")
-    if not 1 <= len((p["name"] or "").strip()) <= 128:
-        raise _invalid("name must be 1 to 128 characters", "name")
+    hygiene.name(p["name"], ["input", "name"], 128)  # 1 to 128 characters, no control characters
     urls = p["image_urls"] or []
     if len(urls) > 10 or any(not str(u).startswith(("https://", "http://")) or len(str(u)) > 500 for u in urls):
         raise _invalid("imageUrls: at most 10 http(s) URLs of up to 500 characters", "imageUrls")
@@ -135,6 +135,8 @@ def _validate(p: dict[str, Any]) -> None:
         raise _invalid(f"status must be one of {', '.join(STATUSES)}", "status")
     if p["zone"] is not None and not 1 <= len(p["zone"]) <= 32:
         raise _invalid("zone must be 1 to 32 characters", "zone")
+    if p["zone"] is not None and hygiene.has_control(p["zone"]):
+        raise _invalid("zone must not contain control characters", "zone")
 
 
 def _stored(changes: dict[str, Any]) -> dict[str, Any]:

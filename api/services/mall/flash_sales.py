@@ -20,6 +20,7 @@ from api.db import transaction
 from api.locks import Rank
 from api.models import FlashSale, MallOrder
 from api.services import clock, idempotency, ledger
+from api.services import text as hygiene
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import sql
@@ -50,8 +51,7 @@ def _check_terms(title: str, points_price: int, per_member_limit: int, starts_at
     def invalid(message: str, field: str) -> DomainError:
         return DomainError(ErrorCode.INVALID_INPUT, message, ["input", field])
 
-    if not 1 <= len(title.strip()) <= 128:
-        raise invalid("title must be 1 to 128 characters", "title")
+    hygiene.name(title, ["input", "title"], 128)  # 1 to 128 characters, no control characters
     if not 1 <= points_price <= MAX_PRICE:
         raise invalid(f"pointsPrice must be 1 to {MAX_PRICE}", "pointsPrice")
     if not 1 <= per_member_limit <= 100:

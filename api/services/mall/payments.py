@@ -18,7 +18,7 @@ from datetime import datetime
 from api.config import settings
 from api.db import Tx, transaction
 from api.models import Payment, PaymentRefund
-from api.services import clock, ledger
+from api.services import clock, ledger, text
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.checkout import confirm, lapse, lock_order
 from api.services.mall.orders import NOTIFY_GRACE, OrderInfo, lock_member
@@ -68,10 +68,11 @@ async def payment_notify(provider: str, out_trade_no: str, transaction_id: str, 
     """The provider says a payment succeeded. Safe to repeat (same transaction id → same answer).
     Paid in time: the held points are spent, the order is PAID, the vouchers are issued. Paid after
     the order lapsed (or was cancelled): the order stays closed and a cash refund is requested."""
-    transaction_id = (transaction_id or "").strip()
-    if not 1 <= len(transaction_id) <= 64:
-        raise DomainError(ErrorCode.INVALID_INPUT, "transactionId must be 1 to 64 characters", ["input", "transactionId"])
+    transaction_id = text.identifier(transaction_id, ["input", "transactionId"], 64)
     now = clock.now()
+    paid_at = text.check_paid_at(paid_at, ["input", "paidAt"], now)  # with an offset, 30 days ago … now + 5 min
+    if text.has_control(out_trade_no):  # no payment has one; PostgreSQL refuses NUL in a query
+        raise DomainError(ErrorCode.NOT_FOUND, "no such payment", ["input", "outTradeNo"])
     async with transaction() as tx:
         found = await Payment.filter(out_trade_no=out_trade_no).first().values(
             "id", "order_id", "provider", member_id="order__member_id")

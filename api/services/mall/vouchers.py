@@ -15,6 +15,7 @@ from api.db import transaction
 from api.locks import Rank
 from api.models import Voucher
 from api.services import clock, idempotency
+from api.services import text as hygiene
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import sql
@@ -122,7 +123,7 @@ async def lookup_for_staff(merchant_id: int, text: str) -> VoucherView | None:
     """A typed code or a scanned QR payload, if staff of this merchant may write it off (in any status,
     so that they see why not); None otherwise: other merchants' vouchers are never shown."""
     code = code_from_scan(text)
-    if not code or len(code) > 24:
+    if not code or len(code) > 24 or hygiene.has_control(code):  # PostgreSQL refuses NUL in a query
         return None
     found = await _views(Voucher.filter(code=code))
     return found[0] if found and usable_at(found[0].info, merchant_id) else None
@@ -173,7 +174,7 @@ async def write_off(staff_id: int, merchant_id: int, text: str, idempotency_key:
     first result."""
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
     code = code_from_scan(text)
-    if not code or len(code) > 24:
+    if not code or len(code) > 24 or hygiene.has_control(code):  # PostgreSQL refuses NUL in a query
         raise DomainError(ErrorCode.NOT_FOUND, "no voucher has this code", ["code"])
     digest = idempotency.request_hash("voucherWriteOff", {"code": code})
     now = clock.now()

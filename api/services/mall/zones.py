@@ -7,6 +7,7 @@ from tortoise.expressions import Q
 
 from api.models import Product
 from api.services import clock, tiers
+from api.services import text as hygiene
 from api.services.mall.catalogue import ProductInfo, info
 from api.services.mall.records import names
 
@@ -35,6 +36,8 @@ async def zone_filter(tier_id: int | None, prefix: str = "") -> Q:
 async def browse(*, tier_id: int | None, spendable: int | None, kind: str | None, zone: str | None,
                  affordable: bool, include_hidden: bool, limit: int, after_id: int | None) -> list[ProductInfo]:
     """Products a member may see, by id; operators (include_hidden) see every product."""
+    if zone is not None and hygiene.has_control(zone):  # no product has one; PostgreSQL refuses NUL in a query
+        return []
     query = Product.filter(id__gt=after_id or 0)
     if not include_hidden:
         query = query.filter(Q(sale_ends_at__isnull=True) | Q(sale_ends_at__gt=clock.now()), status="ACTIVE")

@@ -11,7 +11,7 @@ from api.config import settings
 from api.db import Tx, transaction
 from api.locks import Rank, rows
 from api.models import Operator
-from api.services import clock, passwords, signing, staff
+from api.services import clock, passwords, signing, staff, text
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.operators import roles as R
@@ -44,11 +44,16 @@ async def login(username: str, password: str, *, client: str | None = None, redi
     name = (username or "").strip()
 
     async def find():
+        if text.has_control(name):  # no account has one (staff.USERNAME); PostgreSQL refuses NUL in a query
+            return None
         found = await Operator.filter(username=name).values("id", "username", "display_name", "password_hash",
                                                               "is_active")
         return found[0] if found else None
 
-    found = await passwords.check("operator", name, password, find, "is_active", client=client, redis=redis)
+    # A name with a control character matches no account and is throttled without them (PostgreSQL
+    # refuses NUL in a query or a throttle row): INVALID_CREDENTIALS, like any unknown name.
+    found = await passwords.check("operator", text.strip_controls(name), password, find, "is_active", client=client,
+                                  redis=redis)
     async with transaction() as tx:
         await passwords.rehash_if_needed(tx, "operator", found, password)
         await Operator.filter(id=found["id"]).update(last_login_at=clock.now())
@@ -85,10 +90,8 @@ async def ensure_operator(tx: Tx, username: str, password: str, display_name: st
 
 
 def _display_name(value: str | None, field: list[str]) -> str:
-    name = (value or "").strip()
-    if not 1 <= len(name) <= 64:
-        raise DomainError(ErrorCode.INVALID_INPUT, "displayName must be 1 to 64 characters", field)
-    return name
+    """1 to 64 characters, no control characters (text.name)."""
+    return text.name(value, field, 64)
 
 
 async def _password_hash(password: str | None, field: list[str]) -> str:

@@ -13,6 +13,7 @@ from api import locks
 from api.locks import Rank
 from api.models import Member, ParkingSession, Purchase, Voucher
 from api.services import clock, tiers
+from api.services import text as hygiene
 from api.services.errors import DomainError, ErrorCode
 from api.services.parking.car_parks import CarParkInfo, car_park_by_code, car_park_by_id
 from api.services.parking.common import FUTURE_SLACK, PARKING_COUPON
@@ -84,14 +85,9 @@ async def compute(cp: CarParkInfo, s: StayInfo, at: datetime, now: datetime, *,
 
 
 def check_time(value: datetime, field: str, now: datetime) -> datetime:
-    """A time a car park reports: with a zone, and not in the future (beyond the clocks' slack)."""
-    try:
-        value = clock.to_utc(value)
-    except ValueError:
-        raise DomainError(ErrorCode.INVALID_INPUT, "times must carry a zone", ["input", field]) from None
-    if value > now + FUTURE_SLACK:
-        raise DomainError(ErrorCode.INVALID_INPUT, "this time is in the future", ["input", field])
-    return value
+    """A time a car park reports (an exit, a quote's moment): with a zone, between 1900 and 2199, and
+    not in the future beyond the clocks' slack (text.check_time; INVALID_INPUT naming the field)."""
+    return hygiene.check_time(value, ["input", field], not_after=now + FUTURE_SLACK)
 
 
 @dataclass(frozen=True)

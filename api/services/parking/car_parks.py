@@ -14,6 +14,7 @@ from api.db import transaction
 from api.locks import Rank
 from api.models import CarPark
 from api.services import clock, tiers
+from api.services import text as hygiene
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.parking.common import MAX_FEN, invalid, is_unique_violation
@@ -67,8 +68,7 @@ _WRITABLE = tuple(f.name for f in fields(CarParkData))
 
 
 async def _validate(c: dict[str, Any]) -> None:
-    if not 1 <= len((c["name"] or "").strip()) <= 128:
-        raise invalid("name must be 1 to 128 characters", "name")
+    hygiene.name(c["name"], ["input", "name"], 128)  # 1 to 128 characters, no control characters
     for name, field, hi in (("free_minutes", "freeMinutes", 1440), ("purchase_free_minutes", "purchaseFreeMinutes", 1440),
                             ("hourly_fen", "hourlyFen", MAX_FEN), ("offset_max_points", "offsetMaxPoints", 10_000_000)):
         if c[name] is None or not 0 <= c[name] <= hi:
@@ -155,7 +155,9 @@ async def car_park_by_id(car_park_id: int) -> CarParkInfo:
 
 
 async def car_park_by_code(code: str, field: list[str] | None = None) -> CarParkInfo:
-    found = await CarPark.get_or_none(code=(code or "").strip().upper())
+    # A code with a control character names no car park (codes are A-Z 0-9 _ -); PostgreSQL refuses
+    # NUL in a query.
+    found = None if hygiene.has_control(code) else await CarPark.get_or_none(code=(code or "").strip().upper())
     if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no such car park", field or ["input", "carParkCode"])
     return CarParkInfo.of(found)

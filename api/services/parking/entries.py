@@ -8,8 +8,8 @@ from tortoise.exceptions import IntegrityError
 from api.db import transaction
 from api.models import ParkingSession, Vehicle
 from api.services import clock
+from api.services import text as hygiene
 from api.services.errors import DomainError, ErrorCode
-from api.services.parking.billing import check_time
 from api.services.parking.car_parks import car_park_by_code
 from api.services.parking.common import MAX_EVENT_ID, is_unique_violation
 from api.services.parking.plates import lock_plate, normalize_plate
@@ -17,10 +17,8 @@ from api.services.parking.stays import StayInfo
 
 
 def check_event(event_id: str) -> str:
-    event_id = (event_id or "").strip()
-    if not 1 <= len(event_id) <= MAX_EVENT_ID:
-        raise DomainError(ErrorCode.INVALID_INPUT, f"eventId must be 1 to {MAX_EVENT_ID} characters", ["input", "eventId"])
-    return event_id
+    """A car park's event id: 1 to MAX_EVENT_ID characters, no control characters."""
+    return hygiene.identifier(event_id, ["input", "eventId"], MAX_EVENT_ID)
 
 
 def _already_open() -> DomainError:
@@ -52,7 +50,7 @@ async def record_entry(car_park_code: str, plate: str, entered_at: datetime, eve
     plate = normalize_plate(plate)
     event_id = check_event(event_id)
     now = clock.now()
-    entered_at = check_time(entered_at, "enteredAt", now)
+    entered_at = hygiene.check_parking_entry(entered_at, ["input", "enteredAt"], now)  # 30 days ago … now + 5 min
     cp = await car_park_by_code(car_park_code)
     for _attempt in range(3):
         try:

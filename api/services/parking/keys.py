@@ -7,6 +7,7 @@ from typing import cast
 from api.db import transaction
 from api.models import CarParkKey, IntegrationKey
 from api.services import clock
+from api.services import text as hygiene
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.parking.car_parks import car_park_by_code
@@ -15,7 +16,9 @@ from api.services.parking.car_parks import car_park_by_code
 async def require_key(key_id: str, car_park_code: str) -> None:
     """A car park's system signs with a key bound to that car park (operators bind it); another car
     park's key is refused, even with the parking scope."""
-    if not await CarParkKey.exists(car_park__code=(car_park_code or "").strip().upper(), key__key_id=key_id):
+    # A code with a control character names no car park (and PostgreSQL refuses NUL in a query).
+    if hygiene.has_control(car_park_code) or not await CarParkKey.exists(
+            car_park__code=(car_park_code or "").strip().upper(), key__key_id=key_id):
         await car_park_by_code(car_park_code)  # NOT_FOUND first, for an unknown car park
         raise DomainError(ErrorCode.CAR_PARK_NOT_ALLOWED, "this key may not report for that car park",
                           ["input", "carParkCode"])

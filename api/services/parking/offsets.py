@@ -12,6 +12,7 @@ from api.db import transaction
 from api.locks import Rank
 from api.models import ParkingSession, Voucher
 from api.services import clock, idempotency, ledger
+from api.services import text as hygiene
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import vouchers
 from api.services.parking.billing import compute, usable_coupons
@@ -36,6 +37,9 @@ def _codes(coupon_codes: list[str] | None) -> list[str]:
             codes.append(code)
     if len(codes) > MAX_COUPONS or any(len(c) > 24 for c in codes):
         raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_COUPONS} coupon codes", ["input", "couponCodes"])
+    for index, code in enumerate(codes):  # no voucher has a control character; PostgreSQL refuses NUL in a query
+        if hygiene.has_control(code):
+            raise DomainError(ErrorCode.NOT_FOUND, "not one of your parking coupons", ["input", "couponCodes", str(index)])
     return codes
 
 
