@@ -1,12 +1,15 @@
 """Who is calling: turns request headers into a Caller, or refuses with UNAUTHENTICATED/FORBIDDEN."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from api.context import ANONYMOUS, Caller
 from api.services import integrations, operators, signing, staff
 from api.services.errors import forbidden, unauthenticated
 
 
-async def caller_for(endpoint: str, headers, body: bytes, redis=None) -> Caller:
+async def caller_for(endpoint: str, headers: Mapping[str, str], body: bytes, redis: Any = None) -> Caller:
     key_id = headers.get("x-mallpoints-key")
     authorization = headers.get("authorization")
     if key_id is not None:

@@ -9,18 +9,21 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from tortoise.exceptions import BaseORMException
 
 from api import db
-from api.config import ConfigError, settings
+from api.config import ConfigError, Settings, settings
 from api.services.errors import DomainError
 
 EXIT_FAILED = 1  # the command could not do its work (a refused input, an absent database or server)
 # (argparse exits with 2 for a bad command line, with its usage and one error line)
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -63,7 +66,7 @@ def _require_existing_database() -> None:
                        "project folder first, or set MALLPOINTS_DATABASE_URL")
 
 
-async def _with_db(work, *, migrate: bool = True, create: bool = False):
+async def _with_db(work: Callable[[], Awaitable[T]], *, migrate: bool = True, create: bool = False) -> T:
     """Runs `work` with the database open. Only `create=True` commands (serve, migrate, seed) may make
     a new SQLite file; the others need one that exists."""
     if not create:
@@ -108,7 +111,7 @@ def _parse_time(value: str | None) -> datetime | None:
     return parsed
 
 
-def cmd_serve(args) -> None:
+def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -131,7 +134,7 @@ def cmd_serve(args) -> None:
         uvicorn.run(create_app(), host=host, port=args.port, **serve_options(cfg))
 
 
-def serve_options(cfg) -> dict:
+def serve_options(cfg: Settings) -> dict[str, Any]:
     """uvicorn's options for `serve`. `X-Forwarded-For` is believed only from MALLPOINTS_TRUSTED_PROXIES:
     uvicorn's own default (FORWARDED_ALLOW_IPS, else loopback) would let anyone on the same host, or
     behind a proxy that does not overwrite the header, choose the address the rate limits see."""
@@ -139,7 +142,7 @@ def serve_options(cfg) -> dict:
             "forwarded_allow_ips": cfg.forwarded_allow_ips}
 
 
-def serve_banner(cfg, *, demo: bool) -> list[str]:
+def serve_banner(cfg: Settings, *, demo: bool) -> list[str]:
     """The demo's logins only when the demo mall was loaded; otherwise how to make the first operator."""
     if demo:
         return [f"  demo operator login: admin / {cfg.admin_password}",
@@ -150,7 +153,7 @@ def serve_banner(cfg, *, demo: bool) -> list[str]:
             "  (the password is asked for, or read from standard input); `mallpoints serve --demo` loads a demo mall"]
 
 
-def cmd_migrate(args) -> None:
+def cmd_migrate(args: argparse.Namespace) -> None:
     asyncio.run(_with_db(lambda: asyncio.sleep(0), create=True))
     print("migrations applied")
 
@@ -162,12 +165,12 @@ def _refuse_demo_in_production(command: str) -> None:
                        "`mallpoints operator create --username U --role ADMIN`")
 
 
-def cmd_seed(args) -> None:
+def cmd_seed(args: argparse.Namespace) -> None:
     _refuse_demo_in_production("seed")
     print("seeded:", asyncio.run(_with_db(_seed, create=True)))
 
 
-def cmd_expire(args) -> None:
+def cmd_expire(args: argparse.Namespace) -> None:
     from api.services import operators
 
     as_of = _parse_time(args.as_of)
@@ -175,7 +178,7 @@ def cmd_expire(args) -> None:
     print(f"expired {result.points_expired} points in {result.lots_expired} lots of {result.accounts} members")
 
 
-def cmd_orders_expire(args) -> None:
+def cmd_orders_expire(args: argparse.Namespace) -> None:
     from api.services import operators
 
     as_of = _parse_time(args.as_of)
@@ -183,7 +186,7 @@ def cmd_orders_expire(args) -> None:
     print(f"lapsed {result.orders_expired} unpaid orders; released {result.points_released} held points")
 
 
-def cmd_parking_abandon(args) -> None:
+def cmd_parking_abandon(args: argparse.Namespace) -> None:
     from api.services import parking
 
     as_of = _parse_time(args.as_of)
@@ -191,7 +194,7 @@ def cmd_parking_abandon(args) -> None:
     print(f"abandoned {result.stays_abandoned} open stays; released {result.points_released} held points")
 
 
-def cmd_tiers_evaluate(args) -> None:
+def cmd_tiers_evaluate(args: argparse.Namespace) -> None:
     from api.services import operators
 
     as_of = _parse_time(args.as_of)
@@ -199,7 +202,7 @@ def cmd_tiers_evaluate(args) -> None:
     print(f"closed {result.members_evaluated} qualification periods: {result.downgraded} downgraded, {result.kept} kept")
 
 
-def cmd_earning_run(args) -> None:
+def cmd_earning_run(args: argparse.Namespace) -> None:
     from api.services import scheduler
 
     as_of = _parse_time(args.as_of)
@@ -210,7 +213,7 @@ def cmd_earning_run(args) -> None:
           f" closed {result.stays_abandoned} abandoned parking stays")
 
 
-def cmd_export_schema(args) -> None:
+def cmd_export_schema(args: argparse.Namespace) -> None:
     for path, text in export_schema_texts().items():
         if args.stdout:
             sys.stdout.write(text + "\n")
@@ -219,11 +222,11 @@ def cmd_export_schema(args) -> None:
             print(f"wrote {path.name}")
 
 
-def cmd_key(args) -> None:
+def cmd_key(args: argparse.Namespace) -> None:
     from api.models.parking import CarParkKey
     from api.services import integrations, parking
 
-    async def work():
+    async def work() -> None:
         if args.key_command == "create":
             key, secret = await integrations.create_key(args.name, args.merchant or [], ("cli", None), scopes=args.scope)
             print(f"key id: {key.key_id}\nsecret: {secret}\nmerchants: {', '.join(key.merchant_codes) or '-'}"
@@ -254,14 +257,14 @@ def cmd_key(args) -> None:
     asyncio.run(_with_db(work))
 
 
-def cmd_operator(args) -> None:
+def cmd_operator(args: argparse.Namespace) -> None:
     """Operators' accounts (issue 10): the password comes from a prompt, or standard input when it is not
     a terminal; never from an argument (it would stay in the shell history and the process list)."""
     import getpass
 
     from api.services import operators
 
-    async def work():
+    async def work() -> None:
         if args.operator_command == "list":
             for op in await operators.page(10_000, None):
                 when = f"{op.last_login_at:%Y-%m-%d %H:%M}" if op.last_login_at else "never"
@@ -282,7 +285,7 @@ def cmd_operator(args) -> None:
     asyncio.run(_with_db(work))
 
 
-def cmd_signed_call(args) -> None:
+def cmd_signed_call(args: argparse.Namespace) -> None:
     """Sends one signed integration request (what a POS does), for trying the API from a shell."""
     import time
     import urllib.error

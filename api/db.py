@@ -147,12 +147,17 @@ class Tx:
             for sql, args in statements:
                 await self.execute(sql, *args)
             return
-        parts, values = [], []
+        parts: list[str] = []
+        values: list[object] = []
         for index, (sql, args) in enumerate(statements):
-            offset = len(values)
-            parts.append(f"w{index} AS ({_PLACEHOLDER.sub(lambda m, o=offset: f'${int(m.group(1)) + o}', sql)})")
+            parts.append(f"w{index} AS ({_PLACEHOLDER.sub(_shifted(len(values)), sql)})")
             values.extend(args)
         await self.conn.execute_query("WITH " + ", ".join(parts) + " SELECT 1", values)
+
+
+def _shifted(offset: int) -> Callable[[re.Match[str]], str]:
+    """A substitution for _PLACEHOLDER that renumbers $N as $(N + offset)."""
+    return lambda match: f"${int(match.group(1)) + offset}"
 
 
 @asynccontextmanager

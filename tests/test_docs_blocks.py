@@ -133,4 +133,5 @@ def test_readme_two_commands_section_has_exactly_two_commands():
     assert len(commands) == 2 and all(len(c.strip().splitlines()) == 1 for c in commands), commands
     assert commands[1].strip() == "python3.11 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert commands[1].strip() in ci, ".ci/run must run the README's test command"
+    gated = commands[1].strip().replace(" && .venv/bin/python -m pytest", " && .ci/lint && .venv/bin/python -m pytest")
+    assert gated in ci, ".ci/run must run the README's test command, with the lint gate before the tests"

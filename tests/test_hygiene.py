@@ -140,7 +140,8 @@ async def test_nicknames_with_control_characters_are_refused(api, bad):
     assert ok["data"]["memberProfileUpdate"]["member"]["nickname"] == "小明"
     result = await api.post(PROFILE, {"i": {"nickname": f"Ann{bad}a"}}, token=token)
     assert _errors(result, "memberProfileUpdate") == [("INVALID_INPUT", ["nickname"])]
-    assert (await members.get_member(member_id)).nickname == "小明"  # type: ignore[union-attr]
+    stored = await members.get_member(member_id)
+    assert stored is not None and stored.nickname == "小明"
     emoji = await api.post(PROFILE, {"i": {"nickname": "👩\u200d👩\u200d👧 家"}}, token=token)  # ZWJ stays allowed
     assert _errors(emoji, "memberProfileUpdate") == []
 
@@ -148,7 +149,9 @@ async def test_nicknames_with_control_characters_are_refused(api, bad):
 async def test_operators_search_with_control_characters_is_answered(backend):
     member_id, _ = await make_member()
     await members.update_profile(member_id, nickname=unique("搜"))
-    nickname = (await members.get_member(member_id)).nickname  # type: ignore[union-attr]
+    member = await members.get_member(member_id)
+    assert member is not None
+    nickname = member.nickname
     found = await members.search_members(f"{nickname}\x00", 10, None)
     assert [m.id for m in found] == [member_id]
 

@@ -36,8 +36,10 @@ class Holder:
     async def _run(self) -> None:
         try:
             async with db.transaction() as tx:
-                accts = [await ledger.lock_account(tx, m) for m in self.member_ids]
-                await self.change(tx, accts)  # type: ignore[arg-type]
+                locked = [await ledger.lock_account(tx, m) for m in self.member_ids]
+                accts = [acct for acct in locked if acct is not None]
+                assert len(accts) == len(locked), "every member has an account"
+                await self.change(tx, accts)
                 self.pid.set_result(int(await tx.fetchval("SELECT pg_backend_pid()")))
                 await self.go.wait()
         except BaseException as exc:

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import strawberry
 from graphql import GraphQLObjectType
+from strawberry.types.base import StrawberryObjectDefinition
 
 from api.resolvers.nodes import NOT_FETCHABLE, REGISTRY
 from api.schema import admin, public
@@ -31,7 +32,10 @@ def test_every_node_type_has_a_fetcher_or_is_named_as_not_fetchable():
 
 def test_both_schemas_resolve_node_through_the_registry():
     for schema in (public.schema, admin.schema):
-        field = schema.get_type_by_name("Query").get_field("node")  # type: ignore[union-attr]
+        query = schema.get_type_by_name("Query")
+        assert isinstance(query, StrawberryObjectDefinition)
+        field = query.get_field("node")
+        assert field is not None and field.base_resolver is not None
         assert field.base_resolver.wrapped_func.__module__ == "api.resolvers.nodes"
 
 

@@ -1,15 +1,30 @@
 """Tortoise models, one module per domain; no behaviour beyond small properties."""
 from api.models.draws import DrawGame, DrawPlay, DrawPrize
 from api.models.earning import (
-    EarnBreakdown, EarnCounter, EarnRule, EarnTask, JobLease, MallEvent, MemberBehaviour, MemberInvite, PendingPoints,
+    EarnBreakdown,
+    EarnCounter,
+    EarnRule,
+    EarnTask,
+    JobLease,
+    MallEvent,
+    MemberBehaviour,
+    MemberInvite,
+    PendingPoints,
     TaskClaim,
 )
 from api.models.integrations import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce
 from api.models.ledger import IdempotencyRecord, PointsAccount, PointsEntry, PointsLot, PointsLotMove
-from api.models.members import GrowthEntry, Member, SmsCode, SmsMessage, Tier, TierChange
 from api.models.mall import (
-    FlashSale, MallOrder, MerchantStaff, Payment, PaymentRefund, PointsHold, Product, Voucher,
+    FlashSale,
+    MallOrder,
+    MerchantStaff,
+    Payment,
+    PaymentRefund,
+    PointsHold,
+    Product,
+    Voucher,
 )
+from api.models.members import GrowthEntry, Member, SmsCode, SmsMessage, Tier, TierChange
 from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator, PointsAdjustApproval
 from api.models.parking import CarPark, CarParkKey, ParkingSession, Vehicle

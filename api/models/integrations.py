@@ -1,5 +1,10 @@
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from api.models.merchants import Merchant
 
 
 class IntegrationKey(Model):
@@ -14,6 +19,7 @@ class IntegrationKey(Model):
     # What the key may do, comma-separated: pos (purchases, refunds, points payments), payment
     # (payment notifications). NULL is a key from before scopes: pos.
     scopes = fields.CharField(max_length=64, null=True)
+    merchant_links: fields.ReverseRelation["IntegrationKeyMerchant"]
 
     class Meta:
         table = "integration_key"
@@ -21,8 +27,12 @@ class IntegrationKey(Model):
 
 class IntegrationKeyMerchant(Model):
     id = fields.IntField(primary_key=True)
-    key = fields.ForeignKeyField("models.IntegrationKey", related_name="merchant_links", on_delete=fields.CASCADE)
-    merchant = fields.ForeignKeyField("models.Merchant", related_name=False, on_delete=fields.RESTRICT)
+    key: fields.ForeignKeyRelation["IntegrationKey"] = fields.ForeignKeyField(
+        "models.IntegrationKey", related_name="merchant_links", on_delete=fields.CASCADE)
+    key_id: int
+    merchant: fields.ForeignKeyRelation["Merchant"] = fields.ForeignKeyField(
+        "models.Merchant", related_name=False, on_delete=fields.RESTRICT)
+    merchant_id: int
 
     class Meta:
         table = "integration_key_merchant"

@@ -1,7 +1,14 @@
 """The points mall: catalogue, orders, points holds, payments, vouchers, flash sales, merchant staff."""
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from api.models.ledger import PointsAccount, PointsEntry
+    from api.models.members import Member, Tier
+    from api.models.merchants import Merchant
 
 
 class Product(Model):
@@ -14,7 +21,9 @@ class Product(Model):
     name = fields.CharField(max_length=128)
     description = fields.TextField(null=True)
     image_urls = fields.TextField(default="[]")  # JSON list of URLs
-    merchant = fields.ForeignKeyField("models.Merchant", related_name=False, on_delete=fields.RESTRICT, null=True)
+    merchant: fields.ForeignKeyNullableRelation["Merchant"] = fields.ForeignKeyField(
+        "models.Merchant", related_name=False, on_delete=fields.RESTRICT, null=True)
+    merchant_id: int | None
     face_value_fen = fields.BigIntField(null=True)
     validity_days = fields.IntField(default=30)  # a voucher is valid this many days after it is issued
     points_price = fields.BigIntField()
@@ -23,7 +32,9 @@ class Product(Model):
     limit_per_member = fields.IntField(null=True)  # in total
     limit_per_member_daily = fields.IntField(null=True)  # per Asia/Shanghai day
     zone = fields.CharField(max_length=32, null=True)  # e.g. GOLD: a zone shown to min_tier and above
-    min_tier = fields.ForeignKeyField("models.Tier", related_name=False, on_delete=fields.RESTRICT, null=True)
+    min_tier: fields.ForeignKeyNullableRelation["Tier"] = fields.ForeignKeyField(
+        "models.Tier", related_name=False, on_delete=fields.RESTRICT, null=True)
+    min_tier_id: int | None
     sale_starts_at = fields.DatetimeField(null=True)
     sale_ends_at = fields.DatetimeField(null=True)
     status = fields.CharField(max_length=12, default="ACTIVE")  # ACTIVE PAUSED ARCHIVED
@@ -47,7 +58,9 @@ class FlashSale(Model):
     # per member. The row's stock is the record; Redis only gates in front of it.
 
     id = fields.IntField(primary_key=True)
-    product = fields.ForeignKeyField("models.Product", related_name="flash_sales", on_delete=fields.RESTRICT)
+    product: fields.ForeignKeyRelation["Product"] = fields.ForeignKeyField(
+        "models.Product", related_name="flash_sales", on_delete=fields.RESTRICT)
+    product_id: int
     title = fields.CharField(max_length=128)
     points_price = fields.BigIntField()
     stock = fields.BigIntField()
@@ -75,9 +88,15 @@ class MallOrder(Model):
 
     id = fields.BigIntField(primary_key=True)
     order_no = fields.CharField(max_length=32, unique=True)
-    member = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT)
-    product = fields.ForeignKeyField("models.Product", related_name=False, on_delete=fields.RESTRICT)
-    flash_sale = fields.ForeignKeyField("models.FlashSale", related_name=False, on_delete=fields.RESTRICT, null=True)
+    member: fields.ForeignKeyRelation["Member"] = fields.ForeignKeyField(
+        "models.Member", related_name=False, on_delete=fields.RESTRICT)
+    member_id: int
+    product: fields.ForeignKeyRelation["Product"] = fields.ForeignKeyField(
+        "models.Product", related_name=False, on_delete=fields.RESTRICT)
+    product_id: int
+    flash_sale: fields.ForeignKeyNullableRelation["FlashSale"] = fields.ForeignKeyField(
+        "models.FlashSale", related_name=False, on_delete=fields.RESTRICT, null=True)
+    flash_sale_id: int | None
     channel = fields.CharField(max_length=12)
     status = fields.CharField(max_length=16)
     quantity = fields.IntField()
@@ -88,8 +107,12 @@ class MallOrder(Model):
     expires_at = fields.DatetimeField(null=True)  # when an unpaid checkout lapses
     paid_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)  # expired, cancelled or refunded
-    spend_entry = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
-    refund_entry = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    spend_entry: fields.ForeignKeyNullableRelation["PointsEntry"] = fields.ForeignKeyField(
+        "models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    spend_entry_id: int | None
+    refund_entry: fields.ForeignKeyNullableRelation["PointsEntry"] = fields.ForeignKeyField(
+        "models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    refund_entry_id: int | None
 
     class Meta:
         table = "mall_order"
@@ -105,7 +128,9 @@ class PointsHold(Model):
     # the balance does not change until the capture. A hold past expires_at no longer holds.
 
     id = fields.BigIntField(primary_key=True)
-    account = fields.ForeignKeyField("models.PointsAccount", related_name=False, on_delete=fields.RESTRICT)
+    account: fields.ForeignKeyRelation["PointsAccount"] = fields.ForeignKeyField(
+        "models.PointsAccount", related_name=False, on_delete=fields.RESTRICT)
+    account_id: int
     points = fields.BigIntField()
     status = fields.CharField(max_length=10)  # HELD CAPTURED RELEASED
     source_type = fields.CharField(max_length=32)
@@ -113,7 +138,9 @@ class PointsHold(Model):
     expires_at = fields.DatetimeField()
     created_at = fields.DatetimeField()
     settled_at = fields.DatetimeField(null=True)
-    entry = fields.ForeignKeyField("models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    entry: fields.ForeignKeyNullableRelation["PointsEntry"] = fields.ForeignKeyField(
+        "models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
+    entry_id: int | None
 
     class Meta:
         table = "points_hold"
@@ -127,7 +154,9 @@ class Payment(Model):
     # status: PENDING -> PAID; LATE (paid after the order lapsed: the cash goes back, see refunds).
 
     id = fields.BigIntField(primary_key=True)
-    order = fields.OneToOneField("models.MallOrder", related_name="payment", on_delete=fields.RESTRICT)
+    order: fields.OneToOneRelation["MallOrder"] = fields.OneToOneField(
+        "models.MallOrder", related_name="payment", on_delete=fields.RESTRICT)
+    order_id: int
     provider = fields.CharField(max_length=16)
     out_trade_no = fields.CharField(max_length=32, unique=True)
     amount_fen = fields.BigIntField()
@@ -145,7 +174,9 @@ class PaymentRefund(Model):
     # Cash to give back through the provider: for a refunded order, or a payment that came too late.
 
     id = fields.BigIntField(primary_key=True)
-    payment = fields.ForeignKeyField("models.Payment", related_name="refunds", on_delete=fields.RESTRICT)
+    payment: fields.ForeignKeyRelation["Payment"] = fields.ForeignKeyField(
+        "models.Payment", related_name="refunds", on_delete=fields.RESTRICT)
+    payment_id: int
     amount_fen = fields.BigIntField()
     reason = fields.CharField(max_length=200)
     status = fields.CharField(max_length=10)  # REQUESTED (the provider's answer is recorded later)
@@ -162,18 +193,30 @@ class Voucher(Model):
 
     id = fields.BigIntField(primary_key=True)
     code = fields.CharField(max_length=24, unique=True)
-    order = fields.ForeignKeyField("models.MallOrder", related_name="vouchers", on_delete=fields.RESTRICT)
-    member = fields.ForeignKeyField("models.Member", related_name=False, on_delete=fields.RESTRICT)
-    product = fields.ForeignKeyField("models.Product", related_name=False, on_delete=fields.RESTRICT)
-    merchant = fields.ForeignKeyField("models.Merchant", related_name=False, on_delete=fields.RESTRICT, null=True)
+    order: fields.ForeignKeyRelation["MallOrder"] = fields.ForeignKeyField(
+        "models.MallOrder", related_name="vouchers", on_delete=fields.RESTRICT)
+    order_id: int
+    member: fields.ForeignKeyRelation["Member"] = fields.ForeignKeyField(
+        "models.Member", related_name=False, on_delete=fields.RESTRICT)
+    member_id: int
+    product: fields.ForeignKeyRelation["Product"] = fields.ForeignKeyField(
+        "models.Product", related_name=False, on_delete=fields.RESTRICT)
+    product_id: int
+    merchant: fields.ForeignKeyNullableRelation["Merchant"] = fields.ForeignKeyField(
+        "models.Merchant", related_name=False, on_delete=fields.RESTRICT, null=True)
+    merchant_id: int | None
     kind = fields.CharField(max_length=20)
     face_value_fen = fields.BigIntField(null=True)
     status = fields.CharField(max_length=8)  # ISSUED USED VOID
     valid_from = fields.DatetimeField()
     valid_until = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
-    used_by = fields.ForeignKeyField("models.MerchantStaff", related_name=False, on_delete=fields.RESTRICT, null=True)
-    used_merchant = fields.ForeignKeyField("models.Merchant", related_name=False, on_delete=fields.RESTRICT, null=True)
+    used_by: fields.ForeignKeyNullableRelation["MerchantStaff"] = fields.ForeignKeyField(
+        "models.MerchantStaff", related_name=False, on_delete=fields.RESTRICT, null=True)
+    used_by_id: int | None
+    used_merchant: fields.ForeignKeyNullableRelation["Merchant"] = fields.ForeignKeyField(
+        "models.Merchant", related_name=False, on_delete=fields.RESTRICT, null=True)
+    used_merchant_id: int | None
     created_at = fields.DatetimeField()
 
     class Meta:
@@ -185,7 +228,9 @@ class MerchantStaff(Model):
     # An account of a merchant's staff (商户助手): sees and writes off its own merchant's vouchers.
 
     id = fields.IntField(primary_key=True)
-    merchant = fields.ForeignKeyField("models.Merchant", related_name="staff", on_delete=fields.RESTRICT)
+    merchant: fields.ForeignKeyRelation["Merchant"] = fields.ForeignKeyField(
+        "models.Merchant", related_name="staff", on_delete=fields.RESTRICT)
+    merchant_id: int
     username = fields.CharField(max_length=64, unique=True)
     display_name = fields.CharField(max_length=64)
     password_hash = fields.CharField(max_length=256)

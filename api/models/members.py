@@ -29,7 +29,9 @@ class Member(Model):
     nickname = fields.CharField(max_length=64, null=True)
     gender = fields.CharField(max_length=8, null=True)
     birthday = fields.DateField(null=True)
-    tier = fields.ForeignKeyField("models.Tier", related_name="members", on_delete=fields.RESTRICT)
+    tier: fields.ForeignKeyRelation["Tier"] = fields.ForeignKeyField(
+        "models.Tier", related_name="members", on_delete=fields.RESTRICT)
+    tier_id: int
     # Growth value earned in the current qualification period (separate from spendable points).
     growth_value = fields.IntField(default=0)
     tier_period_start = fields.DatetimeField()
@@ -45,7 +47,9 @@ class GrowthEntry(Model):
     # Append-only history of growth value; member.growth_value is the current period's sum.
 
     id = fields.BigIntField(primary_key=True)
-    member = fields.ForeignKeyField("models.Member", related_name="growth_entries", on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation["Member"] = fields.ForeignKeyField(
+        "models.Member", related_name="growth_entries", on_delete=fields.RESTRICT)
+    member_id: int
     delta = fields.IntField()
     growth_after = fields.IntField()
     reason = fields.CharField(max_length=200)
@@ -60,9 +64,15 @@ class GrowthEntry(Model):
 
 class TierChange(Model):
     id = fields.BigIntField(primary_key=True)
-    member = fields.ForeignKeyField("models.Member", related_name="tier_changes", on_delete=fields.RESTRICT)
-    from_tier = fields.ForeignKeyField("models.Tier", related_name=False, on_delete=fields.RESTRICT, null=True)
-    to_tier = fields.ForeignKeyField("models.Tier", related_name=False, on_delete=fields.RESTRICT)
+    member: fields.ForeignKeyRelation["Member"] = fields.ForeignKeyField(
+        "models.Member", related_name="tier_changes", on_delete=fields.RESTRICT)
+    member_id: int
+    from_tier: fields.ForeignKeyNullableRelation["Tier"] = fields.ForeignKeyField(
+        "models.Tier", related_name=False, on_delete=fields.RESTRICT, null=True)
+    from_tier_id: int | None
+    to_tier: fields.ForeignKeyRelation["Tier"] = fields.ForeignKeyField(
+        "models.Tier", related_name=False, on_delete=fields.RESTRICT)
+    to_tier_id: int
     direction = fields.CharField(max_length=16)  # JOIN, UPGRADE, DOWNGRADE, KEEP
     growth_value = fields.IntField()
     reason = fields.CharField(max_length=200)

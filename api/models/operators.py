@@ -1,6 +1,12 @@
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from api.models.ledger import PointsEntry
+    from api.models.members import Member
 
 
 class Operator(Model):
@@ -46,7 +52,7 @@ class PointsAdjustApproval(Model):
     requester: fields.ForeignKeyRelation[Operator] = fields.ForeignKeyField(
         "models.Operator", related_name=False, on_delete=fields.RESTRICT)
     requester_id: int
-    member: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+    member: fields.ForeignKeyRelation["Member"] = fields.ForeignKeyField(
         "models.Member", related_name=False, on_delete=fields.RESTRICT)
     member_id: int
     points = fields.BigIntField()
@@ -57,7 +63,7 @@ class PointsAdjustApproval(Model):
     decided_by_id: int | None
     decided_at = fields.DatetimeField(null=True)
     note = fields.CharField(max_length=200, null=True)
-    entry: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+    entry: fields.ForeignKeyNullableRelation["PointsEntry"] = fields.ForeignKeyField(
         "models.PointsEntry", related_name=False, on_delete=fields.RESTRICT, null=True)
     entry_id: int | None
     created_at = fields.DatetimeField()

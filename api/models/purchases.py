@@ -1,12 +1,22 @@
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
 
+if TYPE_CHECKING:
+    from api.models.members import Member
+    from api.models.merchants import Merchant
+
 
 class Purchase(Model):
     id = fields.BigIntField(primary_key=True)
-    merchant = fields.ForeignKeyField("models.Merchant", related_name="purchases", on_delete=fields.RESTRICT)
-    member = fields.ForeignKeyField("models.Member", related_name="purchases", on_delete=fields.RESTRICT)
+    merchant: fields.ForeignKeyRelation["Merchant"] = fields.ForeignKeyField(
+        "models.Merchant", related_name="purchases", on_delete=fields.RESTRICT)
+    merchant_id: int
+    member: fields.ForeignKeyRelation["Member"] = fields.ForeignKeyField(
+        "models.Member", related_name="purchases", on_delete=fields.RESTRICT)
+    member_id: int
     receipt_no = fields.CharField(max_length=64)
     amount_fen = fields.BigIntField()
     refunded_fen = fields.BigIntField(default=0)
@@ -37,7 +47,9 @@ class Purchase(Model):
 
 class PurchaseRefund(Model):
     id = fields.BigIntField(primary_key=True)
-    purchase = fields.ForeignKeyField("models.Purchase", related_name="refunds", on_delete=fields.RESTRICT)
+    purchase: fields.ForeignKeyRelation["Purchase"] = fields.ForeignKeyField(
+        "models.Purchase", related_name="refunds", on_delete=fields.RESTRICT)
+    purchase_id: int
     amount_fen = fields.BigIntField()
     points_reversed = fields.BigIntField()  # taken from the member by this refund
     points_forgiven = fields.BigIntField(default=0)  # settled by points of the purchase that had expired
@@ -53,8 +65,12 @@ class TillPayment(Model):
     # Points used as cash at a till (pointsPay).
 
     id = fields.BigIntField(primary_key=True)
-    merchant = fields.ForeignKeyField("models.Merchant", related_name="till_payments", on_delete=fields.RESTRICT)
-    member = fields.ForeignKeyField("models.Member", related_name="till_payments", on_delete=fields.RESTRICT)
+    merchant: fields.ForeignKeyRelation["Merchant"] = fields.ForeignKeyField(
+        "models.Merchant", related_name="till_payments", on_delete=fields.RESTRICT)
+    merchant_id: int
+    member: fields.ForeignKeyRelation["Member"] = fields.ForeignKeyField(
+        "models.Member", related_name="till_payments", on_delete=fields.RESTRICT)
+    member_id: int
     receipt_no = fields.CharField(max_length=64)
     points = fields.BigIntField()
     cash_value_fen = fields.BigIntField()

@@ -12,7 +12,7 @@ from api.services.errors import DomainError, ErrorCode
 P = TypeVar("P")
 
 
-def user_errors(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], Callable[..., Awaitable[P]]]:
+def user_errors(payload: Callable[..., P]) -> Callable[[Callable[..., Awaitable[P]]], Callable[..., Awaitable[P]]]:
     """A DomainError raised by the service becomes `payload(user_errors=[…])`."""
 
     def wrap(fn: Callable[..., Awaitable[P]]) -> Callable[..., Awaitable[P]]:
@@ -21,7 +21,7 @@ def user_errors(payload: type[P]) -> Callable[[Callable[..., Awaitable[P]]], Cal
             try:
                 return await fn(*args, **kwargs)
             except DomainError as err:
-                return payload(user_errors=[UserError.of(err)])  # type: ignore[call-arg]
+                return payload(user_errors=[UserError.of(err)])
 
         return run
 

@@ -4,21 +4,22 @@ from __future__ import annotations
 from typing import Optional
 
 import strawberry
+from graphql import ASTValidationRule
 from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, ValidationCache
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 from api.resolvers import admin as a
 from api.resolvers import draws as drr
+from api.resolvers import earning_admin as ea
 from api.resolvers import mall as mr
 from api.resolvers import operators as o
 from api.resolvers import parking as pkr
 from api.resolvers import public as r
 from api.resolvers import staff as st
 from api.schema import draws as dr
+from api.schema import earning as e
 from api.schema import mall as m
 from api.schema import parking as pk
-from api.resolvers import earning_admin as ea
-from api.schema import earning as e
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
@@ -117,7 +118,7 @@ class Mutation(OperatorsMutation):
         description="Runs the scheduled jobs now: pending release, invite rewards, expiry, tier evaluation.")
 
 
-RULES = [depth_rule(15, None)]  # built once, so that ValidationCache hits
+RULES: list[type[ASTValidationRule]] = [depth_rule(15, None)]  # built once, so that ValidationCache hits
 
 
 def build_schema() -> strawberry.Schema:

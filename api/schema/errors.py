@@ -8,6 +8,7 @@ from graphql import GraphQLError
 
 from api.services.errors import AuthError, DomainError, ErrorCode
 
+# strawberry.enum registers the GraphQL enum on ErrorCode itself and returns it: fields annotate ErrorCode.
 UserErrorCode = strawberry.enum(ErrorCode, name="UserErrorCode", description="Why a mutation said no.")
 
 
@@ -15,7 +16,7 @@ UserErrorCode = strawberry.enum(ErrorCode, name="UserErrorCode", description="Wh
 class UserError:
     field: Optional[list[str]]
     message: str
-    code: UserErrorCode  # type: ignore[valid-type]
+    code: ErrorCode  # the GraphQL enum UserErrorCode
 
     @classmethod
     def of(cls, err: DomainError) -> "UserError":

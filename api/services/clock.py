@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from api.services.errors import DomainError, ErrorCode
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_offset = [None]  # a fixed datetime that replaces now(), set only by tests
+_offset: list[datetime | None] = [None]  # a fixed datetime that replaces now(), set only by tests
 
 
 def now() -> datetime:
@@ -84,7 +84,7 @@ def day_start(at: datetime) -> datetime:
     return day_bounds(business_day(at))[0]
 
 
-def parse_db_time(value) -> datetime | None:
+def parse_db_time(value: datetime | str | None) -> datetime | None:
     """Rows read with raw SQL: asyncpg gives datetimes, SQLite gives ISO strings."""
     if value is None or isinstance(value, datetime):
         return value

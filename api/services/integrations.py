@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -75,7 +75,7 @@ async def _load_key(key_id: str) -> _CachedKey | None:
         secret = _fernet().decrypt(key.secret_encrypted.encode())
     except InvalidToken:
         return None  # encrypted under another MALLPOINTS_SECRET_KEY
-    merchant_ids = frozenset(link.merchant_id for link in key.merchant_links)  # type: ignore[attr-defined]
+    merchant_ids = frozenset(link.merchant_id for link in key.merchant_links)
     identity = IntegrationIdentity(key_id, key.name, merchant_ids, _scopes(key.scopes))
     entry = _CachedKey(identity, secret, time.monotonic())
     _keys[key_id] = entry
@@ -166,8 +166,8 @@ class KeyInfo:
     key_id: str
     name: str
     merchant_codes: list[str]
-    created_at: object
-    revoked_at: object
+    created_at: datetime
+    revoked_at: datetime | None
     scopes: list[str]
 
 
@@ -222,5 +222,5 @@ async def revoke_key(key_id: str, actor: tuple[str, str | None]) -> KeyInfo:
 async def list_keys(key_id: str | None = None) -> list[KeyInfo]:
     query = IntegrationKey.filter(key_id=key_id) if key_id else IntegrationKey.all()
     keys = await query.order_by("id").prefetch_related("merchant_links__merchant")
-    return [KeyInfo(k.key_id, k.name, sorted(link.merchant.code for link in k.merchant_links),  # type: ignore
+    return [KeyInfo(k.key_id, k.name, sorted(link.merchant.code for link in k.merchant_links),
                     k.created_at, k.revoked_at, sorted(_scopes(k.scopes))) for k in keys]

@@ -39,8 +39,7 @@ class MemberRecord:
 
     @classmethod
     def of(cls, m: Member) -> MemberRecord:
-        tier_id: int = m.tier_id  # type: ignore[attr-defined]
-        return cls(m.id, m.phone, m.nickname, m.gender, m.birthday, tier_id, m.growth_value, m.created_at)
+        return cls(m.id, m.phone, m.nickname, m.gender, m.birthday, m.tier_id, m.growth_value, m.created_at)
 
 
 def mask_phone(phone: str) -> str:
@@ -134,11 +133,12 @@ async def login_with_sms(raw_phone: str, code: str, invite_code: str | None = No
             if not matches:
                 await SmsCode.filter(id=row.id).update(attempts=F("attempts") + 1)
         if matches:
+            assert row is not None  # a code matches only a stored row
             # An invite code is checked only with a valid SMS code; a refusal rolls the login back.
             if text.has_control(invite_code):  # no code has one; PostgreSQL refuses NUL in a query
                 raise DomainError(ErrorCode.INVITE_CODE_INVALID, "unknown invite code", ["inviteCode"])
             inviter_id = await invites.resolve(invite_code, phone, tx)
-            await SmsCode.filter(id=row.id).update(consumed_at=now)  # type: ignore[union-attr]  # matches: a row
+            await SmsCode.filter(id=row.id).update(consumed_at=now)
             member_id, registered = await _find_or_register(tx, phone, now)
             if registered and inviter_id is not None:
                 await invites.attach(tx, member_id, inviter_id)

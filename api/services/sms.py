@@ -42,8 +42,8 @@ async def reserve_send(tx: Tx, phone: str, now: datetime, resend_seconds: int) -
     await locks.advisory(locks.Rank.PHONE, PHONE_LOCK_SPACE, phone)
     # The newest code sent to the phone, read after its lock is held: it sees a send that committed while
     # this caller waited.
-    newest = await SmsCode.filter(phone=phone).order_by("-created_at").first().values_list("created_at", flat=True)
-    last = clock.to_utc(newest) if newest else None
+    newest = await SmsCode.filter(phone=phone).order_by("-created_at").first().values("created_at")
+    last = clock.to_utc(newest["created_at"]) if newest else None
     if last is None or (now - last).total_seconds() >= resend_seconds:
         return 0
     return max(1, resend_seconds - int((now - last).total_seconds()))

@@ -138,12 +138,12 @@ async def evaluate_periods(as_of: datetime | None = None) -> EvaluationResult:
     evaluated = downgraded = kept = 0
     while True:
         due = clock.add_months(as_of, -months)
-        ids = await Member.filter(tier_period_start__lte=due).order_by("id").limit(500).values_list("id", flat=True)
-        if not ids:
+        rows = await Member.filter(tier_period_start__lte=due).order_by("id").limit(500).values("id")
+        if not rows:
             break
-        for member_id in ids:
+        for row in rows:
             async with transaction():
-                changed = await _close_period(int(member_id), as_of, months, tiers)
+                changed = await _close_period(int(row["id"]), as_of, months, tiers)
             if changed is None:
                 continue
             evaluated += 1

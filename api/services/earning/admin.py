@@ -278,12 +278,13 @@ async def save_event(actor: Actor, event_id: int | None, code: str | None, name:
         if await MallEvent.filter(code=after["code"]).exclude(id=event_id or 0).exists():
             raise bad("an event with this code exists", "code")
         if before is None:
-            event_id = (await MallEvent.create(**after, created_at=now, updated_at=now)).id
+            saved_id = (await MallEvent.create(**after, created_at=now, updated_at=now)).id
         else:
-            await MallEvent.filter(id=event_id).update(**after, updated_at=now)
-        await audit(tx, actor, "event.create" if before is None else "event.update", "mall_event", str(event_id),
+            saved_id = before.id
+            await MallEvent.filter(id=saved_id).update(**after, updated_at=now)
+        await audit(tx, actor, "event.create" if before is None else "event.update", "mall_event", str(saved_id),
                     {"before": before and asdict(before), "after": after})
-    event = await _event(event_id)  # type: ignore[arg-type]
+    event = await _event(saved_id)
     assert event is not None
     return event
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from api.db import Tx, retry_on_deadlock, transaction
 from api.models import MallEvent, MemberBehaviour, Purchase
@@ -39,7 +40,7 @@ async def _record(tx: Tx, acct: ledger.LockedAccount, kind: str, ref: str, now: 
 
 
 async def _earn(tx: Tx, acct: ledger.LockedAccount, behaviour_id: int, trigger: str, reason: str, now: datetime,
-                **facts) -> Earned:
+                **facts: Any) -> Earned:
     await ledger.expire_account(tx, acct, now)
     applied = await apply(
         tx, acct, await facts_for(acct, trigger, now, **facts), reason=reason, source_type="behaviour",
@@ -117,7 +118,7 @@ SHARES_PER_HOUR = 200  # recorded shares per member (rewards are capped by the S
 
 
 @retry_on_deadlock()
-async def share(member_id: int, channel: str, target: str | None, idempotency_key: str, redis=None) -> Earned:
+async def share(member_id: int, channel: str, target: str | None, idempotency_key: str, redis: Any = None) -> Earned:
     key = idempotency.check_key(idempotency_key, ["idempotencyKey"])
     if not await ratelimit.allow(redis, f"share:{member_id}", SHARES_PER_HOUR, 3600):
         raise DomainError(ErrorCode.RATE_LIMITED, "too many shares; try again later", [])

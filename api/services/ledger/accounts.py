@@ -44,8 +44,7 @@ class Entry:
 
     @classmethod
     def of(cls, e: PointsEntry) -> Entry:
-        account_id: int = e.account_id  # type: ignore[attr-defined]
-        return cls(e.id, account_id, e.kind, e.points, e.balance_after, e.reason, e.occurred_at, e.expires_at)
+        return cls(e.id, e.account_id, e.kind, e.points, e.balance_after, e.reason, e.occurred_at, e.expires_at)
 
 
 def expiry_for(earned_at: datetime) -> datetime:

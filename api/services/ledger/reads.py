@@ -34,11 +34,11 @@ async def expiring_soon(member_id: int, days: int) -> tuple[int, datetime | None
     now = clock.now()
     lots = PointsLot.filter(account__member_id=member_id, kind="EARN", remaining__gt=0, expires_at__gt=now,
                             expires_at__lte=now + timedelta(days=days))
-    total = await lots.annotate(total=Sum("remaining")).group_by("account_id").values_list("total", flat=True)
+    total = await lots.annotate(total=Sum("remaining")).group_by("account_id").values("total")
     if not total:
         return 0, None
     earliest = await lots.order_by("expires_at").first()
-    points: int = int(total[0])  # type: ignore[call-overload]  # a flat values_list: the sum itself
+    points = int(total[0]["total"])
     return points, earliest.expires_at if earliest is not None else None
 
 

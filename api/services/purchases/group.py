@@ -20,7 +20,7 @@ ATTEMPTS = 3  # a group that loses a deadlock runs again whole
 async def _book_group(items: list[tuple[Checked, datetime]], order: list[int]) -> list[PurchaseResult | DomainError]:
     """One attempt: every receipt in one transaction, each one a step of its own (its locks in the
     global order from its start: see `api.locks.step`)."""
-    outcome: list[PurchaseResult | DomainError] = [None] * len(items)  # type: ignore[list-item]
+    outcome: dict[int, PurchaseResult | DomainError] = {}
     async with transaction() as tx:
         for i in order:
             item, now = items[i]
@@ -30,7 +30,7 @@ async def _book_group(items: list[tuple[Checked, datetime]], order: list[int]) -
                 except DomainError as err:
                     outcome[i] = err
                     await idempotency.release(tx, item.scope, item.key, item.digest)
-    return outcome
+    return [outcome[i] for i in range(len(items))]
 
 
 async def book_together(items: list[tuple[Checked, datetime]]) -> list[PurchaseResult | DomainError]:
