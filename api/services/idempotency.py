@@ -13,7 +13,8 @@ from typing import Any
 
 from api.db import Tx
 from api.models import IdempotencyRecord
-from api.services import clock, core_sql, text
+from api.services import clock, text
+from api.services import sql as core_sql
 from api.services.errors import DomainError, ErrorCode
 
 MAX_KEY_LENGTH = 128

@@ -22,7 +22,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from api.config import settings
 from api.db import fetchval, transaction
 from api.models import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce, Merchant
-from api.services import clock, core_sql, text
+from api.services import clock, text
+from api.services import sql as core_sql
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode, forbidden, unauthenticated
 

@@ -14,7 +14,8 @@ from api import locks
 from api.config import settings
 from api.db import Tx, transaction
 from api.models import Member, PointsAccount, SmsCode, TierChange
-from api.services import clock, core_sql, ratelimit, signing, text, tiers
+from api.services import clock, ratelimit, signing, text, tiers
+from api.services import sql as core_sql
 from api.services.earning import behaviours, invites
 from api.services.errors import DomainError, ErrorCode
 from api.services.sms import get_sender, reserve_send

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api import db
-from api.services import core_sql
+from api.services import sql as core_sql
 
 log = logging.getLogger("mallpoints.ratelimit")
 _local: dict[str, tuple[int, float]] = {}

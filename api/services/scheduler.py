@@ -23,7 +23,8 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, core_sql, draws, earning, ledger, mall, parking, tiers
+from api.services import clock, draws, earning, ledger, mall, parking, tiers
+from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.earning import invites
 from api.services.mall import flash_sales

@@ -10,7 +10,8 @@ from typing import Any
 
 from api.db import transaction
 from api.models import MerchantStaff
-from api.services import clock, core_sql, merchants, passwords, signing, text
+from api.services import clock, merchants, passwords, signing, text
+from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 

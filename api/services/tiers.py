@@ -21,7 +21,8 @@ from api import locks
 from api.config import settings
 from api.db import Tx, transaction
 from api.models import GrowthEntry, Member, Tier, TierChange
-from api.services import clock, core_sql, text
+from api.services import clock, text
+from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 

@@ -1,4 +1,4 @@
-"""The raw SQL of the core's one-module domains (members, idempotency, integrations, staff, the
+"""The raw SQL of the core's one-module domains (members, idempotency, integrations, staff, tiers, rate limits, the
 scheduler's lease): inserts that must not fail on a unique index, and conditional updates that must
 return the row they changed. Everything else in those modules goes through the Tortoise models.
 
