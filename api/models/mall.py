@@ -235,6 +235,8 @@ class MerchantStaff(Model):
     display_name = fields.CharField(max_length=64)
     password_hash = fields.CharField(max_length=256)
     active = fields.BooleanField(default=True)
+    # MANAGER (confirms statements, manages clerks) or CLERK (writes off, sees the day); issue 12.
+    role = fields.CharField(max_length=16, db_default="MANAGER")
     created_at = fields.DatetimeField()
 
     class Meta:
