@@ -12,6 +12,7 @@ from api.models.earning import (
     PendingPoints,
     TaskClaim,
 )
+from api.models.installation import Installation
 from api.models.integrations import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce
 from api.models.ledger import IdempotencyRecord, PointsAccount, PointsEntry, PointsLot, PointsLotMove
 from api.models.mall import (
@@ -36,7 +37,7 @@ __all__ = [
     "Voucher", "GrowthEntry", "IdempotencyRecord", "IntegrationKey", "IntegrationKeyMerchant",
     "IntegrationNonce", "Member", "Merchant", "Operator", "PointsAccount", "PointsEntry", "PointsLot",
     "PointsAdjustApproval", "PointsLotMove", "Purchase", "PurchaseRefund", "SmsCode", "SmsMessage", "Tier",
-    "TierChange", "TillPayment", "RateCounter",
+    "TierChange", "TillPayment", "RateCounter", "Installation",
     # earning (issue 3)
     "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
     "MemberInvite", "PendingPoints", "TaskClaim",

@@ -23,7 +23,7 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, draws, earning, ledger, mall, parking, tiers
+from api.services import clock, draws, earning, installation, ledger, mall, parking, tiers
 from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.earning import invites
@@ -107,6 +107,39 @@ async def refresh_gates(redis: Any) -> int:
     return len(live) + prizes
 
 
+async def refresh_gates_now_and_then(redis: Any, interval_seconds: int) -> int | None:
+    """One refresh of this interval, unless another server already did it: a Redis key set with NX for
+    the interval elects one server per interval (it only saves work: two refreshes at once are safe).
+    None when another server had it or Redis is unavailable."""
+    try:
+        name = await installation.key("mallpoints:gates:refreshed")
+        if not await redis.set(name, HOLDER, nx=True, px=max(1, interval_seconds * 1000 - 200)):
+            return None
+    except Exception:  # noqa: BLE001 - Redis down: no gates to refresh, the database decides alone
+        return None
+    return await refresh_gates(redis)
+
+
+async def gate_loop(redis: Any, interval_seconds: int) -> None:
+    """Every server: the gates reconciled with the database once at start (a restored database, or a
+    worker that replaced a crashed one) and then every interval, so a unit a crashed process left taken
+    in a gate comes back within seconds, without an operator and without the scheduled runs."""
+    first = True
+    while True:
+        try:
+            if first:
+                count = await refresh_gates(redis)
+                log.info("gates reconciled at start: %s", count)
+            else:
+                await refresh_gates_now_and_then(redis, interval_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep reconciling; Redis or the database may be back next time
+            log.warning("gate reconciliation failed; retrying in %s s", interval_seconds)
+        first = False
+        await asyncio.sleep(interval_seconds)
+
+
 async def loop(redis: Any = None) -> None:
     """The server's schedule: run when the lease is ours (and refresh the Redis gates), then sleep an
     interval."""
@@ -118,7 +151,7 @@ async def loop(redis: Any = None) -> None:
             if await acquire_lease(interval * 2):
                 result = await run_once(("system", HOLDER))
                 log.info("scheduled run: %s", result)
-                if redis is not None:
+                if redis is not None and settings().gate_refresh_seconds == 0:  # else gate_loop does it
                     log.info("gates refreshed: %s", await refresh_gates(redis))
         except asyncio.CancelledError:
             raise
