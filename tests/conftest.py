@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
         fixtures = getattr(item, "fixturenames", ())
         if params.get("backend") == "postgres":
             item.add_marker(pytest.mark.postgres)
-        if "redis" in fixtures or params.get("gate") in ("redis", "redis-cluster"):
+        if "redis" in fixtures or {params.get("gate"), params.get("counter")} & {"redis", "redis-cluster"}:
             item.add_marker(pytest.mark.redis)
 
 
@@ -278,6 +278,15 @@ async def redis_cluster(redis_cluster_nodes):
     yield client
     await client.flushdb()
     await client.aclose()
+
+
+async def redis_keys(client, pattern: str) -> list:
+    """KEYS on one Redis, or on every master of a Redis Cluster (a cluster client asks one node only)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        return await client.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
+    return await client.keys(pattern)
 
 
 @pytest.fixture(params=["single", "cluster"])
