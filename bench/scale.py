@@ -90,6 +90,8 @@ class Figures:
     tier_seconds: float = 0.0
     tier_members: int = 0
     db_bytes: int = 0
+    receipts: int = 0
+    receipt_bytes: float = 0.0
     tables: dict[str, int] = field(default_factory=dict)
 
 
@@ -146,6 +148,7 @@ async def measure(fig: Figures, clients: int, seconds: float) -> None:
     identity = purchases.IntegrationIdentity("bench", "bench", frozenset({merchant.id}))
 
     # earn
+    size_before = int(await db.fetchval("SELECT pg_database_size(current_database())"))
     stop = time.monotonic() + seconds
     done = 0
 
@@ -161,6 +164,9 @@ async def measure(fig: Figures, clients: int, seconds: float) -> None:
     started = time.monotonic()
     await asyncio.gather(*(caller() for _ in range(clients)))
     fig.earn_per_second = done / (time.monotonic() - started)
+    await db.fetch("CHECKPOINT")  # the new rows' pages reach the table files before they are measured
+    fig.receipts = done
+    fig.receipt_bytes = (int(await db.fetchval("SELECT pg_database_size(current_database())")) - size_before) / max(done, 1)
 
     # a member's ledger page
     times = []
@@ -205,10 +211,11 @@ def report(figs: list[Figures], memory_bytes: int) -> None:
               f"{f.page_median_ms:>7.2f}/{f.page_p95_ms:<8.2f} {f.expiry_seconds:>8.2f} ({f.expiry_lots:>7,}) "
               f"{f.tier_seconds:>8.2f} ({f.tier_members:>7,}) {f.db_bytes / 2**20:>8.0f} {f.db_bytes / f.size:>9.0f}")
     for f in figs:
+        print(f"  {f.size:,}: {f.receipts:,} receipts earned, about {f.receipt_bytes:,.0f} bytes of database each")
         print(f"  {f.size:,}: per-unit expiry {f.expiry_lots / max(f.expiry_seconds, 1e-9):,.0f} lots/s, "
               f"tiers {f.tier_members / max(f.tier_seconds, 1e-9):,.0f} members/s; tables MiB "
               + ", ".join(f"{t} {b / 2**20:.0f}" for t, b in f.tables.items()))
-    for a, b in zip(figs, figs[1:]):
+    for a, b in zip(figs, figs[1:], strict=False):
         print(f"\ngrowth {a.size:,} -> {b.size:,} members ({b.size / a.size:.0f}x):")
         print(f"  earn rate        {growth(a.earn_per_second, b.earn_per_second, a.size, b.size)}  (flat is right)")
         print(f"  ledger page p50  {growth(a.page_median_ms, b.page_median_ms, a.size, b.size)}  (flat is right)")
