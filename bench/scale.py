@@ -99,8 +99,19 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+async def connect(dsn: str) -> asyncpg.Connection:
+    """A connection, waiting while a shared PostgreSQL is at max_connections."""
+    for attempt in range(60):
+        try:
+            return await asyncpg.connect(dsn)
+        except asyncpg.TooManyConnectionsError:
+            log(f"  PostgreSQL has too many clients; waiting ({attempt + 1})")
+            await asyncio.sleep(5)
+    raise RuntimeError("PostgreSQL stayed at max_connections")
+
+
 async def admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
+    conn = await connect(ADMIN_DSN)
     try:
         await conn.execute(sql)
     finally:
@@ -116,12 +127,20 @@ async def build(size: int, dsn: str, name: str) -> float:
     await admin(f'CREATE DATABASE "{name}"')
     cfg = Settings(database_url=dsn, secret_key="bench-scale-secret-key-0123456789abcdef", scheduler_enabled=False)
     set_settings(cfg)
-    await db.migrate_db(cfg)
-    await db.close_db()
-    await db.init_db(cfg)
+    for attempt in range(60):  # a shared PostgreSQL may be at max_connections for a while
+        try:
+            await db.migrate_db(cfg)
+            await db.close_db()
+            await db.init_db(cfg)
+            await db.fetch("SELECT 1")
+            break
+        except asyncpg.TooManyConnectionsError:
+            await db.close_db()
+            log(f"  PostgreSQL has too many clients; retrying ({attempt + 1})")
+            await asyncio.sleep(5)
     await load_demo(with_history=False)
     started = time.monotonic()
-    conn = await asyncpg.connect(dsn.split("?")[0].replace("postgres://", "postgresql://", 1))
+    conn = await connect(dsn.split("?")[0].replace("postgres://", "postgresql://", 1))
     try:
         # The demo seed made a few members of its own: the generated ones start after them.
         offset = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM member")) + 1000
@@ -252,7 +271,7 @@ async def main() -> None:
     figs = []
     for size in [int(s) for s in args.sizes.split(",")]:
         name = f"mallpoints_bench_scale_{size}"
-        dsn = f"postgres://postgres@127.0.0.1:5432/{name}?minsize=2&maxsize=20"
+        dsn = f"postgres://postgres@127.0.0.1:5432/{name}?minsize=1&maxsize=8"
         log(f"building {size:,} members in {name}")
         fig = Figures(size)
         try:
