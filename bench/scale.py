@@ -271,7 +271,7 @@ async def main() -> None:
     figs = []
     for size in [int(s) for s in args.sizes.split(",")]:
         name = f"mallpoints_bench_scale_{size}"
-        dsn = f"postgres://postgres@127.0.0.1:5432/{name}?minsize=1&maxsize=8"
+        dsn = f"postgres://postgres@127.0.0.1:5432/{name}?minsize=8&maxsize=8"
         log(f"building {size:,} members in {name}")
         fig = Figures(size)
         try:
