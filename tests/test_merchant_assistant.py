@@ -9,7 +9,17 @@ import pytest
 
 from api import db
 from api.services import clock, signing, staff
-from tests.conftest import PAY, PURCHASE, REFUND, bind_demo_key, code_for, make_member, make_merchant, purchase_input, unique
+from tests.conftest import (
+    PAY,
+    PURCHASE,
+    REFUND,
+    bind_demo_key,
+    code_for,
+    make_member,
+    make_merchant,
+    purchase_input,
+    unique,
+)
 from tests.mall_helpers import REDEEM, create_product, funded_member, gid, operator_token
 from tests.test_operator_roles import token_for
 from tests.test_vouchers import issue_voucher

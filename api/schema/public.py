@@ -41,9 +41,9 @@ from api.schema.earning import (
 from api.schema.errors import should_mask
 from api.schema.execution import NoSuggestionsExecutionContext
 from api.schema.mall import Voucher
+from api.schema.member import Member, Viewer
 from api.schema.merchant_assistant.root import MerchantAssistantMutation
 from api.schema.merchant_assistant.types import MerchantVoucherProposal
-from api.schema.member import Member, Viewer
 from api.schema.rules import OncePerRequest
 
 MAX_DEPTH = 10
