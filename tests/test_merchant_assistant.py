@@ -415,3 +415,19 @@ async def test_two_approvers_at_once_create_one_product(api):
     assert all(errors(p) == [("APPROVAL_ALREADY_DECIDED", ["input", "proposalId"])] for p in payloads if p["userErrors"])
     after = await counts()
     assert (after["products"], after["pending"]) == (before["products"] + 1, before["pending"] - 1)
+
+
+async def test_operators_open_managers_by_default_or_clerks_and_see_roles(api):
+    operator = await operator_token(api)
+    merchant = await make_merchant()
+    create = """mutation($i: MerchantStaffCreateInput!) { merchantStaffCreate(input: $i) { staff { username role }
+      userErrors { code } } }"""
+    base = {"merchantCode": merchant, "displayName": "员工", "password": PASSWORD}
+    for role in (None, "CLERK", "MANAGER"):
+        extra = {"role": role} if role else {}
+        made = (await api.post(create, {"i": {**base, "username": unique("s"), **extra}}, token=operator,
+                               admin=True))["data"]["merchantStaffCreate"]
+        assert made["userErrors"] == [] and made["staff"]["role"] == (role or "MANAGER")
+    listed = await api.post("""query($m: String) { merchantStaff(first: 10, merchantCode: $m) { edges { node { role } } } }""",
+                            {"m": merchant}, token=operator, admin=True)
+    assert [e["node"]["role"] for e in listed["data"]["merchantStaff"]["edges"]] == ["MANAGER", "CLERK", "MANAGER"]

@@ -136,6 +136,8 @@ class MerchantStaffCreateInput:
     username: str
     display_name: str
     password: str = strawberry.field(description="At least 10 characters.")
+    role: MerchantStaffRole = strawberry.field(
+        default=MerchantStaffRole.MANAGER, description="MANAGER (default) or CLERK (docs/merchant-assistant.md).")
 
 
 @strawberry.type
