@@ -210,7 +210,7 @@ async def test_staff_of_one_merchant_never_reach_another_merchants_data(api):
     before = await counts()
     # Mutations naming the other merchant's objects: NOT_FOUND, nothing changed.
     for staff_id in (b_clerk_gid, gid("MerchantStaff", b_manager_id), gid("MerchantStaff", 10**8), "bogus",
-                     b_proposal["id"]):
+                     gid("MerchantStaff", 2**40), gid("MerchantStaff", -1), b_proposal["id"]):
         payload = (await api.post(CLERK_DEACTIVATE, {"i": {"staffId": staff_id}}, token=a_manager))["data"]
         assert errors(payload["merchantClerkDeactivate"]) == [("NOT_FOUND", ["input", "staffId"])], staff_id
     # Another manager of one's own merchant is closed by operators only.
@@ -228,6 +228,12 @@ async def test_staff_of_one_merchant_never_reach_another_merchants_data(api):
     assert (await api.post(NODE, {"id": b_proposal["id"]}, token=b_clerk))["data"]["node"]["name"] == b_proposal["name"]
     _, member = await make_member()
     assert (await api.post(NODE, {"id": b_proposal["id"]}, token=member))["data"]["node"] is None
+    huge = (await api.post(NODE, {"id": gid("MerchantVoucherProposal", 10**20)}, token=b_clerk))
+    assert huge["data"]["node"] is None and "errors" not in huge
+    paged = await api.post("""{ viewer { staff { voucherProposals(first: 5, after: "%s") { edges { node { id } } }
+      staffAccounts(first: 5, after: "%s") { edges { node { id } } } } } }""" % (gid("cursor", 2**40), gid("cursor", 2**40)),
+                           token=b_manager)
+    assert paged["data"]["viewer"]["staff"] == {"voucherProposals": {"edges": []}, "staffAccounts": {"edges": []}}
     assert (await api.post(NODE, {"id": gid("MerchantStaff", b_manager_id)}, token=a_manager))["data"]["node"] is None
     # The day: B's receipt is not in A's figures.
     await bind_demo_key(b)
@@ -390,6 +396,7 @@ async def test_a_rejected_proposal_cannot_be_approved_and_unknown_ids_are_not_fo
     before = await counts()
     for proposal_id, code in [(proposal["id"], "APPROVAL_ALREADY_DECIDED"),
                               (gid("MerchantVoucherProposal", 10**8), "NOT_FOUND"),
+                              (gid("MerchantVoucherProposal", 10**20), "NOT_FOUND"),
                               (gid("MerchantStaff", 1), "NOT_FOUND"), ("bogus", "NOT_FOUND")]:
         payload = (await api.post(APPROVE, {"i": {"proposalId": proposal_id, "approve": True}}, token=operator,
                                   admin=True))["data"]["merchantVoucherApprove"]

@@ -22,6 +22,12 @@ MAX_QUANTITY = 100_000
 MAX_VALIDITY_DAYS = 366
 MAX_POINTS_PRICE = catalogue.MAX_PRICE
 MAX_NOTE = 200
+MAX_ID = 2**31 - 1  # the tables' ids are 32-bit: a larger id from outside names nothing
+
+
+def known_id(value: int | None) -> bool:
+    """Whether an id from outside (a global ID's key, a cursor) can name a row at all."""
+    return value is not None and 0 < value <= MAX_ID
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ async def decide(actor: Actor, operator_id: int, proposal_id: int, approve: bool
     note = text.clean(note, ["input", "note"], max_length=MAX_NOTE) if note is not None and note.strip() else None
     now = clock.now()
     async with transaction() as tx:
-        found = await MerchantVoucherProposal.get_or_none(id=proposal_id)
+        found = await MerchantVoucherProposal.get_or_none(id=proposal_id) if known_id(proposal_id) else None
         if found is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such voucher proposal", field)
         before = info_of(found)
@@ -147,6 +153,8 @@ async def decide(actor: Actor, operator_id: int, proposal_id: int, approve: bool
 
 
 async def get(proposal_id: int) -> ProposalInfo | None:
+    if not known_id(proposal_id):
+        return None
     found = await MerchantVoucherProposal.get_or_none(id=proposal_id)
     return info_of(found) if found is not None else None
 
@@ -154,6 +162,8 @@ async def get(proposal_id: int) -> ProposalInfo | None:
 async def page(limit: int, after_id: int | None, *, merchant_id: int | None = None,
                status: str | None = None) -> list[ProposalInfo]:
     """Proposals oldest first (the operators' queue), optionally of one merchant and one status."""
+    if after_id is not None and not 0 <= after_id < MAX_ID:
+        return []  # past the last possible id
     query = MerchantVoucherProposal.filter(id__gt=after_id or 0)
     if merchant_id is not None:
         query = query.filter(merchant_id=merchant_id)

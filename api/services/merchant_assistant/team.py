@@ -9,6 +9,7 @@ from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 
 MANAGER, CLERK = staff.MANAGER, staff.CLERK
+MAX_ID = 2**31 - 1  # merchant_staff ids are 32-bit: a larger id from outside names nothing
 
 
 def actor(staff_id: int) -> Actor:
@@ -40,7 +41,8 @@ async def deactivate_clerk(manager_id: int, staff_id: int) -> staff.StaffInfo:
     manager = await require_manager(manager_id)
     field = ["input", "staffId"]
     async with transaction() as tx:
-        found = await MerchantStaff.filter(id=staff_id, merchant_id=manager.merchant.id).first()
+        found = await MerchantStaff.filter(id=staff_id, merchant_id=manager.merchant.id).first() \
+            if 0 < staff_id <= MAX_ID else None
         if found is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such staff account", field)
         if found.role != CLERK:
@@ -59,6 +61,8 @@ async def deactivate_clerk(manager_id: int, staff_id: int) -> staff.StaffInfo:
 async def page(manager_id: int, limit: int, after_id: int | None) -> list[staff.StaffInfo]:
     """The accounts of the manager's own merchant, in creation order (managers only)."""
     manager = await require_manager(manager_id)
+    if after_id is not None and not 0 <= after_id < MAX_ID:
+        return []  # past the last possible id
     query = MerchantStaff.filter(merchant_id=manager.merchant.id, id__gt=after_id or 0)
     rows = await query.select_related("merchant").order_by("id").limit(limit)
     return [staff.info_of(s) for s in rows]
