@@ -438,3 +438,17 @@ async def test_operators_open_managers_by_default_or_clerks_and_see_roles(api):
     listed = await api.post("""query($m: String) { merchantStaff(first: 10, merchantCode: $m) { edges { node { role } } } }""",
                             {"m": merchant}, token=operator, admin=True)
     assert [e["node"]["role"] for e in listed["data"]["merchantStaff"]["edges"]] == ["MANAGER", "CLERK", "MANAGER"]
+
+
+async def test_the_database_refuses_proposals_outside_their_terms(api):
+    _, manager = await make_manager(await make_merchant())
+    proposal = (await api.post(PROPOSE, proposal_input(), token=manager))["data"]["merchantVoucherPropose"]["proposal"]
+    name = proposal["name"]
+    for change in ("settlement_price_fen = face_value_fen + 1", "settlement_price_fen = -1", "quantity = 0",
+                   "status = 'APPROVED'", "status = 'MAYBE'"):
+        with pytest.raises(Exception, match="(?i)check|constraint|voucher_proposal"):
+            async with db.transaction() as tx:
+                await tx.execute(f"UPDATE merchant_voucher_proposal SET {change} WHERE name = $1", name)
+    row = (await db.fetch("SELECT status, settlement_price_fen, quantity FROM merchant_voucher_proposal WHERE name = $1",
+                          name))[0]
+    assert (row["status"], int(row["settlement_price_fen"]), row["quantity"]) == ("PENDING", 4500, 20)
