@@ -33,6 +33,10 @@ def pick(candidates: list[tuple[int, int]], roll: int) -> int:
     raise AssertionError("unreachable")
 
 
+# The OS's CSPRNG draws (a name of this module, so that a test can give the draws it wants).
+draw_number = secrets.randbelow
+
+
 class _PrizeGone(Exception):
     """The database found the drawn prize out of stock: draw again without it."""
 
@@ -89,7 +93,7 @@ async def _draw_and_book(member_id: int, game_id: int, idempotency_key: str, red
         if not candidates:
             await _first_result(member_id, g.id, key)
             raise _all_gone()
-        roll = secrets.randbelow(sum(w for _, w in candidates))
+        roll = draw_number(sum(w for _, w in candidates))
         prize = next(p for p in g.prizes if p.id == pick(candidates, roll))
         result = await _reserve_and_book(member_id, g, prize, candidates, roll, redraws, key, now, redis)
         if result is not None:
