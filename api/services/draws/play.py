@@ -6,7 +6,7 @@ import json
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from tortoise.expressions import F
 
@@ -284,7 +284,8 @@ async def _write_steps(tx: Tx, acct: ledger.LockedAccount, p: _Play) -> tuple[in
         return played.id, None
     if not await DrawPrize.filter(id=p.prize.id, stock__gte=1).update(stock=F("stock") - 1):
         raise _PrizeGone()
-    return played.id, await DrawPrize.filter(id=p.prize.id).first().values_list("stock", flat=True)
+    left = await DrawPrize.filter(id=p.prize.id).first().values_list("stock", flat=True)
+    return played.id, cast("int | None", left)
 
 
 async def _order(acct: ledger.LockedAccount, prize: PrizeInfo, key: str, now: datetime) -> int:

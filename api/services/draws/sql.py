@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from api.services.ledger import sql as ledger_sql
+
 # A member's plays of a game: in all, today, and free today, read under the account lock on every
 # play. The ORM can say it (Count with _filter) but builds it for ~0.9 ms of CPU each time.
 PLAY_COUNTS = (
@@ -66,17 +68,6 @@ _ENTRY_COLUMNS = ("INSERT INTO points_entry (account_id, kind, points, balance_a
                   " occurred_at, expires_at) VALUES ")
 
 
-class _Args:
-    """Numbered placeholders for a statement assembled from parts: each value once, as `$n`."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any, cast: str = "") -> str:
-        self.values.append(value)
-        return f"${len(self.values)}{cast}"
-
-
 @dataclass(frozen=True)
 class PlayWrite:
     """What `play_writes` books; `spend` and `grant` are the SPEND and EARN entries' points and reasons
@@ -111,7 +102,7 @@ def play_writes(w: PlayWrite) -> tuple[str, list[Any]]:
     idempotency key's result. Both entries go in one INSERT, so their ids keep the general path's order
     (the charge first). The statement returns play_id, took (the prize's units taken: 0 or 1), stock
     (left after the play) and spent (what the lots gave: the cost, unless they did not cover it)."""
-    a = _Args()
+    a = ledger_sql.Args()
     at = a(w.occurred_at)
     account, ref = (a(w.account_id), a(w.source_ref)) if w.spend or w.grant else ("", "")
     balance = w.balance
@@ -120,13 +111,7 @@ def play_writes(w: PlayWrite) -> tuple[str, list[Any]]:
     if w.spend is not None:
         points = a(w.spend[0], "::bigint")
         balance -= w.spend[0]
-        parts.append(
-            f"take AS (SELECT id, LEAST(remaining, {points} - (running - remaining)) AS delta FROM (SELECT id,"
-            " remaining, SUM(remaining) OVER (ORDER BY expires_at NULLS LAST, id ROWS UNBOUNDED PRECEDING) AS running"
-            f" FROM points_lot WHERE account_id = {account} AND kind = 'EARN' AND remaining > 0) t"
-            f" WHERE running - remaining < {points})")
-        parts.append("lots AS (UPDATE points_lot l SET remaining = l.remaining - take.delta FROM take"
-                     " WHERE l.id = take.id)")
+        parts.append(ledger_sql.charge_ctes(account, points))
         entries.append(f"({account}, 'SPEND', -{points}, {a(balance)}, {a(w.spend[1])}, 'draw', {ref}, {at}, NULL)")
     if w.grant is not None:
         points = a(w.grant[0], "::bigint")
@@ -143,8 +128,7 @@ def play_writes(w: PlayWrite) -> tuple[str, list[Any]]:
         parts.append(f"balance AS (UPDATE points_account SET balance = {a(balance)}, updated_at = {at}"
                      f" WHERE id = {account})")
     if w.spend is not None:
-        parts.append("moves AS (INSERT INTO points_lot_move (entry_id, lot_id, delta) SELECT e.id, take.id, -take.delta"
-                     " FROM entries e, take WHERE e.kind = 'SPEND')")
+        parts.append(ledger_sql.charge_moves("(SELECT id FROM entries WHERE kind = 'SPEND')"))
     spend_id = "(SELECT id FROM entries WHERE kind = 'SPEND')" if w.spend is not None else "NULL::bigint"
     grant_id = "(SELECT id FROM entries WHERE kind = 'EARN')" if w.grant is not None else "NULL::bigint"
     prize = a(w.prize_id)
