@@ -1,7 +1,7 @@
 """Lucky-draw load test: N members each play one wheel K times, all members at the same moment, over
 HTTP, with the Redis prize gate and on the database alone, measured in one run.
 
-    python -m bench.draw_load [--members 2000] [--plays 3] [--cost 10] [--workers 2] [--phases redis,db]
+    python -m bench.draw_load [--members 2000] [--plays 3] [--cost 10] [--workers 2] [--phases redis,db,raw]
                               [--database-url postgres://postgres@127.0.0.1:5432/mallpoints_bench_draw]
                               [--redis-url redis://127.0.0.1:6379/11]
 
@@ -32,6 +32,10 @@ What one run does (see bench/README.md; the harness is bench/contest.py, shared 
      that won it; the top prize granted at most once; every member's points exact; every grant has
      its entry or its order and voucher; the ledger invariant; with Redis, the gates agree with the
      database; then a summary with both phases side by side and the ratio plays/s Redis ÷ database;
+  4b. phase "raw" (the yardstick): the server stopped, a new wheel written with SQL, and the same crowd
+     played by asyncpg directly over a pool of --raw-pool connections, one raw play transaction per play
+     (claim the key, lock the account, and in one statement: charge, take the prize's unit, grant, record
+     the play, store the result); the same checks; the summary prints plays/s ÷ raw plays/s per phase;
   5. always stops the server, drops the database and flushes the bench's Redis database.
 
 The figures are for reading, not for passing: failed checks are listed loudly at the end of the
