@@ -158,7 +158,7 @@ def _digest(game_id: int) -> str:
     return idempotency.request_hash("luckyDrawPlay", {"gameId": game_id})
 
 
-def _terms(g: GameInfo, terms: Any, tier_code: str, now: datetime) -> tuple[GameInfo, bool]:
+def _terms(g: GameInfo, terms: Any, tier_code: str) -> tuple[GameInfo, bool]:
     """The terms as they are now (the draw used the process's copy, at most CACHE_SECONDS old) and the
     member's play limits, counted under the account lock (sql.PLAY_READ). Returns the game and whether
     the play is free."""
@@ -202,7 +202,7 @@ async def _book(member_id: int, g: GameInfo, prize: PrizeInfo, candidates: list[
             raise _not_open()
         acct.due, acct.held = int(terms["due"]), int(terms["held"])
         await ledger.expire_account(tx, acct, now)
-        g, free = _terms(g, terms, (await tiers.tier_by_id(acct.tier_id)).code, now)
+        g, free = _terms(g, terms, (await tiers.tier_by_id(acct.tier_id)).code)
         cost = 0 if free else g.cost_points
         if acct.spendable < cost:
             raise DomainError(ErrorCode.INSUFFICIENT_POINTS, f"a play costs {cost} points; {ledger.shortfall(acct)}",
