@@ -25,6 +25,7 @@ from api.models.mall import (
     Voucher,
 )
 from api.models.members import GrowthEntry, Member, SmsCode, SmsMessage, Tier, TierChange
+from api.models.merchant_assistant import MerchantVoucherProposal
 from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator, PointsAdjustApproval
 from api.models.parking import CarPark, CarParkKey, ParkingSession, Vehicle
@@ -40,4 +41,6 @@ __all__ = [
     # earning (issue 3)
     "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
     "MemberInvite", "PendingPoints", "TaskClaim",
+    # merchant assistant (issue 12)
+    "MerchantVoucherProposal",
 ]
