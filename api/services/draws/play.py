@@ -18,6 +18,7 @@ from api.services.draws import sql
 from api.services.draws.games import GameInfo, PrizeInfo, game
 from api.services.draws.gate import db_stock, gate_key, gate_ttl, stock_now
 from api.services.errors import DomainError, ErrorCode
+from api.services.notifications import outbox
 from api.services.mall import stock_gate
 
 
@@ -175,6 +176,8 @@ async def _book(member_id: int, g: GameInfo, prize: PrizeInfo, candidates: list[
             if not await DrawPrize.filter(id=prize.id, stock__gte=1).update(stock=F("stock") - 1):
                 raise _PrizeGone()
         result = PlayResult(played.id, acct.spendable)
+        if prize.kind != "NOTHING":
+            await outbox.on_prize(tx, member_id, played.id, prize.name)
         await idempotency.remember(tx, record_id, asdict(result))
     return result, False
 
