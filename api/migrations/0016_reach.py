@@ -17,7 +17,6 @@ CHECKS = [
     ("notification", "notification_channel", "channel IN ('INBOX', 'SMS', 'WECHAT')"),
     ("notification", "notification_status", "status IN ('PENDING', 'DELIVERED', 'FAILED', 'SKIPPED')"),
     ("campaign", "campaign_holdout", "holdout_percent >= 0 AND holdout_percent <= 90"),
-    ("campaign", "campaign_grant_nonneg", "grant_points >= 0"),
     ("campaign", "campaign_status", "status IN ('SCHEDULED', 'SENDING', 'SENT', 'CANCELLED')"),
     ("campaign", "campaign_channel", "channel IN ('INBOX', 'SMS', 'WECHAT')"),
 ]
@@ -119,14 +118,13 @@ class Migration(migrations.Migration):
                 ('body', fields.CharField(max_length=500)),
                 ('send_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('holdout_percent', fields.SmallIntField(default=0)),
-                ('grant_points', fields.IntField(default=0)),
                 ('status', fields.CharField(default='SCHEDULED', max_length=10)),
                 ('created_by', fields.ForeignKeyField('models.Operator', source_field='created_by_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'campaign', 'app': 'models', 'constraints': [CheckConstraint(check='holdout_percent >= 0 AND holdout_percent <= 90', name='campaign_holdout'), CheckConstraint(check='grant_points >= 0', name='campaign_grant_nonneg'), CheckConstraint(check="status IN ('SCHEDULED', 'SENDING', 'SENT', 'CANCELLED')", name='campaign_status'), CheckConstraint(check="channel IN ('INBOX', 'SMS', 'WECHAT')", name='campaign_channel')], 'indexes': [Index(fields=['status', 'send_at'])], 'pk_attr': 'id'},
+            options={'table': 'campaign', 'app': 'models', 'constraints': [CheckConstraint(check='holdout_percent >= 0 AND holdout_percent <= 90', name='campaign_holdout'), CheckConstraint(check="status IN ('SCHEDULED', 'SENDING', 'SENT', 'CANCELLED')", name='campaign_status'), CheckConstraint(check="channel IN ('INBOX', 'SMS', 'WECHAT')", name='campaign_channel')], 'indexes': [Index(fields=['status', 'send_at'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

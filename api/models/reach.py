@@ -115,7 +115,6 @@ class Campaign(Model):
     body = fields.CharField(max_length=500)  # template: {nickname} {tier} {points}
     send_at = fields.DatetimeField()
     holdout_percent = fields.SmallIntField(default=0)
-    grant_points = fields.IntField(default=0)  # optional points to each target member, booked when sent
     status = fields.CharField(max_length=10, default="SCHEDULED")  # SCHEDULED SENDING SENT CANCELLED
     created_by: fields.ForeignKeyNullableRelation["Operator"] = fields.ForeignKeyField(
         "models.Operator", related_name=False, on_delete=fields.RESTRICT, null=True)
@@ -129,7 +128,6 @@ class Campaign(Model):
         indexes = (("status", "send_at"),)
         constraints = (
             CheckConstraint(check="holdout_percent >= 0 AND holdout_percent <= 90", name="campaign_holdout"),
-            CheckConstraint(check="grant_points >= 0", name="campaign_grant_nonneg"),
             CheckConstraint(check="status IN ('SCHEDULED', 'SENDING', 'SENT', 'CANCELLED')", name="campaign_status"),
             CheckConstraint(check="channel IN ('INBOX', 'SMS', 'WECHAT')", name="campaign_channel"),
         )

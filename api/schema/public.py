@@ -42,6 +42,7 @@ from api.schema.errors import should_mask
 from api.schema.execution import NoSuggestionsExecutionContext
 from api.schema.mall import Voucher
 from api.schema.member import Member, Viewer
+from api.schema.reach.root import ReachMemberMutation
 from api.schema.rules import OncePerRequest
 
 MAX_DEPTH = 10
@@ -68,7 +69,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ReachMemberMutation):
     auth_sms_code_request: p.AuthSmsCodeRequestPayload = strawberry.mutation(resolver=r.auth_sms_code_request)
     auth_sms_login: p.AuthSmsLoginPayload = strawberry.mutation(
         resolver=r.auth_sms_login, description="Signs in with an SMS code; the first login registers.")
