@@ -199,3 +199,16 @@ async def _record(rows: list[dict], outcomes: dict[int, tuple[str, Outcome]]) ->
             if retry_at is not None:
                 changes["next_attempt_at"] = retry_at
             await Notification.filter(id__in=ids, status="PENDING").update(**changes)
+
+
+async def loop(interval_seconds: float = 15.0) -> None:
+    """The server's push loop (started with the scheduler): every interval, whatever is due. Several
+    servers may run it at once: a claim skips rows another dispatcher holds."""
+    while True:
+        try:
+            await dispatch_due()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep pushing; the next pass retries
+            log.exception("notification dispatch failed")
+        await asyncio.sleep(interval_seconds)

@@ -57,7 +57,7 @@ class WechatSubscribe:
         return {
             "touser": message.openid, "template_id": self._template, "page": self._page,
             # thing: at most 20 characters in a subscribe message's field
-            "data": {"thing1": {"value": message.title[:20]}, "thing2": {"value": message.body[:20]}},
+            "data": {"thing1": {"value": message.title[:20].rstrip()}, "thing2": {"value": message.body[:20].rstrip()}},
             "miniprogram_state": "formal", "lang": "zh_CN",
         }
 
