@@ -71,7 +71,7 @@ class Migration(migrations.Migration):
                 ('body', fields.CharField(max_length=500)),
                 ('source_ref', fields.CharField(null=True, max_length=64)),
                 ('campaign_id', fields.IntField(null=True)),
-                ('status', fields.CharField(default='PENDING', max_length=8)),
+                ('status', fields.CharField(default='PENDING', max_length=10)),
                 ('attempts', fields.SmallIntField(default=0)),
                 ('next_attempt_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('sent_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),

@@ -57,7 +57,7 @@ class Notification(Model):
     # What caused it, and for reminders "lot:<id>:<days>" / "voucher:<id>:<days>": once per lot and threshold.
     source_ref = fields.CharField(max_length=64, null=True)
     campaign_id = fields.IntField(null=True)
-    status = fields.CharField(max_length=8, default="PENDING")  # PENDING DELIVERED FAILED SKIPPED
+    status = fields.CharField(max_length=10, default="PENDING")  # PENDING DELIVERED FAILED SKIPPED
     attempts = fields.SmallIntField(default=0)
     next_attempt_at = fields.DatetimeField()
     sent_at = fields.DatetimeField(null=True)

@@ -65,7 +65,8 @@ async def emit(tx: Tx, note: Note) -> None:
     if pending is not None:
         pending.append(note)
         return
-    await tx.execute(*statement(note))
+    query, args = statement(note)
+    await tx.execute(query, *args)
 
 
 @contextmanager

@@ -46,6 +46,10 @@ WHERE v.status = 'ISSUED' AND v.valid_until > $6 AND v.valid_until <= $2
 ON CONFLICT (topic, source_ref) DO NOTHING
 """
 
+# On PostgreSQL the set-based INSERTs are counted through a CTE (Tortoise reads an INSERT's row count
+# from the wrong word of the command tag); SQLite's row count is right.
+COUNTED_PG = "WITH ins AS ({insert} RETURNING 1) SELECT COUNT(*) AS n FROM ins"
+
 # The day a lot or voucher expires, in Asia/Shanghai, as text in each dialect.
 DAY_PG = "to_char(({col} AT TIME ZONE 'Asia/Shanghai'), 'YYYY-MM-DD')"
 DAY_SQLITE = "date({col}, '+8 hours')"
