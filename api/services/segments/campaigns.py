@@ -13,6 +13,7 @@ import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tortoise.expressions import Subquery
 from tortoise.functions import Count, Sum
 
 from api.db import transaction
@@ -149,15 +150,15 @@ async def effect(campaign: CampaignInfo, days: int) -> tuple[GroupEffect, GroupE
     for held in (False, True):
         group = CampaignMember.filter(campaign_id=campaign.id, holdout=held)
         size = await group.count()
-        bought = Purchase.filter(member_id__in=group.values("member_id"), occurred_at__gte=start, occurred_at__lt=end)
-        totals = await bought.annotate(n=Count("id"), fen=Sum("amount_fen")).first().values("n", "fen")
-        buyers = await (Purchase.filter(member_id__in=group.values("member_id"), occurred_at__gte=start,
-                                        occurred_at__lt=end).distinct().values_list("member_id", flat=True))
+        audience = Subquery(CampaignMember.filter(campaign_id=campaign.id, holdout=held).values("member_id"))
+        bought = Purchase.filter(member_id__in=audience, occurred_at__gte=start, occurred_at__lt=end)
+        totals = (await bought.annotate(n=Count("id"), fen=Sum("amount_fen"), buyers=Count("member_id", distinct=True))
+                  .values("n", "fen", "buyers"))[0]
         # Redemptions in the points mall (paid orders; prizes of draws are not redemptions).
-        redemptions = await MallOrder.filter(member_id__in=group.values("member_id"), status="PAID",
-                                             created_at__gte=start, created_at__lt=end).exclude(channel="DRAW").count()
-        out.append(GroupEffect(size, len(buyers), int((totals or {}).get("n") or 0),
-                               int((totals or {}).get("fen") or 0), redemptions))
+        redemptions = await MallOrder.filter(member_id__in=audience, status="PAID", created_at__gte=start,
+                                             created_at__lt=end).exclude(channel="DRAW").count()
+        out.append(GroupEffect(size, int(totals["buyers"] or 0), int(totals["n"] or 0), int(totals["fen"] or 0),
+                               redemptions))
     return out[0], out[1]
 
 
