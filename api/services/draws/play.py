@@ -18,8 +18,8 @@ from api.services.draws import sql
 from api.services.draws.games import GameInfo, PrizeInfo, game
 from api.services.draws.gate import db_stock, gate_key, gate_ttl, stock_now
 from api.services.errors import DomainError, ErrorCode
-from api.services.notifications import outbox
 from api.services.mall import stock_gate
+from api.services.notifications import outbox
 
 
 def pick(candidates: list[tuple[int, int]], roll: int) -> int:

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from api.db import transaction
@@ -130,7 +131,7 @@ async def dispatch_due(now: datetime | None = None, batch: int = 500, max_batche
     now = now or clock.now()
     if in_quiet_hours(now, cfg.quiet_hours):
         return DispatchResult(quiet=True)
-    totals = {"claimed": 0, "delivered": 0, "retrying": 0, "failed": 0, "skipped": 0}
+    totals: dict[str, Any] = {"claimed": 0, "delivered": 0, "retrying": 0, "failed": 0, "skipped": 0}
     throttles = {name: _Throttle(cfg.rates.get(name, 20)) for name in ("SMS", "WECHAT")}
     for _ in range(max_batches):
         rows = await _claim(now, batch)

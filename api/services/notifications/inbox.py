@@ -37,8 +37,8 @@ class Preference:
 
 
 async def _hidden_topics(member_id: int) -> list[str]:
-    return list(await NotificationPreference.filter(member_id=member_id, channel="INBOX", enabled=False)
-                .values_list("topic", flat=True))
+    rows = await NotificationPreference.filter(member_id=member_id, channel="INBOX", enabled=False).values("topic")
+    return [r["topic"] for r in rows]
 
 
 async def page(member_id: int, limit: int, before_id: int | None, unread_only: bool) -> list[NotificationInfo]:
@@ -63,8 +63,8 @@ async def mark_read(member_id: int, ids: list[int | None]) -> int:
     of theirs: NOT_FOUND on it and nothing changed."""
     if not 1 <= len(ids) <= MAX_IDS:
         raise DomainError(ErrorCode.INVALID_INPUT, f"1 to {MAX_IDS} ids", ["input", "notificationIds"])
-    own = set(await Notification.filter(member_id=member_id, id__in=[i for i in ids if i is not None])
-              .values_list("id", flat=True))
+    own = {int(r["id"]) for r in await Notification.filter(
+        member_id=member_id, id__in=[i for i in ids if i is not None]).values("id")}
     for index, nid in enumerate(ids):
         if nid is None or nid not in own:
             raise DomainError(ErrorCode.NOT_FOUND, "no such notification", ["input", "notificationIds", str(index)])

@@ -173,11 +173,10 @@ class SendResult:
 
 async def send_due(as_of: datetime | None = None) -> SendResult:
     now = as_of or clock.now()
-    due = await Campaign.filter(status__in=["SCHEDULED", "SENDING"], send_at__lte=now).order_by("id").values_list(
-        "id", flat=True)
+    due = await Campaign.filter(status__in=["SCHEDULED", "SENDING"], send_at__lte=now).order_by("id").values("id")
     sent = 0
-    for campaign_id in due:
-        sent += await _send(int(campaign_id), now)
+    for row in due:
+        sent += await _send(int(row["id"]), now)
     return SendResult(len(due), sent)
 
 
@@ -201,11 +200,11 @@ async def _send(campaign_id: int, now: datetime) -> int:
         last = ids[-1]
     written = 0
     while True:  # the target's notifications, chunk by chunk
-        chunk = await (CampaignMember.filter(campaign_id=campaign_id, holdout=False, notified=False)
-                       .order_by("member_id").limit(CHUNK).values_list("member_id", flat=True))
+        chunk = [int(r["member_id"]) for r in await CampaignMember.filter(
+            campaign_id=campaign_id, holdout=False, notified=False).order_by("member_id").limit(CHUNK).values("member_id")]
         if not chunk:
             break
-        notes = await _notes(campaign, [int(m) for m in chunk])
+        notes = await _notes(campaign, chunk)
         async with transaction() as tx:
             written += await outbox.flush(tx, notes, now)
             await CampaignMember.filter(campaign_id=campaign_id, member_id__in=list(chunk)).update(notified=True)

@@ -52,7 +52,8 @@ class SegmentFilter:
     @classmethod
     def from_json(cls, raw: str) -> "SegmentFilter":
         data: dict[str, Any] = json.loads(raw)
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+                                 if k in cls.__dataclass_fields__}
         return cls(**known)
 
 

@@ -71,9 +71,8 @@ async def members_page(f: SegmentFilter, limit: int, before_id: int | None) -> l
 
 async def member_ids_after(f: SegmentFilter, after_id: int, limit: int) -> list[int]:
     """A chunk of the segment's member ids in id order (bulk tagging, campaign audiences)."""
-    rows = await members_query(f, is_postgres()).filter(id__gt=after_id).order_by("id").limit(limit).values_list(
-        "id", flat=True)
-    return [int(r) for r in rows]
+    rows = await members_query(f, is_postgres()).filter(id__gt=after_id).order_by("id").limit(limit).values("id")
+    return [int(r["id"]) for r in rows]
 
 
 async def is_member(f: SegmentFilter, member_id: int) -> bool:

@@ -33,7 +33,7 @@ async def tags_of(member_ids: list[int]) -> dict[int, list[str]]:
 async def _known(ids: list[int]) -> None:
     if len(ids) > MAX_IDS:
         raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_IDS} members per call", ["input", "memberIds"])
-    found = set(await Member.filter(id__in=ids).values_list("id", flat=True))
+    found = {int(r["id"]) for r in await Member.filter(id__in=ids).values("id")}
     for index, member_id in enumerate(ids):
         if member_id not in found:
             raise DomainError(ErrorCode.NOT_FOUND, "no such member", ["input", "memberIds", str(index)])
@@ -41,7 +41,7 @@ async def _known(ids: list[int]) -> None:
 
 async def _add(ids: list[int], tag: str) -> int:
     """Tags these (existing) members; returns how many did not have the tag."""
-    have = set(await MemberTag.filter(tag=tag, member_id__in=ids).values_list("member_id", flat=True))
+    have = {int(r["member_id"]) for r in await MemberTag.filter(tag=tag, member_id__in=ids).values("member_id")}
     now = clock.now()
     new = [MemberTag(member_id=m, tag=tag, created_at=now) for m in dict.fromkeys(ids) if m not in have]
     if new:
@@ -105,7 +105,7 @@ def phones_in(file_name: str, content: bytes) -> list[str]:
             if len(values) > MAX_ROWS:
                 break
     elif lowered.endswith(".xlsx"):
-        from openpyxl import load_workbook  # imported when used: only uploads need it
+        from openpyxl import load_workbook  # type: ignore[import-untyped]  # imported when used: only uploads need it
 
         try:
             book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
