@@ -34,7 +34,10 @@ def _filter(f: i.SegmentFilterInput) -> filters.SegmentFilter:
         last_purchase_within_days=f.last_purchase_within_days, no_purchase_for_days=f.no_purchase_for_days,
         points_balance_min=f.points_balance_min, points_balance_max=f.points_balance_max,
         birthday_months=f.birthday_months, merchant_categories=f.merchant_categories,
-        merchant_category_within_days=f.merchant_category_within_days)
+        merchant_category_within_days=f.merchant_category_within_days,
+        lifecycle_stages=[s.value for s in f.lifecycle_stages] if f.lifecycle_stages is not None else None,
+        scores={"r_min": f.r_min, "r_max": f.r_max, "f_min": f.f_min, "f_max": f.f_max, "m_min": f.m_min,
+                "m_max": f.m_max})
 
 
 async def segments_page(info: Info, first: int, after: Optional[str] = None) -> Connection[Segment]:

@@ -7,6 +7,7 @@ from typing import Optional
 import strawberry
 
 from api.schema.errors import UserError
+from api.schema.reach.lifecycle import LifecycleStage
 from api.schema.reach.notify_types import NotificationChannel, NotificationPreference, NotificationTopic
 from api.schema.reach.types import Campaign, Segment
 
@@ -27,6 +28,14 @@ class SegmentFilterInput:
     merchant_categories: Optional[list[str]] = strawberry.field(
         default=None, description="Bought from a merchant of one of these categories within merchantCategoryWithinDays.")
     merchant_category_within_days: Optional[int] = strawberry.field(default=None, description="Default 365.")
+    lifecycle_stages: Optional[list[LifecycleStage]] = strawberry.field(
+        default=None, description="The member's lifecycle stage is one of these (computed by the insight run).")
+    r_min: Optional[int] = strawberry.field(default=None, description="RFM scores 1-5 (computed by the insight run).")
+    r_max: Optional[int] = None
+    f_min: Optional[int] = None
+    f_max: Optional[int] = None
+    m_min: Optional[int] = None
+    m_max: Optional[int] = None
 
 
 @strawberry.input

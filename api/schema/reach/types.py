@@ -11,6 +11,7 @@ from strawberry.types import Info
 from api.schema.base import Connection, Money, Node, check_first, from_cursor, global_id
 from api.schema.errors import ApiError
 from api.schema.member import Member
+from api.schema.reach.lifecycle import LifecycleStage
 from api.schema.reach.notify_types import NotificationChannel
 from api.services.segments import campaigns, segments
 from api.services.segments.filters import SegmentFilter as Filter
@@ -29,6 +30,13 @@ class SegmentFilter:
     birthday_months: list[int]
     merchant_categories: list[str]
     merchant_category_within_days: int
+    lifecycle_stages: list[LifecycleStage]
+    r_min: Optional[int]
+    r_max: Optional[int]
+    f_min: Optional[int]
+    f_max: Optional[int]
+    m_min: Optional[int]
+    m_max: Optional[int]
 
     @classmethod
     def of(cls, f: Filter) -> "SegmentFilter":
@@ -37,7 +45,9 @@ class SegmentFilter:
                    no_purchase_for_days=f.no_purchase_for_days, points_balance_min=f.points_balance_min,
                    points_balance_max=f.points_balance_max, birthday_months=list(f.birthday_months),
                    merchant_categories=list(f.merchant_categories),
-                   merchant_category_within_days=f.merchant_category_within_days)
+                   merchant_category_within_days=f.merchant_category_within_days,
+                   lifecycle_stages=[LifecycleStage(s) for s in f.lifecycle_stages], r_min=f.r_min, r_max=f.r_max,
+                   f_min=f.f_min, f_max=f.f_max, m_min=f.m_min, m_max=f.m_max)
 
 
 @strawberry.type

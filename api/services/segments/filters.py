@@ -11,6 +11,8 @@ Conditions (all optional; none given means every member):
   birthdayMonths         birthday in one of these months (1-12)
   merchantCategories     bought from a merchant of one of these categories in the last
                          merchantCategoryWithinDays days (default 365)
+  lifecycleStages        the member's lifecycle stage (insight's member_insight) is one of these
+  rMin … mMax            RFM quintile scores (1-5) within the bounds (member_insight)
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from api.services.errors import DomainError, ErrorCode
 from api.services.segments import sql
 
 MAX_ITEMS = 50
+STAGES = ("NEW", "GROWING", "STABLE", "DECLINING", "LOST")
 MAX_DAYS = 3660
 
 
@@ -44,6 +47,18 @@ class SegmentFilter:
     birthday_months: tuple[int, ...] = ()
     merchant_categories: tuple[str, ...] = ()
     merchant_category_within_days: int = 365
+    lifecycle_stages: tuple[str, ...] = ()
+    r_min: int | None = None
+    r_max: int | None = None
+    f_min: int | None = None
+    f_max: int | None = None
+    m_min: int | None = None
+    m_max: int | None = None
+
+    @property
+    def uses_insight(self) -> bool:
+        return bool(self.lifecycle_stages) or any(
+            v is not None for v in (self.r_min, self.r_max, self.f_min, self.f_max, self.m_min, self.m_max))
 
     def to_json(self) -> str:
         return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()},
@@ -87,7 +102,8 @@ def build(*, tier_codes: list[str] | None = None, tags_all: list[str] | None = N
           last_purchase_within_days: int | None = None, no_purchase_for_days: int | None = None,
           points_balance_min: int | None = None, points_balance_max: int | None = None,
           birthday_months: list[int] | None = None, merchant_categories: list[str] | None = None,
-          merchant_category_within_days: int | None = None) -> SegmentFilter:
+          merchant_category_within_days: int | None = None, lifecycle_stages: list[str] | None = None,
+          scores: dict[str, int | None] | None = None) -> SegmentFilter:
     """Validates the operator's conditions (INVALID_INPUT on the field at fault)."""
     base = ["input", "filter"]
     months = tuple(dict.fromkeys(birthday_months or ()))
@@ -98,7 +114,20 @@ def build(*, tier_codes: list[str] | None = None, tags_all: list[str] | None = N
     if lo is not None and hi is not None and lo > hi:
         raise DomainError(ErrorCode.INVALID_INPUT, "pointsBalanceMin is above pointsBalanceMax",
                           [*base, "pointsBalanceMin"])
+    stages = tuple(dict.fromkeys(lifecycle_stages or ()))
+    if any(s not in STAGES for s in stages):
+        raise DomainError(ErrorCode.INVALID_INPUT, f"stages: {', '.join(STAGES)}", [*base, "lifecycleStages"])
+    bounds = dict(scores or {})
+    for name, value in bounds.items():
+        if value is not None and not 1 <= value <= 5:
+            raise DomainError(ErrorCode.INVALID_INPUT, "scores are 1 to 5", [*base, name[0] + name[2:].title()])
+    for letter in "rfm":
+        low, high = bounds.get(f"{letter}_min"), bounds.get(f"{letter}_max")
+        if low is not None and high is not None and low > high:
+            raise DomainError(ErrorCode.INVALID_INPUT, f"{letter}Min is above {letter}Max", [*base, f"{letter}Min"])
     return SegmentFilter(
+        lifecycle_stages=stages, r_min=bounds.get("r_min"), r_max=bounds.get("r_max"), f_min=bounds.get("f_min"),
+        f_max=bounds.get("f_max"), m_min=bounds.get("m_min"), m_max=bounds.get("m_max"),
         tier_codes=_texts(tier_codes, [*base, "tierCodes"], text.identifier),
         tags_all=_texts(tags_all, [*base, "tagsAll"], tag_name),
         tags_any=_texts(tags_any, [*base, "tagsAny"], tag_name),
@@ -145,4 +174,21 @@ def members_query(f: SegmentFilter, postgres: bool) -> QuerySet[Member]:
         since = now - timedelta(days=f.merchant_category_within_days)
         bought = Purchase.filter(occurred_at__gte=since, merchant__category__in=list(f.merchant_categories))
         q = q.filter(id__in=Subquery(bought.values("member_id")))
+    if f.uses_insight:
+        q = q.annotate(insight_match=RawSQL(sql.INSIGHT_MATCH.format(conditions=insight_conditions(f)))).filter(
+            insight_match=1)
     return q
+
+
+def insight_conditions(f: SegmentFilter) -> str:
+    """The member_insight conditions, from validated values only (stage names of STAGES, ints 1-5)."""
+    parts = []
+    if f.lifecycle_stages:
+        assert all(s in STAGES for s in f.lifecycle_stages)
+        parts.append("i.lifecycle IN (" + ", ".join(f"'{s}'" for s in f.lifecycle_stages) + ")")
+    for column, lo, hi in (("r", f.r_min, f.r_max), ("f", f.f_min, f.f_max), ("m", f.m_min, f.m_max)):
+        if lo is not None:
+            parts.append(f"i.{column} >= {int(lo)}")
+        if hi is not None:
+            parts.append(f"i.{column} <= {int(hi)}")
+    return " AND ".join(parts)

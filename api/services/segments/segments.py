@@ -6,12 +6,13 @@ from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 
-from api.db import is_postgres, transaction
+from api.db import fetch, is_postgres, transaction
 from api.models import Member, Segment
 from api.services import clock, text
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.members import MemberRecord
+from api.services.segments import sql
 from api.services.segments.filters import SegmentFilter, members_query
 
 
@@ -27,8 +28,20 @@ class SegmentInfo:
         return cls(s.id, s.name, SegmentFilter.from_json(s.definition), s.created_at)
 
 
+async def insight_available() -> bool:
+    """Whether lifecycle stages and RFM scores exist here (insight's member_insight table, issue 13 item 2)."""
+    try:
+        await fetch(sql.INSIGHT_PRESENT)
+    except Exception:  # noqa: BLE001 - a missing table is the only expected fault of this read
+        return False
+    return True
+
+
 async def create(actor: Actor, name: str, f: SegmentFilter) -> SegmentInfo:
     clean = text.name(name, ["input", "name"], 64)
+    if f.uses_insight and not await insight_available():
+        raise DomainError(ErrorCode.INVALID_INPUT, "lifecycle stages and RFM scores are not computed here",
+                          ["input", "filter", "lifecycleStages"])
     if await Segment.filter(name=clean).exists():
         raise DomainError(ErrorCode.CODE_TAKEN, "a segment with this name exists", ["input", "name"])
     operator_id = int(actor[1]) if actor[0] == "operator" and actor[1] else None
