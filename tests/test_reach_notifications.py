@@ -10,7 +10,7 @@ import pytest
 
 from api.db import fetch, transaction
 from api.models import Notification
-from api.schema.ids import to_global_id
+from api.schema.ids import from_global_id, to_global_id
 from api.services import clock, signing
 from api.services.notifications import dispatcher, outbox, reminders
 from api.services.notifications.channels.base import Message, Outcome
@@ -238,3 +238,31 @@ def test_quiet_hours_across_midnight_and_backoff():
     assert dispatcher.in_quiet_hours(utc(2026, 12, 8, 0, 0), (22, 8)) is False  # 08:00
     assert dispatcher.in_quiet_hours(utc(2026, 12, 8, 0, 0), None) is False
     assert [dispatcher.backoff(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (1, 2, 4)]
+
+
+async def test_a_paid_exit_with_an_offset_and_a_prize_are_notified(api):
+    from tests.parking_helpers import bind, member, new_plate, offset
+    from tests.test_draws import new_game, play
+    from tests.test_parking import at, setup
+
+    clock.freeze(at(0))
+    op, park = await setup(api)
+    member_id, token = await member(3000, "GOLD")
+    plate = new_plate()
+    await bind(api, token, plate)
+    session = (await park.entry(plate))["session"]
+    clock.freeze(at(300))
+    assert (await offset(api, token, session["id"], 500))["userErrors"] == []
+    done = await park.exit(plate, event=unique("out"))
+    assert done["session"]["paid"] is True
+    note = [r for r in await rows(member_id) if r["topic"] == "PARKING"]
+    assert len(note) == 1 and note[0]["source_ref"] == f"stay:{int(from_global_id(session['id'], 'ParkingSession')[1])}"
+    body = (await fetch("SELECT body FROM notification WHERE id = $1", note[0]["id"]))[0]["body"]
+    assert "积分" in body and plate not in body  # the plate is masked
+    clock.freeze(None)  # tokens issued at the frozen time have expired
+    op = await operator_token(api)
+    game = await new_game(api, op, [{"name": "10积分", "kind": "POINTS", "points": 10, "weight": 1}], costPoints=0)
+    token = signing.issue_token("member", member_id, 3600)
+    assert (await play(api, token, game))["userErrors"] == []
+    prize = [r for r in await rows(member_id) if r["topic"] == "PRIZE"]
+    assert len(prize) == 1 and prize[0]["source_ref"].startswith("play:")
