@@ -148,11 +148,8 @@ class Campaign(Node):
         return self.counts.opened
 
     @strawberry.field
-    async def segment(self) -> Optional[Segment]:
-        try:
-            return Segment.of(await segments.get(self.info.segment_id))
-        except Exception:  # noqa: BLE001 - segments are never deleted; kept null-safe
-            return None
+    async def segment(self) -> Segment:
+        return Segment.of(await segments.get(self.info.segment_id))  # segments are never deleted
 
     @strawberry.field(description="Purchases and redemptions of the target and of the holdout in the `days` days "
                       "from the start of sending (1 to 90); null before sending began.")
