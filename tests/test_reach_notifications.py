@@ -266,3 +266,14 @@ async def test_a_paid_exit_with_an_offset_and_a_prize_are_notified(api):
     assert (await play(api, token, game))["userErrors"] == []
     prize = [r for r in await rows(member_id) if r["topic"] == "PRIZE"]
     assert len(prize) == 1 and prize[0]["source_ref"].startswith("play:")
+
+
+async def test_node_gives_a_notification_to_its_member_only(api):
+    member_id, token = await make_member()
+    _, other = await make_member()
+    await api.signed(PURCHASE, {"input": purchase_input(member_id, 5000)})
+    (note,) = await inbox(api, token)
+    query = 'query($id: ID!) { node(id: $id) { ... on Notification { id topic } } }'
+    assert (await api.post(query, {"id": note["id"]}, token=token))["data"]["node"] == {
+        "id": note["id"], "topic": "POINTS_EARNED"}
+    assert (await api.post(query, {"id": note["id"]}, token=other))["data"]["node"] is None

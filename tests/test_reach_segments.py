@@ -94,6 +94,12 @@ async def test_a_segment_counts_and_pages_its_members_from_saved_conditions(api)
     assert outsider not in (rich, poor)
     listed = await api.post("{ segments(first: 100) { edges { node { name memberCount } } } }", token=token, admin=True)
     assert {"name": name, "memberCount": 1} in [e["node"] for e in listed["data"]["segments"]["edges"]]
+    fetched = await api.post('query($id: ID!) { node(id: $id) { ... on Segment { name memberCount } } }',
+                             {"id": segment["id"]}, token=token, admin=True)
+    assert fetched["data"]["node"] == {"name": name, "memberCount": 1}
+    _, member_token = await make_member()
+    hidden = await api.post('query($id: ID!) { node(id: $id) { id } }', {"id": segment["id"]}, token=member_token)
+    assert hidden["data"]["node"] is None  # segments are the operators'
     taken = await api.post(SEGMENT, {"i": {"name": name, "filter": {}}}, token=token, admin=True)
     assert taken["data"]["segmentCreate"]["userErrors"] == [{"code": "CODE_TAKEN", "field": ["input", "name"]}]
 

@@ -10,7 +10,7 @@ from strawberry.types import Info
 from api.resolvers import input_pk, user_errors
 from api.schema.ids import from_cursor, from_global_id
 from api.schema.reach import inputs as i
-from api.schema.reach.notify_types import NotificationPreference
+from api.schema.reach.notify_types import Notification, NotificationPreference
 from api.schema.reach.types import Campaign, Segment
 from api.schema.types import Connection, check_first
 from api.services.errors import DomainError, ErrorCode
@@ -109,3 +109,26 @@ async def notification_preferences_update(
     member_id = info.context.require_member()
     found = await inbox.set_preference(member_id, input.topic.value, input.channel.value, input.enabled)
     return i.NotificationPreferencesUpdatePayload(preferences=[NotificationPreference.of(p) for p in found])
+
+
+async def _segment_node(info: Info, pk: int) -> Optional[Segment]:
+    if not info.context.is_operator:
+        return None
+    try:
+        return Segment.of(await segments.get(pk))
+    except DomainError:
+        return None
+
+
+async def _campaign_node(info: Info, pk: int) -> Optional[Campaign]:
+    found = await campaigns.get(pk) if info.context.is_operator else None
+    return Campaign.of(found, (await campaigns.counts([pk]))[pk]) if found else None
+
+
+async def _notification_node(info: Info, pk: int) -> Optional[Notification]:
+    found = await inbox.get(pk)
+    return Notification.of(found) if found and info.context.is_self(found.member_id) else None
+
+
+# node(id:): segments and campaigns for operators, a notification for its member only.
+NODES = {"Segment": _segment_node, "Campaign": _campaign_node, "Notification": _notification_node}
