@@ -34,7 +34,7 @@ async def forward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0012_staff_role')]
+    dependencies = [('models', '0014_merchant_assistant')]
 
     initial = False
 

@@ -25,6 +25,7 @@ from api.models.mall import (
     Voucher,
 )
 from api.models.members import GrowthEntry, Member, SmsCode, SmsMessage, Tier, TierChange
+from api.models.merchant_assistant import MerchantVoucherProposal
 from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator, PointsAdjustApproval
 from api.models.parking import CarPark, CarParkKey, ParkingSession, Vehicle
@@ -51,4 +52,6 @@ __all__ = [
     "MemberInvite", "PendingPoints", "TaskClaim",
     # reach (issue 13)
     "Campaign", "CampaignMember", "MemberTag", "MemberWechat", "Notification", "NotificationPreference", "Segment",
+    # merchant assistant (issue 12)
+    "MerchantVoucherProposal",
 ]

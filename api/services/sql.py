@@ -41,8 +41,8 @@ INSERT_KEY = (
 
 # Staff: a new account unless its username is taken.
 INSERT_STAFF = (
-    "INSERT INTO merchant_staff (merchant_id, username, display_name, password_hash, active, created_at)"
-    " VALUES ($1, $2, $3, $4, TRUE, $5) ON CONFLICT (username) DO NOTHING RETURNING id"
+    "INSERT INTO merchant_staff (merchant_id, username, display_name, password_hash, active, created_at, role)"
+    " VALUES ($1, $2, $3, $4, TRUE, $5, $6) ON CONFLICT (username) DO NOTHING RETURNING id"
 )
 
 # Scheduler: the lease row, created once by whichever server comes first.

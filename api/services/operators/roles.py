@@ -73,6 +73,8 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     # runs
     "pointsExpireRun": RUNS, "tierEvaluationRun": RUNS, "earningScheduleRun": RUNS,
     "parkingAbandonRun": RUNS, "mallOrdersExpireRun": RUNS,
+    # merchant assistant (issue 12): merchants' voucher proposals
+    "merchantVoucherProposals": READ, "merchantVoucherApprove": CAMPAIGNS,
 }
 
 
