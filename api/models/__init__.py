@@ -31,6 +31,15 @@ from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator, PointsAdjustApproval
 from api.models.parking import CarPark, CarParkKey, ParkingSession, Vehicle
 from api.models.purchases import Purchase, PurchaseRefund, TillPayment
+from api.models.reach import (
+    Campaign,
+    CampaignMember,
+    MemberTag,
+    MemberWechat,
+    Notification,
+    NotificationPreference,
+    Segment,
+)
 from api.models.throttle import RateCounter
 
 __all__ = [
@@ -42,6 +51,8 @@ __all__ = [
     # earning (issue 3)
     "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
     "MemberInvite", "PendingPoints", "TaskClaim",
+    # reach (issue 13)
+    "Campaign", "CampaignMember", "MemberTag", "MemberWechat", "Notification", "NotificationPreference", "Segment",
     # merchant assistant (issue 12)
     "MerchantVoucherProposal",
 ]

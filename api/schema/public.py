@@ -44,6 +44,7 @@ from api.schema.mall import Voucher
 from api.schema.member import Member, Viewer
 from api.schema.merchant_assistant.root import MerchantAssistantMutation
 from api.schema.merchant_assistant.types import MerchantVoucherProposal
+from api.schema.reach.root import ReachMemberMutation
 from api.schema.rules import OncePerRequest
 
 MAX_DEPTH = 10
@@ -70,7 +71,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation(MerchantAssistantMutation):
+class Mutation(MerchantAssistantMutation, ReachMemberMutation):
     auth_sms_code_request: p.AuthSmsCodeRequestPayload = strawberry.mutation(resolver=r.auth_sms_code_request)
     auth_sms_login: p.AuthSmsLoginPayload = strawberry.mutation(
         resolver=r.auth_sms_login, description="Signs in with an SMS code; the first login registers.")

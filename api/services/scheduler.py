@@ -28,6 +28,8 @@ from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.earning import invites
 from api.services.mall import flash_sales
+from api.services.notifications import dispatcher, reminders
+from api.services.segments import campaigns
 
 log = logging.getLogger(__name__)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
@@ -43,6 +45,9 @@ class RunResult:
     tier_periods_closed: int
     orders_expired: int = 0
     stays_abandoned: int = 0
+    reminders_queued: int = 0  # reach (issue 13): expiry reminders written
+    campaign_notifications: int = 0  # notifications written for due campaigns
+    notifications_pushed: int = 0  # delivered by SMS / WeChat in this run's dispatch pass
 
 
 async def acquire_lease(ttl_seconds: int, holder: str = HOLDER) -> bool:
@@ -82,7 +87,12 @@ async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
     (lapsed,) = await job("order_lapse", lambda: mall.expire_orders(as_of), "orders_expired")
     (abandoned,) = await job("parking_abandon",
                              lambda: parking.abandon_stays(actor, parking.ABANDON_AFTER_HOURS, as_of), "stays_abandoned")
-    result = RunResult(released, released_points, rewarded, expired, closed, lapsed, abandoned)
+    (points_reminders, voucher_reminders) = await job(
+        "expiry_reminders", lambda: reminders.queue_reminders(as_of), "points_reminders", "voucher_reminders")
+    (campaign_notes,) = await job("campaigns", lambda: campaigns.send_due(as_of), "notifications")
+    (pushed,) = await job("notify_dispatch", lambda: dispatcher.dispatch_due(max_batches=1), "delivered")
+    result = RunResult(released, released_points, rewarded, expired, closed, lapsed, abandoned,
+                       points_reminders + voucher_reminders, campaign_notes, pushed)
     async with transaction() as tx:
         await audit(tx, actor, "earning.scheduled_run", None, None,
                     {"as_of": as_of.isoformat(), **asdict(result), "failed": failed})
@@ -144,6 +154,14 @@ async def loop(redis: Any = None) -> None:
     """The server's schedule: run when the lease is ours (and refresh the Redis gates), then sleep an
     interval."""
     interval = settings().scheduler_interval_seconds
+    pushes = asyncio.create_task(dispatcher.loop())  # notifications go out between runs too
+    try:
+        await _runs(interval, redis)
+    finally:
+        pushes.cancel()
+
+
+async def _runs(interval: int, redis: Any) -> None:
     while True:
         try:
             # The holder keeps the lease by renewing it; another server takes over two intervals

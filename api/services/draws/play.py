@@ -21,6 +21,7 @@ from api.services.draws.gate import db_stock, gate_key, gate_ttl, stock_now
 from api.services.draws.reads import PlayInfo
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import stock_gate
+from api.services.notifications import outbox
 
 
 def pick(candidates: list[tuple[int, int]], roll: int) -> int:
@@ -217,6 +218,8 @@ async def _book(member_id: int, g: GameInfo, prize: PrizeInfo, candidates: list[
         play = _Play(g, prize, free, cost, granted, order_id, candidates, roll, redraws, key, ref, now)
         play_id, stock = await (_write_once(tx, acct, record_id, play) if one else _write_steps(tx, acct, play))
         result = PlayResult(play_id, acct.spendable)
+        if prize.kind != "NOTHING":
+            await outbox.on_prize(tx, member_id, play_id, prize.name)
         if not one:
             await idempotency.remember(tx, record_id, result.stored())
     info = PlayInfo(id=play_id, game_id=g.id, member_id=member_id, prize_id=prize.id, free=free, cost_points=cost,
