@@ -29,6 +29,13 @@ from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator, PointsAdjustApproval
 from api.models.parking import CarPark, CarParkKey, ParkingSession, Vehicle
 from api.models.purchases import Purchase, PurchaseRefund, TillPayment
+from api.models.settlement import (
+    JournalEntry,
+    MerchantTerms,
+    ProductSettlement,
+    SettlementStatement,
+    SettlementStatementEntry,
+)
 from api.models.throttle import RateCounter
 
 __all__ = [
@@ -40,4 +47,6 @@ __all__ = [
     # earning (issue 3)
     "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
     "MemberInvite", "PendingPoints", "TaskClaim",
+    # settlement (issue 12)
+    "JournalEntry", "MerchantTerms", "ProductSettlement", "SettlementStatement", "SettlementStatementEntry",
 ]
