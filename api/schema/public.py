@@ -43,6 +43,7 @@ from api.schema.execution import NoSuggestionsExecutionContext
 from api.schema.mall import Voucher
 from api.schema.member import Member, Viewer
 from api.schema.rules import OncePerRequest
+from api.schema.settlement.root import SettlementStaffMutation
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
@@ -68,7 +69,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(SettlementStaffMutation):
     auth_sms_code_request: p.AuthSmsCodeRequestPayload = strawberry.mutation(resolver=r.auth_sms_code_request)
     auth_sms_login: p.AuthSmsLoginPayload = strawberry.mutation(
         resolver=r.auth_sms_login, description="Signs in with an SMS code; the first login registers.")

@@ -10,6 +10,8 @@ from api.schema.base import Connection, Money, Node, check_first, from_cursor, g
 from api.schema.core import Merchant
 from api.schema.errors import UserError
 from api.schema.mall.types import Voucher
+from api.schema.settlement.types import SettlementStatement
+from api.resolvers import settlement
 from api.services import staff
 from api.services.mall import vouchers
 
@@ -65,6 +67,10 @@ class MerchantStaffViewer:
     async def write_off_summary(self, day: Optional[date] = None) -> WriteOffSummary:
         summary = await vouchers.write_off_summary(self.merchant_pk, day)
         return WriteOffSummary(day=summary.day, count=summary.count, face_value=Money(amount_fen=summary.face_value_fen))
+
+    @strawberry.field(description="This merchant's settlement statements, newest first (issue 12).")
+    async def settlement_statements(self, first: int, after: Optional[str] = None) -> Connection[SettlementStatement]:
+        return await settlement.staff_statements(self.merchant_pk, first, after)
 
 
 # --- inputs and payloads -------------------------------------------------------------------------

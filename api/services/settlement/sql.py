@@ -42,17 +42,19 @@ VALUES ($1, 'POINTS_PAID', $2, 'POINTS_LIABILITY', 'MERCHANT_PAYABLE', $3, $4, N
 PROPORTIONAL_REVERSAL = f"""
 INSERT INTO {_COLUMNS}
 SELECT $1, 'REFUND', e.merchant_id, e.credit_account, e.debit_account,
-       e.amount_fen * $4 / $5 - e.amount_fen * $3 / $5, e.points * $4 / $5 - e.points * $3 / $5, $2, $6
+       e.amount_fen * $4 / $5 - e.amount_fen * $3 / $5, e.points * $4 / $5 - e.points * $3 / $5,
+       CAST($2 AS VARCHAR(64)), $6
 FROM journal_entry e
-WHERE e.posting = $2 AND e.kind = 'POINTS_ISSUED' AND e.amount_fen * $4 / $5 - e.amount_fen * $3 / $5 > 0
+WHERE e.posting = CAST($2 AS VARCHAR(64)) AND e.kind = 'POINTS_ISSUED' AND e.amount_fen * $4 / $5 - e.amount_fen * $3 / $5 > 0
 """
 
 # Why SQL: the reversing posting of a whole posting (debit and credit swapped), one statement.
 #  $1 new posting  $2 original posting  $3 booked at
 REVERSAL = f"""
 INSERT INTO {_COLUMNS}
-SELECT $1, 'REFUND', e.merchant_id, e.credit_account, e.debit_account, e.amount_fen, e.points, $2, $3
-FROM journal_entry e WHERE e.posting = $2 AND e.reverses IS NULL
+SELECT $1, 'REFUND', e.merchant_id, e.credit_account, e.debit_account, e.amount_fen, e.points,
+       CAST($2 AS VARCHAR(64)), $3
+FROM journal_entry e WHERE e.posting = CAST($2 AS VARCHAR(64)) AND e.reverses IS NULL
 """
 
 # Why SQL: a write-off's amount comes from the voucher, its order and the product's terms: one statement.

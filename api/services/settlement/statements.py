@@ -15,7 +15,7 @@ from datetime import date
 
 from api import locks
 from api.db import Tx, transaction
-from api.models import SettlementStatement, SettlementStatementEntry
+from api.models import MerchantStaff, SettlementStatement, SettlementStatementEntry
 from api.services import clock, merchants
 from api.services import text as hygiene
 from api.services.audit import Actor, audit
@@ -103,27 +103,29 @@ async def _move(actor: Actor, s: SettlementStatement, action: str, tx: Tx, **cha
     return after
 
 
-def _manager(role: str) -> None:
+async def _manager(staff_id: int) -> None:
+    """Read at the call, not from the token: a manager made a clerk stops confirming at once."""
+    role = await MerchantStaff.filter(id=staff_id, active=True).first().values_list("role", flat=True)
     if role != "MANAGER":
         raise DomainError(ErrorCode.STAFF_NOT_MANAGER, "only the merchant's manager may do this", ID_FIELD)
 
 
-async def confirm(staff_id: int, merchant_id: int, role: str, statement_id: int) -> reads.StatementInfo:
+async def confirm(staff_id: int, merchant_id: int, statement_id: int) -> reads.StatementInfo:
     """The merchant's manager agrees with a DRAFT: it becomes CONFIRMED (and can no longer be regenerated)."""
     async with transaction() as tx:
         s = await _locked(statement_id, merchant_id)
-        _manager(role)
+        await _manager(staff_id)
         _require(s, "DRAFT", "confirmed")
         return await _move(("staff", str(staff_id)), s, "settlement.confirm", tx, status="CONFIRMED",
                            confirmed_at=clock.now(), confirmed_by=staff_id)
 
 
-async def dispute(staff_id: int, merchant_id: int, role: str, statement_id: int, note: str) -> reads.StatementInfo:
+async def dispute(staff_id: int, merchant_id: int, statement_id: int, note: str) -> reads.StatementInfo:
     """The merchant's manager disputes a DRAFT with a note: it stays a DRAFT for finance to look into."""
     note = hygiene.clean(note, ["input", "note"], max_length=500, min_length=2)
     async with transaction() as tx:
         s = await _locked(statement_id, merchant_id)
-        _manager(role)
+        await _manager(staff_id)
         _require(s, "DRAFT", "disputed")
         return await _move(("staff", str(staff_id)), s, "settlement.dispute", tx, dispute_note=note,
                            disputed_at=clock.now())
