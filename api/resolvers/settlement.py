@@ -8,12 +8,14 @@ from typing import Optional
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+import strawberry
 from strawberry.types import Info
 
 from api.auth import caller_for
 from api.resolvers import input_pk, user_errors
-from api.schema.base import Connection, check_first, from_cursor
+from api.schema.base import Connection, check_first, from_cursor, from_global_id
 from api.schema.core import Merchant
+from api.schema.errors import ApiError
 from api.schema.settlement import inputs as i
 from api.schema.settlement.types import (
     LiabilityReport,
@@ -49,6 +51,12 @@ async def settlement_statements(info: Info, first: int, after: Optional[str] = N
     return Connection.of([SettlementStatement.of(s) for s in rows], first, after)
 
 
+async def settlement_statement(info: Info, id: strawberry.ID) -> Optional[SettlementStatement]:
+    parsed = from_global_id(id, STATEMENT)
+    found = await reads.get(parsed[1]) if parsed else None
+    return SettlementStatement.of(found) if found else None
+
+
 async def staff_statements(merchant_id: int, first: int, after: Optional[str]) -> Connection[SettlementStatement]:
     """viewer.staff.settlementStatements: only the staff's own merchant's."""
     check_first(first)
@@ -57,7 +65,10 @@ async def staff_statements(merchant_id: int, first: int, after: Optional[str]) -
 
 
 async def liability_report(info: Info, as_of: Optional[datetime] = None) -> LiabilityReport:
-    return LiabilityReport.of(await liability.report(as_of))
+    try:
+        return LiabilityReport.of(await liability.report(as_of))
+    except DomainError as err:  # a query has no userErrors: a coded top-level error, as check_first does
+        raise ApiError(err.message, err.code.value) from err
 
 
 async def settlement_reconciliation(info: Info) -> SettlementReconciliation:

@@ -16,6 +16,8 @@ from api.schema.settlement.types import LiabilityReport, MerchantTerms, Settleme
 class SettlementQuery:
     settlement_statements: Connection[SettlementStatement] = strawberry.field(
         resolver=st.settlement_statements, description="Statements, newest first (optionally one merchant's, one status).")
+    settlement_statement: Optional[SettlementStatement] = strawberry.field(
+        resolver=st.settlement_statement, description="One statement (its lines, totals and files).")
     liability_report: LiabilityReport = strawberry.field(
         resolver=st.liability_report, description="Points outstanding and their value, breakage, flows per merchant.")
     settlement_reconciliation: SettlementReconciliation = strawberry.field(

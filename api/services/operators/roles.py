@@ -70,7 +70,8 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "pointsExpireRun": RUNS, "tierEvaluationRun": RUNS, "earningScheduleRun": RUNS,
     "parkingAbandonRun": RUNS, "mallOrdersExpireRun": RUNS,
     # settlement (issue 12); the statements' XLSX/CSV downloads follow settlementStatements
-    "settlementStatements": _only(FINANCE, AUDITOR), "liabilityReport": _only(FINANCE, AUDITOR),
+    "settlementStatements": _only(FINANCE, AUDITOR), "settlementStatement": _only(FINANCE, AUDITOR),
+    "liabilityReport": _only(FINANCE, AUDITOR),
     "settlementReconciliation": _only(FINANCE, AUDITOR), "merchantTerms": _only(FINANCE, AUDITOR),
     "settlementStatementGenerate": _only(FINANCE), "settlementStatementApprove": _only(FINANCE),
     "settlementStatementMarkPaid": _only(FINANCE), "merchantTermsUpdate": _only(FINANCE),
