@@ -162,8 +162,8 @@ def redis_client(url: str):
 
 def create_app(*, manage_db: bool = True) -> Starlette:
     """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
-    from api.schema import public
     from api.resolvers.settlement import statement_download
+    from api.schema import public
     from api.schema.admin import schema as admin_schema
 
     logs.install()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
+import strawberry
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-import strawberry
 from strawberry.types import Info
 
 from api.auth import caller_for

@@ -6,12 +6,12 @@ from typing import Optional
 
 import strawberry
 
+from api.resolvers import settlement
 from api.schema.base import Connection, Money, Node, check_first, from_cursor, global_id
 from api.schema.core import Merchant
 from api.schema.errors import UserError
 from api.schema.mall.types import Voucher
 from api.schema.settlement.types import SettlementStatement
-from api.resolvers import settlement
 from api.services import staff
 from api.services.mall import vouchers
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
+from typing import Any
 
 from tortoise.functions import Sum
+from tortoise.queryset import QuerySet
 
 from api.models import JournalEntry, PointsEntry, Purchase, TillPayment
 from api.services import clock
@@ -52,7 +54,7 @@ def _instant(day: date) -> datetime:
     return datetime.combine(day, time(0), clock.SHANGHAI).astimezone(timezone.utc)
 
 
-async def _sum(query, field: str) -> int:
+async def _sum(query: QuerySet[Any], field: str) -> int:
     row = await query.annotate(total=Sum(field)).first().values("total")
     return int(row["total"] or 0) if row else 0
 

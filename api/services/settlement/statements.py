@@ -34,9 +34,9 @@ def _view(s: reads.StatementInfo) -> dict:
 async def _clear_the_way(merchant_id: int, start: date, end: date) -> None:
     """Refuses a period overlapping a statement past DRAFT or before a later statement; releases the
     overlapping drafts (locked first, so a confirmation racing this is seen)."""
-    found = await SettlementStatement.filter(merchant_id=merchant_id, period_end__gte=start).values_list("id", flat=True)
+    found = await SettlementStatement.filter(merchant_id=merchant_id, period_end__gte=start).only("id")
     drafts = []
-    for s in await locks.rows(locks.Rank.STATEMENT, SettlementStatement, [int(i) for i in found]):
+    for s in await locks.rows(locks.Rank.STATEMENT, SettlementStatement, [f.id for f in found]):
         if s.period_start > end:
             raise DomainError(ErrorCode.STATEMENT_PERIOD_CLOSED,
                               f"a later period ({s.period_start.isoformat()}) has a statement already",
@@ -105,8 +105,8 @@ async def _move(actor: Actor, s: SettlementStatement, action: str, tx: Tx, **cha
 
 async def _manager(staff_id: int) -> None:
     """Read at the call, not from the token: a manager made a clerk stops confirming at once."""
-    role = await MerchantStaff.filter(id=staff_id, active=True).first().values_list("role", flat=True)
-    if role != "MANAGER":
+    account = await MerchantStaff.filter(id=staff_id, active=True).only("id", "role").first()
+    if account is None or account.role != "MANAGER":
         raise DomainError(ErrorCode.STAFF_NOT_MANAGER, "only the merchant's manager may do this", ID_FIELD)
 
 
