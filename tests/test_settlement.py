@@ -316,6 +316,12 @@ async def test_merchant_staff_see_only_their_own_statements(api):
     seen = payload(await api.post(STAFF_LIST, token=clerk), "viewer")["staff"]["settlementStatements"]["edges"]
     assert [(e["node"]["id"], e["node"]["merchant"]["code"], e["node"]["net"]["amountFen"]) for e in seen] == [
         (made[mine]["id"], mine, 100)]
+    node = "query($id: ID!) { node(id: $id) { ... on SettlementStatement { id } } }"
+    assert payload(await api.post(node, {"id": made[mine]["id"]}, token=clerk), "node") == {"id": made[mine]["id"]}
+    assert payload(await api.post(node, {"id": made[theirs]["id"]}, token=clerk), "node") is None
+    assert payload(await api.post(node, {"id": made[theirs]["id"]}, token=fin, admin=True), "node") is not None
+    _, marketing = await finance("MARKETING")
+    assert payload(await api.post(node, {"id": made[theirs]["id"]}, token=marketing, admin=True), "node") is None
     # a member, or no token: no staff viewer; operators' lists need an operator
     _, member_token = await make_member()
     assert payload(await api.post(STAFF_LIST, token=member_token), "viewer")["staff"] is None

@@ -57,11 +57,18 @@ async def settlement_statement(info: Info, id: strawberry.ID) -> Optional[Settle
     return SettlementStatement.of(found) if found else None
 
 
-async def staff_statements(merchant_id: int, first: int, after: Optional[str]) -> Connection[SettlementStatement]:
-    """viewer.staff.settlementStatements: only the staff's own merchant's."""
-    check_first(first)
-    rows = await reads.page(first + 1, from_cursor(after), merchant_id=merchant_id)
-    return Connection.of([SettlementStatement.of(s) for s in rows], first, after)
+async def _statement_node(info: Info, pk: int) -> Optional[SettlementStatement]:
+    """node(id:) of a statement: operators whose roles read statements, or staff of its own merchant."""
+    found = await reads.get(pk)
+    if found is None:
+        return None
+    caller = info.context.caller
+    if info.context.is_operator:
+        return SettlementStatement.of(found) if roles.may(caller.operator_roles, "settlementStatements") else None
+    return SettlementStatement.of(found) if caller.staff_merchant_id == found.merchant_id else None
+
+
+NODES = {STATEMENT: _statement_node}
 
 
 async def liability_report(info: Info, as_of: Optional[datetime] = None) -> LiabilityReport:

@@ -6,7 +6,6 @@ from typing import Optional
 
 import strawberry
 
-from api.resolvers import settlement
 from api.schema.base import Connection, Money, Node, check_first, from_cursor, global_id
 from api.schema.core import Merchant
 from api.schema.errors import UserError
@@ -14,6 +13,7 @@ from api.schema.mall.types import Voucher
 from api.schema.settlement.types import SettlementStatement
 from api.services import staff
 from api.services.mall import vouchers
+from api.services.settlement import reads as settlement_reads
 
 
 def voucher_of(view: vouchers.VoucherView) -> Voucher:
@@ -70,7 +70,9 @@ class MerchantStaffViewer:
 
     @strawberry.field(description="This merchant's settlement statements, newest first (issue 12).")
     async def settlement_statements(self, first: int, after: Optional[str] = None) -> Connection[SettlementStatement]:
-        return await settlement.staff_statements(self.merchant_pk, first, after)
+        check_first(first)
+        rows = await settlement_reads.page(first + 1, from_cursor(after), merchant_id=self.merchant_pk)
+        return Connection.of([SettlementStatement.of(r) for r in rows], first, after)
 
 
 # --- inputs and payloads -------------------------------------------------------------------------
