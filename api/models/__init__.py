@@ -12,6 +12,7 @@ from api.models.earning import (
     PendingPoints,
     TaskClaim,
 )
+from api.models.insight import InsightState, KpiDay, LifecycleChange, MemberInsight
 from api.models.integrations import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce
 from api.models.ledger import IdempotencyRecord, PointsAccount, PointsEntry, PointsLot, PointsLotMove
 from api.models.mall import (
@@ -40,4 +41,6 @@ __all__ = [
     # earning (issue 3)
     "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
     "MemberInvite", "PendingPoints", "TaskClaim",
+    # insight (issue 13)
+    "InsightState", "KpiDay", "LifecycleChange", "MemberInsight",
 ]

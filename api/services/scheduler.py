@@ -1,5 +1,5 @@
 """Scheduled runs: pending-points release, invite rewards left over, expiry, tier evaluation, unpaid
-points-mall orders lapsing, and abandoned parking stays.
+points-mall orders lapsing, abandoned parking stays, the KPI rollup and the RFM/lifecycle recomputation.
 
 In the server (off unless MALLPOINTS_SCHEDULER=on) every MALLPOINTS_SCHEDULER_INTERVAL_SECONDS, and from
 the command line (`mallpoints earning-run`). A server runs only while it holds the `earning` lease
@@ -23,7 +23,7 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, draws, earning, ledger, mall, parking, tiers
+from api.services import clock, draws, earning, insight, ledger, mall, parking, tiers
 from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.earning import invites
@@ -43,6 +43,8 @@ class RunResult:
     tier_periods_closed: int
     orders_expired: int = 0
     stays_abandoned: int = 0
+    kpi_days_rolled: int = 0
+    insight_members: int = 0
 
 
 async def acquire_lease(ttl_seconds: int, holder: str = HOLDER) -> bool:
@@ -82,11 +84,20 @@ async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
     (lapsed,) = await job("order_lapse", lambda: mall.expire_orders(as_of), "orders_expired")
     (abandoned,) = await job("parking_abandon",
                              lambda: parking.abandon_stays(actor, parking.ABANDON_AFTER_HOURS, as_of), "stays_abandoned")
-    result = RunResult(released, released_points, rewarded, expired, closed, lapsed, abandoned)
+    # Insight (issue 13), after the jobs that write the ledger: the KPI rollup of closed days, and the
+    # RFM/lifecycle recomputation once per Asia/Shanghai day.
+    (rolled,) = await job("kpi_rollup", lambda: insight.rollup_run(as_of), "days_rolled")
+    (scored,) = await job("insight_rfm", lambda: _rfm_due(as_of), "")
+    result = RunResult(released, released_points, rewarded, expired, closed, lapsed, abandoned, rolled, scored)
     async with transaction() as tx:
         await audit(tx, actor, "earning.scheduled_run", None, None,
                     {"as_of": as_of.isoformat(), **asdict(result), "failed": failed})
     return result
+
+
+async def _rfm_due(as_of: datetime) -> int:
+    done = await insight.recompute_if_due(as_of)
+    return done.members if done is not None else 0
 
 
 async def refresh_gates(redis: Any) -> int:

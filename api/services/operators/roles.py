@@ -66,6 +66,9 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "taskCreate": CAMPAIGNS, "taskUpdate": CAMPAIGNS, "taskPause": CAMPAIGNS, "taskActivate": CAMPAIGNS,
     "taskArchive": CAMPAIGNS,
     "mallEventCreate": CAMPAIGNS, "mallEventUpdate": CAMPAIGNS, "mallEventArchive": CAMPAIGNS,
+    # insight (issue 13)
+    "kpis": READ, "lifecycleDistribution": READ, "topMerchants": READ,
+    "insightRecompute": _only(MARKETING),
     # runs
     "pointsExpireRun": RUNS, "tierEvaluationRun": RUNS, "earningScheduleRun": RUNS,
     "parkingAbandonRun": RUNS, "mallOrdersExpireRun": RUNS,
