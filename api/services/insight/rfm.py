@@ -74,9 +74,11 @@ async def recompute(as_of: datetime | None = None) -> RecomputeResult:
     while lo and start <= hi:
         end = start + cfg.chunk_members
         async with transaction() as tx:
-            for statement in statements:
-                written = await tx.execute(statement, start, end, *args)
-        members += written  # the upsert is the last statement
+            if tx.postgres:
+                members += int(await tx.fetchval(statements[0], start, end, *args))
+            else:
+                await tx.execute(statements[0], start, end, *args)
+                members += await tx.execute(statements[1], start, end, *args)
         start = end
     changes = (await LifecycleChange.all().count() - before) if lo else 0
     await InsightState.get_or_create(name=STATE)

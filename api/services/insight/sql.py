@@ -136,9 +136,9 @@ WITH b AS (SELECT member_id, count(*) AS fq, sum(amount_fen) AS mon, max(occurre
              FROM purchase WHERE occurred_at >= $1 GROUP BY member_id),
      w AS (SELECT fq, mon, last, ntile(5) OVER (ORDER BY fq) AS tf, ntile(5) OVER (ORDER BY mon) AS tm,
                   ntile(5) OVER (ORDER BY last) AS tr FROM b)
-SELECT 'f' AS k, tf AS t, CAST(max(fq) AS BIGINT) AS v, NULL AS at FROM w GROUP BY tf
+SELECT 'r' AS k, tr AS t, CAST(NULL AS BIGINT) AS v, max(last) AS at FROM w GROUP BY tr
+UNION ALL SELECT 'f', tf, CAST(max(fq) AS BIGINT), NULL FROM w GROUP BY tf
 UNION ALL SELECT 'm', tm, CAST(max(mon) AS BIGINT), NULL FROM w GROUP BY tm
-UNION ALL SELECT 'r', tr, NULL, max(last) FROM w GROUP BY tr
 """
 
 # The values of one chunk of members [$1, $2): $3 now, $4 window start, $5 trend start (recent), $6 the
@@ -194,7 +194,8 @@ def rfm_chunk(postgres: bool) -> list[str]:
     """Why SQL: a chunk of members recomputed set-based: their purchase aggregates (one grouped scan of
     the chunk's purchases on the (member_id, occurred_at) index), scores against the cut values, the stage,
     the history rows of changed stages, then the upsert. On PostgreSQL one statement (data-modifying
-    CTEs see the rows as before the statement); on SQLite the history insert then the upsert."""
+    CTEs see the rows as before the statement) answering the number of members written; on SQLite the
+    history insert then the upsert (its row count)."""
     if postgres:
         recency = ("CAST(floor(extract(epoch FROM ($3::timestamptz - coalesce(g.last_ever, m.created_at)))"
                    " / 86400) AS INTEGER)")
@@ -205,7 +206,8 @@ def rfm_chunk(postgres: bool) -> list[str]:
     values = _RFM_VALUES.format(recency=recency, r_score=_score("g.last_window", 18, t),
                                 f_score=_score("g.fq", 10, b), m_score=_score("g.mon", 14, b))
     if postgres:
-        return [f"WITH {values}, changed AS ({_CHANGES} RETURNING 1) {_UPSERT}"]
+        return [f"WITH {values}, changed AS ({_CHANGES} RETURNING 1), up AS ({_UPSERT} RETURNING 1)"
+                " SELECT count(*) AS n FROM up"]
     return [f"WITH {values} {_CHANGES}", f"WITH {values} {_UPSERT}"]
 
 
