@@ -70,8 +70,8 @@ SELECT a.id, 'EARN', greatest(p.points_earned, 1), 0, 'bench purchase', 'purchas
 # The other entries: check-in earns, spends, expiries and adjustments, by the same skewed members.
 GEN_OTHER = """
 INSERT INTO points_entry (account_id, kind, points, balance_after, reason, source_type, source_ref, occurred_at)
-SELECT acc, kind, CASE kind WHEN 'EARN' THEN 5 + (i % 20) WHEN 'SPEND' THEN -(50 + (i % 400))
-                            WHEN 'EXPIRE' THEN -(10 + (i % 90)) ELSE 100 END,
+SELECT acc, kind, CASE kind WHEN 'EARN' THEN 5 + (i % 20) WHEN 'SPEND' THEN -(20 + (i % 100))
+                            WHEN 'EXPIRE' THEN -(5 + (i % 40)) ELSE 100 END,
        0, 'bench', CASE kind WHEN 'EXPIRE' THEN 'expiry_run' WHEN 'ADJUST' THEN 'operator' ELSE 'rule' END, NULL, at
   FROM (SELECT i, m - $4 + $6 AS acc, j + random() * ($3::timestamptz - j) AS at,
                CASE WHEN x < 0.58 THEN 'EARN' WHEN x < 0.88 THEN 'SPEND' WHEN x < 0.98 THEN 'EXPIRE' ELSE 'ADJUST' END AS kind
@@ -192,8 +192,11 @@ async def run(args) -> None:
         from api import db
 
         await db.close_db()
-        await admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        log(f"dropped {dbname}")
+        if args.keep:
+            log(f"kept {dbname} (--keep): drop it with DROP DATABASE \"{dbname}\"")
+        else:
+            await admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            log(f"dropped {dbname}")
 
 
 async def _measure(args, url: str, asyncpg) -> None:
@@ -291,7 +294,8 @@ async def _measure(args, url: str, asyncpg) -> None:
     log("\nsummary (one run; scale %s: %s)" % (args.scale, ", ".join(f"{k} {v:,}" for k, v in sizes.items())))
     for name, lo, hi, g_time, r_time, _ in rows:
         target = "  target >= 10x" if name == "year" else ""
-        log(f"  KPIs {name:5} GraphQL {g_time * 1000:7.0f} ms  raw {r_time * 1000:7.0f} ms  ratio {r_time / g_time:5.1f}x{target}")
+        log(f"  KPIs {name:5} {lo}..{hi} GraphQL {g_time * 1000:7.0f} ms  raw {r_time * 1000:7.0f} ms"
+            f"  ratio {r_time / g_time:5.1f}x{target}")
     log(f"  rollup backfill {backfill.seconds:.1f}s ({backfill.days_rolled} days), nightly run {nightly.seconds:.2f}s")
     log(f"  RFM recompute {ours:,.0f} members/s vs raw UPDATE {raw_rate:,.0f} members/s: ratio {ours / raw_rate:.2f}"
         "  target >= 0.5")
@@ -302,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.insight", description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", type=float, default=1.0, help="fraction of 1M members / 20M entries / 3M purchases")
     p.add_argument("--repeat", type=int, default=3, help="timed repetitions of each query (median)")
+    p.add_argument("--keep", action="store_true", help="keep the generated database (for profiling)")
     args = p.parse_args(argv)
     if not 0 < args.scale <= 1:
         sys.exit("--scale must be in (0, 1]")

@@ -4,7 +4,7 @@ scores and lifecycle stages with their history; the operators' fields and their 
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import date, datetime, timedelta
 
 import pytest

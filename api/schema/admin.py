@@ -23,8 +23,8 @@ from api.schema import parking as pk
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
-from api.schema.operators.permissions import RolePermissions
 from api.schema.insight import InsightMutation, InsightQuery
+from api.schema.operators.permissions import RolePermissions
 from api.schema.operators.root import OperatorsMutation, OperatorsQuery
 from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Purchase, Tier
 

@@ -12,8 +12,8 @@ from api.services.insight.rfm import (
     stage_counts,
 )
 from api.services.insight.rollup import RollupResult
-from api.services.insight.runs import RunNow, run_now
 from api.services.insight.rollup import run as rollup_run
+from api.services.insight.runs import RunNow, run_now
 
 __all__ = ["MAX_RANGE_DAYS", "InsightRecord", "KpiDayFigures", "KpiFigures", "Kpis", "RecomputeResult", "RollupResult", "RunNow",
            "StageChange", "TopMerchant", "for_members", "history", "kpis", "recompute", "recompute_if_due",

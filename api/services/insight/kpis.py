@@ -82,20 +82,21 @@ async def _live_span(start: datetime, end: datetime) -> dict[str, int]:
     return _ints(dict((await fetch(sql.SPAN_COUNTS, start, end))[0]))
 
 
+ROW_FIELDS = ("day", *COUNTS, "buyers", "repeat_buyers", "members_active", "points_net")
+
+
 async def kpis(start: date, end: date) -> Kpis:
     check_range(start, end)
     today = clock.business_day(clock.now())
-    rows = {r.day: r for r in await KpiDay.filter(day__lte=end)} if end >= start else {}
-    first = await first_day()
+    rows = {_day(r["day"]): r for r in await KpiDay.filter(day__gte=start, day__lte=end).values(*ROW_FIELDS)}
     daily: list[KpiDayFigures] = []
     # Running totals up to the day before `start`: rolled days plus live spans of unrolled days.
-    members, points = await _totals_before(start, rows, first)
+    members, points = await _totals_before(start, await first_day())
     for i in range((end - start).days + 1):
         day = start + timedelta(days=i)
         row = rows.get(day)
         if row is not None and day < today:
-            counts = {c: int(getattr(row, c)) for c in (*COUNTS, "buyers", "repeat_buyers", "members_active",
-                                                        "points_net")}
+            counts = {c: int(row[c]) for c in ROW_FIELDS[1:]}
         else:
             counts = await _live_span(*clock.day_bounds(day))
         members += counts["members_new"]
@@ -103,33 +104,40 @@ async def kpis(start: date, end: date) -> Kpis:
         daily.append(KpiDayFigures(day=day, members_total=members, points_outstanding=points,
                                    **{c: counts[c] for c in (*COUNTS, "buyers", "repeat_buyers", "members_active")}))
     sums = {c: sum(getattr(d, c) for d in daily) for c in COUNTS}
-    active, buyers, repeat = await _distinct(start, end, daily, rows, today)
+    active, buyers, repeat = await _distinct(start, end, daily, set(rows), today)
     return Kpis(members_total=members, points_outstanding=points, members_active=active, buyers=buyers,
                 repeat_buyers=repeat, daily=daily, **sums)
 
 
-async def _totals_before(start: date, rows: dict[date, KpiDay], first: date | None) -> tuple[int, int]:
-    """Members and outstanding points at the start of `start`: the rolled days' sums plus live spans."""
+def _day(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+async def _totals_before(start: date, first: date | None) -> tuple[int, int]:
+    """Members and outstanding points at the start of `start`: the rolled days' sums (one aggregate) plus
+    live spans of the days before `start` that are not rolled."""
     if first is None or first >= start:
         return 0, 0
-    members = sum(int(r.members_new) for d, r in rows.items() if d < start)
-    points = sum(int(r.points_net) for d, r in rows.items() if d < start)
+    row = (await fetch(sql.ROLLED_BEFORE, first, start))[0]
+    members, points = int(row["members"] or 0), int(row["points"] or 0)
+    if int(row["days"]) == (start - first).days:
+        return members, points  # every day before the range is rolled
+    rolled = {_day(d) for d in await KpiDay.filter(day__gte=first, day__lt=start).values_list("day", flat=True)}
     day = first
     while day < start:  # unrolled days before the range, as contiguous spans
-        if day in rows:
+        if day in rolled:
             day += timedelta(days=1)
             continue
         span_end = day
-        while span_end + timedelta(days=1) < start and span_end + timedelta(days=1) not in rows:
+        while span_end + timedelta(days=1) < start and span_end + timedelta(days=1) not in rolled:
             span_end += timedelta(days=1)
         counts = await _live_span(clock.day_bounds(day)[0], clock.day_bounds(span_end)[1])
         members, points = members + counts["members_new"], points + counts["points_net"]
         day = span_end + timedelta(days=1)
-    # Rows dated before the first day (none by construction) would be missed: the earliest moment decides.
     return members, points
 
 
-async def _distinct(start: date, end: date, daily: list[KpiDayFigures], rows: dict[date, KpiDay],
+async def _distinct(start: date, end: date, daily: list[KpiDayFigures], rows: set[date],
                     today: date) -> tuple[int, int, int]:
     """Distinct active members, purchasers and repeat purchasers of the whole range."""
     if start == end:

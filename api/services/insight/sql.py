@@ -119,12 +119,11 @@ def distinct_over_range(width: int) -> str:
     )
 
 
-# Why SQL: the sums of the rolled days of a range and up to its end, in one aggregate round trip.
-ROLLED_SUMS = (
-    "SELECT " + ", ".join(f"CAST(coalesce(sum(CASE WHEN day >= $1 THEN {c} ELSE 0 END), 0) AS BIGINT) AS {c}"
-                          for c in ROLLUP_COLUMNS)
-    + ", CAST(coalesce(sum(members_new), 0) AS BIGINT) AS members_upto, CAST(coalesce(sum(points_net), 0) AS BIGINT)"
-    " AS points_upto FROM insight_kpi_day WHERE day <= $2"
+# Why SQL: the rolled days before a range (from the first day with data): how many, and the sums of new
+# members and of points, in one aggregate (not hundreds of rows through the ORM).
+ROLLED_BEFORE = (
+    "SELECT count(*) AS days, CAST(coalesce(sum(members_new), 0) AS BIGINT) AS members,"
+    " CAST(coalesce(sum(points_net), 0) AS BIGINT) AS points FROM insight_kpi_day WHERE day >= $1 AND day < $2"
 )
 
 # ---- RFM and lifecycle -------------------------------------------------------------------------------
