@@ -239,3 +239,42 @@ async def test_history_is_append_only(backend):
             await tx.execute("INSERT INTO member_lifecycle_change (member_id, to_stage, changed_at) VALUES (1, 'NEW', $1)",
                              clock.now())
             await tx.execute("UPDATE member_lifecycle_change SET to_stage = 'LOST'")
+
+
+async def test_chunk_size_does_not_change_the_results(api, monkeypatch):
+    from api.services.insight import rfm
+    from api.services.insight.settings import InsightSettings
+
+    clock.freeze(at(date(2035, 1, 10), 12))
+    ids = []
+    for i in range(7):
+        member_id, _ = await make_member()
+        ids.append(member_id)
+        clock.freeze(at(date(2035, 1, 10), 12) + timedelta(hours=i + 1))
+        got = await api.signed(PURCHASE, {"input": purchase_input(member_id, 1000 * (i + 1))})
+        assert got["data"]["purchaseRecord"]["userErrors"] == []
+
+    async def scores(chunk: int) -> dict:
+        monkeypatch.setattr(rfm, "insight_settings", lambda: InsightSettings(chunk_members=chunk))
+        result = await rfm.recompute(clock.now())
+        rows = await MemberInsight.filter(member_id__in=ids).values_list("member_id", "recency_days", "frequency",
+                                                                          "monetary_fen", "r", "f", "m", "lifecycle")
+        return result.members, sorted(rows)
+
+    many_small, small = await scores(100)
+    one_big, big = await scores(5000)
+    assert small == big and many_small == one_big >= 7
+    assert [r[6] for r in sorted(big, key=lambda r: r[3])][-1] == 5  # the biggest spender of the window: m = 5
+
+
+async def test_the_scheduled_run_rolls_and_scores_once_a_day(api):
+    from api.services import scheduler
+
+    clock.freeze(at(date(2036, 4, 2), 12))
+    member_id, _ = await make_member()
+    first = await scheduler.run_once(("system", None), clock.now())
+    assert first.kpi_days_rolled >= 1 and first.insight_members >= 1
+    assert (await MemberInsight.get(member_id=member_id)).lifecycle == "NEW"
+    again = await scheduler.run_once(("system", None), clock.now())
+    assert again.insight_members == 0  # once per Asia/Shanghai day
+    assert await KpiDay.filter(day=date(2036, 4, 1)).exists()
