@@ -69,9 +69,9 @@
     var k = d.kpis, days = k.daily.map(function (x) { return x.day.slice(5); });
     cards(k);
     chart("chart-daily", {
-      tooltip: { trigger: "axis" }, legend: { top: 0 }, grid: { left: 50, right: 50, top: 30, bottom: 30 },
+      tooltip: { trigger: "axis" }, legend: { top: 0 }, grid: { left: 50, right: 60, top: 50, bottom: 30 },
       xAxis: { type: "category", data: days },
-      yAxis: [{ type: "value", name: "members / purchases" }, { type: "value", name: "¥" }],
+      yAxis: [{ type: "value", name: "count" }, { type: "value", name: "¥" }],
       series: [
         { name: "Active", type: "line", data: k.daily.map(function (x) { return x.membersActive; }) },
         { name: "Purchases", type: "line", data: k.daily.map(function (x) { return x.purchases; }) },
@@ -79,7 +79,7 @@
       ]
     });
     chart("chart-points", {
-      tooltip: { trigger: "axis" }, legend: { top: 0 }, grid: { left: 50, right: 20, top: 30, bottom: 30 },
+      tooltip: { trigger: "axis" }, legend: { top: 0 }, grid: { left: 60, right: 20, top: 50, bottom: 30 },
       xAxis: { type: "category", data: days }, yAxis: { type: "value", name: "points" },
       series: [
         { name: "Issued", type: "bar", data: k.daily.map(function (x) { return x.pointsIssued; }) },
