@@ -52,7 +52,8 @@ def _figures(f: insight.KpiFigures) -> dict[str, object]:
         member_sales_yuan=f.member_sales_fen // 100, average_ticket=Money(amount_fen=f.average_ticket_fen),
         repurchase_rate_permille=f.repurchase_rate_permille, points_issued=f.points_issued,
         points_redeemed=f.points_redeemed, points_expired=f.points_expired, points_outstanding=f.points_outstanding,
-        liability=Money(amount_fen=f.liability_fen), liability_yuan=f.liability_fen // 100, breakage_rate_permille=f.breakage_rate_permille,
+        liability=Money(amount_fen=f.liability_fen), liability_yuan=f.liability_fen // 100,
+        breakage_rate_permille=f.breakage_rate_permille,
         check_ins=f.check_ins, task_completions=f.task_completions, redemptions=f.redemptions,
         flash_sale_orders=f.flash_sale_orders, draw_plays=f.draw_plays)
 
