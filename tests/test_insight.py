@@ -278,3 +278,17 @@ async def test_the_scheduled_run_rolls_and_scores_once_a_day(api):
     again = await scheduler.run_once(("system", None), clock.now())
     assert again.insight_members == 0  # once per Asia/Shanghai day
     assert await KpiDay.filter(day=date(2036, 4, 1)).exists()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_two_recomputations_at_once_write_one_history_row(api):
+    import asyncio
+
+    from api.services.insight import rfm
+
+    clock.freeze(at(date(2037, 6, 1), 12))
+    member_id, _ = await make_member()
+    first, second = await asyncio.gather(rfm.recompute(clock.now()), rfm.recompute(clock.now()))
+    assert first.members == second.members >= 1
+    changes = await LifecycleChange.filter(member_id=member_id).values_list("from_stage", "to_stage")
+    assert changes == [(None, "NEW")]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from api import locks
 from api.db import fetch, is_postgres, transaction
 from api.models.insight import InsightState, LifecycleChange, MemberInsight
 from api.services import clock
@@ -16,6 +17,7 @@ from api.services.insight import sql
 from api.services.insight.settings import insight_settings
 
 STATE = "rfm"
+INSIGHT_LOCK_SPACE = 4713  # the first key of pg_advisory_xact_lock(int, int) for a chunk of members
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ async def recompute(as_of: datetime | None = None) -> RecomputeResult:
     while lo and start <= hi:
         end = start + cfg.chunk_members
         async with transaction() as tx:
+            # Two recomputations at once (the scheduled run and insightRecompute) take a chunk in turn, so
+            # the second sees the first's stages and writes no duplicate history rows.
+            await locks.advisory(locks.Rank.SHARED, INSIGHT_LOCK_SPACE, f"rfm:{start}")
             if tx.postgres:
                 members += int(await tx.fetchval(statements[0], start, end, *args))
             else:

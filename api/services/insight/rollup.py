@@ -14,12 +14,14 @@ import time as _time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from api import locks
 from api.db import Tx, fetch, is_postgres, transaction
 from api.models.insight import InsightState, KpiDay
 from api.services import clock
 from api.services.insight import bitmaps, sql
 
 STATE = "rollup"
+ROLLUP_LOCK_SPACE = 4714  # the first key of pg_advisory_xact_lock(int, int) for a rolled day
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ async def first_day() -> date | None:
 
 
 async def roll_day(tx: Tx, day: date) -> None:
+    await locks.advisory(locks.Rank.SHARED, ROLLUP_LOCK_SPACE, day.isoformat())  # one writer of a day at once
     start, end = clock.day_bounds(day)
     await tx.execute(sql.roll_day(tx.postgres), start, end, day, clock.now())
     if tx.postgres:
