@@ -73,9 +73,9 @@ BACKFILL_DAYS_PER_RUN = 400
 
 
 async def run(as_of: datetime | None = None, max_days: int = BACKFILL_DAYS_PER_RUN) -> RollupResult:
-    """Rolls the days due (see the module's note) as of a moment (default now), newest first and at most
-    `max_days` of them (a first run on an old mall backfills over several runs; days not rolled yet are
-    answered live, so the figures are right meanwhile)."""
+    """Rolls the days due (see the module's note) as of a moment (default now): every day that may be stale,
+    then days never rolled, newest first, up to `max_days` in all (a first run on an old mall backfills over
+    several runs; days not rolled yet are answered live, so the figures are right meanwhile)."""
     started = _time.perf_counter()
     now = as_of or clock.now()
     yesterday = clock.business_day(now) - timedelta(days=1)
@@ -87,15 +87,17 @@ async def run(as_of: datetime | None = None, max_days: int = BACKFILL_DAYS_PER_R
         await _save_marks(state, new_marks, fresh=state.entry_mark == 0)
         return RollupResult(0, _time.perf_counter() - started)
     rolled = {_to_date(d) for d in await KpiDay.all().values_list("day", flat=True)}
-    due = {first + timedelta(days=i) for i in range((yesterday - first).days + 1)} - rolled
-    due.add(yesterday)
+    # Days whose rolled counts may be stale come first (late rows, yesterday), whatever their number; the
+    # backfill of days never rolled takes what is left of max_days, newest first.
+    stale = {yesterday}
     if state.entry_mark or state.purchase_mark or state.member_mark:
         late_sql = sql.LATE_DAYS_PG if is_postgres() else sql.LATE_DAYS_SQLITE
         for r in await fetch(late_sql, state.entry_mark_prev, state.purchase_mark_prev, state.member_mark_prev):
             day = _to_date(r["day"])
             if day is not None and first <= day <= yesterday:
-                due.add(day)
-    todo = sorted(due, reverse=True)[:max_days]
+                stale.add(day)
+    missing = {first + timedelta(days=i) for i in range((yesterday - first).days + 1)} - rolled - stale
+    todo = sorted(stale, reverse=True) + sorted(missing, reverse=True)[:max(0, max_days - len(stale))]
     for day in todo:
         async with transaction() as tx:
             await roll_day(tx, day)
