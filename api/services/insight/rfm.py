@@ -69,9 +69,8 @@ async def recompute(as_of: datetime | None = None) -> RecomputeResult:
             *[None if v is None else int(v) for v in f_cuts], *[None if v is None else int(v) for v in m_cuts], *r_cuts)
     span = (await fetch(sql.MEMBER_SPAN))[0]
     lo, hi = int(span["lo"]), int(span["hi"])
-    before = await LifecycleChange.all().count() if lo else 0
     statements = sql.rfm_chunk(is_postgres())
-    members = 0
+    members = changes = 0
     start = lo
     while lo and start <= hi:
         end = start + cfg.chunk_members
@@ -80,12 +79,12 @@ async def recompute(as_of: datetime | None = None) -> RecomputeResult:
             # the second sees the first's stages and writes no duplicate history rows.
             await locks.advisory(locks.Rank.SHARED, INSIGHT_LOCK_SPACE, f"rfm:{start}")
             if tx.postgres:
-                members += int(await tx.fetchval(statements[0], start, end, *args))
+                row = (await tx.fetch(statements[0], start, end, *args))[0]
+                members, changes = members + int(row["n"]), changes + int(row["c"])
             else:
-                await tx.execute(statements[0], start, end, *args)
+                changes += await tx.execute(statements[0], start, end, *args)
                 members += await tx.execute(statements[1], start, end, *args)
         start = end
-    changes = (await LifecycleChange.all().count() - before) if lo else 0
     await InsightState.get_or_create(name=STATE)
     await InsightState.filter(name=STATE).update(last_day=clock.business_day(now), ran_at=clock.now())
     return RecomputeResult(members, changes, _time.perf_counter() - started)

@@ -193,8 +193,8 @@ def rfm_chunk(postgres: bool) -> list[str]:
     """Why SQL: a chunk of members recomputed set-based: their purchase aggregates (one grouped scan of
     the chunk's purchases on the (member_id, occurred_at) index), scores against the cut values, the stage,
     the history rows of changed stages, then the upsert. On PostgreSQL one statement (data-modifying
-    CTEs see the rows as before the statement) answering the number of members written; on SQLite the
-    history insert then the upsert (its row count)."""
+    CTEs see the rows as before the statement) answering the numbers of members written and of changes;
+    on SQLite the history insert then the upsert (their row counts)."""
     if postgres:
         recency = ("CAST(floor(extract(epoch FROM ($3::timestamptz - coalesce(g.last_ever, m.created_at)))"
                    " / 86400) AS INTEGER)")
@@ -206,7 +206,7 @@ def rfm_chunk(postgres: bool) -> list[str]:
                                 f_score=_score("g.fq", 10, b), m_score=_score("g.mon", 14, b))
     if postgres:
         return [f"WITH {values}, changed AS ({_CHANGES} RETURNING 1), up AS ({_UPSERT} RETURNING 1)"
-                " SELECT count(*) AS n FROM up"]
+                " SELECT (SELECT count(*) FROM up) AS n, (SELECT count(*) FROM changed) AS c"]
     return [f"WITH {values} {_CHANGES}", f"WITH {values} {_UPSERT}"]
 
 
