@@ -235,6 +235,9 @@ async def test_insight_recompute_mutation_and_roles(api):
     # Members never see it on the public endpoint.
     mine = await api.post("{ viewer { member { insight { lifecycle } } } }", token=member_token)
     assert mine["data"]["viewer"]["member"]["insight"] is None
+    ahead = await ask(api, auditor, date(2034, 2, 2), date(2034, 2, 5))  # today and three days ahead
+    assert [d["membersNew"] for d in ahead["daily"]][1:] == [0, 0, 0] and ahead["daily"][0]["membersNew"] >= 1
+    assert ahead["membersTotal"] == ahead["daily"][0]["membersTotal"]
     bad = await api.post(KPIS, {"from": "2034-02-02", "to": "2034-02-01"}, token=auditor, admin=True)
     assert bad["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
 

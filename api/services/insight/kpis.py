@@ -97,6 +97,8 @@ async def kpis(start: date, end: date) -> Kpis:
         row = rows.get(day)
         if row is not None and day < today:
             counts = {c: int(row[c]) for c in ROW_FIELDS[1:]}
+        elif day > today:  # nothing is recorded in the future (receipts and runs are refused there)
+            counts = dict.fromkeys(ROW_FIELDS[1:], 0)
         else:
             counts = await _live_span(*clock.day_bounds(day))
         members += counts["members_new"]
@@ -147,7 +149,7 @@ async def _distinct(start: date, end: date, daily: list[KpiDayFigures], rows: se
     if not is_postgres():
         counts = await _live_span(span_start, span_end)
         return counts["members_active"], counts["buyers"], counts["repeat_buyers"]
-    live_days = [d.day for d in daily if d.day not in rows or d.day >= today]
+    live_days = [d.day for d in daily if (d.day not in rows or d.day >= today) and d.day <= today]
     if len(live_days) > 31:  # mostly unrolled: the base tables answer as fast
         counts = await _live_span(span_start, span_end)
         return counts["members_active"], counts["buyers"], counts["repeat_buyers"]
