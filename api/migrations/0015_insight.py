@@ -56,7 +56,7 @@ async def forward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0012_staff_role')]
+    dependencies = [('models', '0016_reach')]
 
     initial = False
 

@@ -69,9 +69,15 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     # insight (issue 13)
     "kpis": READ, "lifecycleDistribution": READ, "topMerchants": READ,
     "insightRecompute": _only(MARKETING),
+    # tags, segments, campaigns (issue 13)
+    "segments": READ, "campaigns": READ,
+    "segmentCreate": CAMPAIGNS, "memberTagAdd": CAMPAIGNS, "memberTagRemove": CAMPAIGNS,
+    "memberTagAddFromSegment": CAMPAIGNS, "memberTagImport": CAMPAIGNS, "campaignCreate": CAMPAIGNS,
     # runs
     "pointsExpireRun": RUNS, "tierEvaluationRun": RUNS, "earningScheduleRun": RUNS,
     "parkingAbandonRun": RUNS, "mallOrdersExpireRun": RUNS,
+    # merchant assistant (issue 12): merchants' voucher proposals
+    "merchantVoucherProposals": READ, "merchantVoucherApprove": CAMPAIGNS,
 }
 
 
