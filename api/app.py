@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from api import console, db, logs
+from api import console, dashboard, db, logs
 from api.auth import caller_for
 from api.config import settings
 from api.context import Context
@@ -216,6 +216,8 @@ def create_app(*, manage_db: bool = True) -> Starlette:
               methods=["GET", "POST"]),
         Route("/admin/graphql", GuardedGraphQL(admin_schema, "admin", ide=True), methods=["GET", "POST"]),
         Route(console.STATIC_PREFIX + "{name}", console.static_asset, methods=["GET", "HEAD"]),
+        Route("/admin/dashboard", dashboard.page, methods=["GET", "HEAD"]),  # issue 13
+        Route(dashboard.PREFIX + "{name}", dashboard.static_asset, methods=["GET", "HEAD"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/dev/pay/{out_trade_no}", dev_pay, methods=["POST"]),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from api.config import settings
 from api.db import transaction
-from api.services import clock, integrations, members, merchants, operators, purchases, tiers
+from api.services import clock, insight, integrations, members, merchants, operators, purchases, tiers
 
 DATA = Path(__file__).with_name("demo.json")
 
@@ -52,6 +52,9 @@ async def load_demo(*, with_history: bool = True) -> dict[str, int]:
         counts.update(await _members_with_history(data, now))
         counts["products"] = await _mall(data, now)
         counts["car_parks"] = await _parking(data)
+        # issue 13: the KPI rollup of the closed days and every member's RFM scores and lifecycle stage,
+        # so that the dashboard shows the mall's month at once.
+        counts["insight_members"] = (await insight.run_now(("cli", "seed"))).members
     return counts
 
 

@@ -12,6 +12,7 @@ from api.models.earning import (
     PendingPoints,
     TaskClaim,
 )
+from api.models.insight import InsightState, KpiDay, LifecycleChange, MemberInsight
 from api.models.installation import Installation
 from api.models.integrations import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce
 from api.models.ledger import IdempotencyRecord, PointsAccount, PointsEntry, PointsLot, PointsLotMove
@@ -58,6 +59,8 @@ __all__ = [
     # earning (issue 3)
     "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
     "MemberInvite", "PendingPoints", "TaskClaim",
+    # insight (issue 13)
+    "InsightState", "KpiDay", "LifecycleChange", "MemberInsight",
     # reach (issue 13)
     "Campaign", "CampaignMember", "MemberTag", "MemberWechat", "Notification", "NotificationPreference", "Segment",
     # merchant assistant (issue 12)

@@ -18,7 +18,7 @@ from tortoise.functions import Count, Sum
 
 from api.models.draws import DrawPlay
 from api.models.mall import MallOrder, Payment, PaymentRefund
-from api.services import clock, draws, earning, ledger, mall, members, merchants, operators, parking, tiers
+from api.services import clock, draws, earning, insight, ledger, mall, members, merchants, operators, parking, tiers
 from api.services.mall import vouchers
 from api.services.segments import tags as member_tags
 
@@ -123,6 +123,7 @@ class Loaders:
     breakdown = batched(lambda: earning.breakdowns)  # int → Any
     pending = batched(lambda: earning.pending_totals, 0)  # int → int
     operator = batched(lambda: operators.get_many)  # int → operators.OperatorInfo | None (issue 10)
+    insight = batched(lambda: insight.for_members)  # int → insight.InsightRecord | None (issue 13)
     # the points mall
     product = batched(lambda: mall.products_by_id)  # int → mall.ProductInfo
     order = batched(lambda: orders_by_id)  # int → mall.OrderInfo | None

@@ -23,6 +23,7 @@ from api.schema import parking as pk
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
+from api.schema.insight import InsightMutation, InsightQuery
 from api.schema.merchant_assistant.root import MerchantAssistantAdminMutation, MerchantAssistantAdminQuery
 from api.schema.operators.permissions import RolePermissions
 from api.schema.operators.root import OperatorsMutation, OperatorsQuery
@@ -32,7 +33,7 @@ from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Pu
 
 
 @strawberry.type
-class Query(OperatorsQuery, MerchantAssistantAdminQuery, ReachQuery, SettlementQuery):
+class Query(OperatorsQuery, MerchantAssistantAdminQuery, ReachQuery, SettlementQuery, InsightQuery):
     members: Connection[Member] = strawberry.field(
         resolver=a.members_page, description="Members, searched by phone digits or nickname.")
     member: Optional[Member] = strawberry.field(resolver=a.member)
@@ -65,7 +66,7 @@ class Query(OperatorsQuery, MerchantAssistantAdminQuery, ReachQuery, SettlementQ
 
 
 @strawberry.type
-class Mutation(OperatorsMutation, MerchantAssistantAdminMutation, ReachMutation, SettlementMutation):
+class Mutation(OperatorsMutation, MerchantAssistantAdminMutation, ReachMutation, SettlementMutation, InsightMutation):
     points_expire_run: p.PointsExpireRunPayload = strawberry.mutation(resolver=a.points_expire_run)
     tier_evaluation_run: p.TierEvaluationRunPayload = strawberry.mutation(
         resolver=a.tier_evaluation_run, description="Closes ended qualification periods (downgrades are logged).")

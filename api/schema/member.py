@@ -12,6 +12,7 @@ from api.schema.core import Gender, MemberCode, PointsEntry, PointsExpiry, Tier,
 from api.schema.draws import DrawPlay
 from api.schema.earning.types import CheckInCalendar, CheckInDay, TaskProgress
 from api.schema.errors import ApiError
+from api.schema.insight_types import MemberInsight
 from api.schema.mall.types import MallOrder, Voucher, VoucherStatus
 from api.schema.parking import ParkingSession, Vehicle
 from api.schema.reach.notify_types import MemberReachFields
@@ -81,6 +82,14 @@ class Member(Node, MemberReachFields):
         return Connection.of([PointsEntry.of(r) for r in rows], first, after)
 
     # --- earning (issue 3) ---
+    @strawberry.field(description="RFM scores and lifecycle stage (issue 13): operators only, else null; null "
+                      "until first computed.")
+    async def insight(self, info: Info) -> Optional[MemberInsight]:
+        if not info.context.is_operator:
+            return None
+        found = await info.context.loaders.insight.load(self.pk)
+        return MemberInsight.of(found) if found is not None else None
+
     @strawberry.field(description="Points waiting for a return window to close: not spendable yet.")
     async def points_pending(self, info: Info) -> int:
         return await info.context.loaders.pending.load(self.pk)

@@ -1,5 +1,5 @@
 """Scheduled runs: pending-points release, invite rewards left over, expiry, tier evaluation, unpaid
-points-mall orders lapsing, and abandoned parking stays.
+points-mall orders lapsing, abandoned parking stays, the KPI rollup and the RFM/lifecycle recomputation.
 
 In the server (off unless MALLPOINTS_SCHEDULER=on) every MALLPOINTS_SCHEDULER_INTERVAL_SECONDS, and from
 the command line (`mallpoints earning-run`). A server runs only while it holds the `earning` lease
@@ -23,7 +23,7 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, draws, earning, installation, ledger, mall, parking, tiers
+from api.services import clock, draws, earning, insight, installation, ledger, mall, parking, tiers
 from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.earning import invites
@@ -48,6 +48,8 @@ class RunResult:
     reminders_queued: int = 0  # reach (issue 13): expiry reminders written
     campaign_notifications: int = 0  # notifications written for due campaigns
     notifications_pushed: int = 0  # delivered by SMS / WeChat in this run's dispatch pass
+    kpi_days_rolled: int = 0
+    insight_members: int = 0
 
 
 async def acquire_lease(ttl_seconds: int, holder: str = HOLDER) -> bool:
@@ -91,12 +93,21 @@ async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
         "expiry_reminders", lambda: reminders.queue_reminders(as_of), "points_reminders", "voucher_reminders")
     (campaign_notes,) = await job("campaigns", lambda: campaigns.send_due(as_of), "notifications")
     (pushed,) = await job("notify_dispatch", lambda: dispatcher.dispatch_due(max_batches=1), "delivered")
+    # Insight (issue 13), after the jobs that write the ledger: the KPI rollup of closed days, and the
+    # RFM/lifecycle recomputation once per Asia/Shanghai day.
+    (rolled,) = await job("kpi_rollup", lambda: insight.rollup_run(as_of), "days_rolled")
+    (scored,) = await job("insight_rfm", lambda: _rfm_due(as_of), "")
     result = RunResult(released, released_points, rewarded, expired, closed, lapsed, abandoned,
-                       points_reminders + voucher_reminders, campaign_notes, pushed)
+                       points_reminders + voucher_reminders, campaign_notes, pushed, rolled, scored)
     async with transaction() as tx:
         await audit(tx, actor, "earning.scheduled_run", None, None,
                     {"as_of": as_of.isoformat(), **asdict(result), "failed": failed})
     return result
+
+
+async def _rfm_due(as_of: datetime) -> int:
+    done = await insight.recompute_if_due(as_of)
+    return done.members if done is not None else 0
 
 
 async def refresh_gates(redis: Any) -> int:

@@ -66,6 +66,9 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "taskCreate": CAMPAIGNS, "taskUpdate": CAMPAIGNS, "taskPause": CAMPAIGNS, "taskActivate": CAMPAIGNS,
     "taskArchive": CAMPAIGNS,
     "mallEventCreate": CAMPAIGNS, "mallEventUpdate": CAMPAIGNS, "mallEventArchive": CAMPAIGNS,
+    # insight (issue 13)
+    "kpis": READ, "lifecycleDistribution": READ, "topMerchants": READ,
+    "insightRecompute": _only(MARKETING),
     # tags, segments, campaigns (issue 13)
     "segments": READ, "campaigns": READ,
     "segmentCreate": CAMPAIGNS, "memberTagAdd": CAMPAIGNS, "memberTagRemove": CAMPAIGNS,
