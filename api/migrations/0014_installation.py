@@ -17,7 +17,7 @@ async def forward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0014_merchant_assistant')]
+    dependencies = [('models', '0013_merchant_assistant')]
 
     initial = False
 

@@ -56,7 +56,7 @@ async def forward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0013_settlement')]
+    dependencies = [('models', '0016_settlement')]
 
     initial = False
 

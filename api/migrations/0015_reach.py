@@ -34,7 +34,7 @@ async def forward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0017_installation')]
+    dependencies = [('models', '0014_installation')]
 
     initial = False
 

@@ -71,7 +71,7 @@ async def forward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0016_reach')]
+    dependencies = [('models', '0015_reach')]
 
     initial = False
 
