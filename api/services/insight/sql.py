@@ -196,11 +196,12 @@ def rfm_chunk(postgres: bool) -> list[str]:
     CTEs see the rows as before the statement) answering the numbers of members written and of changes;
     on SQLite the history insert then the upsert (their row counts)."""
     if postgres:
-        recency = ("CAST(floor(extract(epoch FROM ($3::timestamptz - coalesce(g.last_ever, m.created_at)))"
-                   " / 86400) AS INTEGER)")
+        # never below 0: a receipt stamped a little after the run's "now" (a till's clock ahead) is today
+        recency = ("GREATEST(0, CAST(floor(extract(epoch FROM ($3::timestamptz - coalesce(g.last_ever, m.created_at)))"
+                   " / 86400) AS INTEGER))")
         b, t = "::bigint", "::timestamptz"
     else:
-        recency = "CAST(julianday($3) - julianday(coalesce(g.last_ever, m.created_at)) AS INTEGER)"
+        recency = "max(0, CAST(julianday($3) - julianday(coalesce(g.last_ever, m.created_at)) AS INTEGER))"
         b, t = "", ""
     values = _RFM_VALUES.format(recency=recency, r_score=_score("g.last_window", 18, t),
                                 f_score=_score("g.fq", 10, b), m_score=_score("g.mon", 14, b))
