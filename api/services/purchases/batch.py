@@ -149,7 +149,8 @@ class _Booking:
         for member_id, group in groupby(self.fast, key=lambda i: self.items[i][0].member_id):
             mine = list(group)
             acct = accounts.get(member_id)
-            state = None if acct is None else (int(due[acct["id"]]), int(held[acct["id"]]))
+            # (An account missing from the read has nothing left to book: its receipts were all answered.)
+            state = None if acct is None else (int(due.get(acct["id"], 0)), int(held.get(acct["id"], 0)))
             if state is not None and (state[0] > 0 or int(acct["balance"]) < 0):
                 self._to_general(mine)  # expiry first, or the debt paid off first
             elif not self._member(mine, acct, state, taken, ids, all_tiers):
