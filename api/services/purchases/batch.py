@@ -35,7 +35,7 @@ from api.services.purchases import sql
 from api.services.purchases.checks import Checked, PurchaseResult, yuan
 
 UNIQUE_VIOLATION = "23505"
-SET_MIN = 2  # fewer receipts than this take the one-statement path (one round trip each)
+SET_MIN = 5  # smaller groups take the one-statement path (one round trip each; measured: as cheap up to 4)
 Outcome = PurchaseResult | DomainError
 
 
@@ -151,7 +151,7 @@ class _Booking:
             acct = accounts.get(member_id)
             # (An account missing from the read has nothing left to book: its receipts were all answered.)
             state = None if acct is None else (int(due.get(acct["id"], 0)), int(held.get(acct["id"], 0)))
-            if state is not None and (state[0] > 0 or int(acct["balance"]) < 0):
+            if acct is not None and state is not None and (state[0] > 0 or int(acct["balance"]) < 0):
                 self._to_general(mine)  # expiry first, or the debt paid off first
             elif not self._member(mine, acct, state, taken, ids, all_tiers):
                 self._to_general(mine)  # a tier the plan does not cover
