@@ -51,7 +51,7 @@ class Receipt:
 
 def _batch(rng: random.Random, pairs: int, earlier: list[Receipt]) -> list[Receipt]:
     out: list[Receipt] = []
-    for _ in range(rng.randrange(4, 14)):
+    for _ in range(rng.randrange(6, 16)):
         roll = rng.random()
         if out and roll < 0.12:  # the same receipt again under a new key: DUPLICATE_RECEIPT
             r = rng.choice(out)
@@ -125,3 +125,43 @@ async def test_set_based_batches_write_what_receipt_by_receipt_writes(api, backe
     assert len(set_based) >= total // 2, f"the set-based path booked {len(set_based)} of {total}"
     for a, b in pairs:
         assert await _written(a) == await _written(b)
+
+
+async def test_a_lock_timeout_in_a_batch_answers_try_again_and_writes_nothing(api, backend, monkeypatch):
+    """A batch that waits for an account longer than the lock timeout is rolled back whole and answers
+    TRY_AGAIN (a typed, retryable userError); the same batch sent again afterwards is booked."""
+    from api.services.errors import ErrorCode
+    from tests.conftest import code_for, snapshot
+    from tests.test_lock_snapshots import Holder
+
+    members = [(await make_member())[0] for _ in range(3)]
+    identity = await _identity()
+    real_book = purchases.batch.book
+
+    async def short_wait(tx, *args):  # the pool's 10 s, shortened for this transaction only
+        await tx.execute("SET LOCAL lock_timeout = '300ms'")
+        return await real_book(tx, *args)
+
+    monkeypatch.setattr(purchases.batch, "book", short_wait)
+    inputs = [purchases.PurchaseInput(code_for(members[n % 3]), "M001", unique("R"), 10_000 + n, clock.now(),
+                                      unique("K")) for n in range(6)]
+    before = [await snapshot(m) for m in members]
+
+    async def nothing(tx, accts):
+        return None
+
+    holder = Holder([members[1]], nothing)
+    await holder.pid
+    try:
+        with pytest.raises(DomainError) as refused:
+            await purchases.record_batch(identity, inputs)
+        assert refused.value.code is ErrorCode.TRY_AGAIN
+    finally:
+        await holder.release()
+    assert [await snapshot(m) for m in members] == before
+    keys = await db.fetch("SELECT COUNT(*) AS n FROM idempotency_record WHERE key = ANY($1::text[])",
+                          [i.idempotency_key for i in inputs])
+    assert keys[0]["n"] == 0
+    again = await purchases.record_batch(identity, inputs)
+    assert [item.result.points_earned for item in again if item.result] == [100] * 6
+    assert [(await snapshot(m))["purchases"] - b["purchases"] for m, b in zip(members, before, strict=True)] == [2] * 3

@@ -1,10 +1,12 @@
 """The set-based batch: a group of receipts booked with a few statements over arrays (PostgreSQL).
 
-Four round trips for the whole group, whatever its size: claim every key (one insert), lock every
-member's rows in member order (one SELECT … FOR UPDATE), read due and held points, the receipts
-booked already and new ids (one statement, after the lock), then write every purchase, entry, lot,
-breakdown, balance, growth value, tier change, key result and qualified invite (one statement of
-data-modifying CTEs over arrays). In between, Python books the receipts one after another in member
+Three round trips for the whole group, whatever its size: lock every member's rows in member order
+(one SELECT … FOR UPDATE), read due and held points, the receipts booked already, the keys used
+before and new ids (one statement, after the lock), then write every purchase, entry, lot, breakdown,
+balance, growth value, tier change, key claim with its result and qualified invite (one statement of
+data-modifying CTEs over arrays). The keys are claimed last, with their results, and only for the
+receipts booked: a key that another call claims between the read and the write (a concurrent repeat)
+makes the claim insert nothing or wait for that call; a claim short of the count is `Declined`. In between, Python books the receipts one after another in member
 order, exactly as the receipt-by-receipt path would: each receipt still has its own key and result,
 a receipt booked twice in the batch is refused the second time, a key repeated with the same input
 gets the first occurrence's answer, a member's later receipts see the balance, growth value and tier
@@ -16,7 +18,7 @@ whose rules need state (counters, caps, budgets, first purchase, a return window
 due for expiry, a claw-back debt or a tier the plan does not cover. Batches where two members share
 a receipt number or a key is reused with another input go to the general path whole (their answers
 depend on booking order across both paths). A receipt number that a concurrent transaction books
-between the read and the write aborts the statement: `Declined`, and the caller books the group
+between the read and the write aborts the statement: `Declined` too. Then the caller books the group
 again on the general path.
 """
 from __future__ import annotations
@@ -73,8 +75,7 @@ class _Writes:
     growth: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(3)])
     growth_entries: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(6)])
     tier_changes: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(6)])
-    remember: list[list[Any]] = field(default_factory=lambda: [[], []])
-    release: list[int] = field(default_factory=list)
+    claims: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(5)])
     invites: list[list[Any]] = field(default_factory=lambda: [[], []])
 
 
@@ -104,43 +105,36 @@ class _Booking:
             first = self.first_of.setdefault((item.scope, item.key), i)
             if first != i:
                 self.repeat_of[i] = first
-        self.claim_id: dict[int, int] = {}
         self.as_of = max(items[i][1] for i in fast)
         self.w = _Writes()
 
-    async def claim(self, tx: Tx) -> None:
-        firsts = list(self.first_of.items())
-        rows = await tx.fetch(sql.BATCH_CLAIM, [k[0] for k, _ in firsts], [k[1] for k, _ in firsts],
-                              [self.items[i][0].digest for _, i in firsts], self.as_of)
-        claimed = {(r["scope"], r["key"]): int(r["id"]) for r in rows}
-        used = []
-        for key, i in firsts:
-            if key in claimed:
-                self.claim_id[i] = claimed[key]
+    def answer_repeats(self, used: list[list[str]]) -> None:
+        """Keys of earlier calls (scope, key, input hash, result as read under the locks): their first
+        result, or IDEMPOTENCY_KEY_REUSED."""
+        stored = {(scope, key): (digest, result) for scope, key, digest, result in used}
+        for key, i in self.first_of.items():
+            if key not in stored:
+                continue
+            digest, result = stored[key]
+            if digest != self.items[i][0].digest:
+                self.outcome[i] = DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                                              "this idempotencyKey was used before with a different input",
+                                              ["idempotencyKey"])
             else:
-                used.append((key, i))
-        if used:  # keys of earlier calls: their first result, or IDEMPOTENCY_KEY_REUSED
-            stored = {(r["scope"], r["key"]): r for r in await tx.fetch(
-                sql.BATCH_STORED, [k[0] for k, _ in used], [k[1] for k, _ in used])}
-            for key, i in used:
-                first = stored.get(key)
-                if first is None or first["request_hash"] != self.items[i][0].digest:
-                    self.outcome[i] = DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED,
-                                                  "this idempotencyKey was used before with a different input",
-                                                  ["idempotencyKey"])
-                else:
-                    assert first["result"] is not None, "a committed claim always has its result"
-                    self.outcome[i] = PurchaseResult(**json.loads(first["result"]))
+                assert result, "a committed claim always has its result"
+                self.outcome[i] = PurchaseResult(**json.loads(result))
 
     async def book(self, tx: Tx, accounts: dict[int, Any]) -> None:
         """Reads what the receipts need under the locks, then books them member by member."""
-        todo = [i for i in self.fast if i not in self.outcome and i not in self.repeat_of]
+        todo = [i for i in self.fast if i not in self.repeat_of]
         account_ids = sorted({int(accounts[m]["id"]) for m in {self.items[i][0].member_id for i in todo}
                               if m in accounts})
+        keys = list(self.first_of)
         read = await tx.fetchrow(
             sql.BATCH_READ, account_ids, self.as_of, [self.items[i][0].merchant.id for i in todo], len(todo),
-            [self.items[i][0].receipt_no for i in todo])
+            [self.items[i][0].receipt_no for i in todo], [k[0] for k in keys], [k[1] for k in keys])
         assert read is not None  # one row of arrays
+        self.answer_repeats(read["used"])
         due = dict(zip(account_ids, read["due"], strict=True))
         held = dict(zip(account_ids, read["held"], strict=True))
         taken = set(read["taken"])
@@ -160,15 +154,10 @@ class _Booking:
                 self.outcome[i] = self.outcome[first]
 
     def _to_general(self, mine: list[int]) -> None:
-        for i in mine:
-            if i in self.claim_id:
-                self.w.release.append(self.claim_id[i])  # the general path claims the key again
-            if i not in self.outcome:
-                self.general.append(i)
+        self.general.extend(i for i in mine if i not in self.outcome)
 
     def _refuse(self, i: int, err: DomainError) -> None:
-        self.outcome[i] = err
-        self.w.release.append(self.claim_id[i])
+        self.outcome[i] = err  # no claim: a refused receipt's key stays free, as on the general path
 
     def _member(self, mine: list[int], acct: Any, state: tuple[int, int] | None, taken: set[str],
                 ids: tuple[Any, Any], all_tiers: dict[int, tiers.TierInfo]) -> bool:
@@ -224,7 +213,8 @@ class _Booking:
                                             ["receiptNo"]))
                 continue
             self.outcome[i] = result
-            _add(self.w.remember, self.claim_id[i], _result_text(result))
+            item = self.items[i][0]
+            _add(self.w.claims, item.scope, item.key, item.digest, self.items[i][1], _result_text(result))
             first_purchase = first_purchase or result.purchase_id
         if first_purchase is None:
             return True
@@ -246,25 +236,25 @@ class _Booking:
             (sql.BATCH_PURCHASES, w.purchases, ()), (sql.BATCH_ENTRIES, w.entries, ()), (sql.BATCH_LOTS, w.lots, ()),
             (sql.BATCH_BREAKDOWNS, w.breakdowns, ()), (sql.BATCH_BALANCES, w.balances, (now,)),
             (sql.BATCH_GROWTH, w.growth, (now,)), (sql.BATCH_GROWTH_ENTRIES, w.growth_entries, ()),
-            (sql.BATCH_TIER_CHANGES, w.tier_changes, ()), (sql.BATCH_REMEMBER, w.remember, ()),
+            (sql.BATCH_TIER_CHANGES, w.tier_changes, ()),
         ):
             if columns[0]:
                 out.append((statement, (*columns, *extra)))
-        if w.release:
-            out.append((sql.BATCH_RELEASE, (w.release,)))
         return out
 
 
-async def write(tx: Tx, writes: list[tuple[str, tuple]], last: tuple[str, tuple]) -> list[Any]:
-    """Runs independent writes and `last` as one statement of data-modifying CTEs; returns `last`'s rows."""
+async def write(tx: Tx, writes: list[tuple[str, tuple]], claims: tuple, invites: tuple) -> Any:
+    """Runs the independent writes, the key claims and the invite qualification as one statement of
+    data-modifying CTEs; returns (claims inserted, invites qualified)."""
     parts: list[str] = []
     values: list[Any] = []
-    for index, (statement, args) in enumerate(writes):
-        parts.append(f"w{index} AS ({sql_shift(statement, len(values))})")
+    for name, (statement, args) in [*((f"w{n}", w) for n, w in enumerate(writes)),
+                                    ("claimed", (sql.BATCH_CLAIM, claims)),
+                                    ("invited", (sql.BATCH_QUALIFY_INVITES, invites))]:
+        parts.append(f"{name} AS ({sql_shift(statement, len(values))})")
         values.extend(args)
-    parts.append(f"last AS ({sql_shift(last[0], len(values))})")
-    values.extend(last[1])
-    return await tx.fetch("WITH " + ", ".join(parts) + " SELECT * FROM last", *values)
+    return await tx.fetchrow("WITH " + ", ".join(parts) + " SELECT (SELECT count(*) FROM claimed) AS claimed,"
+                             " ARRAY(SELECT id FROM invited) AS invited", *values)
 
 
 def sql_shift(statement: str, offset: int) -> str:
@@ -277,18 +267,18 @@ async def book(tx: Tx, items: list[tuple[Checked, datetime]], fast: list[int], o
     """Books the `fast` receipts set-based and locks every member of the group (`order`) in member
     order. Returns (outcome by receipt, the receipts left to the general path, in booking order)."""
     booking = _Booking(items, fast)
-    await booking.claim(tx)
     member_ids = locks.enter(locks.Rank.MEMBER, (items[i][0].member_id for i in order))
     accounts = {int(r["member_id"]): r for r in await tx.fetch(sql.BATCH_LOCK, member_ids)}
     await booking.book(tx, accounts)
     try:
-        invited = await write(tx, booking.writes(),
-                              (sql.BATCH_QUALIFY_INVITES, (*booking.w.invites, booking.as_of)))
+        done = await write(tx, booking.writes(), tuple(booking.w.claims), (*booking.w.invites, booking.as_of))
     except Exception as exc:
         if sqlstate(exc) == UNIQUE_VIOLATION:
             raise Declined from exc
         raise
-    qualified.extend(int(r["id"]) for r in invited)
+    if done["claimed"] != len(booking.w.claims[0]):
+        raise Declined  # a key another call took between the read and the write
+    qualified.extend(int(i) for i in done["invited"])
     later = set(booking.general)
     rest = [i for i in order if i in later or i not in booking.outcome and i not in fast]
     return booking.outcome, rest

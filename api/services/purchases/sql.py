@@ -133,18 +133,13 @@ def expired_from(entry_ids: str) -> str:
 # round trip each, instead of a statement per receipt; the ORM has no multi-row insert from arrays,
 # no UPDATE … FROM, no row locks in a given order for many rows.
 
-# The batch's idempotency keys (first occurrences), claimed in one insert, in key order (two batches
-# with common keys wait on each other in the same order). Keys used before return no row.
+# The batch's keys with their results, claimed last (one insert, in key order); a key taken meanwhile
+# inserts nothing (`batch.book` then books the group on the general path).
 BATCH_CLAIM = (
-    "INSERT INTO idempotency_record (scope, key, request_hash, created_at)"
-    " SELECT v.scope, v.key, v.hash, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS v(scope, key, hash)"
-    " ORDER BY v.scope, v.key ON CONFLICT (scope, key) DO NOTHING RETURNING id, scope, key"
-)
-
-# The keys that were used before (their first call's input hash and result), read after the claim.
-BATCH_STORED = (
-    "SELECT r.scope, r.key, r.request_hash, r.result FROM idempotency_record r"
-    " JOIN unnest($1::text[], $2::text[]) AS v(scope, key) ON r.scope = v.scope AND r.key = v.key"
+    "INSERT INTO idempotency_record (scope, key, request_hash, created_at, result)"
+    " SELECT v.scope, v.key, v.hash, v.created_at, v.result FROM unnest($1::text[], $2::text[], $3::text[],"
+    " $4::timestamptz[], $5::text[]) AS v(scope, key, hash, created_at, result)"
+    " ORDER BY v.scope, v.key ON CONFLICT (scope, key) DO NOTHING RETURNING id"
 )
 
 # Every member's row and points account, locked in member order (the sort sits under the lock, so
@@ -158,7 +153,8 @@ BATCH_LOCK = (
 )
 
 # After the lock: each account's due and held points at $2, which receipts of the batch are booked
-# already, and ids for the purchases and entries the batch may write ($4 of each), in one round trip.
+# already, ids for the purchases and entries the batch may write ($4 of each), and the keys ($6, $7)
+# used before (scope, key, input hash, result), in one round trip.
 BATCH_READ = """
 SELECT
   ARRAY(SELECT (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.account_id = a.id
@@ -171,7 +167,9 @@ SELECT
      JOIN unnest($3::bigint[], $5::text[]) AS r(merchant_id, receipt_no)
      ON p.merchant_id = r.merchant_id AND p.receipt_no = r.receipt_no) AS taken,
   ARRAY(SELECT nextval(pg_get_serial_sequence('purchase', 'id')) FROM generate_series(1, $4)) AS purchase_ids,
-  ARRAY(SELECT nextval(pg_get_serial_sequence('points_entry', 'id')) FROM generate_series(1, $4)) AS entry_ids
+  ARRAY(SELECT nextval(pg_get_serial_sequence('points_entry', 'id')) FROM generate_series(1, $4)) AS entry_ids,
+  ARRAY(SELECT ARRAY[r.scope, r.key, r.request_hash, COALESCE(r.result, '')] FROM idempotency_record r
+     JOIN unnest($6::text[], $7::text[]) AS v(scope, key) ON r.scope = v.scope AND r.key = v.key) AS used
 """
 
 # The batch's writes, each over arrays; `batch.write` joins them into one statement of data-modifying
@@ -222,12 +220,6 @@ BATCH_TIER_CHANGES = (
     " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::timestamptz[])"
     " AS v(member_id, from_id, to_id, growth_value, reason, occurred_at)"
 )
-# Each claimed key's result (the receipts booked), and the claims of the receipts refused, released.
-BATCH_REMEMBER = (
-    "UPDATE idempotency_record r SET result = v.result FROM unnest($1::bigint[], $2::text[]) AS v(id, result)"
-    " WHERE r.id = v.id"
-)
-BATCH_RELEASE = "DELETE FROM idempotency_record WHERE id = ANY($1::bigint[])"
 # The invites that the members' first purchases qualify (the rewards are booked after commit): the last
 # part of the write statement, whose rows it returns.
 BATCH_QUALIFY_INVITES = (
