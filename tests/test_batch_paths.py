@@ -165,3 +165,23 @@ async def test_a_lock_timeout_in_a_batch_answers_try_again_and_writes_nothing(ap
     again = await purchases.record_batch(identity, inputs)
     assert [item.result.points_earned for item in again if item.result] == [100] * 6
     assert [(await snapshot(m))["purchases"] - b["purchases"] for m, b in zip(members, before, strict=True)] == [2] * 3
+
+
+async def test_the_same_batch_twice_at_once_books_once_and_answers_alike(api, backend):
+    """A till resends a batch while the first is still running: the second waits for the first's
+    member locks, finds its keys used and answers with the first's results; everything is booked once."""
+    import asyncio
+
+    from tests.conftest import code_for, snapshot
+
+    members = [(await make_member())[0] for _ in range(4)]
+    identity = await _identity()
+    inputs = [purchases.PurchaseInput(code_for(members[n % 4]), "M002", unique("R"), 20_000 + 100 * n, clock.now(),
+                                      unique("K")) for n in range(12)]
+    first, second = await asyncio.gather(purchases.record_batch(identity, inputs),
+                                         purchases.record_batch(identity, inputs))
+    assert all(item.error is None for item in first + second)
+    assert [item.result for item in first] == [item.result for item in second]
+    for m in members:
+        state = await snapshot(m)
+        assert state["purchases"] == 3 and state["entries"] == 3

@@ -178,10 +178,9 @@ class _Booking:
                 continue
             plan = item.plan
             assert plan is not None
-            try:
-                n = plan.tier_ids.index(tier_id)
-            except ValueError:
-                return False
+            if tier_id not in all_tiers or tier_id not in plan.tier_ids:
+                return False  # a tier created since the plan (or the tier cache) was made
+            n = plan.tier_ids.index(tier_id)
             taken.add(receipt)
             points, growth, purchase_id = plan.points[n], plan.growth[n], int(next(ids[0]))
             reason = f"{item.merchant.name} 消费 {yuan(item.amount_fen)}"
