@@ -33,6 +33,7 @@ from api import locks
 from api.db import _PLACEHOLDER, Tx, _shifted, sqlstate
 from api.services import ledger, tiers
 from api.services.errors import DomainError, ErrorCode
+from api.services.notifications import outbox
 from api.services.purchases import sql
 from api.services.purchases.checks import Checked, PurchaseResult, yuan
 
@@ -107,6 +108,8 @@ class _Booking:
                 self.repeat_of[i] = first
         self.as_of = max(items[i][1] for i in fast)
         self.w = _Writes()
+        self.upgraded: dict[int, str] = {}  # receipt -> name of the tier it upgraded the member to
+        self.booked: set[int] = set()  # receipts booked here (not answered from a key used before)
 
     def answer_repeats(self, used: list[list[str]]) -> None:
         """Keys of earlier calls (scope, key, input hash, result as read under the locks): their first
@@ -203,6 +206,7 @@ class _Booking:
                     _add(w.tier_changes, item.member_id, tier_id, up.id, growth_value,
                          f"growth value reached {up.growth_threshold}", item.occurred_at)
                     tier_id = up.id
+                    self.upgraded[i] = up.name
             booked.append((i, PurchaseResult(purchase_id, item.receipt_no, item.amount_fen, points,
                                              balance - state[1])))
         first_purchase = None
@@ -212,6 +216,7 @@ class _Booking:
                                             ["receiptNo"]))
                 continue
             self.outcome[i] = result
+            self.booked.add(i)
             item = self.items[i][0]
             _add(self.w.claims, item.scope, item.key, item.digest, self.items[i][1], _result_text(result))
             first_purchase = first_purchase or result.purchase_id
@@ -278,6 +283,11 @@ async def book(tx: Tx, items: list[tuple[Checked, datetime]], fast: list[int], o
     if done["claimed"] != len(booking.w.claims[0]):
         raise Declined  # a key another call took between the read and the write
     qualified.extend(int(i) for i in done["invited"])
+    for i in fast:  # receipt hooks, as the receipt-by-receipt path calls them (notifications)
+        result = booking.outcome.get(i)
+        if isinstance(result, PurchaseResult) and i not in booking.repeat_of and i in booking.booked:
+            await outbox.on_receipt(tx, items[i][0].member_id, result.purchase_id, result.points_earned,
+                                    result.points_balance, booking.upgraded.get(i))
     later = set(booking.general)
     rest = [i for i in order if i in later or i not in booking.outcome and i not in fast]
     return booking.outcome, rest
