@@ -174,6 +174,7 @@ def redis_client(url: str, mode: str = "single"):
 
 def create_app(*, manage_db: bool = True) -> Starlette:
     """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
+    from api.resolvers.settlement import statement_download
     from api.schema import public
     from api.schema.admin import schema as admin_schema
 
@@ -218,6 +219,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/dev/pay/{out_trade_no}", dev_pay, methods=["POST"]),
+        Route("/admin/settlement/statements/{statement_id:int}.{fmt}", statement_download, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(logs.RequestIdMiddleware)])
     app.state.redis = None

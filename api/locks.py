@@ -66,6 +66,8 @@ class Rank(IntEnum):
     PRIZE = 110       # a draw prize's stock
     SHARED = 120      # rows every member shares: an earn rule's total budget, a car park's settings
     CONFIG = 130      # an operator's edit of one configuration row (tier, rule, game, car park)
+    SETTLEMENT = 140  # advisory: one merchant's statement generation (settlement, issue 12)
+    STATEMENT = 150   # a settlement statement's row: confirm, dispute, approve, mark paid, regenerate
 
 
 class LockOrderError(AssertionError):

@@ -24,6 +24,7 @@ import pytest_asyncio
 from api import db
 from api.config import Settings, set_settings
 from api.services import clock, integrations, merchants, signing, staff, tiers
+from tests.settlement_helpers import assert_journal_invariant
 
 PG_ADMIN_DSN = os.environ.get("MALLPOINTS_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MALLPOINTS_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -117,6 +118,7 @@ async def _ledger_invariant(request):
     yield
     if "backend" in request.fixturenames:
         await assert_ledger_invariant()
+        await assert_journal_invariant()  # settlement (issue 12)
         await _retire_earning_config()
 
 

@@ -40,6 +40,13 @@ from api.models.reach import (
     NotificationPreference,
     Segment,
 )
+from api.models.settlement import (
+    JournalEntry,
+    MerchantTerms,
+    ProductSettlement,
+    SettlementStatement,
+    SettlementStatementEntry,
+)
 from api.models.throttle import RateCounter
 
 __all__ = [
@@ -55,4 +62,6 @@ __all__ = [
     "Campaign", "CampaignMember", "MemberTag", "MemberWechat", "Notification", "NotificationPreference", "Segment",
     # merchant assistant (issue 12)
     "MerchantVoucherProposal",
+    # settlement (issue 12)
+    "JournalEntry", "MerchantTerms", "ProductSettlement", "SettlementStatement", "SettlementStatementEntry",
 ]

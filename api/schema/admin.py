@@ -27,11 +27,12 @@ from api.schema.merchant_assistant.root import MerchantAssistantAdminMutation, M
 from api.schema.operators.permissions import RolePermissions
 from api.schema.operators.root import OperatorsMutation, OperatorsQuery
 from api.schema.reach.root import ReachMutation, ReachQuery
+from api.schema.settlement.root import SettlementMutation, SettlementQuery
 from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Purchase, Tier
 
 
 @strawberry.type
-class Query(OperatorsQuery, MerchantAssistantAdminQuery, ReachQuery):
+class Query(OperatorsQuery, MerchantAssistantAdminQuery, ReachQuery, SettlementQuery):
     members: Connection[Member] = strawberry.field(
         resolver=a.members_page, description="Members, searched by phone digits or nickname.")
     member: Optional[Member] = strawberry.field(resolver=a.member)
@@ -64,7 +65,7 @@ class Query(OperatorsQuery, MerchantAssistantAdminQuery, ReachQuery):
 
 
 @strawberry.type
-class Mutation(OperatorsMutation, MerchantAssistantAdminMutation, ReachMutation):
+class Mutation(OperatorsMutation, MerchantAssistantAdminMutation, ReachMutation, SettlementMutation):
     points_expire_run: p.PointsExpireRunPayload = strawberry.mutation(resolver=a.points_expire_run)
     tier_evaluation_run: p.TierEvaluationRunPayload = strawberry.mutation(
         resolver=a.tier_evaluation_run, description="Closes ended qualification periods (downgrades are logged).")

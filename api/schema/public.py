@@ -46,6 +46,7 @@ from api.schema.merchant_assistant.root import MerchantAssistantMutation
 from api.schema.merchant_assistant.types import MerchantVoucherProposal
 from api.schema.reach.root import ReachMemberMutation
 from api.schema.rules import OncePerRequest
+from api.schema.settlement.root import SettlementStaffMutation
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
@@ -71,7 +72,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation(MerchantAssistantMutation, ReachMemberMutation):
+class Mutation(MerchantAssistantMutation, ReachMemberMutation, SettlementStaffMutation):
     auth_sms_code_request: p.AuthSmsCodeRequestPayload = strawberry.mutation(resolver=r.auth_sms_code_request)
     auth_sms_login: p.AuthSmsLoginPayload = strawberry.mutation(
         resolver=r.auth_sms_login, description="Signs in with an SMS code; the first login registers.")

@@ -16,10 +16,12 @@ from api.schema.merchant_assistant.types import (
     MerchantVoucherProposal,
     MerchantVoucherProposalStatus,
 )
+from api.schema.settlement.types import SettlementStatement
 from api.services import staff
 from api.services.errors import DomainError, forbidden
 from api.services.mall import vouchers
 from api.services.merchant_assistant import day, proposals, team
+from api.services.settlement import reads as settlement_reads
 
 
 def voucher_of(view: vouchers.VoucherView) -> Voucher:
@@ -100,6 +102,12 @@ class MerchantStaffViewer:
     async def write_off_summary(self, day: Optional[date] = None) -> WriteOffSummary:
         summary = await vouchers.write_off_summary(self.merchant_pk, day)
         return WriteOffSummary(day=summary.day, count=summary.count, face_value=Money(amount_fen=summary.face_value_fen))
+
+    @strawberry.field(description="This merchant's settlement statements, newest first (issue 12).")
+    async def settlement_statements(self, first: int, after: Optional[str] = None) -> Connection[SettlementStatement]:
+        check_first(first)
+        rows = await settlement_reads.page(first + 1, from_cursor(after), merchant_id=self.merchant_pk)
+        return Connection.of([SettlementStatement.of(r) for r in rows], first, after)
 
 
 # --- inputs and payloads -------------------------------------------------------------------------

@@ -61,6 +61,9 @@ class ErrorCode(str, Enum):
     MERCHANT_INACTIVE = "MERCHANT_INACTIVE"
     # merchant assistant (issue 12)
     STAFF_ROLE_REQUIRED = "STAFF_ROLE_REQUIRED"
+    # settlement (issue 12)
+    STATEMENT_PERIOD_CLOSED = "STATEMENT_PERIOD_CLOSED"
+    STATEMENT_STATE_INVALID = "STATEMENT_STATE_INVALID"
     # retryable (issue 14): a lock wait ran out; nothing was written, the same request may be sent again
     TRY_AGAIN = "TRY_AGAIN"
 

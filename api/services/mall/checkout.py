@@ -11,7 +11,7 @@ from api.config import settings
 from api.db import Tx, transaction
 from api.locks import Rank
 from api.models import MallOrder, Payment, PointsHold, Product
-from api.services import clock, idempotency, ledger
+from api.services import clock, idempotency, ledger, settlement
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.catalogue import product
 from api.services.mall.orders import (
@@ -110,6 +110,7 @@ async def confirm(tx: Tx, o: OrderInfo, acct: ledger.LockedAccount, now: datetim
         entry_id = entry.id
     await MallOrder.filter(id=o.id).update(status="PAID", paid_at=now, spend_entry_id=entry_id)
     await issue_vouchers(o.id, o.member_id, p, o.quantity, now)
+    await settlement.cash_sale(tx, o.id, now)
 
 
 async def cancel_checkout(member_id: int, order_id: int) -> OrderInfo:

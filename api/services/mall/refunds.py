@@ -9,7 +9,7 @@ from api import locks
 from api.db import transaction
 from api.locks import Rank
 from api.models import DrawPlay, DrawPrize, FlashSale, MallOrder, Payment, PaymentRefund, Product
-from api.services import clock, idempotency, ledger
+from api.services import clock, idempotency, ledger, settlement
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import vouchers
@@ -71,6 +71,7 @@ async def refund_order(operator_id: int, order_id: int, reason: str, idempotency
             payment_id = await scalar(Payment.filter(order_id=o.id), "id")
             await PaymentRefund.create(payment_id=payment_id, amount_fen=o.cash_fen, reason=f"order refunded: {reason}",
                                        status="REQUESTED", created_at=now)
+            await settlement.cash_sale_refunded(tx, o.id, now)
         await audit(tx, ("operator", str(operator_id)), "mall_order.refund", "mall_order", str(o.id),
                     {"reason": reason, "points": o.points, "cashFen": o.cash_fen})
         result = RefundResult(o.id, o.points, o.cash_fen, o.flash_sale_id, prize_id)

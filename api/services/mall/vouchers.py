@@ -14,7 +14,7 @@ from api import locks
 from api.db import transaction
 from api.locks import Rank
 from api.models import Voucher
-from api.services import clock, idempotency
+from api.services import clock, idempotency, settlement
 from api.services import text as hygiene
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode
@@ -188,6 +188,7 @@ async def write_off(staff_id: int, merchant_id: int, text: str, idempotency_key:
             if not await usable.update(status="USED", used_at=now, used_by_id=staff_id, used_merchant_id=merchant_id):
                 raise await _why_not(code, merchant_id, now)
             voucher_id = await scalar(Voucher.filter(code=code), "id")
+            await settlement.voucher_written_off(tx, voucher_id, now)
             await audit(tx, ("staff", str(staff_id)), "voucher.write_off", "voucher", str(voucher_id),
                         {"code": code, "merchant_id": merchant_id})
             await idempotency.remember(tx, record_id, {"voucher_id": voucher_id})

@@ -75,6 +75,13 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "parkingAbandonRun": RUNS, "mallOrdersExpireRun": RUNS,
     # merchant assistant (issue 12): merchants' voucher proposals
     "merchantVoucherProposals": READ, "merchantVoucherApprove": CAMPAIGNS,
+    # settlement (issue 12); the statements' XLSX/CSV downloads follow settlementStatements
+    "settlementStatements": _only(FINANCE, AUDITOR), "settlementStatement": _only(FINANCE, AUDITOR),
+    "liabilityReport": _only(FINANCE, AUDITOR),
+    "settlementReconciliation": _only(FINANCE, AUDITOR), "merchantTerms": _only(FINANCE, AUDITOR),
+    "settlementStatementGenerate": _only(FINANCE), "settlementStatementApprove": _only(FINANCE),
+    "settlementStatementMarkPaid": _only(FINANCE), "merchantTermsUpdate": _only(FINANCE),
+    "productSettlementPriceUpdate": _only(FINANCE),
 }
 
 

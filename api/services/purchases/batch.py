@@ -31,7 +31,7 @@ from typing import Any
 
 from api import locks
 from api.db import _PLACEHOLDER, Tx, _shifted, sqlstate
-from api.services import ledger, tiers
+from api.services import ledger, settlement, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.notifications import outbox
 from api.services.purchases import sql
@@ -288,6 +288,8 @@ async def book(tx: Tx, items: list[tuple[Checked, datetime]], fast: list[int], o
         if isinstance(result, PurchaseResult) and i not in booking.repeat_of and i in booking.booked:
             await outbox.on_receipt(tx, items[i][0].member_id, result.purchase_id, result.points_earned,
                                     result.points_balance, booking.upgraded.get(i))
+            await settlement.points_issued(tx, items[i][0].merchant.id, result.purchase_id, result.points_earned,
+                                           items[i][1])
     later = set(booking.general)
     rest = [i for i in order if i in later or i not in booking.outcome and i not in fast]
     return booking.outcome, rest

@@ -8,7 +8,7 @@ from datetime import datetime
 from api import locks
 from api.db import Tx, transaction
 from api.models import Purchase
-from api.services import clock, earning, idempotency, ledger, merchants, tiers
+from api.services import clock, earning, idempotency, ledger, merchants, settlement, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.notifications import outbox
 from api.services.purchases import sql
@@ -30,6 +30,7 @@ async def book(tx: Tx, item: Checked, now: datetime) -> PurchaseResult:
     if tx.postgres and item.plan is not None:
         record_id, result = await earn_in_one_statement(tx, item, now, qualified)
         if result is not None:
+            await settlement.points_issued(tx, item.merchant.id, result.purchase_id, result.points_earned, now)
             return result
     if record_id is None:  # SQLite, or a key used before
         record_id, stored = await idempotency.claim(tx, item.scope, item.key, item.digest, ["idempotencyKey"])
@@ -37,6 +38,7 @@ async def book(tx: Tx, item: Checked, now: datetime) -> PurchaseResult:
             return PurchaseResult(**stored)
     result = await earn(tx, item.member_id, item.merchant, item.receipt_no, item.amount_fen, item.occurred_at, now,
                         qualified)
+    await settlement.points_issued(tx, item.merchant.id, result.purchase_id, result.points_earned, now)
     await idempotency.remember(tx, record_id, asdict(result))  # (over)writes the claim's result
     return result
 

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 
 from api.config import settings
 from api.db import retry_on_deadlock, transaction
-from api.services import clock, idempotency, ledger, merchants, signing
+from api.services import clock, idempotency, ledger, merchants, settlement, signing
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 from api.services.purchases import sql
@@ -60,6 +60,7 @@ async def pay_with_points(
             tx, acct, points=points, kind="SPEND", reason=f"{merchant.name} 积分抵现 {yuan(cash_value_fen)}",
             source_type="till_payment", source_ref=str(payment_id), occurred_at=now,
         )
+        await settlement.points_paid(tx, merchant.id, payment_id, points, cash_value_fen, now)
         result = PayResult(points, cash_value_fen, acct.spendable)
         await idempotency.remember(tx, record_id, asdict(result))
     return result

@@ -9,7 +9,7 @@ from tortoise.expressions import F
 from api import locks
 from api.db import Tx, retry_on_deadlock, transaction
 from api.models import PointsEntry, PointsLot, Purchase, PurchaseRefund
-from api.services import clock, earning, idempotency, ledger, merchants, tiers
+from api.services import clock, earning, idempotency, ledger, merchants, settlement, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 from api.services.purchases import sql
@@ -101,8 +101,10 @@ async def _refund(tx: Tx, merchant: merchants.MerchantInfo, receipt_no: str, amo
         refunded_fen=due.refunded, points_reversed=F("points_reversed") + due.settle,
         points_forgiven=F("points_forgiven") + forgive, growth_reversed=F("growth_reversed") + due.growth_back,
     )
-    await PurchaseRefund.create(purchase_id=purchase.id, amount_fen=amount_fen, points_reversed=take,
-                                points_forgiven=forgive, recorded_at=now)
+    refund = await PurchaseRefund.create(purchase_id=purchase.id, amount_fen=amount_fen, points_reversed=take,
+                                         points_forgiven=forgive, recorded_at=now)
+    await settlement.purchase_refunded(tx, purchase.id, refund.id, purchase.refunded_fen, due.refunded,
+                                       purchase.amount_fen, now)
     await earning.cancel_pending(tx, purchase.id, due.refunded, purchase.amount_fen, now)
     await earning.give_back_counters(tx, purchase.id, acct.member_id, purchase.occurred_at, purchase.amount_fen,
                                      purchase.refunded_fen, due.refunded)

@@ -105,7 +105,7 @@ def phones_in(file_name: str, content: bytes) -> list[str]:
             if len(values) > MAX_ROWS:
                 break
     elif lowered.endswith(".xlsx"):
-        from openpyxl import load_workbook  # type: ignore[import-untyped]  # imported when used: only uploads need it
+        from openpyxl import load_workbook  # imported when used: only uploads need it
 
         try:
             book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)

@@ -1,0 +1,1 @@
+"""Settlement schema (issue 12): types, inputs and payloads, and the root-field mixins."""
