@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from tortoise import connections
 from tortoise.models import Model
 
-from api.db import LOCK_NOT_AVAILABLE, Tx, held_locks, is_deadlock, retry_on_deadlock, sqlstate
+from api.db import LOCK_NOT_AVAILABLE, HeldLocks, Tx, held_locks, is_deadlock, retry_on_deadlock, sqlstate
 
 __all__ = ["Rank", "LockOrderError", "rows", "row", "skip_locked", "advisory", "statement", "enter", "held", "step",
            "retry_on_deadlock", "is_deadlock", "is_lock_timeout"]
@@ -74,7 +74,7 @@ class LockOrderError(AssertionError):
     """A lock was asked for below one the transaction already holds: a deadlock waiting to happen."""
 
 
-def held() -> list[tuple[int, int]]:
+def held() -> HeldLocks:
     """The (rank, id) pairs the current transaction has locked, in the order taken."""
     state = held_locks.get()
     if state is None:
@@ -88,7 +88,7 @@ def enter(rank: Rank, ids: Iterable[int] = ()) -> list[int]:
     (an advisory lock, a statement that locks rows it finds itself) only the rank is checked."""
     state = held()
     wanted = sorted(set(ids))
-    top = max(state) if state else None
+    top = state.top
     if not wanted:
         if top is not None and int(rank) < top[0]:
             raise LockOrderError(f"a {rank.name} lock asked for after {Rank(top[0]).name} #{top[1]}")
@@ -113,13 +113,13 @@ def step() -> Iterator[None]:
     wait on each other (a receipt's rule-budget row, then the next receipt's member): the caller runs
     the steps in member order and retries a deadlock victim (SQLSTATE 40P01) whole."""
     outer = held()
-    token = held_locks.set([])
+    token = held_locks.set(HeldLocks())
     try:
         yield
     finally:
         inner = held()
         held_locks.reset(token)
-        outer.extend(key for key in inner if key not in outer)
+        outer.extend(inner)  # a set's membership test per key: linear in the batch, not quadratic
 
 
 def _postgres() -> bool:

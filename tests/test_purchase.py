@@ -298,7 +298,15 @@ async def test_group_commit_isolates_a_receipt_that_fails_for_another_reason(api
             raise RuntimeError("a fault that is not a business rule")
         return await real_book(tx, item, now)
 
+    real_set_book = purchases.batch.book
+
+    async def set_book(tx, items, fast, order, qualified):  # the same fault on the set-based path
+        if any(items[i][0].receipt_no.startswith("BOOM") for i in fast):
+            raise RuntimeError("a fault that is not a business rule")
+        return await real_set_book(tx, items, fast, order, qualified)
+
     monkeypatch.setattr(purchases.earn, "book", book)
+    monkeypatch.setattr(purchases.batch, "book", set_book)
     inputs = [purchases.PurchaseInput(code_for(member_id), "M001", ("BOOM" if i == 2 else "") + unique("R"), 1000,
                                       clock.now(), unique("K")) for i in range(6)]
     results = await asyncio.gather(*(purchases.record_purchase(identity, data) for data in inputs),

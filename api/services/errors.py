@@ -64,6 +64,8 @@ class ErrorCode(str, Enum):
     # settlement (issue 12)
     STATEMENT_PERIOD_CLOSED = "STATEMENT_PERIOD_CLOSED"
     STATEMENT_STATE_INVALID = "STATEMENT_STATE_INVALID"
+    # retryable (issue 14): a lock wait ran out; nothing was written, the same request may be sent again
+    TRY_AGAIN = "TRY_AGAIN"
 
 
 class DomainError(Exception):

@@ -2,11 +2,11 @@
 
 Modules: `checks` (input checks before any transaction), `earn` (booking one receipt: the
 one-statement earn on PostgreSQL, the general earn), `group` (batches and group commit), `refunds`,
-`pay`, and `sql` (the raw SQL, each statement with why it is SQL).
+`pay`, `batch` (the set-based booking of a group of receipts) and `sql` (the raw SQL, each statement with why it is SQL).
 """
 from api.services import merchants
 from api.services.integrations import IntegrationIdentity
-from api.services.purchases import checks, earn, group, pay, refunds, sql
+from api.services.purchases import batch, checks, earn, group, pay, refunds, sql
 from api.services.purchases.checks import (
     CLOCK_SKEW,
     MAX_BATCH,
@@ -33,7 +33,7 @@ _earn = earn.earn
 _group_commit = group.group_commit
 
 __all__ = [
-    "CLOCK_SKEW", "MAX_BATCH", "MAX_PAY_POINTS", "RECEIPT_MAX_AGE", "BatchItem", "Checked", "IntegrationIdentity",
+    "CLOCK_SKEW", "MAX_BATCH", "MAX_PAY_POINTS", "RECEIPT_MAX_AGE", "BatchItem", "batch", "Checked", "IntegrationIdentity",
     "PayResult", "PurchaseInput", "PurchaseResult", "RefundResult", "check_purchase", "checks", "earn", "group",
     "import_purchase", "merchants", "pay", "pay_with_points", "record_batch", "record_purchase", "refund_purchase",
     "refunds", "scope_of", "sql", "yuan",

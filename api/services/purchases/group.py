@@ -12,19 +12,26 @@ from api.services.earning import invites
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity
 from api.services.notifications import outbox
-from api.services.purchases import earn
+from api.services.purchases import batch, earn
 from api.services.purchases.checks import MAX_BATCH, Checked, PurchaseInput, PurchaseResult, check_purchase
 
 ATTEMPTS = 3  # a group that loses a deadlock runs again whole
 
 
-async def _book_group(items: list[tuple[Checked, datetime]], order: list[int]) -> list[PurchaseResult | DomainError]:
-    """One attempt: every receipt in one transaction, each one a step of its own (its locks in the
-    global order from its start: see `api.locks.step`)."""
+async def _book_group(items: list[tuple[Checked, datetime]], order: list[int], qualified: list[int],
+                      set_based: bool) -> list[PurchaseResult | DomainError]:
+    """One attempt: every receipt in one transaction. On PostgreSQL the receipts `batch.split` takes
+    are booked set-based first (every member's lock taken there, in member order); the others each
+    in a step of its own (its locks in the global order from its start: see `api.locks.step`)."""
     outcome: dict[int, PurchaseResult | DomainError] = {}
     async with transaction() as tx:
         with outbox.collect() as notes:  # the group's notifications: one set-based INSERT before commit
-            for i in order:
+            rest = order
+            fast = batch.split(items, order)[0] if set_based and tx.postgres else []
+            if fast:
+                booked, rest = await batch.book(tx, items, fast, order, qualified)
+                outcome.update(booked)
+            for i in rest:
                 item, now = items[i]
                 with locks.step():
                     try:
@@ -43,12 +50,19 @@ async def book_together(items: list[tuple[Checked, datetime]]) -> list[PurchaseR
     victim (a group whose later receipt waits for a row that an earlier receipt of another group's
     holds above it in rank) runs again."""
     order = sorted(range(len(items)), key=lambda i: items[i][0].member_id)
+    set_based = True
     for attempt in range(1, ATTEMPTS + 1):
         qualified: list[int] = []
         earn.qualified_invites.set(qualified)
         try:
-            outcome = await _book_group(items, order)
+            outcome = await _book_group(items, order, qualified, set_based)
+        except batch.Declined:
+            set_based = False  # a receipt booked meanwhile by another transaction: receipt by receipt
+            continue
         except Exception as exc:
+            if locks.is_lock_timeout(exc):  # rolled back whole: nothing of the group was written
+                raise DomainError(ErrorCode.TRY_AGAIN, "the accounts were busy; nothing was recorded, send the"
+                                  " same request again", None) from exc
             if attempt == ATTEMPTS or not is_deadlock(exc):
                 raise
             continue

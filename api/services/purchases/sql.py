@@ -126,3 +126,104 @@ def expired_from(entry_ids: str) -> str:
         "SELECT COALESCE(-SUM(m.delta), 0) FROM points_lot_move m JOIN points_lot l ON l.id = m.lot_id"
         f" JOIN points_entry e ON e.id = m.entry_id WHERE l.entry_id IN ({entry_ids}) AND e.kind = 'EXPIRE'"
     )
+
+
+# --- the set-based batch (api/services/purchases/batch.py) ---------------------------------------
+# Why SQL, all of them: a batch of receipts booked with a few statements over arrays (unnest), one
+# round trip each, instead of a statement per receipt; the ORM has no multi-row insert from arrays,
+# no UPDATE … FROM, no row locks in a given order for many rows.
+
+# The batch's keys with their results, claimed last (one insert, in key order); a key taken meanwhile
+# inserts nothing (`batch.book` then books the group on the general path).
+BATCH_CLAIM = (
+    "INSERT INTO idempotency_record (scope, key, request_hash, created_at, result)"
+    " SELECT v.scope, v.key, v.hash, v.created_at, v.result FROM unnest($1::text[], $2::text[], $3::text[],"
+    " $4::timestamptz[], $5::text[]) AS v(scope, key, hash, created_at, result)"
+    " ORDER BY v.scope, v.key ON CONFLICT (scope, key) DO NOTHING RETURNING id"
+)
+
+# Every member's row and points account, locked in member order (the sort sits under the lock, so
+# rows are locked in that order): the MEMBER locks of `api.locks`, all taken at once. Nothing else is
+# read here: due and held points are read by the next statement, after the lock (a subquery here
+# would see the snapshot from before any lock wait).
+BATCH_LOCK = (
+    "SELECT a.id, a.member_id, a.balance, m.growth_value, m.tier_id FROM points_account a"
+    " JOIN member m ON m.id = a.member_id WHERE a.member_id = ANY($1::bigint[]) ORDER BY a.member_id"
+    " FOR UPDATE OF a, m"
+)
+
+# After the lock: each account's due and held points at $2, which receipts of the batch are booked
+# already, ids for the purchases and entries the batch may write ($4 of each), and the keys ($6, $7)
+# used before (scope, key, input hash, result), in one round trip.
+BATCH_READ = """
+SELECT
+  ARRAY(SELECT (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.account_id = a.id
+     AND l.kind = 'EARN' AND l.remaining > 0 AND l.expires_at <= $2) FROM unnest($1::bigint[]) WITH ORDINALITY
+     AS a(id, n) ORDER BY a.n) AS due,
+  ARRAY(SELECT (SELECT COALESCE(SUM(h.points), 0) FROM points_hold h WHERE h.account_id = a.id
+     AND h.status = 'HELD' AND h.expires_at > $2) FROM unnest($1::bigint[]) WITH ORDINALITY AS a(id, n)
+     ORDER BY a.n) AS held,
+  ARRAY(SELECT p.merchant_id::text || ' ' || p.receipt_no FROM purchase p
+     JOIN unnest($3::bigint[], $5::text[]) AS r(merchant_id, receipt_no)
+     ON p.merchant_id = r.merchant_id AND p.receipt_no = r.receipt_no) AS taken,
+  ARRAY(SELECT nextval(pg_get_serial_sequence('purchase', 'id')) FROM generate_series(1, $4)) AS purchase_ids,
+  ARRAY(SELECT nextval(pg_get_serial_sequence('points_entry', 'id')) FROM generate_series(1, $4)) AS entry_ids,
+  ARRAY(SELECT ARRAY[r.scope, r.key, r.request_hash, COALESCE(r.result, '')] FROM idempotency_record r
+     JOIN unnest($6::text[], $7::text[]) AS v(scope, key) ON r.scope = v.scope AND r.key = v.key) AS used
+"""
+
+# The batch's writes, each over arrays; `batch.write` joins them into one statement of data-modifying
+# CTEs (independent writes: each names its rows by id, no two touch the same row). A receipt site's
+# further write (a journal line, a notification) is one more entry of `batch.writes`.
+BATCH_PURCHASES = (
+    "INSERT INTO purchase (id, merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,"
+    " points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)"
+    " SELECT v.id, v.merchant_id, v.member_id, v.receipt_no, v.amount_fen, 0, v.points, 0, 0, v.growth, 0,"
+    " v.occurred_at, v.recorded_at FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[],"
+    " $6::bigint[], $7::bigint[], $8::timestamptz[], $9::timestamptz[])"
+    " AS v(id, merchant_id, member_id, receipt_no, amount_fen, points, growth, occurred_at, recorded_at)"
+)
+BATCH_ENTRIES = (
+    "INSERT INTO points_entry (id, account_id, kind, points, balance_after, reason, source_type, source_ref,"
+    " occurred_at, expires_at) SELECT v.id, v.account_id, 'EARN', v.points, v.balance_after, v.reason, 'purchase',"
+    " v.ref, v.occurred_at, v.expires_at FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],"
+    " $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[])"
+    " AS v(id, account_id, points, balance_after, reason, ref, occurred_at, expires_at)"
+)
+BATCH_LOTS = (
+    "INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at, expires_at)"
+    " SELECT v.account_id, 'EARN', v.entry_id, v.points, v.points, v.earned_at, v.expires_at"
+    " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])"
+    " AS v(account_id, entry_id, points, earned_at, expires_at)"
+)
+BATCH_BREAKDOWNS = (
+    "INSERT INTO earn_breakdown (entry_id, breakdown) SELECT v.entry_id, v.breakdown"
+    " FROM unnest($1::bigint[], $2::text[]) AS v(entry_id, breakdown)"
+)
+BATCH_BALANCES = (
+    "UPDATE points_account a SET balance = v.balance, updated_at = $3"
+    " FROM unnest($1::bigint[], $2::bigint[]) AS v(id, balance) WHERE a.id = v.id"
+)
+BATCH_GROWTH = (
+    "UPDATE member m SET growth_value = v.growth_value, tier_id = v.tier_id, updated_at = $4"
+    " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, growth_value, tier_id) WHERE m.id = v.id"
+)
+BATCH_GROWTH_ENTRIES = (
+    "INSERT INTO growth_entry (member_id, delta, growth_after, reason, source_type, source_ref, occurred_at)"
+    " SELECT v.member_id, v.delta, v.growth_after, v.reason, 'purchase', v.ref, v.occurred_at"
+    " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[])"
+    " AS v(member_id, delta, growth_after, reason, ref, occurred_at)"
+)
+BATCH_TIER_CHANGES = (
+    "INSERT INTO tier_change (member_id, from_tier_id, to_tier_id, direction, growth_value, reason, occurred_at)"
+    " SELECT v.member_id, v.from_id, v.to_id, 'UPGRADE', v.growth_value, v.reason, v.occurred_at"
+    " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::timestamptz[])"
+    " AS v(member_id, from_id, to_id, growth_value, reason, occurred_at)"
+)
+# The invites that the members' first purchases qualify (the rewards are booked after commit): the last
+# part of the write statement, whose rows it returns.
+BATCH_QUALIFY_INVITES = (
+    "UPDATE member_invite i SET purchase_id = v.purchase_id, qualified_at = $3"
+    " FROM unnest($1::bigint[], $2::bigint[]) AS v(member_id, purchase_id)"
+    " WHERE i.member_id = v.member_id AND i.inviter_id IS NOT NULL AND i.purchase_id IS NULL RETURNING i.id"
+)
