@@ -139,7 +139,16 @@ def serve_options(cfg: Settings) -> dict[str, Any]:
     uvicorn's own default (FORWARDED_ALLOW_IPS, else loopback) would let anyone on the same host, or
     behind a proxy that does not overwrite the header, choose the address the rate limits see."""
     return {"log_level": "info", "access_log": False, "proxy_headers": bool(cfg.trusted_proxies),
-            "forwarded_allow_ips": cfg.forwarded_allow_ips}
+            "forwarded_allow_ips": cfg.forwarded_allow_ips, **fast_io()}
+
+
+def fast_io() -> dict[str, str]:
+    """uvloop and httptools (uvicorn[standard]) for every start path (issue 14); asyncio's own loop and
+    h11 only where they are not installed (uvloop has no Windows build)."""
+    import importlib.util
+
+    return {"loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            "http": "httptools" if importlib.util.find_spec("httptools") else "h11"}
 
 
 def serve_banner(cfg: Settings, *, demo: bool) -> list[str]:
