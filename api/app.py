@@ -47,6 +47,8 @@ class GuardedGraphQL:
         self.view = _View(schema, endpoint, graphql_ide=None, allow_queries_via_get=ide)
         self.prepared = prepared
         self.ide = ide
+        # Labelled once per process, not per request (prometheus_client's labels() takes a lock).
+        self.ok, self.latency = REQUESTS.labels(endpoint, "ok"), LATENCY.labels(endpoint)
 
     async def __call__(self, scope, receive, send) -> None:
         started = time.perf_counter()
@@ -68,12 +70,11 @@ class GuardedGraphQL:
             caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)
         except AuthError as err:
             REQUESTS.labels(self.endpoint, err.code).inc()
-            answer = refusal(err.code, err.message)
-            await Response(answer, media_type="application/json")(scope, receive, send)
+            await Response(refusal(err.code, err.message), media_type="application/json")(scope, receive, send)
             return
         if self.prepared is not None and payload is not None:
             context = Context(caller=caller, endpoint=self.endpoint, request=request, redis=request.app.state.redis)
-            answer = await self.prepared.run(payload, context)
+            answer: bytes | None = await self.prepared.run(payload, context)
             if answer is not None:
                 await Response(answer, media_type="application/json")(scope, receive, send)
                 self._count(started)
@@ -108,8 +109,8 @@ class GuardedGraphQL:
         return body, payload
 
     def _count(self, started: float) -> None:
-        REQUESTS.labels(self.endpoint, "ok").inc()
-        LATENCY.labels(self.endpoint).observe(time.perf_counter() - started)
+        self.ok.inc()
+        self.latency.observe(time.perf_counter() - started)
 
 
 def _is_json(request: Request) -> bool:

@@ -88,8 +88,8 @@ def check(document: DocumentNode) -> GraphQLError | None:
                 spreads += 1
                 if spreads > MAX_SPREADS:
                     return GraphQLError(f"the document has more than {MAX_SPREADS} fragment spreads")
-            elif selection.selection_set is not None:  # type: ignore[union-attr]
-                stack.append(selection.selection_set)  # type: ignore[union-attr]
+            elif isinstance(selection, (FieldNode, InlineFragmentNode)) and selection.selection_set is not None:
+                stack.append(selection.selection_set)
     try:
         for definition in document.definitions:
             if isinstance(definition, OperationDefinitionNode):

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 import strawberry
 from graphql import DocumentNode, GraphQLError, OperationType, execute, get_operation_ast, parse
 from strawberry.extensions import (

@@ -88,7 +88,7 @@ def _render(schema: GraphQLSchema, schema_type: Any, nodes: list[FieldNode], val
     if isinstance(schema_type, GraphQLList):
         return [_render(schema, schema_type.of_type, nodes, item, fragments) for item in value]
     if is_leaf_type(schema_type):
-        return schema_type.serialize(value)  # type: ignore[union-attr]
+        return schema_type.serialize(value)
     if not isinstance(schema_type, GraphQLObjectType):
         raise _Unrenderable("an abstract type")
     selection_sets = [node.selection_set for node in nodes if node.selection_set is not None]
@@ -119,9 +119,10 @@ def _root(document: DocumentNode) -> tuple[str, str] | None:
     if len(selections) != 1 or not isinstance(selections[0], FieldNode):
         return None
     field = selections[0]
-    if field.name.value != ROOT_FIELD or field.directives or len(field.arguments) != 1:
+    arguments = field.arguments or ()
+    if field.name.value != ROOT_FIELD or field.directives or len(arguments) != 1:
         return None
-    argument = field.arguments[0]
+    argument = arguments[0]
     if argument.name.value != "input" or not isinstance(argument.value, VariableNode):
         return None
     return (field.alias or field.name).value, argument.value.name.value

@@ -74,7 +74,6 @@ from bench.contest import (
     print_redis_stats,
     print_verdict,
     redis_db_pairs,
-    request_bytes,
     run_bench,
     summary_label,
 )
@@ -82,14 +81,23 @@ from bench.contest import (
     ratios as per_pair,
 )
 from bench.purchase_load import CpuProbe, log, pct
-from bench.steady import TARGET_FLOOR_RATIO, SteadyPhase, add_args, print_steady, run_steady, steady_figures
+from bench.steady import (
+    TARGET_FLOOR_RATIO,
+    SteadyPhase,
+    add_args,
+    knows_trusted_documents,
+    print_steady,
+    redeem_body,
+    run_steady,
+    steady_figures,
+)
 
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/mallpoints_bench_flash"
 TARGET_SOLD_OUT_RATIO = 3.0  # sold-out answers with Redis >= 3x the rate of the database-only path
 ALL_PHASES = ("redis", "db", "raw", "steady")
 
-REDEEM_QUERY = ("mutation($i: FlashSaleRedeemInput!) { flashSaleRedeem(input: $i) {"
-                " order { id } pointsBalance userErrors { code } } }")
+# The request: clients/member/FlashSaleRedeem.graphql as the mini-program sends it (bench/steady.py's
+# redeem_body), by its hash when the server knows trusted documents, else its text.
 RAW_UPDATE = "UPDATE flash_sale SET stock = stock - 1 WHERE id = $1 AND stock >= 1"
 
 # Columns the bench writes with raw SQL; a NOT NULL column without a default that is missing here
@@ -170,19 +178,29 @@ def classify(status: int, raw: bytes) -> tuple[str, tuple[int | None, int | None
     return "OK", (pk_of(order["id"], "MallOrder"), payload.get("pointsBalance")), None
 
 
+def redeem_request(port: int, token: str, variables: dict[str, Any], by_hash: bool) -> bytes:
+    body = redeem_body(variables, by_hash)
+    head = (f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
 async def run_http_phase(bench: Bench, server: ContestServer, name: str, kind: str, sale_id: int, warm_sale_id: int,
                          probe: CpuProbe) -> FlashContest:
     args, member_ids, tokens, run_tag = bench.args, bench.member_ids, bench.tokens, bench.run_tag
     contest = FlashContest(name, kind, len(member_ids), sale_id=sale_id)
     tag = f"{run_tag}-{name}"
     warm_gid = global_id("FlashSale", warm_sale_id)
+    by_hash = await knows_trusted_documents(server.port, tokens[0], {"input": {
+        "flashSaleId": warm_gid, "idempotencyKey": f"probe-{tag}"}})
+    log(f"phase {name}: flashSaleRedeem sent as " + ("the trusted document's hash" if by_hash else "its full text"))
     warm = WarmUp(args.warm_connections, args.warm_rounds, args.warm_mutations,
-                  lambda k, r: request_bytes(server.port, tokens[k], REDEEM_QUERY, {"i": {
-                      "flashSaleId": warm_gid, "idempotencyKey": f"warm-{tag}-{r}-{member_ids[k]}"}}),
+                  lambda k, r: redeem_request(server.port, tokens[k], {"input": {
+                      "flashSaleId": warm_gid, "idempotencyKey": f"warm-{tag}-{r}-{member_ids[k]}"}}, by_hash),
                   lambda status, raw: "redeem " + (classify(status, raw)[0] if status == 200 else f"HTTP_{status}"))
     gid = global_id("FlashSale", sale_id)
-    requests = [[request_bytes(server.port, tokens[k], REDEEM_QUERY,
-                               {"i": {"flashSaleId": gid, "idempotencyKey": f"fs-{run_tag}-{name}-{m}"}})]
+    requests = [[redeem_request(server.port, tokens[k], {"input": {
+                    "flashSaleId": gid, "idempotencyKey": f"fs-{run_tag}-{name}-{m}"}}, by_hash)]
                 for k, m in enumerate(member_ids)]
     shots = await measure(args, contest, server, tokens, warm, requests, classify, probe,
                           bench.redis_client if kind == "redis" else None, STAT_TABLES,

@@ -2,7 +2,8 @@
 
 A Starlette endpoint that does only what any sold-out answer must do, in one uvicorn process: parse
 the request's JSON body, check the member's bearer token (its HMAC, `signing.read_token`), run the
-flash sale's gate script once in Redis (`gate.pass_gate`: one EVALSHA, as the server runs it) and
+flash sale's gate script once in Redis (`gate.pass_gate`: one EVALSHA, as the server runs it, over the
+server's own Redis client, `api.app.redis_client`) and
 answer the same JSON as mallpoints' sold-out payload. mallpoints' sold-out answers/s under the same
 load, divided by this endpoint's, is how close the server comes to the machine (target ≥ 0.6).
 
@@ -32,15 +33,13 @@ class _Sale:  # what the gate reads of a sale
 
 
 def create_app() -> Starlette:
-    from redis.asyncio import BlockingConnectionPool, Redis
-
+    from api.app import redis_client
     from api.schema.ids import from_global_id
     from api.services.errors import AuthError
     from api.services.mall.gate import pass_gate
     from api.services.signing import read_token
 
-    pool = BlockingConnectionPool.from_url(os.environ["MALLPOINTS_REDIS_URL"], max_connections=64, timeout=1)
-    redis = Redis.from_pool(pool)
+    redis = redis_client(os.environ["MALLPOINTS_REDIS_URL"])  # the server's own client (pool, timeouts)
 
     async def graphql(request: Request) -> Response:
         payload = orjson.loads(await request.body())

@@ -11,7 +11,6 @@ import uuid
 import strawberry.schema.schema as strawberry_schema
 
 import api.prepared as prepared_module
-from api import doclimits
 from tests.conftest import make_member
 
 
@@ -70,6 +69,8 @@ async def test_a_failing_document_is_validated_once_and_not_kept(api, monkeypatc
 
 def test_the_limits_leave_ordinary_documents_alone():
     from graphql import parse
+
+    from api import doclimits
 
     ordinary = parse("query A($f: Int!) { viewer { member { id tier { name } pointsLedger(first: $f) { edges { node "
                      "{ points } } pageInfo { hasNextPage } } } } tiers { code name } a: tiers { code } }")

@@ -268,3 +268,14 @@ def test_documents_the_fast_answer_cannot_render_have_none():
                  'mutation B { flashSaleRedeem(input: {flashSaleId: "x", idempotencyKey: "k"}) { pointsBalance } }',
                  "query C { tiers { code } }"):
         assert soldout.build(schema, parse(text)) is None
+
+
+def test_every_start_path_runs_uvloop_and_httptools():
+    """`mallpoints serve` (also the Docker image's command) and the benches' servers."""
+    from api.cli import serve_options
+
+    options = serve_options(settings())
+    assert options["loop"] == "uvloop" and options["http"] == "httptools"
+    root = Path(__file__).resolve().parent.parent
+    for bench in ("bench/contest.py", "bench/purchase_load.py"):
+        assert '"--loop", "uvloop", "--http", "httptools"' in (root / bench).read_text(encoding="utf-8"), bench
