@@ -18,7 +18,7 @@ from api.config import settings
 from api.context import Context
 from api.prepared import PreparedExecutor, refusal
 from api.services.errors import AuthError
-from api.transport import TransportError, check_json_request, read_body
+from api.transport import UNSUPPORTED_MEDIA_TYPE, TransportError, check_json_request, read_body, unsupported_media_type
 
 log = logging.getLogger("mallpoints")
 REQUESTS = Counter("mallpoints_graphql_requests_total", "GraphQL requests", ["endpoint", "outcome"])
@@ -65,6 +65,13 @@ class GuardedGraphQL:
         except TransportError as err:
             REQUESTS.labels(self.endpoint, err.code).inc()
             await err.response()(scope, receive, send)
+            return
+        if self.prepared is not None and request.method == "POST" and payload is None:
+            # Only JSON on the public endpoint: Strawberry's view would read any content type that merely
+            # contains "application/json" and run its text past the prepared path's limits and the
+            # trusted-documents rule.
+            REQUESTS.labels(self.endpoint, UNSUPPORTED_MEDIA_TYPE).inc()
+            await unsupported_media_type().response()(scope, receive, send)
             return
         try:  # an integration's signature covers the raw body as sent (a trusted document's hash too)
             caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 
 BAD_REQUEST = "BAD_REQUEST"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class TransportError(Exception):
@@ -33,6 +34,10 @@ class TransportError(Exception):
 
 def too_large(limit: int) -> TransportError:
     return TransportError(413, PAYLOAD_TOO_LARGE, f"the request body is larger than {limit} bytes")
+
+
+def unsupported_media_type() -> TransportError:
+    return TransportError(415, UNSUPPORTED_MEDIA_TYPE, "send the request as Content-Type: application/json")
 
 
 def bad_request(message: str) -> TransportError:

@@ -279,3 +279,13 @@ def test_every_start_path_runs_uvloop_and_httptools():
     root = Path(__file__).resolve().parent.parent
     for bench in ("bench/contest.py", "bench/purchase_load.py"):
         assert '"--loop", "uvloop", "--http", "httptools"' in (root / bench).read_text(encoding="utf-8"), bench
+
+
+async def test_no_other_content_type_reaches_past_the_rules(api, only_trusted):
+    """Strawberry's view reads any content type that contains "application/json": the public endpoint
+    answers such a body 415 itself, so that no text gets past the trusted-documents rule or the limits."""
+    body = json.dumps({"query": "{ tiers { code } }"})
+    for content_type in ("application/json-seq", "text/plain; application/json", "application/graphql"):
+        response = await api.client.post("/graphql", content=body, headers={"content-type": content_type})
+        assert response.status_code == 415, content_type
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
