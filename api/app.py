@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -189,6 +190,8 @@ def create_app(*, manage_db: bool = True) -> Starlette:
     from api.schema.admin import schema as admin_schema
 
     logs.install()
+    if not logging.getLogger().handlers:  # a worker process uvicorn started: log as `serve` does
+        logs.configure(logging.INFO, production=settings().is_production)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -225,6 +228,6 @@ def create_app(*, manage_db: bool = True) -> Starlette:
         Route("/metrics", metrics),
         Route("/dev/pay/{out_trade_no}", dev_pay, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(logs.RequestIdMiddleware)])
     app.state.redis = None
     return app

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tortoise.exceptions import BaseORMException
 
-from api import db
+from api import db, logs
 from api.config import ConfigError, Settings, settings
 from api.services.errors import DomainError
 
@@ -138,7 +138,7 @@ def serve_options(cfg: Settings) -> dict[str, Any]:
     """uvicorn's options for `serve`. `X-Forwarded-For` is believed only from MALLPOINTS_TRUSTED_PROXIES:
     uvicorn's own default (FORWARDED_ALLOW_IPS, else loopback) would let anyone on the same host, or
     behind a proxy that does not overwrite the header, choose the address the rate limits see."""
-    return {"log_level": "info", "access_log": False, "proxy_headers": bool(cfg.trusted_proxies),
+    return {"log_level": "info", "log_config": None, "access_log": False, "proxy_headers": bool(cfg.trusted_proxies),
             "forwarded_allow_ips": cfg.forwarded_allow_ips, **fast_io()}
 
 
@@ -467,10 +467,9 @@ def _fail(message: str, status: int = EXIT_FAILED) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     # The server logs its requests; a one-off command prints its result and, on a mistake, one line.
-    logging.basicConfig(level=logging.INFO if args.command == "serve" else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings()
+        cfg = settings()
+        logs.configure(logging.INFO if args.command == "serve" else logging.WARNING, production=cfg.is_production)
         args.func(args)
     except ConfigError as err:
         _fail(str(err))

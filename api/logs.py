@@ -16,12 +16,14 @@ The same holds for a record of the prepared path (`mallpoints.graphql`) whose ca
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import time
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from graphql import GraphQLError
 from redis.exceptions import RedisError
@@ -37,6 +39,42 @@ class RequestLabel:
 
 
 _current: ContextVar[RequestLabel | None] = ContextVar("mallpoints_request_label", default=None)
+_request_id: ContextVar[str | None] = ContextVar("mallpoints_request_id", default=None)
+_SAFE_ID = re.compile(rb"[0-9A-Za-z._-]{8,64}")
+
+
+def request_id() -> str | None:
+    """The id of the HTTP request being served (None outside one)."""
+    return _request_id.get()
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id, answered in `X-Request-Id` and stamped on every log line written
+    while it is served. A caller's (or a proxy's) own `X-Request-Id` is kept when it is a plain token of
+    8 to 64 characters, so one id follows a request through the proxy's log and ours; anything else is
+    replaced (a header is never copied into the log as sent)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = next((value for name, value in scope.get("headers", ()) if name == b"x-request-id"), b"")
+        rid = sent.decode("ascii") if _SAFE_ID.fullmatch(sent) else uuid.uuid4().hex[:16]
+        token = _request_id.set(rid)
+        header = (b"x-request-id", rid.encode("ascii"))
+
+        async def stamped(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            _request_id.reset(token)
 
 
 def query_hash(text: str | None) -> str:
@@ -50,7 +88,7 @@ def bind_request(query: str | None, operation_name: str | None) -> RequestLabel:
     if not operation_name and query:  # the document's first operation, when the client named none
         named = _FIRST_OPERATION.match(query)
         operation_name = named.group(1) if named else None
-    label = RequestLabel(uuid.uuid4().hex[:12], _safe_name(operation_name), query_hash(query))
+    label = RequestLabel(_request_id.get() or uuid.uuid4().hex[:16], _safe_name(operation_name), query_hash(query))
     _current.set(label)
     return label
 
@@ -140,3 +178,58 @@ def install() -> None:
             logger = logging.getLogger(name)
             if chosen not in logger.filters:
                 logger.addFilter(chosen)
+
+
+# --- the log's format ------------------------------------------------------------------------------------
+
+_PHONE = re.compile(r"(?<!\d)(\+?86)?(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_PLATE = re.compile(r"([\u4e00-\u9fa5][A-Z])[A-Z0-9]{3,4}([A-Z0-9]{2})")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+
+def mask_personal(text: str) -> str:
+    """Mainland mobile numbers and plates kept to their first and last characters (a last line of
+    defence: the services log ids, not numbers)."""
+    return _PLATE.sub(r"\1***\2", _PHONE.sub(r"\1\2****\3", text))
+
+
+class PersonalDataFilter(logging.Filter):
+    """On the handler: stamps the request id and masks phone numbers and plates in the final message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _request_id.get() or "-"
+        message = record.getMessage()
+        masked = mask_personal(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (production): time in UTC, level, logger, request id, message, and the
+    traceback as one string when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", None) or _request_id.get() or "-",
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(level: int, *, production: bool, stream=None) -> logging.Handler:
+    """The process's one log handler: JSON lines in production, readable text in development; both
+    stamped with the request id and masked. uvicorn's loggers propagate to it (`serve` passes
+    `log_config=None`)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if production else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(PersonalDataFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    return handler

@@ -65,7 +65,7 @@ async def test_serve_believes_no_forwarded_for_by_default(api, monkeypatch):
     """`mallpoints serve` with MALLPOINTS_TRUSTED_PROXIES unset: a caller on loopback (uvicorn's default
     trusted address) who rotates X-Forwarded-For still meets the per-address SMS limit."""
     monkeypatch.setattr(ratelimit, "_local", {})  # the process table of this test only (loopback is shared)
-    config = uvicorn.Config(create_app(manage_db=False), log_config=None, lifespan="off", **serve_options(settings()))
+    config = uvicorn.Config(create_app(manage_db=False), lifespan="off", **serve_options(settings()))
     config.load()
     transport = httpx.ASGITransport(app=config.loaded_app, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -86,7 +86,7 @@ async def test_serve_passes_trusted_proxies_to_uvicorn(api, trusting):
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    config = uvicorn.Config(probe, log_config=None, lifespan="off", **options)
+    config = uvicorn.Config(probe, lifespan="off", **options)
     config.load()
     for peer in ("10.20.3.4", "127.0.0.1"):
         transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 40000))

@@ -37,7 +37,7 @@ from api.schema.earning import (
     TaskClaimPayload,
 )
 from api.schema.errors import should_mask
-from api.schema.execution import NoSuggestionsExecutionContext
+from api.schema.execution import NoSuggestionsExecutionContext, NoSuggestionsSchema
 from api.schema.mall import Voucher
 from api.schema.member import Member, Viewer
 from api.schema.rules import OncePerRequest
@@ -134,7 +134,7 @@ EXTENSIONS = [
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return NoSuggestionsSchema(
         query=Query,
         mutation=Mutation,
         types=TYPES,
