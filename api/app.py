@@ -160,12 +160,23 @@ async def dev_pay(request: Request) -> Response:
 
 
 REDIS_CONNECTIONS = 64  # per server process; a burst waits for a free one instead of failing
+REDIS_CLUSTER_CONNECTIONS = 1024  # per server process and cluster node (these pools raise when full)
 
 
-def redis_client(url: str):
+def redis_client(url: str, mode: str = "single"):
     """A bounded pool that makes a caller wait (up to 1 s) for a free connection: the default pool
     raises once it has 100 connections, which in a flash-sale burst sent a thousand requests down the
-    database path as if Redis were down."""
+    database path as if Redis were down.
+
+    `cluster` (issue 15): redis-py's cluster client, started from any node's URL; it learns the slots
+    and follows MOVED answers. Every script's keys share a hash tag, so each runs on one shard. Its
+    per-node pools cannot wait for a free connection (they raise), so they are allowed more: a flash
+    sale's burst all goes to the one node that holds the sale's slot."""
+    if mode == "cluster":
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, max_connections=REDIS_CLUSTER_CONNECTIONS, socket_connect_timeout=1,
+                                     socket_timeout=1)
     from redis.asyncio import BlockingConnectionPool, Redis
 
     pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=1,
@@ -201,19 +212,22 @@ def create_app(*, manage_db: bool = True) -> Starlette:
             await db.init_db(cfg)
         app.state.redis = None
         if cfg.redis_url:
-            app.state.redis = redis_client(cfg.redis_url)
-        schedule = None
+            app.state.redis = redis_client(cfg.redis_url, cfg.redis_mode)
+        schedule = gates = None
+        import asyncio
+
+        from api.services import scheduler
+
+        if app.state.redis is not None and cfg.gate_refresh_seconds > 0:  # issue 11 finding 12
+            gates = asyncio.create_task(scheduler.gate_loop(app.state.redis, cfg.gate_refresh_seconds))
         if cfg.scheduler_enabled:  # earning (issue 3): pending release, expiry, tier evaluation
-            import asyncio
-
-            from api.services import scheduler
-
             schedule = asyncio.create_task(scheduler.loop(app.state.redis))
         try:
             yield
         finally:
-            if schedule is not None:
-                schedule.cancel()
+            for task in (schedule, gates):
+                if task is not None:
+                    task.cancel()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if manage_db:

@@ -62,6 +62,12 @@ class Settings:
     env: str = "development"
     database_url: str = "sqlite://var/mallpoints.sqlite3"
     redis_url: str | None = None
+    # `single` (one Redis) or `cluster` (a Redis Cluster; redis_url names any node) (issue 15)
+    redis_mode: str = "single"
+    # Every server reconciles the live flash sales' and draws' Redis gates with the database this often
+    # (and once at start), so a unit a crashed process left taken comes back without an operator
+    # (issue 11 finding 12); 0 turns it off.
+    gate_refresh_seconds: int = 5
     secret_key: str = DEFAULT_SECRET_KEY
     admin_password: str = DEFAULT_ADMIN_PASSWORD
     test_sms_code: str | None = None
@@ -126,8 +132,13 @@ class Settings:
         policy = env.get("MALLPOINTS_EXPIRY_POLICY", "rolling")
         if policy not in ("rolling", "year_end"):
             raise ConfigError("MALLPOINTS_EXPIRY_POLICY must be 'rolling' or 'year_end'")
+        redis_mode = (env.get("MALLPOINTS_REDIS_MODE") or "single").strip().lower()
+        if redis_mode not in ("single", "cluster"):
+            raise ConfigError("MALLPOINTS_REDIS_MODE must be 'single' or 'cluster'")
         settings = cls(
             env=mode,
+            redis_mode=redis_mode,
+            gate_refresh_seconds=_int(env, "MALLPOINTS_GATE_REFRESH_SECONDS", 5),
             database_url=env.get("MALLPOINTS_DATABASE_URL") or "sqlite://var/mallpoints.sqlite3",
             redis_url=env.get("MALLPOINTS_REDIS_URL") or None,
             secret_key=env.get("MALLPOINTS_SECRET_KEY") or DEFAULT_SECRET_KEY,

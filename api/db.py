@@ -90,6 +90,9 @@ async def init_db(cfg: Settings | None = None) -> None:
     # Tortoise caches each model's compiled INSERT/DELETE per (connection name, table), not per dialect:
     # after a SQLite run, a PostgreSQL run in the same process would reuse "?" placeholders.
     EXECUTOR_CACHE.clear()
+    from api.services import installation
+
+    installation.forget()  # the installation key is the database's: read it again from this one
     # The global fallback lets request tasks see the context that the lifespan task created.
     await Tortoise.init(config=tortoise_config(cfg), _enable_global_fallback=True)
 

@@ -1,7 +1,7 @@
 """Lucky-draw load test: N members each play one wheel K times, all members at the same moment, over
 HTTP, with the Redis prize gate and on the database alone, measured in one run.
 
-    python -m bench.draw_load [--members 2000] [--plays 3] [--cost 10] [--workers 2] [--phases redis,db]
+    python -m bench.draw_load [--members 2000] [--plays 3] [--cost 10] [--workers 2] [--phases redis,db,raw]
                               [--database-url postgres://postgres@127.0.0.1:5432/mallpoints_bench_draw]
                               [--redis-url redis://127.0.0.1:6379/11]
 
@@ -32,6 +32,10 @@ What one run does (see bench/README.md; the harness is bench/contest.py, shared 
      that won it; the top prize granted at most once; every member's points exact; every grant has
      its entry or its order and voucher; the ledger invariant; with Redis, the gates agree with the
      database; then a summary with both phases side by side and the ratio plays/s Redis ÷ database;
+  4b. phase "raw" (the yardstick): the server stopped, a new wheel written with SQL, and the same crowd
+     played by asyncpg directly over a pool of --raw-pool connections, one raw play transaction per play
+     (claim the key, lock the account, and in one statement: charge, take the prize's unit, grant, record
+     the play, store the result); the same checks; the summary prints plays/s ÷ raw plays/s per phase;
   5. always stops the server, drops the database and flushes the bench's Redis database.
 
 The figures are for reading, not for passing: failed checks are listed loudly at the end of the
@@ -40,6 +44,9 @@ summary, and the run still exits 0 (only a broken run exits otherwise).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,12 +56,31 @@ from bench import contest as harness
 from bench.purchase_load import CpuProbe, log, pct
 
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/mallpoints_bench_draw"
-ALL_PHASES = ("redis", "db")
+ALL_PHASES = ("redis", "db", "raw")
 PLAY_QUERY = ("mutation($i: LuckyDrawPlayInput!) { luckyDrawPlay(input: $i) { play { id prize { id name kind }"
               " pointsGranted costPoints } pointsBalance userErrors { code } } }")
 GAME_SELECTION = "game { id prizes { id name stockLeft } }"
 STAT_TABLES = ("draw_prize", "draw_play", "draw_game", "idempotency_record", "points_account", "points_entry",
                "mall_order", "voucher")
+
+# Columns the raw phase writes with SQL (checked against the schema before anything is written).
+SQL_WRITES = {
+    **harness.POINTS_WRITES,
+    "draw_game": {"id", "name", "kind", "cost_points", "free_plays", "starts_at", "ends_at", "status", "created_at",
+                  "updated_at"},
+    "draw_prize": {"id", "game_id", "name", "kind", "points", "product_id", "weight", "stock", "stock_total",
+                   "position", "active", "created_at"},
+    "draw_play": {"id", "game_id", "member_id", "prize_id", "free", "cost_points", "candidates", "roll", "redraws",
+                  "spend_entry_id", "grant_entry_id", "order_id", "idempotency_key", "played_at"},
+    "points_lot_move": {"id", "entry_id", "lot_id", "delta"},
+    "idempotency_record": {"id", "scope", "key", "request_hash", "result", "created_at"},
+    "mall_order": {"id", "order_no", "member_id", "product_id", "channel", "status", "quantity", "points", "cash_fen",
+                   "idempotency_key", "created_at", "paid_at"},
+    "voucher": {"id", "code", "order_id", "member_id", "product_id", "kind", "status", "valid_from", "valid_until",
+                "created_at"},
+    "product": {"id", "kind", "name", "image_urls", "validity_days", "points_price", "cash_price_fen", "stock",
+                "status", "created_at", "updated_at"},
+}
 
 
 @dataclass(frozen=True)
@@ -155,6 +181,197 @@ async def run_http_phase(bench: harness.Bench, server: harness.ContestServer, na
         if s.outcome == "OK":
             contest.plays.setdefault(member_ids[s.k], []).append(s.result)
     return contest
+
+
+# --- the raw play transaction (the yardstick) -----------------------------------------------------------
+# What a play must do at the least, sent by asyncpg with no server in between: one durable transaction
+# that claims the idempotency key, locks the member's account, and in one statement of data-modifying
+# CTEs charges the cost (SPEND entry, the lots it takes earliest expiry first, their moves, the
+# balance), takes the prize's unit with the conditional update, grants the prize (POINTS: an EARN entry
+# and its lot; COUPON: a DRAW order and its voucher), records the play and stores the key's result.
+
+RAW_CLAIM = ("INSERT INTO idempotency_record (scope, key, request_hash, created_at) VALUES ($1, $2, $3, $4)"
+             " ON CONFLICT (scope, key) DO NOTHING RETURNING id")
+RAW_LOCK = ("SELECT a.id, a.balance FROM points_account a JOIN member m ON m.id = a.member_id WHERE a.member_id = $1"
+            " FOR UPDATE OF a, m")
+
+
+def raw_write(kind: str, limited: bool) -> str:
+    """$1 account, $2 member, $3 now, $4 cost, $5 balance after the charge, $6 the charge's reason, $7 source
+    ref, $8 game, $9 prize, $10 candidates, $11 roll, $12 redraws, $13 key, $14 idempotency record; POINTS:
+    $15 points, $16 reason, $17 expiry; COUPON: $15 order number, $16 voucher code, $17 product, $18 valid
+    until."""
+    entries = "($1, 'SPEND', -$4::bigint, $5::bigint, $6, 'draw', $7, $3, NULL)"
+    final = "$5::bigint"
+    grant = "NULL::bigint"
+    order = "NULL::bigint"
+    extra = ""
+    if kind == "POINTS":
+        entries += ", ($1, 'EARN', $15::bigint, $5::bigint + $15::bigint, $16, 'draw', $7, $3, $17::timestamptz)"
+        final = "$5::bigint + $15::bigint"
+        grant = "(SELECT id FROM e WHERE kind = 'EARN')"
+        extra = (", lot AS (INSERT INTO points_lot (account_id, kind, entry_id, points, remaining, earned_at,"
+                 " expires_at) SELECT $1, 'EARN', id, $15::bigint, $15::bigint, $3, $17::timestamptz FROM e"
+                 " WHERE kind = 'EARN')")
+    elif kind == "COUPON":
+        order = "(SELECT id FROM o)"
+        extra = (", o AS (INSERT INTO mall_order (order_no, member_id, product_id, channel, status, quantity, points,"
+                 " cash_fen, idempotency_key, created_at, paid_at) VALUES ($15, $2, $17, 'DRAW', 'PAID', 1, 0, 0, $13,"
+                 " $3, $3) RETURNING id), v AS (INSERT INTO voucher (code, order_id, member_id, product_id, kind,"
+                 " status, valid_from, valid_until, created_at) SELECT $16, o.id, $2, $17, 'COUPON', 'ISSUED', $3,"
+                 " $18::timestamptz, $3 FROM o)")
+    unit = (", unit AS (UPDATE draw_prize SET stock = stock - 1 WHERE id = $9 AND stock >= 1 RETURNING id)"
+            if limited else "")
+    return (
+        "WITH take AS (SELECT id, LEAST(remaining, $4::bigint - (running - remaining)) AS delta FROM (SELECT id,"
+        " remaining, SUM(remaining) OVER (ORDER BY expires_at NULLS LAST, id ROWS UNBOUNDED PRECEDING) AS running"
+        " FROM points_lot WHERE account_id = $1 AND kind = 'EARN' AND remaining > 0) t WHERE running - remaining"
+        " < $4::bigint), lots AS (UPDATE points_lot l SET remaining = l.remaining - take.delta FROM take"
+        " WHERE l.id = take.id), e AS (INSERT INTO points_entry (account_id, kind, points, balance_after, reason,"
+        f" source_type, source_ref, occurred_at, expires_at) VALUES {entries} RETURNING id, kind),"
+        f" bal AS (UPDATE points_account SET balance = {final}, updated_at = $3 WHERE id = $1),"
+        " mv AS (INSERT INTO points_lot_move (entry_id, lot_id, delta) SELECT e.id, take.id, -take.delta FROM e, take"
+        f" WHERE e.kind = 'SPEND'){extra}{unit}, play AS (INSERT INTO draw_play (game_id, member_id, prize_id, free,"
+        " cost_points, candidates, roll, redraws, spend_entry_id, grant_entry_id, order_id, idempotency_key,"
+        f" played_at) VALUES ($8, $2, $9, FALSE, $4, $10, $11, $12, (SELECT id FROM e WHERE kind = 'SPEND'), {grant},"
+        f" {order}, $13, $3) RETURNING id), res AS (UPDATE idempotency_record SET result = '{{\"play_id\":' ||"
+        " (SELECT id FROM play) || '}' WHERE id = $14) SELECT (SELECT id FROM play) AS play_id,"
+        f" {'(SELECT count(*) FROM unit)' if limited else '1'} AS took, (SELECT COALESCE(SUM(delta), 0) FROM take)"
+        " AS spent")
+
+
+async def sql_wheel(conn, name: str, cost: int, coupon_id: int) -> tuple[int, list[int]]:
+    """The phases' wheel written with SQL (the server is stopped): (game pk, prize pks in PRIZES order)."""
+    now = datetime.now(UTC)
+    game_id = await conn.fetchval(
+        "INSERT INTO draw_game (name, kind, cost_points, free_plays, starts_at, ends_at, status, created_at,"
+        " updated_at) VALUES ($1, 'WHEEL', $2, '{}', $3, $4, 'ACTIVE', $5, $5) RETURNING id",
+        name, cost, now - timedelta(seconds=5), now + timedelta(hours=2), now)
+    ids = []
+    for position, spec in enumerate(PRIZES):
+        ids.append(await conn.fetchval(
+            "INSERT INTO draw_prize (game_id, name, kind, points, product_id, weight, stock, stock_total, position,"
+            " active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, TRUE, $9) RETURNING id",
+            game_id, spec.name, spec.kind, spec.points, coupon_id if spec.kind == "COUPON" else None, spec.weight,
+            spec.stock, position, now))
+    return game_id, ids
+
+
+async def sql_coupon(conn) -> int:
+    now = datetime.now(UTC)
+    return await conn.fetchval(
+        "INSERT INTO product (kind, name, description, image_urls, validity_days, points_price, cash_price_fen, stock,"
+        " status, created_at, updated_at) VALUES ('COUPON', 'bench: lucky-draw coupon (raw)', NULL, '[]', 30, 100, 0,"
+        " 0, 'ACTIVE', $1, $1) RETURNING id", now)
+
+
+class _Gone(Exception):
+    """The conditional update found the drawn prize out of stock: roll back, draw again without it."""
+
+
+async def run_raw(bench: harness.Bench, coupon_id: int | None) -> DrawContest:
+    """N members x K plays, all members at once, each member's plays one after another, as raw play
+    transactions over an asyncpg pool of --raw-pool connections (the server's two pools' size)."""
+    import asyncpg
+
+    args, member_ids, conn0 = bench.args, bench.member_ids, bench.stats_conn
+    coupon_id = coupon_id if coupon_id is not None else await sql_coupon(conn0)
+    game_id, prize_ids = await sql_wheel(conn0, f"bench raw wheel {bench.run_tag}", args.cost, coupon_id)
+    log(f"game {game_id} created (SQL): prizes {prize_ids}")
+    c = DrawContest("raw", "raw", len(member_ids), game_id=game_id, plays_each=args.plays)
+    specs = dict(zip(prize_ids, PRIZES, strict=True))
+    left: dict[int, int | None] = {pid: spec.stock for pid, spec in specs.items()}
+    statements = {(kind, limited): raw_write(kind, limited) for kind in ("POINTS", "COUPON", "NOTHING")
+                  for limited in (False, True)}
+    pool = await asyncpg.create_pool(bench.dsn, min_size=args.raw_pool, max_size=args.raw_pool)
+    results: list[list[Play]] = [[] for _ in member_ids]
+    latencies: list[float] = []
+    dones: list[float] = []
+    go = asyncio.Event()
+
+    async def one_play(conn, m: int, key: str) -> Play:
+        gone: set[int] = set()
+        for redraws in range(len(specs) + 1):
+            candidates = [(pid, specs[pid].weight) for pid in prize_ids
+                          if pid not in gone and (left[pid] is None or left[pid] > 0)]
+            roll = secrets.randbelow(sum(w for _, w in candidates))
+            pick, rest = candidates[0][0], roll
+            for pid, w in candidates:
+                if rest < w:
+                    pick = pid
+                    break
+                rest -= w
+            spec, now = specs[pick], datetime.now(UTC)
+            extra: list[Any] = []
+            if spec.kind == "POINTS":
+                extra = [spec.points, f"幸运抽奖中奖 {spec.name}", now + timedelta(days=365)]
+            elif spec.kind == "COUPON":
+                extra = [f"MPRAW{secrets.randbelow(10**20):020d}", f"RAW{secrets.token_hex(8)}", coupon_id,
+                         now + timedelta(days=30)]
+            try:
+                async with conn.transaction():
+                    record = await conn.fetchval(RAW_CLAIM, f"member:{m}", key, "raw", now)
+                    acct = await conn.fetchrow(RAW_LOCK, m)
+                    row = await conn.fetchrow(
+                        statements[(spec.kind, spec.stock is not None)], acct["id"], m, now, args.cost,
+                        acct["balance"] - args.cost, "幸运抽奖 raw", f"draw:{game_id}:{m}:{key}"[:64], game_id, pick,
+                        f"{[[i, w] for i, w in candidates]}", roll, redraws, key, record, *extra)
+                    if int(row["spent"]) != args.cost:
+                        raise RuntimeError(f"member {m}: the lots did not cover {args.cost}")
+                    if not row["took"]:
+                        raise _Gone()
+            except _Gone:
+                gone.add(pick)
+                left[pick] = 0
+                continue
+            if left[pick] is not None:
+                left[pick] = max(0, left[pick] - 1)
+            return Play(int(row["play_id"]), pick, spec.kind, int(spec.points or 0) if spec.kind == "POINTS" else 0,
+                        args.cost, acct["balance"] - args.cost + (int(spec.points or 0) if spec.kind == "POINTS" else 0))
+        raise RuntimeError("every prize gone")
+
+    async def member(k: int) -> None:
+        await go.wait()
+        m = member_ids[k]
+        for j in range(args.plays):
+            t = time.perf_counter()
+            try:
+                async with pool.acquire() as conn:
+                    results[k].append(await one_play(conn, m, f"raw-{bench.run_tag}-{m}-{j}"))
+                c.outcomes["OK"] += 1
+            except Exception as exc:  # noqa: BLE001
+                c.outcomes[f"EXCEPTION:{exc.__class__.__name__}"] += 1
+                c.exceptions[f"{exc.__class__.__name__}: {str(exc)[:120]}"] += 1
+            done = time.perf_counter()
+            latencies.append(done - t)
+            dones.append(done)
+
+    try:
+        async with pool.acquire() as conn:  # warm: the statements planned once per pooled connection
+            await conn.fetchval("SELECT 1")
+        probe = CpuProbe(bench.dbname, None, conn0)
+        await probe.analyze()
+        c.stats0 = await harness.db_counters(probe, STAT_TABLES)
+        tasks = [asyncio.create_task(member(k)) for k in range(len(member_ids))]
+        await asyncio.sleep(0.2)
+        log(f"phase raw: {len(member_ids)} members x {args.plays} raw play transactions over an asyncpg pool of"
+            f" {args.raw_pool} on game {game_id}")
+        snap0 = probe.snapshot()
+        t0 = time.perf_counter()
+        go.set()
+        await asyncio.gather(*tasks)
+        snap1 = probe.snapshot()
+        c.cpu = CpuProbe.diff(snap0, snap1)
+        c.wall = max(dones) - t0
+        c.latencies = sorted(latencies)
+        stats1 = await harness.db_counters(probe, STAT_TABLES)
+        c.pg_stats = {k: v - c.stats0.get(k, 0) for k, v in stats1.items()}
+    finally:
+        await pool.close()
+    for k, m in enumerate(member_ids):
+        if results[k]:
+            c.plays[m] = results[k]
+    return c
 
 
 # --- verification -----------------------------------------------------------------------------------------
@@ -277,7 +494,8 @@ def cpu_shares(cpu: dict[str, Any], plays: int) -> str:
 
 def print_contest(c: DrawContest, args) -> None:
     n = c.requests
-    where = "Redis prize gate in front" if c.kind == "redis" else "database alone"
+    where = {"redis": "Redis prize gate in front", "db": "database alone"}.get(
+        c.kind, f"raw play transactions by asyncpg, pool of {args.raw_pool}, no server")
     harness.print_head(c, f"{c.members} members x {c.plays_each} plays on one wheel ({where}), game {c.game_id}",
                        "play", "first sends", f" ({c.count('OK'):,} answered OK: {c.rate('OK'):,.0f}/s)")
     print(f"  outcomes: {dict(c.outcomes.most_common())}")
@@ -315,7 +533,8 @@ def print_summary(contests: dict[str, DrawContest], args) -> dict[str, Any]:
     print(f"  {'phase':<32} {'wall s':>7} {'plays/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'OK':>6}"
           f" {'redraws':>7} {'srv ms/play':>11} {'pg ms/play':>10} {'noise s':>7} {'gate→db':>7}  checks")
     for name, c in contests.items():
-        label = harness.summary_label(name, c.kind, "HTTP, Redis prize gate")
+        label = (f"raw play transaction, pool {args.raw_pool}" if c.kind == "raw"
+                 else harness.summary_label(name, c.kind, "HTTP, Redis prize gate"))
         n = max(1, c.requests)
         noise = c.cpu.get("others", 0.0) + c.cpu.get("pg_other_dbs", 0.0)
         p50, p95, p99 = (harness.ms(pct(c.latencies, q)) for q in (.5, .95, .99))
@@ -343,6 +562,21 @@ def print_summary(contests: dict[str, DrawContest], args) -> dict[str, Any]:
               f" server + PostgreSQL CPU per play, database ÷ Redis: {cpu_ratio:.2f}x")
         out["ratios"] = {"plays_per_s_redis_over_db": round(ratio, 3), "p50_db_over_redis": round(p50_ratio, 3),
                          "cpu_per_play_db_over_redis": round(cpu_ratio, 3), "per_round": per_round}
+    raw = contests.get("raw")
+    if raw is not None and raw.rps:
+        http = {name: c for name, c in contests.items() if c.kind != "raw"}
+        raw_cpu = (raw.cpu.get("server", 0.0) + raw.cpu.get("pg", 0.0) + raw.cpu.get("client", 0.0)) / max(1, raw.requests)
+        parts, cpu_parts = [], []
+        for name, c in http.items():
+            parts.append(f"{name} {c.rps / raw.rps:.3f}")
+            cpu = (c.cpu.get("server", 0.0) + c.cpu.get("pg", 0.0) + c.cpu.get("client", 0.0)) / max(1, c.requests)
+            cpu_parts.append(f"{name} {raw_cpu / cpu:.3f}" if cpu else f"{name} -")
+        if parts:
+            print(f"  plays/s ÷ raw play transactions/s ({raw.rps:,.0f}/s), target ≥ 0.3: " + ", ".join(parts))
+            print("  cpu ratio (raw's CPU per play ÷ the phase's, load generator + server + PostgreSQL): "
+                  + ", ".join(cpu_parts))
+        out["ratios"] = {**out.get("ratios", {}),
+                         "plays_per_s_over_raw": {n: round(c.rps / raw.rps, 3) for n, c in http.items()}}
     out["all_checks_pass"] = harness.print_verdict(
         contests, "plays", "no prize below zero, top prize at most once, plays = successes, points exact")
     return out
@@ -354,6 +588,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = harness.new_parser("draw_load", __doc__, ALL_PHASES, "members, one connection each, all at once (2000)")
     p.add_argument("--plays", type=int, default=3, help="plays per member per phase, one after another (3)")
     p.add_argument("--cost", type=int, default=10, help="points a play costs (10)")
+    p.add_argument("--raw-pool", type=int, default=40,
+                   help="asyncpg connections of the raw phase (40: the server's two workers' pools)")
     harness.add_common_args(p, DEFAULT_DB_URL, "luckyDrawPlay on a warm-up wheel whose only prize has no stock")
     args = p.parse_args(argv)
     harness.check_common_args(p, args, ALL_PHASES)
@@ -394,11 +630,16 @@ async def amain(args) -> int:
         print_contest(contest, args)
 
     async def rest(bench: harness.Bench, contests: dict[str, DrawContest]) -> dict[str, Any]:
+        if "raw" in args.phase_list:
+            raw = await run_raw(bench, coupon_id)
+            await verify(bench.stats_conn, raw, args, bench.member_ids, spent, granted, None)
+            print_contest(raw, args)
+            contests["raw"] = raw
         return print_summary(contests, args)
 
     headline = (f"mallpoints lucky-draw load test: phases {','.join(args.phase_list)}; {args.members} members x"
                 f" {args.plays} plays at {args.cost} points, all members at once, {args.points} points each")
-    return await harness.run_bench(args, headline, "mallpoints-draw-", "bench: lucky-draw float", harness.POINTS_WRITES,
+    return await harness.run_bench(args, headline, "mallpoints-draw-", "bench: lucky-draw float", SQL_WRITES,
                            "bench/contest.py", STAT_TABLES, phase, after, rest)
 
 

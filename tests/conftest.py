@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
         fixtures = getattr(item, "fixturenames", ())
         if params.get("backend") == "postgres":
             item.add_marker(pytest.mark.postgres)
-        if "redis" in fixtures or params.get("gate") == "redis":
+        if "redis" in fixtures or {params.get("gate"), params.get("counter")} & {"redis", "redis-cluster"}:
             item.add_marker(pytest.mark.redis)
 
 
@@ -234,31 +234,76 @@ class Api:
         return response if raw else response.json()
 
 
-@pytest_asyncio.fixture
-async def redis():
-    """A real Redis (MALLPOINTS_TEST_REDIS; database 15 unless set), flushed before and after the test."""
-    from redis.asyncio import from_url
+@pytest.fixture(scope="session")
+def redis_cluster_nodes():
+    """A Redis Cluster of three masters started for the session (tests/redis_cluster.py), stopped after."""
+    from tests import redis_cluster
 
-    client = from_url(REDIS_URL, socket_connect_timeout=1)
+    missing = redis_cluster.available()
+    if missing:
+        service_missing("Redis Cluster", f"{missing} not installed")
+    nodes = redis_cluster.start()
+    yield nodes
+    nodes.stop()
+
+
+async def _flushed(client):
     try:
         await client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "absent"
         await client.aclose()
         service_missing("Redis", f"{REDIS_URL}: {exc.__class__.__name__}")
     await client.flushdb()
+    return client
+
+
+@pytest_asyncio.fixture
+async def redis_single():
+    """A real Redis (MALLPOINTS_TEST_REDIS; database 15 unless set), flushed before and after the test."""
+    from redis.asyncio import from_url
+
+    client = await _flushed(from_url(REDIS_URL, socket_connect_timeout=1))
     yield client
     await client.flushdb()
     await client.aclose()
 
 
-@pytest.fixture(params=["redis", "database"])
+@pytest_asyncio.fixture
+async def redis_cluster(redis_cluster_nodes):
+    """The session's Redis Cluster through the server's own cluster client (MALLPOINTS_REDIS_MODE=cluster),
+    flushed before and after the test."""
+    from api.app import redis_client
+
+    client = await _flushed(redis_client(redis_cluster_nodes.url, "cluster"))
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+async def redis_keys(client, pattern: str) -> list:
+    """KEYS on one Redis, or on every master of a Redis Cluster (a cluster client asks one node only)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        return await client.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
+    return await client.keys(pattern)
+
+
+@pytest.fixture(params=["single", "cluster"])
+def redis(request):
+    """Each Redis test runs on one Redis and on a Redis Cluster of three masters (issue 15)."""
+    return request.getfixturevalue(f"redis_{request.param}")
+
+
+@pytest.fixture(params=["redis", "redis-cluster", "database"])
 def gate(request, api):
-    """Each test runs with the Redis gate in front, and on the database alone."""
-    if request.param == "redis":
-        client = request.getfixturevalue("redis")
-        api.client._transport.app.state.redis = client
-        return client
-    return None
+    """Each test runs with the Redis gate in front (one Redis, then a Redis Cluster), and on the database
+    alone."""
+    if request.param == "database":
+        return None
+    client = request.getfixturevalue("redis_single" if request.param == "redis" else "redis_cluster")
+    api.client._transport.app.state.redis = client
+    return client
 
 
 @pytest_asyncio.fixture

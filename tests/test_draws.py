@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from api import db
 from api.schema.ids import from_global_id
-from api.services import clock, draws, mall, members, signing
+from api.services import clock, draws, installation, mall, members, signing
 from tests.conftest import unique
 from tests.mall_helpers import create_product, funded_member, later, operator_token, state
 
@@ -126,7 +126,7 @@ async def test_refusals_change_nothing(api, gate):
     assert prize_stock[0]["stock"] == 3
     if gate is not None:  # the gate's reservation was given back
         key = draws.gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
-        assert int(await gate.get(key)) == 3
+        assert int(await gate.get(await installation.key(key))) == 3
     later_game = await new_game(api, op, [{"name": "x", "kind": "NOTHING", "weight": 1}],
                                 startsAt=later(days=1), endsAt=later(days=2))
     assert (await play(api, token, later_game))["userErrors"][0]["code"] == "GAME_NOT_OPEN"
@@ -151,7 +151,7 @@ async def test_idempotent_play(api, gate):
     assert prize[0]["stock"] == 4
     if gate is not None:
         key_name = draws.gate_key(from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1])
-        assert int(await gate.get(key_name)) == 4
+        assert int(await gate.get(await installation.key(key_name))) == 4
 
 
 async def test_operators_define_games_carefully(api):

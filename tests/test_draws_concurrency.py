@@ -7,6 +7,7 @@ import pytest
 
 from api import db
 from api.schema.ids import from_global_id
+from api.services import draws, installation
 from tests.conftest import unique
 from tests.mall_helpers import funded_member, operator_token
 from tests.test_draws import PLAY, new_game
@@ -41,5 +42,5 @@ async def test_200_parallel_plays_grant_a_single_top_prize_once(api, gate):
         assert balance == {"头奖": 888, "小奖": 5, "谢谢参与": 0}[by_member[member_id]]
     if gate is not None:
         top = next(p for p in game["prizes"] if p["name"] == "头奖")
-        key = f"mallpoints:draw:{{{game_pk}}}:prize:{from_global_id(top['id'])[1]}"
+        key = await installation.key(draws.gate_key(game_pk, from_global_id(top['id'])[1]))
         assert int(await gate.get(key)) == 0

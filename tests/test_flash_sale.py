@@ -12,6 +12,7 @@ from api.schema.ids import from_global_id
 from api.services import clock
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import flash_sales, flash_terms
+from api.services.mall.gate import gate_keys
 from tests.conftest import unique
 from tests.mall_helpers import FLASH, create_product, funded_member, later, operator_token, state
 
@@ -67,7 +68,7 @@ async def test_sale_sells_its_stock_once_per_member(api, gate):
     assert sold_out["userErrors"][0]["code"] == "OUT_OF_STOCK" and await state(buyers[2][0]) == before
     assert await sale_stock(sale) == 0
     if gate is not None:
-        assert int(await gate.get(f"mallpoints:fs:{{{sale_pk(sale)}}}:stock")) == 0
+        assert int(await gate.get((await gate_keys(sale_pk(sale)))[0])) == 0
     # Sold out: the first buyer's retry still gets their order; the key on another sale is refused.
     retry = (await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": key}},
                             token=buyers[0][1]))["data"]["flashSaleRedeem"]
@@ -200,7 +201,7 @@ async def test_the_scheduled_gate_refresh_gives_back_a_unit_a_crash_left_taken(a
     api.client._transport.app.state.redis = redis
     op = await operator_token(api)
     sale = await new_sale(api, op, stock=2)
-    key = f"mallpoints:fs:{{{sale_pk(sale)}}}:stock"
+    key = (await gate_keys(sale_pk(sale)))[0]
     await redis.decr(key)  # a process took a unit in the gate and died before its commit or undo
     assert int(await redis.get(key)) == 1
     assert await scheduler.refresh_gates(redis) >= 1

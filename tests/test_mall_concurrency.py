@@ -9,6 +9,7 @@ import pytest
 from api import db
 from api.schema.ids import from_global_id
 from api.services import clock, mall
+from api.services.mall.gate import gate_keys
 from tests.conftest import unique
 from tests.mall_helpers import (
     CHECKOUT,
@@ -93,7 +94,7 @@ async def test_500_parallel_flash_sale_redemptions_with_the_gate_sell_exactly_50
         for _, token in buyers))
     assert codes([r["data"]["flashSaleRedeem"] for r in results]) == {"OK": 50, "OUT_OF_STOCK": 450}
     await assert_sale_exact(sale, [m for m, _ in buyers], 100, 100)
-    assert int(await redis.get(f"mallpoints:fs:{{{sale_pk(sale)}}}:stock")) == 0
+    assert int(await redis.get((await gate_keys(sale_pk(sale)))[0])) == 0
 
 
 async def test_redis_flushed_in_the_middle_of_a_sale_loses_and_oversells_nothing(api, redis):

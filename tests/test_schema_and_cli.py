@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import ADMIN_SCHEMA_FILE, SCHEMA_FILE, export_schema_texts
+from tests.conftest import redis_keys, unique
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,11 +100,11 @@ async def test_rate_limiter_on_redis_and_without(redis):
 
     key = f"test:{os.getpid()}"
     assert [await ratelimit.allow(redis, key, 3, 60) for _ in range(5)] == [True, True, True, False, False]
-    assert await redis.exists(*(await redis.keys(f"mallpoints:rl:{key}:*")))
-    local = f"local:{os.getpid()}"
+    assert await redis_keys(redis, f"mallpoints:rl:{key}:*")  # counted in Redis, not in the process
+    local = unique("local")  # the process table outlives the test (it runs once per Redis kind)
     assert [await ratelimit.allow(None, local, 2, 60) for _ in range(3)] == [True, True, False]
     dead = from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    assert await ratelimit.allow(dead, f"dead:{os.getpid()}", 1, 60) is True  # falls back, never fails the call
+    assert await ratelimit.allow(dead, unique("dead"), 1, 60) is True  # falls back, never fails the call
     await dead.aclose()
 
 

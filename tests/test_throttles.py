@@ -47,10 +47,13 @@ def _one_window(monkeypatch):
     monkeypatch.setattr(passwords, "WINDOW_SECONDS", LONG_WINDOW)
 
 
-@pytest.fixture(params=["redis", "database"])
+@pytest.fixture(params=["redis", "redis-cluster", "database"])
 def counter(request):
-    """Where the failure counter lives: Redis, or the database when Redis is not configured."""
-    return request.getfixturevalue("redis") if request.param == "redis" else None
+    """Where the failure counter lives: Redis (one, or a Redis Cluster), or the database when Redis is not
+    configured."""
+    if request.param == "database":
+        return None
+    return request.getfixturevalue("redis_single" if request.param == "redis" else "redis_cluster")
 
 
 async def new_staff() -> str:

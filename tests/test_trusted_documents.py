@@ -223,8 +223,8 @@ async def test_a_winner_through_the_fast_path_asks_the_gate_once(api, redis):
     assert codes[0] == [] and codes[1] == [] and codes[2][0]["code"] == "OUT_OF_STOCK"
     assert await sale_stock(sale) == 0
     from api.schema.ids import from_global_id
-    sale_pk = from_global_id(sale["id"])[1]
-    assert int(await redis.get(f"mallpoints:fs:{{{sale_pk}}}:stock")) == 0
+    from api.services.mall.gate import gate_state
+    assert (await gate_state(redis, from_global_id(sale["id"])[1])).stock == 0
 
 
 FANCY = """mutation FancyRedeem($x: FlashSaleRedeemInput!) {

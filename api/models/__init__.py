@@ -12,6 +12,7 @@ from api.models.earning import (
     PendingPoints,
     TaskClaim,
 )
+from api.models.installation import Installation
 from api.models.integrations import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce
 from api.models.ledger import IdempotencyRecord, PointsAccount, PointsEntry, PointsLot, PointsLotMove
 from api.models.mall import (
@@ -25,10 +26,20 @@ from api.models.mall import (
     Voucher,
 )
 from api.models.members import GrowthEntry, Member, SmsCode, SmsMessage, Tier, TierChange
+from api.models.merchant_assistant import MerchantVoucherProposal
 from api.models.merchants import Merchant
 from api.models.operators import AuditLog, Operator, PointsAdjustApproval
 from api.models.parking import CarPark, CarParkKey, ParkingSession, Vehicle
 from api.models.purchases import Purchase, PurchaseRefund, TillPayment
+from api.models.reach import (
+    Campaign,
+    CampaignMember,
+    MemberTag,
+    MemberWechat,
+    Notification,
+    NotificationPreference,
+    Segment,
+)
 from api.models.throttle import RateCounter
 
 __all__ = [
@@ -36,8 +47,12 @@ __all__ = [
     "Voucher", "GrowthEntry", "IdempotencyRecord", "IntegrationKey", "IntegrationKeyMerchant",
     "IntegrationNonce", "Member", "Merchant", "Operator", "PointsAccount", "PointsEntry", "PointsLot",
     "PointsAdjustApproval", "PointsLotMove", "Purchase", "PurchaseRefund", "SmsCode", "SmsMessage", "Tier",
-    "TierChange", "TillPayment", "RateCounter",
+    "TierChange", "TillPayment", "RateCounter", "Installation",
     # earning (issue 3)
     "EarnBreakdown", "EarnCounter", "EarnRule", "EarnTask", "JobLease", "MallEvent", "MemberBehaviour",
     "MemberInvite", "PendingPoints", "TaskClaim",
+    # reach (issue 13)
+    "Campaign", "CampaignMember", "MemberTag", "MemberWechat", "Notification", "NotificationPreference", "Segment",
+    # merchant assistant (issue 12)
+    "MerchantVoucherProposal",
 ]

@@ -26,8 +26,11 @@ async def games(info: Info, first: int, after: Optional[str] = None) -> Connecti
 async def lucky_draw_play(info: Info, input: d.LuckyDrawPlayInput) -> d.LuckyDrawPlayPayload:
     result = await draws.play(info.context.require_member(), input_pk(input.game_id, "DrawGame", "gameId"),
                               input.idempotency_key, info.context.redis)
-    found = await draws.play_by_id(result.play_id)
-    assert found is not None  # booked just now
+    if result.booked is not None:  # as booked: no read after commit
+        booked, prize = result.booked
+        return d.LuckyDrawPlayPayload(play=d.DrawPlay.of(booked, prize), points_balance=result.points_balance)
+    found = await draws.play_by_id(result.play_id)  # a repeat: the first play
+    assert found is not None  # booked before
     return d.LuckyDrawPlayPayload(play=d.DrawPlay.of(found), points_balance=result.points_balance)
 
 

@@ -20,6 +20,7 @@ from api.models.draws import DrawPlay
 from api.models.mall import MallOrder, Payment, PaymentRefund
 from api.services import clock, draws, earning, ledger, mall, members, merchants, operators, parking, tiers
 from api.services.mall import vouchers
+from api.services.segments import tags as member_tags
 
 Batch = Callable[[list[Any]], Awaitable[dict[Any, Any] | Sequence[Any]]]
 
@@ -118,6 +119,7 @@ class Loaders:
     member = batched(lambda: members.get_members)  # int → members.MemberRecord | None
     balance = batched(lambda: ledger.balances, 0)  # int → int
     held = batched(lambda: ledger.held_points, 0)  # int → int
+    tags = batched(lambda: member_tags.tags_of, [])  # int → list[str] (issue 13)
     breakdown = batched(lambda: earning.breakdowns)  # int → Any
     pending = batched(lambda: earning.pending_totals, 0)  # int → int
     operator = batched(lambda: operators.get_many)  # int → operators.OperatorInfo | None (issue 10)

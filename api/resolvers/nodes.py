@@ -13,7 +13,7 @@ from typing import Any, Optional
 import strawberry
 from strawberry.types import Info
 
-from api.resolvers import draws, earning, mall, operators, parking, staff
+from api.resolvers import draws, earning, mall, merchant_assistant, operators, parking, reach, staff
 from api.schema.base import Node
 from api.schema.core import PointsEntry, Tier
 from api.schema.ids import from_global_id
@@ -65,7 +65,7 @@ def _merge(*registries: Mapping[str, Fetch]) -> dict[str, Fetch]:
 
 OPERATORS: dict[str, Fetch] = {t: _typed(operators.node, t) for t in operators.NODE_TYPES}  # issue 10
 REGISTRY: dict[str, Fetch] = _merge(CORE, mall.NODES, draws.NODES, parking.NODES, staff.NODES, earning.NODES,
-                                    OPERATORS)
+                                    OPERATORS, merchant_assistant.NODES, reach.NODES)
 
 
 async def node(info: Info, id: strawberry.ID) -> Optional[Node]:

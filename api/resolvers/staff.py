@@ -71,7 +71,8 @@ async def merchant_staff_page(info: Info, first: int, after: Optional[str] = Non
 @user_errors(s.MerchantStaffCreatePayload)
 async def merchant_staff_create(info: Info, input: s.MerchantStaffCreateInput) -> s.MerchantStaffCreatePayload:
     actor = info.context.operator_actor()
-    account = await staff.create(actor, input.merchant_code, input.username, input.display_name, input.password)
+    account = await staff.create(actor, input.merchant_code, input.username, input.display_name, input.password,
+                                 role=input.role.value)
     return s.MerchantStaffCreatePayload(staff=s.MerchantStaff.of(account))
 
 

@@ -23,13 +23,15 @@ from api.schema import parking as pk
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
+from api.schema.merchant_assistant.root import MerchantAssistantAdminMutation, MerchantAssistantAdminQuery
 from api.schema.operators.permissions import RolePermissions
 from api.schema.operators.root import OperatorsMutation, OperatorsQuery
+from api.schema.reach.root import ReachMutation, ReachQuery
 from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Purchase, Tier
 
 
 @strawberry.type
-class Query(OperatorsQuery):
+class Query(OperatorsQuery, MerchantAssistantAdminQuery, ReachQuery):
     members: Connection[Member] = strawberry.field(
         resolver=a.members_page, description="Members, searched by phone digits or nickname.")
     member: Optional[Member] = strawberry.field(resolver=a.member)
@@ -62,7 +64,7 @@ class Query(OperatorsQuery):
 
 
 @strawberry.type
-class Mutation(OperatorsMutation):
+class Mutation(OperatorsMutation, MerchantAssistantAdminMutation, ReachMutation):
     points_expire_run: p.PointsExpireRunPayload = strawberry.mutation(resolver=a.points_expire_run)
     tier_evaluation_run: p.TierEvaluationRunPayload = strawberry.mutation(
         resolver=a.tier_evaluation_run, description="Closes ended qualification periods (downgrades are logged).")

@@ -149,12 +149,13 @@ class DrawPlay(Node):
         description="[prize number, weight] of the prizes that could be drawn, in draw order (prize numbers are "
                     "the pk of DrawPrize ids).")
     redraws: int = strawberry.field(description="Prizes that ran out between the draw and the reservation.")
+    won: strawberry.Private[Optional[draws.PrizeInfo]] = None  # the prize as the play just booked it
 
     @classmethod
-    def of(cls, p: draws.PlayInfo) -> "DrawPlay":
+    def of(cls, p: draws.PlayInfo, won: Optional[draws.PrizeInfo] = None) -> "DrawPlay":
         return cls(id=global_id("DrawPlay", p.id), pk=p.id, info=p, free=p.free,
                    cost_points=p.cost_points, points_granted=p.points_granted, played_at=p.played_at, roll=p.roll,
-                   candidate_weights=p.candidates, redraws=p.redraws)
+                   candidate_weights=p.candidates, redraws=p.redraws, won=won)
 
     @strawberry.field
     async def game(self, info: Info) -> DrawGame:
@@ -162,6 +163,8 @@ class DrawPlay(Node):
 
     @strawberry.field
     async def prize(self, info: Info) -> DrawPrize:
+        if self.won is not None:
+            return DrawPrize.of(self.won)
         g = await info.context.loaders.draw_game.load(self.info.game_id)
         return DrawPrize.of(next(p for p in g.prizes if p.id == self.info.prize_id))
 

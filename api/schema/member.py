@@ -14,6 +14,7 @@ from api.schema.earning.types import CheckInCalendar, CheckInDay, TaskProgress
 from api.schema.errors import ApiError
 from api.schema.mall.types import MallOrder, Voucher, VoucherStatus
 from api.schema.parking import ParkingSession, Vehicle
+from api.schema.reach.notify_types import MemberReachFields
 from api.schema.staff import MerchantStaffViewer
 from api.services import draws, ledger, mall, members, parking, tiers
 from api.services.earning import behaviours, invites, tasks
@@ -22,7 +23,7 @@ from api.services.mall import vouchers
 
 
 @strawberry.type
-class Member(Node):
+class Member(Node, MemberReachFields):
     pk: strawberry.Private[int]
     rec: strawberry.Private[members.MemberRecord]
     phone_masked: str

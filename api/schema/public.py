@@ -40,6 +40,9 @@ from api.schema.errors import should_mask
 from api.schema.execution import NoSuggestionsExecutionContext, NoSuggestionsSchema
 from api.schema.mall import Voucher
 from api.schema.member import Member, Viewer
+from api.schema.merchant_assistant.root import MerchantAssistantMutation
+from api.schema.merchant_assistant.types import MerchantVoucherProposal
+from api.schema.reach.root import ReachMemberMutation
 from api.schema.rules import OncePerRequest
 
 MAX_DEPTH = 10
@@ -66,7 +69,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(MerchantAssistantMutation, ReachMemberMutation):
     auth_sms_code_request: p.AuthSmsCodeRequestPayload = strawberry.mutation(resolver=r.auth_sms_code_request)
     auth_sms_login: p.AuthSmsLoginPayload = strawberry.mutation(
         resolver=r.auth_sms_login, description="Signs in with an SMS code; the first login registers.")
@@ -121,7 +124,7 @@ class Mutation:
 
 
 # Types reachable only through node(id:) or interfaces.
-TYPES = [Member, PointsEntry, Tier, Purchase, Voucher, sp.MerchantStaff]
+TYPES = [Member, PointsEntry, Tier, Purchase, Voucher, sp.MerchantStaff, MerchantVoucherProposal]
 # The public endpoint's pipeline; `api/prepared.py` reads it from the schema, so the hot path runs it too.
 # No ParserCache or ValidationCache: the prepared path answers every JSON request and keeps its own cache,
 # bounded by bytes and holding valid documents only (issue 11); Strawberry's view sees only what is not JSON.

@@ -59,6 +59,8 @@ class ErrorCode(str, Enum):
     TIER_THRESHOLD_TAKEN = "TIER_THRESHOLD_TAKEN"
     CODE_TAKEN = "CODE_TAKEN"
     MERCHANT_INACTIVE = "MERCHANT_INACTIVE"
+    # merchant assistant (issue 12)
+    STAFF_ROLE_REQUIRED = "STAFF_ROLE_REQUIRED"
 
 
 class DomainError(Exception):

@@ -23,11 +23,13 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, draws, earning, ledger, mall, parking, tiers
+from api.services import clock, draws, earning, installation, ledger, mall, parking, tiers
 from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.earning import invites
 from api.services.mall import flash_sales
+from api.services.notifications import dispatcher, reminders
+from api.services.segments import campaigns
 
 log = logging.getLogger(__name__)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
@@ -43,6 +45,9 @@ class RunResult:
     tier_periods_closed: int
     orders_expired: int = 0
     stays_abandoned: int = 0
+    reminders_queued: int = 0  # reach (issue 13): expiry reminders written
+    campaign_notifications: int = 0  # notifications written for due campaigns
+    notifications_pushed: int = 0  # delivered by SMS / WeChat in this run's dispatch pass
 
 
 async def acquire_lease(ttl_seconds: int, holder: str = HOLDER) -> bool:
@@ -82,7 +87,12 @@ async def run_once(actor: Actor, as_of: datetime | None = None) -> RunResult:
     (lapsed,) = await job("order_lapse", lambda: mall.expire_orders(as_of), "orders_expired")
     (abandoned,) = await job("parking_abandon",
                              lambda: parking.abandon_stays(actor, parking.ABANDON_AFTER_HOURS, as_of), "stays_abandoned")
-    result = RunResult(released, released_points, rewarded, expired, closed, lapsed, abandoned)
+    (points_reminders, voucher_reminders) = await job(
+        "expiry_reminders", lambda: reminders.queue_reminders(as_of), "points_reminders", "voucher_reminders")
+    (campaign_notes,) = await job("campaigns", lambda: campaigns.send_due(as_of), "notifications")
+    (pushed,) = await job("notify_dispatch", lambda: dispatcher.dispatch_due(max_batches=1), "delivered")
+    result = RunResult(released, released_points, rewarded, expired, closed, lapsed, abandoned,
+                       points_reminders + voucher_reminders, campaign_notes, pushed)
     async with transaction() as tx:
         await audit(tx, actor, "earning.scheduled_run", None, None,
                     {"as_of": as_of.isoformat(), **asdict(result), "failed": failed})
@@ -107,10 +117,51 @@ async def refresh_gates(redis: Any) -> int:
     return len(live) + prizes
 
 
+async def refresh_gates_now_and_then(redis: Any, interval_seconds: int) -> int | None:
+    """One refresh of this interval, unless another server already did it: a Redis key set with NX for
+    the interval elects one server per interval (it only saves work: two refreshes at once are safe).
+    None when another server had it or Redis is unavailable."""
+    try:
+        name = await installation.key("mallpoints:gates:refreshed")
+        if not await redis.set(name, HOLDER, nx=True, px=max(1, interval_seconds * 1000 - 200)):
+            return None
+    except Exception:  # noqa: BLE001 - Redis down: no gates to refresh, the database decides alone
+        return None
+    return await refresh_gates(redis)
+
+
+async def gate_loop(redis: Any, interval_seconds: int) -> None:
+    """Every server: the gates reconciled with the database once at start (a restored database, or a
+    worker that replaced a crashed one) and then every interval, so a unit a crashed process left taken
+    in a gate comes back within seconds, without an operator and without the scheduled runs."""
+    first = True
+    while True:
+        try:
+            if first:
+                count = await refresh_gates(redis)
+                log.info("gates reconciled at start: %s", count)
+            else:
+                await refresh_gates_now_and_then(redis, interval_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep reconciling; Redis or the database may be back next time
+            log.warning("gate reconciliation failed; retrying in %s s", interval_seconds)
+        first = False
+        await asyncio.sleep(interval_seconds)
+
+
 async def loop(redis: Any = None) -> None:
     """The server's schedule: run when the lease is ours (and refresh the Redis gates), then sleep an
     interval."""
     interval = settings().scheduler_interval_seconds
+    pushes = asyncio.create_task(dispatcher.loop())  # notifications go out between runs too
+    try:
+        await _runs(interval, redis)
+    finally:
+        pushes.cancel()
+
+
+async def _runs(interval: int, redis: Any) -> None:
     while True:
         try:
             # The holder keeps the lease by renewing it; another server takes over two intervals
@@ -118,7 +169,7 @@ async def loop(redis: Any = None) -> None:
             if await acquire_lease(interval * 2):
                 result = await run_once(("system", HOLDER))
                 log.info("scheduled run: %s", result)
-                if redis is not None:
+                if redis is not None and settings().gate_refresh_seconds == 0:  # else gate_loop does it
                     log.info("gates refreshed: %s", await refresh_gates(redis))
         except asyncio.CancelledError:
             raise

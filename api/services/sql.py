@@ -41,8 +41,8 @@ INSERT_KEY = (
 
 # Staff: a new account unless its username is taken.
 INSERT_STAFF = (
-    "INSERT INTO merchant_staff (merchant_id, username, display_name, password_hash, active, created_at)"
-    " VALUES ($1, $2, $3, $4, TRUE, $5) ON CONFLICT (username) DO NOTHING RETURNING id"
+    "INSERT INTO merchant_staff (merchant_id, username, display_name, password_hash, active, created_at, role)"
+    " VALUES ($1, $2, $3, $4, TRUE, $5, $6) ON CONFLICT (username) DO NOTHING RETURNING id"
 )
 
 # Scheduler: the lease row, created once by whichever server comes first.
@@ -76,3 +76,6 @@ RATE_HIT = (
 RATE_GIVE_BACK = "UPDATE rate_counter SET hits = hits - 1 WHERE key_hash = $1 AND expires_at = $2 AND hits > 0"
 # Drops ended windows in one set-based statement (at most once a minute per process).
 RATE_PURGE = "DELETE FROM rate_counter WHERE expires_at <= $1"
+
+# Installation: the one row made by the first server start (two workers starting at once make one row).
+INSTALLATION_CLAIM = "INSERT INTO installation (id, key, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING"

@@ -20,6 +20,8 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 CACHE_SECONDS = 10.0  # how long a deactivated account's token may still work in another process
+MANAGER, CLERK = "MANAGER", "CLERK"
+ROLES = (MANAGER, CLERK)
 
 
 @dataclass(frozen=True)
@@ -30,44 +32,53 @@ class StaffInfo:
     display_name: str
     active: bool
     created_at: datetime
+    role: str = MANAGER  # MANAGER or CLERK (issue 12; docs/merchant-assistant.md)
 
 
-def _info(s: MerchantStaff) -> StaffInfo:
+def info_of(s: MerchantStaff) -> StaffInfo:
     m = s.merchant
     return StaffInfo(s.id, merchants.MerchantInfo(m.id, m.code, m.name, m.category), s.username, s.display_name,
-                     bool(s.active), s.created_at)
+                     bool(s.active), s.created_at, s.role or MANAGER)
 
 
 async def _load(staff_id: int) -> MerchantStaff | None:
     return await MerchantStaff.filter(id=staff_id).select_related("merchant").first()
 
 
-def _username(value: str) -> str:
+def _username(value: str, field: list[str]) -> str:
     username = (value or "").strip().lower()
     if not USERNAME.match(username):
-        raise DomainError(ErrorCode.INVALID_INPUT, "username: 3 to 64 of a-z, 0-9, '.', '_', '-'", ["username"])
+        raise DomainError(ErrorCode.INVALID_INPUT, "username: 3 to 64 of a-z, 0-9, '.', '_', '-'", field)
     return username
 
 
-async def create(actor: Actor, merchant_code: str, username: str, display_name: str, password: str) -> StaffInfo:
-    """An operator opens an account for a merchant's staff; audited (without the password)."""
-    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
-    username = _username(username)
-    display_name = text.name(display_name, "displayName", 64)
+def check_password(password: str | None, field: list[str]) -> str:
+    """The password rule of staff and operators: MIN_PASSWORD_LENGTH to MAX_PASSWORD_LENGTH characters."""
     if not MIN_PASSWORD_LENGTH <= len(password or "") <= MAX_PASSWORD_LENGTH:
         raise DomainError(ErrorCode.INVALID_INPUT,
-                          f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters", ["password"])
-    password_hash = passwords.hash_password(password)
+                          f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters", field)
+    return password or ""
+
+
+async def create(actor: Actor, merchant_code: str, username: str, display_name: str, password: str,
+                 role: str = MANAGER, field_prefix: tuple[str, ...] = ()) -> StaffInfo:
+    """An account for a merchant's staff (an operator opens any; a merchant's manager opens clerks);
+    audited without the password. `field_prefix` goes before the field names of userErrors."""
+    assert role in ROLES, role
+    merchant = await merchants.by_code(merchant_code, ["merchantCode"])
+    username = _username(username, [*field_prefix, "username"])
+    display_name = text.name(display_name, [*field_prefix, "displayName"], 64)
+    password_hash = await passwords.hash_password_off_loop(check_password(password, [*field_prefix, "password"]))
     async with transaction() as tx:
         staff_id = await tx.fetchval(core_sql.INSERT_STAFF, merchant.id, username, display_name, password_hash,
-                                     clock.now())
+                                     clock.now(), role)
         if staff_id is None:
-            raise DomainError(ErrorCode.INVALID_INPUT, "this username is taken", ["username"])
+            raise DomainError(ErrorCode.INVALID_INPUT, "this username is taken", [*field_prefix, "username"])
         await audit(tx, actor, "merchant_staff.create", "merchant_staff", str(staff_id),
-                    {"merchant": merchant.code, "username": username, "display_name": display_name})
+                    {"merchant": merchant.code, "username": username, "display_name": display_name, "role": role})
         staff = await _load(staff_id)
     assert staff is not None
-    return _info(staff)
+    return info_of(staff)
 
 
 async def deactivate(actor: Actor, staff_id: int) -> StaffInfo:
@@ -81,7 +92,7 @@ async def deactivate(actor: Actor, staff_id: int) -> StaffInfo:
                     {"merchant": staff.merchant.code, "username": staff.username, "was_active": bool(staff.active)})
         staff.active = False
     _cache.pop(staff_id, None)
-    return _info(staff)
+    return info_of(staff)
 
 
 async def page(limit: int, after_id: int | None, merchant_code: str | None = None) -> list[StaffInfo]:
@@ -90,7 +101,7 @@ async def page(limit: int, after_id: int | None, merchant_code: str | None = Non
     if merchant_code:
         merchant = await merchants.by_code(merchant_code, ["merchantCode"])
         query = query.filter(merchant_id=merchant.id)
-    return [_info(s) for s in await query.select_related("merchant").order_by("id").limit(limit)]
+    return [info_of(s) for s in await query.select_related("merchant").order_by("id").limit(limit)]
 
 
 async def login(username: str, password: str, *, client: str | None = None,
@@ -113,13 +124,13 @@ async def login(username: str, password: str, *, client: str | None = None,
         await audit(tx, ("staff", str(row["id"])), "merchant_staff.login", "merchant_staff", str(row["id"]), None)
     staff = await _load(row["id"])
     assert staff is not None
-    return _info(staff), signing.issue_token("staff", row["id"], STAFF_TOKEN_TTL_SECONDS)
+    return info_of(staff), signing.issue_token("staff", row["id"], STAFF_TOKEN_TTL_SECONDS)
 
 
 async def get(staff_id: int) -> StaffInfo | None:
     """An account, active or not."""
     staff = await _load(staff_id)
-    return _info(staff) if staff is not None else None
+    return info_of(staff) if staff is not None else None
 
 
 _cache: dict[int, tuple[float, StaffInfo | None]] = {}
@@ -131,11 +142,16 @@ async def get_active(staff_id: int) -> StaffInfo | None:
     if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
     staff = await _load(staff_id)
-    info = _info(staff) if staff is not None and staff.active else None
+    info = info_of(staff) if staff is not None and staff.active else None
     if len(_cache) > 10_000:
         _cache.clear()
     _cache[staff_id] = (time.monotonic(), info)
     return info
+
+
+def forget(staff_id: int) -> None:
+    """Drops one account from this process's cache (after it was deactivated)."""
+    _cache.pop(staff_id, None)
 
 
 def invalidate_cache() -> None:

@@ -25,6 +25,7 @@ from api.services import clock, text
 from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
+from api.services.notifications import outbox
 
 CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 
@@ -118,6 +119,8 @@ async def add_growth(
     if tier_id != current_tier_id:
         statements.append((core_sql.TIER_UPGRADE, (member_id, current.id, target.id, new_value,
                                                    f"growth value reached {target.growth_threshold}", occurred_at)))
+        statements.append(outbox.statement(outbox.tier_changed(member_id, target.name, True,
+                                                               f"{source_type}:{source_ref}:{target.id}"[:64])))
     await tx.execute_many(statements)
     return new_value, tier_id
 
@@ -143,8 +146,8 @@ async def evaluate_periods(as_of: datetime | None = None) -> EvaluationResult:
         if not rows:
             break
         for row in rows:
-            async with transaction():
-                changed = await _close_period(int(row["id"]), as_of, months, tiers)
+            async with transaction() as tx:
+                changed = await _close_period(tx, int(row["id"]), as_of, months, tiers)
             if changed is None:
                 continue
             evaluated += 1
@@ -153,7 +156,7 @@ async def evaluate_periods(as_of: datetime | None = None) -> EvaluationResult:
     return EvaluationResult(evaluated, downgraded, kept)
 
 
-async def _close_period(member_id: int, as_of: datetime, months: int, tiers: list[TierInfo]) -> int | None:
+async def _close_period(tx: Tx, member_id: int, as_of: datetime, months: int, tiers: list[TierInfo]) -> int | None:
     member = await locks.row(locks.Rank.MEMBER, Member, member_id)
     assert member is not None  # the run found this member a moment ago; members are never deleted
     start = clock.to_utc(member.tier_period_start)
@@ -175,6 +178,9 @@ async def _close_period(member_id: int, as_of: datetime, months: int, tiers: lis
                                  occurred_at=period_end)
     await Member.filter(id=member_id).update(tier_id=new_tier.id, growth_value=0, tier_period_start=period_end,
                                              updated_at=clock.now())
+    if direction != "KEEP":
+        await outbox.emit(tx, outbox.tier_changed(member_id, new_tier.name, direction == "UPGRADE",
+                                                  f"period:{member_id}:{period_end.date()}"))
     return 1 if direction == "DOWNGRADE" else 0
 
 

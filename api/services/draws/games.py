@@ -2,12 +2,14 @@
 process cache for plays)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from api.db import held_locks
 from api.models import DrawGame, DrawPrize
 from api.services import clock
 from api.services.errors import DomainError, ErrorCode
@@ -81,10 +83,27 @@ _cache: dict[int, tuple[float, GameInfo]] = {}
 CACHE_SECONDS = 2.0  # an operator's change reaches every process within this time
 
 
+_loading: dict[int, asyncio.Future[GameInfo]] = {}
+
+
 async def game(game_id: int, fresh: bool = False) -> GameInfo:
+    """A game with its prizes, from the process's cache (at most CACHE_SECONDS old) unless `fresh`. In
+    a crowd, one read per process is in flight at a time and the others wait for it: thousands of plays
+    missing the cache at once (a new game, an expired copy) would each read it, two queries apiece."""
     cached = _cache.get(game_id)
     if not fresh and cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
         return cached[1]
+    if fresh or held_locks.get() is not None:  # inside a transaction: on its connection, not shared
+        return await _read(game_id)
+    pending = _loading.get(game_id)
+    if pending is None:
+        pending = asyncio.ensure_future(_read(game_id))
+        _loading[game_id] = pending
+        pending.add_done_callback(lambda _f: _loading.pop(game_id, None))
+    return await asyncio.shield(pending)
+
+
+async def _read(game_id: int) -> GameInfo:
     found = (await games_by_id([game_id])).get(game_id)
     if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no such game", ["input", "gameId"])
@@ -96,8 +115,10 @@ def forget(game_id: int | None = None) -> None:
     """Drops a game (None: every game) from this process's cache (after an operator changed it)."""
     if game_id is None:
         _cache.clear()
+        _loading.clear()
     else:
         _cache.pop(game_id, None)
+        _loading.pop(game_id, None)
 
 
 async def games_page(limit: int, after_id: int | None, *, include_hidden: bool) -> list[GameInfo]:

@@ -11,7 +11,9 @@ from api.services.mall import stock_gate
 
 
 def gate_key(game_id: int, prize_id: int) -> str:
-    return f"mallpoints:draw:{{{game_id}}}:prize:{prize_id}"
+    """The logical key of a prize's counter (api/services/mall/stock_gate.py adds the installation id);
+    `{draw:<game>}` is the hash tag that keeps one game's prizes in one slot of a Redis Cluster."""
+    return f"mallpoints:{{draw:{game_id}}}:prize:{prize_id}"
 
 
 async def gate_ttl(game_id: int) -> int:

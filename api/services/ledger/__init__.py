@@ -1,7 +1,9 @@
 """The points ledger: the code that writes points_entry, points_lot, points_lot_move and the cached
-balance (the one exception is the common purchase earn on PostgreSQL, `purchases.sql.EARN`, which
+balance (the exceptions are the common purchase earn on PostgreSQL, `purchases.sql.EARN`, which
 makes the same writes as `credit` in one statement and is compared with the general path by
-tests/test_earn_paths.py). Every move here runs inside a transaction opened by the caller through
+tests/test_earn_paths.py, and a lucky-draw play on PostgreSQL, `draws.sql.play_writes`, which makes
+the writes of `debit` and `credit` in one statement and is compared with the general path by
+tests/test_draw_paths.py). Every move here runs inside a transaction opened by the caller through
 `api.db.transaction()`, on an account it locked with `lock_account`.
 
 Invariants (checked by tests after every move, see docs/ledger.md):
@@ -24,6 +26,7 @@ from api.services.ledger.accounts import (
     LockedAccount,
     expiry_for,
     lock_account,
+    lock_account_row,
     shortfall,
 )
 from api.services.ledger.expiry import EXPIRY_CHUNK, ExpiryResult, expire_account, expire_due
@@ -35,6 +38,6 @@ from api.services.ledger.sql import sql_ids
 __all__ = [
     "EXPIRE_REASON", "EXPIRY_CHUNK", "KINDS", "Entry", "ExpiryResult", "LockedAccount", "balances",
     "capture", "credit", "debit", "entries_page", "entry_with_owner", "expire_account", "expire_due",
-    "expiring_soon", "expiry_for", "give_back", "held_points", "hold", "lock_account", "release", "shortfall",
-    "sql_ids",
+    "expiring_soon", "expiry_for", "give_back", "held_points", "hold", "lock_account", "lock_account_row", "release",
+    "shortfall", "sql_ids",
 ]

@@ -65,14 +65,24 @@ async def lock_account(tx: Tx, member_id: int, as_of: datetime | None = None) ->
     re-reads only the locked rows), so a move committed meanwhile (a refund giving points back to an
     expired lot, a new hold) would be missed."""
     as_of = as_of or clock.now()
+    acct = await lock_account_row(member_id)
+    if acct is None:
+        return None
+    amounts = await tx.fetchrow(sql.DUE_AND_HELD, acct.id, as_of)
+    assert amounts is not None  # two aggregates: always one row
+    acct.due, acct.held = int(amounts["due"]), int(amounts["held"])
+    return acct
+
+
+async def lock_account_row(member_id: int) -> LockedAccount | None:
+    """The lock of `lock_account` alone, with due and held left at 0: for a caller that reads them
+    itself in a statement of its own after the lock (folded with its other reads, one round trip), and
+    then sets `due` and `held` before anything spends."""
     found = await locks.statement(locks.Rank.MEMBER, sql.LOCK_ACCOUNT, member_id, ids=(member_id,), of="a, m")
     if not found:
         return None
     row = found[0]
-    amounts = await tx.fetchrow(sql.DUE_AND_HELD, row["id"], as_of)
-    assert amounts is not None  # two aggregates: always one row
-    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"],
-                         int(amounts["due"]), int(amounts["held"]))
+    return LockedAccount(row["id"], member_id, row["balance"], row["tier_id"], row["growth_value"])
 
 
 def shortfall(acct: LockedAccount) -> str:

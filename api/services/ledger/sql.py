@@ -4,6 +4,8 @@ Placeholders are PostgreSQL's `$1, $2…` (`api.db.Tx` turns them into SQLite's 
 """
 from __future__ import annotations
 
+from typing import Any
+
 # Locks the member's row and account row in one statement (FOR UPDATE OF two joined tables, added by
 # api.locks.statement).
 LOCK_ACCOUNT = (
@@ -161,3 +163,35 @@ SPENDABLE = (
 )
 # Held points of many members at $1, likewise.
 HELD_BY_MEMBER = f"SELECT a.member_id, ({HELD.replace('$2', '$1')}) AS held FROM points_account a WHERE a.member_id IN "
+
+
+def charge_ctes(account: str, points: str) -> str:
+    """A spend's lots as data-modifying CTEs, for a move written as one statement (a lucky-draw play, a
+    mall order on PostgreSQL): `take` (lot id, delta) are the account's EARN lots that cover `points`,
+    earliest expiry first, exactly as `allocate` and `debit` take them, and `lots` takes them. The caller
+    inserts the moves (`charge_moves`) once its SPEND entry exists, and checks that SUM(take.delta) is
+    the whole amount (the lots covered it). `account` and `points` are placeholders ("$1", "$4::bigint")."""
+    return (
+        f"take AS (SELECT id, LEAST(remaining, {points} - (running - remaining)) AS delta FROM (SELECT id, remaining,"
+        " SUM(remaining) OVER (ORDER BY expires_at NULLS LAST, id ROWS UNBOUNDED PRECEDING) AS running"
+        f" FROM points_lot WHERE account_id = {account} AND kind = 'EARN' AND remaining > 0) t"
+        f" WHERE running - remaining < {points}),"
+        " lots AS (UPDATE points_lot l SET remaining = l.remaining - take.delta FROM take WHERE l.id = take.id)"
+    )
+
+
+def charge_moves(entry_id: str) -> str:
+    """The moves of `charge_ctes`' lots, as a CTE `moves`; `entry_id` is a scalar subquery of the SPEND entry."""
+    return f"moves AS (INSERT INTO points_lot_move (entry_id, lot_id, delta) SELECT {entry_id}, id, -delta FROM take)"
+
+
+class Args:
+    """Numbered placeholders for a statement assembled from parts: `args(value)` keeps the value and
+    returns its `$n` (with an optional cast), so a part that is left out leaves no gap in the numbers."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, cast: str = "") -> str:
+        self.values.append(value)
+        return f"${len(self.values)}{cast}"

@@ -9,34 +9,26 @@ the database alone. The terms are cached per process (api.services.mall.flash_te
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tortoise.expressions import F
 
 from api import locks
-from api.db import transaction
+from api.db import Tx, transaction
 from api.locks import Rank
-from api.models import FlashSale, MallOrder
+from api.models import FlashSale
 from api.services import clock, idempotency, ledger
 from api.services import text as hygiene
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import sql
-from api.services.mall.catalogue import MAX_PRICE, MAX_STOCK, ProductInfo, product
+from api.services.mall.catalogue import MAX_PRICE, MAX_STOCK, ProductInfo, info, product
 from api.services.mall.flash_terms import SaleInfo, _terms, forget, live_sale_ids, read, sale, sales_page
 from api.services.mall.gate import GateState, gate_state, load_gate, pass_gate, undo_gate
-from api.services.mall.orders import (
-    OrderResult,
-    insert_order,
-    issue_vouchers,
-    lock_member,
-    member_scope,
-    new_order_no,
-    take_stock,
-)
-from api.services.mall.records import column, record
+from api.services.mall.orders import OrderResult, member_scope, pay_with_points
+from api.services.mall.records import record
 from api.services.mall.zones import visible_to
 
 __all__ = ["STATUSES", "SaleInfo", "GateState", "sale", "sales_page", "live_sale_ids", "create_sale", "update_sale",
@@ -205,36 +197,42 @@ async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> tuple[
         record_id, stored = await idempotency.claim(tx, scope, key, digest, ["input", "idempotencyKey"])
         if stored is not None:
             return OrderResult(**stored), True
-        s = await read(sale_id)
-        assert s is not None, "a flash sale is never deleted"
+        s, p = await _sale_and_product(tx, sale_id)
         if s.stock < 1:
             raise sold_out()
         if not s.on_sale(now):
             raise DomainError(ErrorCode.NOT_ON_SALE, "this flash sale is not on now", ["input", "flashSaleId"])
-        p = await product(s.product_id, ["input", "productId"])
-        acct = await lock_member(tx, member_id, now)
-        await _check_buyer(acct, s, p)
-        order_no = new_order_no(now)
-        entry = await ledger.debit(tx, acct, points=s.points_price, kind="SPEND", reason=f"积分秒杀 {s.title}",
-                                   source_type="mall_order", source_ref=order_no, occurred_at=now)
-        order_id = await insert_order(
-            order_no=order_no, member_id=member_id, product_id=p.id, flash_sale_id=sale_id, channel="FLASH_SALE",
-            status="PAID", quantity=1, points=s.points_price, cash_fen=0, key=key, now=now, expires_at=None,
-            spend_entry_id=entry.id,
-        )
-        await issue_vouchers(order_id, member_id, p, 1, now)
-        await take_stock(FlashSale, sale_id, 1)
-        result = OrderResult(order_id, acct.spendable)
-        await idempotency.remember(tx, record_id, asdict(result))
+        acct = await ledger.lock_account_row(member_id)
+        if acct is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "no such member", None)
+        checked = await tx.fetchrow(sql.FLASH_BUYER, acct.id, now, sale_id, member_id)
+        assert checked is not None  # aggregates: one row
+        acct.due, acct.held = int(checked["due"]), int(checked["held"])
+        await ledger.expire_account(tx, acct, now)
+        await _check_buyer(acct, s, p, int(checked["bought"]))
+        result = await pay_with_points(tx, acct, p, points=s.points_price, reason=f"积分秒杀 {s.title}", quantity=1,
+                                       channel="FLASH_SALE", flash_sale_id=sale_id, key=key, now=now,
+                                       record_id=record_id)
     return result, False
 
 
-async def _check_buyer(acct: ledger.LockedAccount, s: SaleInfo, p: ProductInfo) -> None:
-    """Tier, the per-member limit (counted under the account lock) and points."""
+async def _sale_and_product(tx: Tx, sale_id: int) -> tuple[SaleInfo, ProductInfo]:
+    """The sale as stored now and its product: one statement on PostgreSQL (whose driver gives times as
+    times; SQLite's raw rows hold text), the models otherwise."""
+    if not tx.postgres:
+        s = await read(sale_id)
+        assert s is not None, "a flash sale is never deleted"
+        return s, await product(s.product_id, ["input", "productId"])
+    found = await tx.fetchrow(sql.SALE_AND_PRODUCT, sale_id)
+    assert found is not None, "a flash sale is never deleted"
+    return record(SaleInfo, found), info({**{k[2:]: v for k, v in found.items() if k.startswith("p_")},
+                                          "id": found["product_id"]})
+
+
+async def _check_buyer(acct: ledger.LockedAccount, s: SaleInfo, p: ProductInfo, bought: int) -> None:
+    """Tier, the per-member limit (`bought`: counted under the account lock) and points."""
     if not await visible_to(acct.tier_id, p):
         raise DomainError(ErrorCode.TIER_NOT_ELIGIBLE, "this sale is for a higher tier", ["input", "flashSaleId"])
-    bought = sum(await column(MallOrder.filter(flash_sale_id=s.id, member_id=acct.member_id, status="PAID"),
-                              "quantity"))
     if bought >= s.per_member_limit:
         raise DomainError(ErrorCode.PURCHASE_LIMIT_REACHED, f"at most {s.per_member_limit} per member",
                           ["input", "flashSaleId"])

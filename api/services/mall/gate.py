@@ -10,14 +10,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.models import MallOrder
-from api.services import clock
+from api.services import clock, installation
 from api.services.mall.flash_terms import SaleInfo, sale
 
 log = logging.getLogger("mallpoints.flash_sales")
 
 
-def _keys(sale_id: int) -> list[str]:
-    tag = f"mallpoints:fs:{{{sale_id}}}"  # one hash slot per sale (Redis Cluster)
+def gate_tag(sale_id: int) -> str:
+    """The logical prefix of a sale's gate keys; `{fs:<id>}` is the hash tag that puts the three keys in
+    one slot of a Redis Cluster (a Lua script's keys must share a slot)."""
+    return f"mallpoints:{{fs:{sale_id}}}"
+
+
+async def gate_keys(sale_id: int) -> list[str]:
+    """The Redis keys of a sale's gate (stock, buyers, keys), namespaced by the installation id."""
+    tag = await installation.key(gate_tag(sale_id))
     return [f"{tag}:stock", f"{tag}:buyers", f"{tag}:keys"]
 
 
@@ -89,7 +96,7 @@ async def load_gate(redis: Any, sale_id: int, force: bool = False) -> bool:
         args += [member_id, count]
     args += [f"{r['member_id']}:{r['idempotency_key']}" for r in rows]
     try:
-        await _script(redis, _LOAD)(keys=_keys(sale_id), args=args)
+        await _script(redis, _LOAD)(keys=await gate_keys(sale_id), args=args)
         return True
     except Exception:  # Redis is a gate in front of the database, never a dependency
         log.warning("flash sale %s: Redis unavailable, gate not loaded", sale_id, exc_info=True)
@@ -104,7 +111,7 @@ class GateState:
 
 
 async def gate_state(redis: Any, sale_id: int) -> GateState:
-    keys = _keys(sale_id)
+    keys = await gate_keys(sale_id)
     stock, buyers = await redis.get(keys[0]), await redis.hlen(keys[1])
     return GateState(stock is not None, None if stock is None else int(stock), int(buyers))
 
@@ -115,11 +122,11 @@ async def pass_gate(redis: Any, s: SaleInfo, member_id: int, key: str) -> str | 
     gate = _script(redis, _GATE)
     args = [member_id, f"{member_id}:{key}", s.per_member_limit]
     try:
-        verdict = await gate(keys=_keys(s.id), args=args)
+        verdict = await gate(keys=await gate_keys(s.id), args=args)
         if verdict in (b"NOT_LOADED", "NOT_LOADED"):
             if not await load_gate(redis, s.id):
                 return None
-            verdict = await gate(keys=_keys(s.id), args=args)
+            verdict = await gate(keys=await gate_keys(s.id), args=args)
     except Exception as exc:
         _warn_once(f"flash sale {s.id}: Redis unavailable ({exc.__class__.__name__}), the database decides alone")
         return None
@@ -128,6 +135,6 @@ async def pass_gate(redis: Any, s: SaleInfo, member_id: int, key: str) -> str | 
 
 async def undo_gate(redis: Any, sale_id: int, member_id: int, key: str, sold_out: bool) -> None:
     try:
-        await _script(redis, _UNDO)(keys=_keys(sale_id), args=[member_id, f"{member_id}:{key}", "1" if sold_out else "0"])
+        await _script(redis, _UNDO)(keys=await gate_keys(sale_id), args=[member_id, f"{member_id}:{key}", "1" if sold_out else "0"])
     except Exception:  # the gate is then too strict by one unit until it is rebuilt; the database still decides
         log.warning("flash sale %s: could not undo a gate step", sale_id, exc_info=True)

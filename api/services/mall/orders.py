@@ -3,7 +3,7 @@ vouchers, the conditional stock update)."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from tortoise.expressions import F
@@ -12,7 +12,7 @@ from api import locks
 from api.db import Tx
 from api.locks import Rank
 from api.models import FlashSale, MallOrder, Product
-from api.services import clock, ledger
+from api.services import clock, idempotency, ledger
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import sql, vouchers
 from api.services.mall.catalogue import ProductInfo
@@ -143,3 +143,50 @@ async def give_back_stock(model: type[Product] | type[FlashSale], row_id: int, q
     """Units of a lapsed or refunded order for sale again."""
     locks.enter(_STOCK[model][0], (row_id,))
     await model.filter(id=row_id).update(stock=F("stock") + quantity)
+
+
+# An order paid with points alone is written in one statement on PostgreSQL (sql.order_writes); tests
+# switch it off to compare the rows with the general path's.
+ONE_STATEMENT = True
+
+
+async def pay_with_points(tx: Tx, acct: ledger.LockedAccount, p: ProductInfo, *, points: int, reason: str,
+                          quantity: int, channel: str, flash_sale_id: int | None, key: str, now: datetime,
+                          record_id: int | None) -> OrderResult:
+    """The writes of a paid order for points alone, after every check: the spend, the order, its
+    vouchers, the units (a conditional update, last: the sale's stock for a flash sale, else the
+    product's) and the key's result. One statement on PostgreSQL; step by step otherwise."""
+    assert record_id is not None
+    model: type[Product] | type[FlashSale] = FlashSale if flash_sale_id is not None else Product
+    stock_id = flash_sale_id if flash_sale_id is not None else p.id
+    order_no = new_order_no(now)
+    if not (ONE_STATEMENT and tx.postgres and points > 0):
+        entry = await ledger.debit(tx, acct, points=points, kind="SPEND", reason=reason, source_type="mall_order",
+                                   source_ref=order_no, occurred_at=now)
+        order_id = await insert_order(
+            order_no=order_no, member_id=acct.member_id, product_id=p.id, flash_sale_id=flash_sale_id,
+            channel=channel, status="PAID", quantity=quantity, points=points, cash_fen=0, key=key, now=now,
+            expires_at=None, spend_entry_id=entry.id)
+        await issue_vouchers(order_id, acct.member_id, p, quantity, now)
+        await take_stock(model, stock_id, quantity)
+        result = OrderResult(order_id, acct.spendable)
+        await idempotency.remember(tx, record_id, asdict(result))
+        return result
+    rank, field = _STOCK[model]
+    locks.enter(rank, (stock_id,))
+    balance = acct.balance - points
+    statement, args = sql.order_writes(sql.OrderWrite(
+        account_id=acct.id, balance=acct.balance, told=balance - acct.due - acct.held, points=points, reason=reason,
+        order_no=order_no, member_id=acct.member_id, product_id=p.id, flash_sale_id=flash_sale_id, channel=channel,
+        quantity=quantity, key=key, now=now, voucher_kind=p.kind, merchant_id=p.merchant_id,
+        face_value_fen=p.face_value_fen, valid_until=now + timedelta(days=p.validity_days),
+        codes=tuple(vouchers.new_code() for _ in range(quantity)), stock_table=model._meta.db_table,
+        stock_id=stock_id, record_id=record_id))
+    row = await tx.fetchrow(statement, *args)
+    assert row is not None  # one row of scalar subqueries
+    if int(row["spent"]) != points:
+        raise AssertionError(f"a spend of {points} on account {acct.id} exceeds its lots")
+    if not row["took"]:
+        raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", field])
+    acct.balance = balance
+    return OrderResult(int(row["order_id"]), acct.spendable)

@@ -7,24 +7,18 @@ conditional update, so that the hot row is locked as briefly as possible.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from api.db import transaction
-from api.models import Product
-from api.services import clock, idempotency, ledger
+from api.services import clock, idempotency
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.catalogue import product
 from api.services.mall.orders import (
     OrderResult,
     check_quantity,
     check_sale,
-    insert_order,
     insufficient,
-    issue_vouchers,
     lock_member,
     member_scope,
-    new_order_no,
-    take_stock,
+    pay_with_points,
 )
 
 
@@ -49,16 +43,7 @@ async def redeem(member_id: int, product_id: int, quantity: int, idempotency_key
         points = p.points_price * quantity
         if acct.spendable < points:
             raise insufficient(acct, points)
-        order_no = new_order_no(now)
-        entry = await ledger.debit(tx, acct, points=points, kind="SPEND", reason=f"积分商城兑换 {p.name}×{quantity}",
-                                   source_type="mall_order", source_ref=order_no, occurred_at=now)
-        order_id = await insert_order(
-            order_no=order_no, member_id=member_id, product_id=p.id, flash_sale_id=None, channel="REDEEM",
-            status="PAID", quantity=quantity, points=points, cash_fen=0, key=key, now=now, expires_at=None,
-            spend_entry_id=entry.id,
-        )
-        await issue_vouchers(order_id, member_id, p, quantity, now)
-        await take_stock(Product, p.id, quantity)
-        result = OrderResult(order_id, acct.spendable)
-        await idempotency.remember(tx, record_id, asdict(result))
+        result = await pay_with_points(tx, acct, p, points=points, reason=f"积分商城兑换 {p.name}×{quantity}",
+                                       quantity=quantity, channel="REDEEM", flash_sale_id=None, key=key, now=now,
+                                       record_id=record_id)
     return result

@@ -1,11 +1,16 @@
 """A Redis counter in front of a stock the database keeps (lucky-draw prizes; flash sales have a gate
 of their own that also knows buyers). It only answers "gone" early: the database's conditional update
 decides, a step the database refused is undone, and a missing counter is loaded from the database.
-Redis down means no gate, never a refusal."""
+Redis down means no gate, never a refusal.
+
+Callers name a counter by its logical key (`mallpoints:{draw:<game>}:prize:<prize>`); the Redis key
+carries the installation id as well (api/services/installation.py), added here."""
 from __future__ import annotations
 
 import logging
 from typing import Any, Awaitable, Callable
+
+from api.services import installation
 
 log = logging.getLogger("mallpoints.stock_gate")
 
@@ -37,13 +42,14 @@ async def take(redis: Any, key: str, load: Callable[[], Awaitable[int | None]], 
     """Takes one unit from the counter: True (taken), False (none left), None (no gate: Redis is down,
     or the stock is gone from the database too and nothing could be loaded)."""
     try:
-        left = await _script(redis, _TAKE)(keys=[key])
+        name = await installation.key(key)
+        left = await _script(redis, _TAKE)(keys=[name])
         if left == -2:
             stock = await load()
             if stock is None:
                 return None
-            await redis.set(key, stock, ex=ttl_seconds, nx=True)
-            left = await _script(redis, _TAKE)(keys=[key])
+            await redis.set(name, stock, ex=ttl_seconds, nx=True)
+            left = await _script(redis, _TAKE)(keys=[name])
     except Exception:  # Redis is a gate in front of the database, never a dependency
         log.warning("stock gate %s: Redis unavailable, the database decides alone", key, exc_info=True)
         return None
@@ -52,17 +58,18 @@ async def take(redis: Any, key: str, load: Callable[[], Awaitable[int | None]], 
 
 async def undo(redis: Any, key: str, none_left: bool) -> None:
     try:
-        await _script(redis, _UNDO)(keys=[key], args=["1" if none_left else "0"])
+        await _script(redis, _UNDO)(keys=[await installation.key(key)], args=["1" if none_left else "0"])
     except Exception:  # the gate stays too strict by one unit until it is reloaded; the database decides
         log.warning("stock gate %s: could not undo a step", key, exc_info=True)
 
 
 async def peek(redis: Any, keys: list[str]) -> list[int | None] | None:
-    """The counters (None where not loaded), or None when Redis is unavailable."""
+    """The counters (None where not loaded), or None when Redis is unavailable. The keys must share a
+    hash tag (one game's prizes do): MGET spans one slot of a Redis Cluster."""
     if not keys:
         return []
     try:
-        values = await redis.mget(keys)
+        values = await redis.mget([await installation.key(k) for k in keys])
     except Exception:
         log.warning("stock gate: Redis unavailable", exc_info=True)
         return None
@@ -71,6 +78,6 @@ async def peek(redis: Any, keys: list[str]) -> list[int | None] | None:
 
 async def reload(redis: Any, key: str, stock: int, ttl_seconds: int) -> None:
     try:
-        await redis.set(key, stock, ex=ttl_seconds)
+        await redis.set(await installation.key(key), stock, ex=ttl_seconds)
     except Exception:
         log.warning("stock gate %s: could not reload", key, exc_info=True)

@@ -66,9 +66,15 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "taskCreate": CAMPAIGNS, "taskUpdate": CAMPAIGNS, "taskPause": CAMPAIGNS, "taskActivate": CAMPAIGNS,
     "taskArchive": CAMPAIGNS,
     "mallEventCreate": CAMPAIGNS, "mallEventUpdate": CAMPAIGNS, "mallEventArchive": CAMPAIGNS,
+    # tags, segments, campaigns (issue 13)
+    "segments": READ, "campaigns": READ,
+    "segmentCreate": CAMPAIGNS, "memberTagAdd": CAMPAIGNS, "memberTagRemove": CAMPAIGNS,
+    "memberTagAddFromSegment": CAMPAIGNS, "memberTagImport": CAMPAIGNS, "campaignCreate": CAMPAIGNS,
     # runs
     "pointsExpireRun": RUNS, "tierEvaluationRun": RUNS, "earningScheduleRun": RUNS,
     "parkingAbandonRun": RUNS, "mallOrdersExpireRun": RUNS,
+    # merchant assistant (issue 12): merchants' voucher proposals
+    "merchantVoucherProposals": READ, "merchantVoucherApprove": CAMPAIGNS,
 }
 
 

@@ -14,6 +14,7 @@ from api.locks import Rank
 from api.models import ParkingSession, Voucher
 from api.services import clock, ledger
 from api.services.errors import DomainError, ErrorCode
+from api.services.notifications import outbox
 from api.services.parking.billing import check_time, compute, usable_coupons
 from api.services.parking.car_parks import CarParkInfo, car_park_by_code
 from api.services.parking.common import HOLD_SOURCE, PARKING_COUPON, is_unique_violation
@@ -120,6 +121,8 @@ async def _close(tx: Tx, cp: CarParkInfo, s: StayInfo, acct: ledger.LockedAccoun
         purchase_discount_fen=b.purchase_discount_fen, coupon_discount_fen=b.coupon_discount_fen,
         points_discount_fen=b.points_discount_fen, points_spent=b.points, payable_fen=b.payable_fen, paid=paid,
         spend_entry_id=entry_id, coupon_codes=json.dumps(list(b.coupons_used)))
+    if paid and s.member_id is not None:
+        await outbox.on_parking(tx, s.member_id, s.id, b.points, len(b.coupons_used), s.plate)
 
 
 async def _spend_points(tx: Tx, cp: CarParkInfo, s: StayInfo, acct: ledger.LockedAccount, b: Bill,

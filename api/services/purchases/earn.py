@@ -8,8 +8,9 @@ from datetime import datetime
 from api import locks
 from api.db import Tx, transaction
 from api.models import Purchase
-from api.services import clock, earning, idempotency, ledger, merchants
+from api.services import clock, earning, idempotency, ledger, merchants, tiers
 from api.services.errors import DomainError, ErrorCode
+from api.services.notifications import outbox
 from api.services.purchases import sql
 from api.services.purchases.checks import Checked, PurchaseResult, check_amount, check_receipt_no, yuan
 
@@ -69,6 +70,9 @@ async def earn_in_one_statement(
     points = int(row["points_earned"])
     result = PurchaseResult(row["purchase_id"], item.receipt_no, item.amount_fen, points,
                             int(row["balance"]) + points - int(row["held"]))
+    upgraded = row["upgraded_tier_id"]
+    await outbox.on_receipt(tx, item.member_id, result.purchase_id, points, result.points_balance,
+                            (await tiers.tier_by_id(int(upgraded))).name if upgraded is not None else None)
     return row["claim_id"], result
 
 
@@ -99,6 +103,7 @@ async def earn(
     invite_id = await tx.fetchval(sql.QUALIFY_INVITE, purchase_id, now, member_id)
     if invite_id is not None and qualified is not None:
         qualified.append(int(invite_id))
+    await outbox.on_receipt(tx, member_id, purchase_id, applied.points, acct.spendable, None)  # upgrade: add_growth
     return PurchaseResult(purchase_id, receipt_no, amount_fen, applied.points, acct.spendable)
 
 

@@ -11,6 +11,7 @@ from api.services import clock, idempotency
 from api.services.earning import invites
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity
+from api.services.notifications import outbox
 from api.services.purchases import earn
 from api.services.purchases.checks import MAX_BATCH, Checked, PurchaseInput, PurchaseResult, check_purchase
 
@@ -22,14 +23,16 @@ async def _book_group(items: list[tuple[Checked, datetime]], order: list[int]) -
     global order from its start: see `api.locks.step`)."""
     outcome: dict[int, PurchaseResult | DomainError] = {}
     async with transaction() as tx:
-        for i in order:
-            item, now = items[i]
-            with locks.step():
-                try:
-                    outcome[i] = await earn.book(tx, item, now)
-                except DomainError as err:
-                    outcome[i] = err
-                    await idempotency.release(tx, item.scope, item.key, item.digest)
+        with outbox.collect() as notes:  # the group's notifications: one set-based INSERT before commit
+            for i in order:
+                item, now = items[i]
+                with locks.step():
+                    try:
+                        outcome[i] = await earn.book(tx, item, now)
+                    except DomainError as err:
+                        outcome[i] = err
+                        await idempotency.release(tx, item.scope, item.key, item.digest)
+        await outbox.flush(tx, notes)
     return [outcome[i] for i in range(len(items))]
 
 

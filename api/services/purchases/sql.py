@@ -92,7 +92,7 @@ WITH locked AS (
 )
 SELECT (SELECT id FROM claim) AS claim_id, locked.due, locked.balance, locked.held, locked.stale,
   p.id AS purchase_id, p.points_earned,
-  (SELECT COUNT(*) FROM calc) AS planned, (SELECT id FROM inv) AS invite_id
+  (SELECT COUNT(*) FROM calc) AS planned, (SELECT id FROM inv) AS invite_id, (SELECT id FROM up) AS upgraded_tier_id
 FROM (SELECT 1) one LEFT JOIN locked ON TRUE LEFT JOIN p ON TRUE
 """
 
