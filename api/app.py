@@ -17,9 +17,9 @@ from api import console, dashboard, db, logs
 from api.auth import caller_for
 from api.config import settings
 from api.context import Context
-from api.prepared import PreparedExecutor
+from api.prepared import PreparedExecutor, refusal
 from api.services.errors import AuthError
-from api.transport import TransportError, check_json_request, read_body
+from api.transport import UNSUPPORTED_MEDIA_TYPE, TransportError, check_json_request, read_body, unsupported_media_type
 
 log = logging.getLogger("mallpoints")
 REQUESTS = Counter("mallpoints_graphql_requests_total", "GraphQL requests", ["endpoint", "outcome"])
@@ -48,6 +48,8 @@ class GuardedGraphQL:
         self.view = _View(schema, endpoint, graphql_ide=None, allow_queries_via_get=ide)
         self.prepared = prepared
         self.ide = ide
+        # Labelled once per process, not per request (prometheus_client's labels() takes a lock).
+        self.ok, self.latency = REQUESTS.labels(endpoint, "ok"), LATENCY.labels(endpoint)
 
     async def __call__(self, scope, receive, send) -> None:
         started = time.perf_counter()
@@ -60,25 +62,32 @@ class GuardedGraphQL:
             await page(scope, receive, send)
             return
         try:
-            body = await self._body(scope, receive, request)
+            body, payload = await self._body(scope, receive, request)
         except TransportError as err:
             REQUESTS.labels(self.endpoint, err.code).inc()
             await err.response()(scope, receive, send)
             return
-        try:
+        if self.prepared is not None and request.method == "POST" and payload is None:
+            # Only JSON on the public endpoint: Strawberry's view would read any content type that merely
+            # contains "application/json" and run its text past the prepared path's limits and the
+            # trusted-documents rule.
+            REQUESTS.labels(self.endpoint, UNSUPPORTED_MEDIA_TYPE).inc()
+            await unsupported_media_type().response()(scope, receive, send)
+            return
+        try:  # an integration's signature covers the raw body as sent (a trusted document's hash too)
             caller = await caller_for(self.endpoint, request.headers, body, request.app.state.redis)
         except AuthError as err:
             REQUESTS.labels(self.endpoint, err.code).inc()
-            response = JSONResponse({"data": None, "errors": [{"message": err.message, "extensions": {"code": err.code}}]})
-            await response(scope, receive, send)
+            await Response(refusal(err.code, err.message), media_type="application/json")(scope, receive, send)
             return
-        if self.prepared is not None and request.method == "POST" and _is_json(request):
+        if self.prepared is not None and payload is not None:
             context = Context(caller=caller, endpoint=self.endpoint, request=request, redis=request.app.state.redis)
-            answer = await self.prepared.run(body, context)
+            answer: bytes | None = await self.prepared.run(payload, context)
             if answer is not None:
                 await Response(answer, media_type="application/json")(scope, receive, send)
                 self._count(started)
                 return
+            body = self.prepared.body_for_strawberry(payload, body)
         scope.setdefault("state", {})["caller"] = caller
         replayed = False
 
@@ -92,21 +101,24 @@ class GuardedGraphQL:
         await self.view(scope, replay, send)
         self._count(started)
 
-    async def _body(self, scope, receive, request: Request) -> bytes:
-        """The body within the endpoint's limit, checked as one GraphQL request when it is JSON; the
-        request's label for the log (api/logs.py)."""
+    async def _body(self, scope, receive, request: Request) -> tuple[bytes, dict | None]:
+        """The body within the endpoint's limit and, when it is JSON, the one GraphQL request it holds
+        (parsed once); the request's label for the log (api/logs.py)."""
         if request.method != "POST":
             logs.bind_request(request.query_params.get("query"), request.query_params.get("operationName"))
-            return b""
+            return b"", None
         cfg = settings()
         body = await read_body(scope, receive, cfg.max_body_bytes if self.endpoint == "public" else cfg.admin_max_body_bytes)
-        payload = check_json_request(body) if _is_json(request) else {}
-        logs.bind_request(payload.get("query"), payload.get("operationName"))
-        return body
+        payload = check_json_request(body) if _is_json(request) else None
+        if payload is not None:
+            logs.bind_request(payload.get("query"), payload.get("operationName"))
+        else:
+            logs.bind_request(None, None)
+        return body, payload
 
     def _count(self, started: float) -> None:
-        REQUESTS.labels(self.endpoint, "ok").inc()
-        LATENCY.labels(self.endpoint).observe(time.perf_counter() - started)
+        self.ok.inc()
+        self.latency.observe(time.perf_counter() - started)
 
 
 def _is_json(request: Request) -> bool:
@@ -172,6 +184,17 @@ def redis_client(url: str, mode: str = "single"):
     return Redis.from_pool(pool)
 
 
+def public_executor(schema) -> PreparedExecutor:
+    """The public endpoint's prepared path: its trusted documents parsed and validated now, once, and
+    the sold-out answer of the trusted flashSaleRedeem documents (api/soldout.py)."""
+    from api import soldout
+    from api.trusted import MANIFEST
+
+    executor = PreparedExecutor(schema, manifest=MANIFEST)
+    executor.fast_answers = soldout.answers(schema._schema, executor.trusted)
+    return executor
+
+
 def create_app(*, manage_db: bool = True) -> Starlette:
     """`manage_db=False` when the caller (tests, the CLI) has initialised Tortoise already."""
     from api.resolvers.settlement import statement_download
@@ -212,7 +235,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
                 await db.close_db()
 
     routes = [
-        Route("/graphql", GuardedGraphQL(public.schema, "public", ide=False, prepared=PreparedExecutor(public.schema)),
+        Route("/graphql", GuardedGraphQL(public.schema, "public", ide=False, prepared=public_executor(public.schema)),
               methods=["GET", "POST"]),
         Route("/admin/graphql", GuardedGraphQL(admin_schema, "admin", ide=True), methods=["GET", "POST"]),
         Route(console.STATIC_PREFIX + "{name}", console.static_asset, methods=["GET", "HEAD"]),

@@ -139,7 +139,16 @@ def serve_options(cfg: Settings) -> dict[str, Any]:
     uvicorn's own default (FORWARDED_ALLOW_IPS, else loopback) would let anyone on the same host, or
     behind a proxy that does not overwrite the header, choose the address the rate limits see."""
     return {"log_level": "info", "log_config": None, "access_log": False, "proxy_headers": bool(cfg.trusted_proxies),
-            "forwarded_allow_ips": cfg.forwarded_allow_ips}
+            "forwarded_allow_ips": cfg.forwarded_allow_ips, **fast_io()}
+
+
+def fast_io() -> dict[str, str]:
+    """uvloop and httptools (uvicorn[standard]) for every start path (issue 14); asyncio's own loop and
+    h11 only where they are not installed (uvloop has no Windows build)."""
+    import importlib.util
+
+    return {"loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            "http": "httptools" if importlib.util.find_spec("httptools") else "h11"}
 
 
 def serve_banner(cfg: Settings, *, demo: bool) -> list[str]:
@@ -220,6 +229,28 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
         else:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path.name}")
+
+
+def cmd_persisted_manifest(args: argparse.Namespace) -> None:
+    """Writes the trusted documents' manifest from clients/ (or with --check, says whether it is current)."""
+    from api import trusted
+
+    clients = Path(args.clients) if args.clients else trusted.CLIENTS
+    output = Path(args.output) if args.output else trusted.MANIFEST
+    if not clients.is_dir():
+        raise CliError(f"--clients {clients}: no such folder")
+    try:
+        text = trusted.manifest_text(clients)
+    except trusted.ManifestError as err:
+        raise CliError(str(err)) from None
+    count = text.count('"id":')
+    if args.check:
+        if not output.exists() or output.read_text(encoding="utf-8") != text:
+            raise CliError(f"{output} is out of date: run `mallpoints persisted-manifest`")
+        print(f"{output}: {count} trusted documents, up to date")
+        return
+    output.write_text(text, encoding="utf-8")
+    print(f"{output}: {count} trusted documents")
 
 
 def cmd_key(args: argparse.Namespace) -> None:
@@ -379,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-schema", help="write schema.graphql and schema.admin.graphql")
     export.add_argument("--stdout", action="store_true", help="print them instead of writing the files")
     export.set_defaults(func=cmd_export_schema)
+    manifest = sub.add_parser("persisted-manifest", help="write the trusted documents' manifest from clients/**/*.graphql")
+    manifest.add_argument("--clients", metavar="DIR", help="the client documents' folder (default: clients/ of the project)")
+    manifest.add_argument("--output", metavar="FILE", help="the manifest (default: api/trusted_documents.json)")
+    manifest.add_argument("--check", action="store_true", help="write nothing; fail when the manifest is out of date")
+    manifest.set_defaults(func=cmd_persisted_manifest)
     key = sub.add_parser("integration-key", help="create, list, revoke integration keys; bind parking keys to car parks")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
     create = key_sub.add_parser("create", help="a new key and its secret (shown once)")

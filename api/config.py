@@ -50,8 +50,8 @@ def _networks(env: dict[str, str], name: str) -> tuple[ProxyNetwork, ...]:
     return tuple(networks)
 
 
-def _flag(env: dict[str, str], name: str) -> bool:
-    raw = (env.get(name) or "off").strip().lower()
+def _flag(env: dict[str, str], name: str, default: bool = False) -> bool:
+    raw = (env.get(name) or ("on" if default else "off")).strip().lower()
     if raw not in ("on", "off", "true", "false", "1", "0"):
         raise ConfigError(f"{name} must be on or off, got {raw!r}")
     return raw in ("on", "true", "1")
@@ -111,6 +111,9 @@ class Settings:
     trusted_proxies: tuple[ProxyNetwork, ...] = ()
     max_body_bytes: int = 128 * 1024
     admin_max_body_bytes: int = 1024 * 1024
+    # Trusted documents (issue 14): the public endpoint accepts only the documents of clients/ (by hash or
+    # by their exact text); on by default in production, off in development (full texts accepted).
+    trusted_documents_only: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -158,6 +161,7 @@ class Settings:
             trusted_proxies=_networks(env, "MALLPOINTS_TRUSTED_PROXIES"),
             max_body_bytes=_int(env, "MALLPOINTS_MAX_BODY_BYTES", 128 * 1024, minimum=1024),
             admin_max_body_bytes=_int(env, "MALLPOINTS_ADMIN_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+            trusted_documents_only=_flag(env, "MALLPOINTS_TRUSTED_DOCUMENTS_ONLY", default=mode == "production"),
         )
         settings.validate()
         return settings

@@ -39,6 +39,7 @@ class Context:
     response: Any = None
     redis: Any = None
     loaders: Loaders = field(default_factory=Loaders)
+    gate_pass: Any = None  # a flash sale's checks taken before the executor (api/soldout.py), used once
 
     # --- who is calling ---------------------------------------------------------------------------
 

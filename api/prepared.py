@@ -13,17 +13,25 @@ An extension this module does not know (or a known one whose hooks were overridd
 path step aside for every request, so that an extension added to the schema later always applies; the
 parity test (`tests/test_prepared_parity.py`) sends the same documents both ways and compares.
 
-Anything unusual — not JSON, a batch, a document that does not validate, a subscription — is left to
-Strawberry, which answers it as always.
+The prepared path answers every JSON request of the endpoint itself, refusals included: a text is
+parsed once (limits before validation, `api/doclimits.py`), validated once, and a failing text is answered
+from here and never kept, so that no request is validated twice (issue 11). Trusted documents
+(`api/trusted.py`) are parsed and validated when the executor is built and never again; a trusted
+document may carry a fast answer (`api/soldout.py`) tried before the executor. What is left to
+Strawberry: anything not JSON, a subscription, a text whose operation cannot be chosen, and every
+request when the schema has an extension this module cannot reproduce.
 """
 from __future__ import annotations
 
 import inspect
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import orjson
 import strawberry
 from graphql import DocumentNode, GraphQLError, OperationType, execute, get_operation_ast, parse
 from strawberry.extensions import (
@@ -37,7 +45,10 @@ from strawberry.extensions import (
 from strawberry.schema.schema import validate_document
 from strawberry.types.execution import ExecutionContext
 
+from api import doclimits
+from api.config import settings
 from api.textcache import TextCache
+from api.trusted import PERSISTED_QUERY_NOT_FOUND, TrustedDocument, TrustedDocuments, persisted_hash
 
 log = logging.getLogger("mallpoints.graphql")
 
@@ -88,8 +99,28 @@ class Pipeline:
         return cls(parse_options, tuple(rules), mask, tuple(unsupported))
 
 
+def dumps(response: Any) -> bytes:
+    """A response as compact UTF-8 JSON (orjson; the standard library for what orjson refuses, such as
+    an integer beyond 64 bits from a custom scalar)."""
+    try:
+        return orjson.dumps(response)
+    except TypeError:
+        return json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def refusal(code: str, message: str) -> bytes:
+    """A request error with a code, in the shape of every top-level refusal of the endpoint."""
+    return dumps({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]})
+
+
+# A fast answer for a trusted document: the response, or None to run the document as usual.
+FastAnswer = Callable[[dict[str, Any], Any], Awaitable[bytes | None]]
+
+
 class PreparedExecutor:
-    def __init__(self, schema: strawberry.Schema, max_cache_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, schema: strawberry.Schema, max_cache_bytes: int = 8 * 1024 * 1024,
+                 manifest: Path | None = None) -> None:
+        """`manifest`: the trusted documents (api/trusted.py), parsed and validated here, once."""
         self.schema = schema
         self.graphql_schema = schema._schema
         self.pipeline = Pipeline.of(schema)
@@ -100,40 +131,83 @@ class PreparedExecutor:
         # distinct 2 MB texts pin 56 MB, and failing texts were kept as well). A document's tokens keep
         # another copy of the text's comments and strings, hence texts of half the bound.
         self.cache: TextCache[DocumentNode] = TextCache(max_cache_bytes // 2)
+        self.trusted = TrustedDocuments(self.check, manifest) if manifest is not None else TrustedDocuments.none()
+        self.fast_answers: dict[str, FastAnswer] = {}  # by trusted document id (api/soldout.py)
+
+    def check(self, document: DocumentNode) -> list[GraphQLError]:
+        """The endpoint's checks of a parsed document: the limits first (linear), then validation."""
+        over = doclimits.check(document)
+        if over is not None:
+            return [over]
+        return validate_document(self.graphql_schema, document, self.pipeline.rules)
 
     def prepare(self, query: str) -> DocumentNode | None:
-        """The parsed document when it is valid (cached); None sends the request to Strawberry."""
-        document = self.cache.get(query)
-        if document is None:
-            document = self._prepare(query)
-            if document is not None:
-                self.cache.put(query, document)
+        """The parsed document when it is valid (cached); None when it is refused."""
+        document, _ = self.prepare_or_errors(query)
         return document
 
-    def _prepare(self, query: str) -> DocumentNode | None:
-        """The parsed document when it is valid, else None."""
+    def prepare_or_errors(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+        """The valid document (cached), or why it is refused (never cached: a failing text is not kept)."""
+        trusted = self.trusted.by_text.get(query)
+        if trusted is not None:
+            return trusted.document, []
+        document = self.cache.get(query)
+        if document is not None:
+            return document, []
         try:
             document = parse(query, **self.pipeline.parse_options)
-        except GraphQLError:
-            return None
-        return None if validate_document(self.graphql_schema, document, self.pipeline.rules) else document
+        except GraphQLError as error:
+            return None, [error]
+        errors = self.check(document)
+        if errors:
+            return None, errors
+        self.cache.put(query, document)
+        return document, []
 
-    async def run(self, body: bytes, context: Any) -> bytes | None:
+    def trusted_for(self, payload: dict[str, Any]) -> TrustedDocument | bytes | None:
+        """The trusted document a request names (by hash, or by sending its exact text); the refusal
+        when it names an unknown one, or sends a full text while only trusted documents are accepted;
+        None for a full text that is accepted."""
+        wanted = persisted_hash(payload)
+        query = payload.get("query")
+        if wanted is not None:
+            found = self.trusted.by_id.get(wanted)
+            if found is None or (query is not None and query != found.text):
+                return refusal(PERSISTED_QUERY_NOT_FOUND, "PersistedQueryNotFound")
+            return found
+        found = self.trusted.by_text.get(query) if isinstance(query, str) else None
+        if found is None and settings().trusted_documents_only:
+            return refusal(PERSISTED_QUERY_NOT_FOUND, "PersistedQueryNotFound: this endpoint accepts trusted "
+                           "documents only (clients/, sent by extensions.persistedQuery.sha256Hash)")
+        return found
+
+    async def run(self, payload: dict[str, Any], context: Any) -> bytes | None:
         """The JSON response, or None when Strawberry should handle the request."""
+        trusted = self.trusted_for(payload)
+        if isinstance(trusted, bytes):
+            return trusted
         if self.pipeline.unsupported:
-            return None
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return None
-        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return None
         variables, operation_name = payload.get("variables"), payload.get("operationName")
         if variables is not None and not isinstance(variables, dict):
             return None
-        document = self.prepare(payload["query"])
-        operation = get_operation_ast(document, operation_name) if document is not None else None
-        if document is None or operation is None or operation.operation is OperationType.SUBSCRIPTION:
+        if trusted is not None:
+            fast = self.fast_answers.get(trusted.id)
+            if fast is not None:
+                answer = await fast(variables or {}, context)
+                if answer is not None:
+                    return answer
+            document = trusted.document
+        else:
+            query = payload.get("query")
+            if not isinstance(query, str):
+                return None
+            found, errors = self.prepare_or_errors(query)
+            if found is None:
+                return self._answer(None, errors)
+            document = found
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is OperationType.SUBSCRIPTION:
             return None
         result = execute(
             self.graphql_schema, document, context_value=context, variable_values=variables,
@@ -141,10 +215,21 @@ class PreparedExecutor:
         )
         if inspect.isawaitable(result):
             result = await result
-        response: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            response["errors"] = [error.formatted for error in self._errors(result.errors)]
-        return json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode()
+        return self._answer(result.data, result.errors)
+
+    def body_for_strawberry(self, payload: dict[str, Any], body: bytes) -> bytes:
+        """The body Strawberry's view reads when the prepared path steps aside: a trusted document named
+        by its hash is sent on as its text (Strawberry knows no persisted queries)."""
+        found = self.trusted_for(payload) if persisted_hash(payload) is not None else None
+        if isinstance(found, TrustedDocument):
+            return dumps({key: value for key, value in payload.items() if key != "extensions"} | {"query": found.text})
+        return body
+
+    def _answer(self, data: Any, errors: list[GraphQLError] | None) -> bytes:
+        response: dict[str, Any] = {"data": data}
+        if errors:
+            response["errors"] = [error.formatted for error in self._errors(errors)]
+        return dumps(response)
 
     def _errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         """As Strawberry does: suggestions removed and errors logged (`Schema._process_errors`), then masked."""
@@ -154,3 +239,4 @@ class PreparedExecutor:
         self.schema.process_errors(errors)
         mask = self.pipeline.mask
         return [mask.anonymise_error(e) if mask.should_mask_error(e) else e for e in errors] if mask else errors
+

@@ -250,7 +250,7 @@ class ContestServer(Server):
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(self.workers), "--backlog", str(self.backlog),
+               "--port", str(self.port), "--workers", str(self.workers), "--loop", "uvloop", "--http", "httptools", "--backlog", str(self.backlog),
                "--timeout-keep-alive", "600", "--no-access-log", "--log-level", "warning"]
         log(f"starting server: {' '.join(cmd[1:])}")
         with open(self.log_path, "wb") as logf:

@@ -2,7 +2,7 @@
 with the Redis gate and on the database alone, measured in one run beside the raw rate of the
 conditional stock update through asyncpg.
 
-    python -m bench.flash_sale [--members 2000] [--stock 100] [--workers 2] [--phases redis,db,raw]
+    python -m bench.flash_sale [--members 2000] [--stock 100] [--workers 2] [--phases redis,db,raw,steady]
                                [--database-url postgres://postgres@127.0.0.1:5432/mallpoints_bench_flash]
                                [--redis-url redis://127.0.0.1:6379/11]
 
@@ -25,10 +25,13 @@ What one run does (see bench/README.md):
      over an asyncpg pool of --raw-pool connections, each running the conditional update
      `UPDATE flash_sale SET stock = stock - 1 WHERE id = $1 AND stock >= 1` once (row count checked);
      --rounds R repeats phases 2 and 3 R times, alternating their order; the ratios are medians;
+  4b. phase "steady" (needs "redis"): sold-out answers under a steady load (wrk, 64 connections) from one
+     mallpoints process and from the bare floor (bench/floor.py: the same JSON parse, bearer-token HMAC
+     and one Redis EVAL of the gate script) in the same run (bench/steady.py);
   5. after every phase: checks straight from PostgreSQL (orders = S, stock = 0, at most one order per
      member, every member's points exact, the ledger invariant, no negative balance, ...) and prints
      PASS/FAIL lines; then a summary with the ratio of sold-out answer rates, Redis / database alone,
-     against the 3x target;
+     against the 3x target, and of the steady phase, mallpoints ÷ the bare floor, against the 0.6 target;
   6. always stops the server, drops the database and flushes the bench's Redis database.
 
 A benchmark is a figure, not a test: a failed check is printed loudly in the summary, and the exit
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -70,7 +74,6 @@ from bench.contest import (
     print_redis_stats,
     print_verdict,
     redis_db_pairs,
-    request_bytes,
     run_bench,
     summary_label,
 )
@@ -78,13 +81,23 @@ from bench.contest import (
     ratios as per_pair,
 )
 from bench.purchase_load import CpuProbe, log, pct
+from bench.steady import (
+    TARGET_FLOOR_RATIO,
+    SteadyPhase,
+    add_args,
+    knows_trusted_documents,
+    print_steady,
+    redeem_body,
+    run_steady,
+    steady_figures,
+)
 
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/mallpoints_bench_flash"
 TARGET_SOLD_OUT_RATIO = 3.0  # sold-out answers with Redis >= 3x the rate of the database-only path
-ALL_PHASES = ("redis", "db", "raw")
+ALL_PHASES = ("redis", "db", "raw", "steady")
 
-REDEEM_QUERY = ("mutation($i: FlashSaleRedeemInput!) { flashSaleRedeem(input: $i) {"
-                " order { id } pointsBalance userErrors { code } } }")
+# The request: clients/member/FlashSaleRedeem.graphql as the mini-program sends it (bench/steady.py's
+# redeem_body), by its hash when the server knows trusted documents, else its text.
 RAW_UPDATE = "UPDATE flash_sale SET stock = stock - 1 WHERE id = $1 AND stock >= 1"
 
 # Columns the bench writes with raw SQL; a NOT NULL column without a default that is missing here
@@ -165,19 +178,29 @@ def classify(status: int, raw: bytes) -> tuple[str, tuple[int | None, int | None
     return "OK", (pk_of(order["id"], "MallOrder"), payload.get("pointsBalance")), None
 
 
+def redeem_request(port: int, token: str, variables: dict[str, Any], by_hash: bool) -> bytes:
+    body = redeem_body(variables, by_hash)
+    head = (f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
 async def run_http_phase(bench: Bench, server: ContestServer, name: str, kind: str, sale_id: int, warm_sale_id: int,
                          probe: CpuProbe) -> FlashContest:
     args, member_ids, tokens, run_tag = bench.args, bench.member_ids, bench.tokens, bench.run_tag
     contest = FlashContest(name, kind, len(member_ids), sale_id=sale_id)
     tag = f"{run_tag}-{name}"
     warm_gid = global_id("FlashSale", warm_sale_id)
+    by_hash = await knows_trusted_documents(server.port, tokens[0], {"input": {
+        "flashSaleId": warm_gid, "idempotencyKey": f"probe-{tag}"}})
+    log(f"phase {name}: flashSaleRedeem sent as " + ("the trusted document's hash" if by_hash else "its full text"))
     warm = WarmUp(args.warm_connections, args.warm_rounds, args.warm_mutations,
-                  lambda k, r: request_bytes(server.port, tokens[k], REDEEM_QUERY, {"i": {
-                      "flashSaleId": warm_gid, "idempotencyKey": f"warm-{tag}-{r}-{member_ids[k]}"}}),
+                  lambda k, r: redeem_request(server.port, tokens[k], {"input": {
+                      "flashSaleId": warm_gid, "idempotencyKey": f"warm-{tag}-{r}-{member_ids[k]}"}}, by_hash),
                   lambda status, raw: "redeem " + (classify(status, raw)[0] if status == 200 else f"HTTP_{status}"))
     gid = global_id("FlashSale", sale_id)
-    requests = [[request_bytes(server.port, tokens[k], REDEEM_QUERY,
-                               {"i": {"flashSaleId": gid, "idempotencyKey": f"fs-{run_tag}-{name}-{m}"}})]
+    requests = [[redeem_request(server.port, tokens[k], {"input": {
+                    "flashSaleId": gid, "idempotencyKey": f"fs-{run_tag}-{name}-{m}"}}, by_hash)]
                 for k, m in enumerate(member_ids)]
     shots = await measure(args, contest, server, tokens, warm, requests, classify, probe,
                           bench.redis_client if kind == "redis" else None, STAT_TABLES,
@@ -401,7 +424,8 @@ def print_raw(r: RawPhase, args) -> None:
     print_checks(r.checks)
 
 
-def print_summary(contests: dict[str, FlashContest], raw: RawPhase | None, args) -> dict[str, Any]:
+def print_summary(contests: dict[str, FlashContest], raw: RawPhase | None, args,
+                  steady: SteadyPhase | None = None) -> dict[str, Any]:
     print()
     print(f"summary (one run; {args.members} members, {args.stock} units, {args.workers} workers; ratios are what"
           " count on a shared machine)")
@@ -456,6 +480,14 @@ def print_summary(contests: dict[str, FlashContest], raw: RawPhase | None, args)
         if parts:
             print(f"  HTTP requests/s ÷ raw conditional updates/s ({raw.rate:,.0f}/s): " + ", ".join(parts))
     raw_failed = [f"raw: {label} ({detail})" for label, g, detail in raw.checks if not g] if raw is not None else []
+    if steady is not None:
+        out["steady"] = steady_figures(steady)
+        raw_failed += [f"steady: {label} ({detail})" for label, g, detail in steady.checks if not g]
+        if steady.ratio is not None and steady.server is not None and steady.floor is not None:
+            verdict = "met" if steady.ratio >= TARGET_FLOOR_RATIO else "NOT met"
+            print(f"  steady sold-out answers/s, mallpoints ÷ bare floor: {steady.server.rps:,.0f} ÷"
+                  f" {steady.floor.rps:,.0f} = {steady.ratio:.2f}   (target ≥ {TARGET_FLOOR_RATIO}: {verdict};"
+                  f" {steady.mode})")
     out["all_checks_pass"] = print_verdict(contests, "requests", "no oversell, no double order, points exact",
                                            raw_failed)
     return out
@@ -471,9 +503,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sale-setup", choices=("admin", "sql"), default="admin",
                    help="create product and sales through the admin GraphQL as an operator does (default; with"
                         " Redis the gate is loaded at creation) or by SQL (the gate then loads on the first request)")
+    add_args(p)
     add_common_args(p, DEFAULT_DB_URL, "flashSaleRedeem on a sold-out warm-up sale")
     args = p.parse_args(argv)
     check_common_args(p, args, ALL_PHASES)
+    if "steady" in args.phase_list and "redis" not in args.phase_list:
+        p.error("the steady phase needs the redis phase (its Redis database is flushed at the end)")
     if not 1 <= args.stock < args.members:
         p.error("--stock must be at least 1 and below --members (the sale must sell out)")
     contests = args.rounds * len([x for x in args.phase_list if x in ("redis", "db")])
@@ -529,7 +564,16 @@ async def amain(args) -> int:
                 product_id = await sql_product(bench.stats_conn, args.price)
             raw = await run_raw(args, bench.dsn, product_id, CpuProbe(bench.dbname, None, bench.stats_conn))
             print_raw(raw, args)
-        return print_summary(contests, raw, args)
+        steady = None
+        if "steady" in args.phase_list:
+            if product_id is None:
+                product_id = await sql_product(bench.stats_conn, args.price)
+            sale_id = await sql_sale(bench.stats_conn, product_id, f"bench steady {bench.run_tag} (sold out)",
+                                     args.price, 0, 1)
+            env = {**os.environ, "MALLPOINTS_REDIS_URL": args.redis_url}
+            steady = await run_steady(bench, args, sale_id, env)
+            print_steady(steady)
+        return print_summary(contests, raw, args, steady)
 
     headline = (f"mallpoints flash-sale load test: phases {','.join(args.phase_list)}; {args.members} members at once on"
                 f" {args.stock} units at {args.price} points")

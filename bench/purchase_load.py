@@ -880,7 +880,7 @@ class Server:
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"]
+               "--port", str(self.port), "--workers", str(self.workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
         log(f"starting server: {' '.join(cmd[1:])}")
         with open(self.log_path, "wb") as logf:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=logf, stderr=subprocess.STDOUT,

@@ -75,7 +75,7 @@ async def checkout_cancel(info: Info, input: s.CheckoutCancelInput) -> s.Checkou
 async def flash_sale_redeem(info: Info, input: s.FlashSaleRedeemInput) -> s.FlashSaleRedeemPayload:
     member_id = info.context.require_member()
     result = await flash_sales.redeem(member_id, input_pk(input.flash_sale_id, "FlashSale", "flashSaleId"),
-                                      input.idempotency_key, info.context.redis)
+                                      input.idempotency_key, info.context.redis, info.context.gate_pass)
     return s.FlashSaleRedeemPayload(order=await _order_payload(result.order_id), points_balance=result.points_balance)
 
 

@@ -31,10 +31,17 @@ class ApiError(GraphQLError):
 
 
 def should_mask(error: GraphQLError) -> bool:
-    """Mask internal faults only: syntax, validation and our own coded errors pass through."""
+    """Mask internal faults only: syntax, validation, variable values and our own coded errors pass through."""
     original = error.original_error
-    if original is None:
+    if original is None or is_variable_error(error):
         return False
     return not isinstance(original, (ApiError, AuthError))
+
+
+def is_variable_error(error: GraphQLError) -> bool:
+    """A variable's value the client sent does not fit its type (graphql-core's coercion, before anything
+    runs): "Variable '$x' has invalid value …". A client's mistake, named, never an internal fault
+    (issue 11: an Int of 2^63 or the DateTime "yesterday" was answered "Unexpected error.")."""
+    return error.path is None and error.message.startswith("Variable '$")
 
 

@@ -9,8 +9,6 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
     MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
 )
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -129,12 +127,12 @@ class Mutation(MerchantAssistantMutation, ReachMemberMutation, SettlementStaffMu
 # Types reachable only through node(id:) or interfaces.
 TYPES = [Member, PointsEntry, Tier, Purchase, Voucher, sp.MerchantStaff, MerchantVoucherProposal]
 # The public endpoint's pipeline; `api/prepared.py` reads it from the schema, so the hot path runs it too.
+# No ParserCache or ValidationCache: the prepared path answers every JSON request and keeps its own cache,
+# bounded by bytes and holding valid documents only (issue 11); Strawberry's view sees only what is not JSON.
 EXTENSIONS = [
-    lambda: ParserCache(maxsize=1024),
     lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
     DisableIntrospection,
     lambda: AddValidationRules(RULES),
-    lambda: ValidationCache(maxsize=1024),
     lambda: MaskErrors(should_mask_error=should_mask),
 ]
 

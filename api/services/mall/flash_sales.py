@@ -9,6 +9,7 @@ the database alone. The terms are cached per process (api.services.mall.flash_te
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from api.services.mall.records import record
 from api.services.mall.zones import visible_to
 
 __all__ = ["STATUSES", "SaleInfo", "GateState", "sale", "sales_page", "live_sale_ids", "create_sale", "update_sale",
-           "load_gate", "gate_state", "redeem", "_terms"]
+           "load_gate", "gate_state", "redeem", "_terms", "GatePass", "pass_checks", "sold_out"]
 STATUSES = ("ACTIVE", "PAUSED", "ARCHIVED")
 
 
@@ -106,29 +107,60 @@ async def update_sale(actor: Actor, sale_id: int, *, title: str | None = None, p
 
 # --- redeeming -----------------------------------------------------------------------------------
 
-async def redeem(member_id: int, sale_id: int, idempotency_key: str, redis: Any = None) -> OrderResult:
-    """flashSaleRedeem: one unit for points. Idempotent: a repeat returns the first order, even after
-    the sale has ended."""
+@dataclass(frozen=True)
+class GatePass:
+    """What the checks before the database found for one request: the gate's verdict (None: no gate)
+    and the time the sale was found on. Taken once: `redeem` uses it instead of asking the gate again."""
+
+    member_id: int
+    sale_id: int
+    key: str
+    verdict: str | None
+    now: datetime
+
+
+def sold_out() -> DomainError:
+    """The refusal of a unit when none is left (the gate's or the database's)."""
+    return DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
+
+
+async def pass_checks(member_id: int, sale_id: int, idempotency_key: str, redis: Any) -> GatePass | None:
+    """The input checks and the gate, as `redeem` takes them (raises their DomainError); None when the
+    sale is not on (the database answers: a repeat's first result, or not on sale)."""
     key = idempotency.check_key(idempotency_key, ["input", "idempotencyKey"])
     s = await sale(sale_id)
     now = clock.now()
     if not s.on_sale(now):
+        return None
+    verdict = await pass_gate(redis, s, member_id, key) if redis is not None else None
+    return GatePass(member_id, sale_id, key, verdict, now)
+
+
+async def redeem(member_id: int, sale_id: int, idempotency_key: str, redis: Any = None,
+                 gate: GatePass | None = None) -> OrderResult:
+    """flashSaleRedeem: one unit for points. Idempotent: a repeat returns the first order, even after
+    the sale has ended. `gate`: this request's checks, when they were taken already (api/soldout.py)."""
+    if gate is None or (gate.member_id, gate.sale_id, gate.key) != (member_id, sale_id, idempotency_key):
+        gate = await pass_checks(member_id, sale_id, idempotency_key, redis)
+    if gate is None:
+        key = idempotency.check_key(idempotency_key, ["input", "idempotencyKey"])
         first = await idempotency.stored(member_scope(member_id), key, _digest(sale_id), ["input", "idempotencyKey"])
         if first is not None:
             return OrderResult(**first)
         raise DomainError(ErrorCode.NOT_ON_SALE, "this flash sale is not on now", ["input", "flashSaleId"])
-    verdict = await pass_gate(redis, s, member_id, key) if redis is not None else None
+    key, verdict, now = gate.key, gate.verdict, gate.now
     if verdict == "SOLD_OUT":
-        raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
+        raise sold_out()
     if verdict == "LIMIT":
+        s = await sale(sale_id)
         raise DomainError(ErrorCode.PURCHASE_LIMIT_REACHED, f"at most {s.per_member_limit} per member",
                           ["input", "flashSaleId"])
     try:
         result, repeated = await _book(member_id, sale_id, key, now)
     except BaseException as exc:
         if verdict == "OK":
-            sold_out = isinstance(exc, DomainError) and exc.code == ErrorCode.OUT_OF_STOCK
-            await undo_gate(redis, sale_id, member_id, key, sold_out)
+            was_sold_out = isinstance(exc, DomainError) and exc.code == ErrorCode.OUT_OF_STOCK
+            await undo_gate(redis, sale_id, member_id, key, was_sold_out)
         raise
     if repeated and verdict == "OK":  # the gate had forgotten this key (a reload): give the unit back
         await undo_gate(redis, sale_id, member_id, key, False)
@@ -147,7 +179,7 @@ async def _sold_out_answer(sale_id: int, scope: str, key: str, digest: str) -> O
     if seen is None or int(seen["stock"]) >= 1:
         return None
     if seen["request_hash"] is None:
-        raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
+        raise sold_out()
     if seen["request_hash"] != digest:
         raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED,
                           "this idempotencyKey was used before with a different input", ["input", "idempotencyKey"])
@@ -167,7 +199,7 @@ async def _book(member_id: int, sale_id: int, key: str, now: datetime) -> tuple[
             return OrderResult(**stored), True
         s, p = await _sale_and_product(tx, sale_id)
         if s.stock < 1:
-            raise DomainError(ErrorCode.OUT_OF_STOCK, "sold out", ["input", "flashSaleId"])
+            raise sold_out()
         if not s.on_sale(now):
             raise DomainError(ErrorCode.NOT_ON_SALE, "this flash sale is not on now", ["input", "flashSaleId"])
         acct = await ledger.lock_account_row(member_id)
