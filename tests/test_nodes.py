@@ -92,7 +92,8 @@ async def test_a_page_of_plays_loads_orders_and_members_in_batches(api):
         assert all("*" in e["node"]["memberPhoneMasked"] for e in edges)
         costs[first] = statements.count
     assert costs[2] > 0, "the statement counter saw nothing"
-    assert costs[6] == costs[2], f"statements grow with the page: {costs}"
+    # (a cache that expires between the two pages may add a statement to either: never more with more rows)
+    assert costs[6] <= costs[2], f"statements grow with the page: {costs}"
 
 
 async def test_the_loaders_written_on_the_models_answer_as_the_services_do(api):
