@@ -392,3 +392,46 @@ async def test_liability_report(api):
     _, service = await finance("SERVICE")
     forbidden = await api.post(LIABILITY, token=service, admin=True)
     assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+CLOSE = """mutation($i: SettlementPeriodCloseInput!) { settlementPeriodClose(input: $i) {
+  statements { id status merchant { code } totals { kind count amount { amountFen } } }
+  skipped { merchantCode code message } userErrors { code field message } } }"""
+
+
+async def test_a_period_closes_for_every_merchant(api):
+    _, fin = await finance()
+    a, b = await make_merchant(), await make_merchant()
+    ident_a, ident_b = await identity_for(a), await identity_for(b)
+    clock.freeze(at(2026, 9, 10, 12, 0))
+    member_id, _ = await funded_member(20_000)
+    await pay(ident_a, member_id, a, 300)
+    await pay(ident_b, member_id, b, 500)
+    clock.freeze(at(2026, 10, 2, 9, 0))
+    month = {"periodStart": "2026-09-01", "periodEnd": "2026-09-30"}
+    # b's September is confirmed already: the close leaves it alone and says so
+    b_gid = payload(await api.post(GENERATE, {"i": {"merchantCode": b, **month}}, token=fin, admin=True),
+                    "settlementStatementGenerate")["statement"]["id"]
+    _, manager = await make_staff(b)
+    await api.post(CONFIRM, {"i": {"statementId": b_gid}}, token=manager)
+    b_before = await statement_state(b_gid)
+    for _ in range(2):  # a second close makes a's DRAFT again; it never doubles it
+        closed = payload(await api.post(CLOSE, {"i": month}, token=fin, admin=True), "settlementPeriodClose")
+        assert closed["userErrors"] == []
+        made = {s["merchant"]["code"]: s for s in closed["statements"]}
+        assert made[a]["status"] == "DRAFT" and totals(made[a]) == {"POINTS_PAID": (1, 300)}
+        assert b not in made
+        assert [k["code"] for k in closed["skipped"] if k["merchantCode"] == b] == ["STATEMENT_PERIOD_CLOSED"]
+    mine = payload(await api.post(LIST, {"m": a}, token=fin, admin=True), "settlementStatements")["edges"]
+    assert len(mine) == 1
+    assert (await statement_state(b_gid))["statement"] == b_before["statement"]
+    # a month that has not ended: refused as a whole, nothing written
+    before = await statement_state()
+    refused = payload(await api.post(CLOSE, {"i": {"periodStart": "2026-10-01", "periodEnd": "2026-10-31"}},
+                                     token=fin, admin=True), "settlementPeriodClose")
+    assert [e["code"] for e in refused["userErrors"]] == ["INVALID_INPUT"] and refused["statements"] is None
+    assert await statement_state() == before
+    # finance only
+    _, marketing = await finance("MARKETING")
+    forbidden = await api.post(CLOSE, {"i": month}, token=marketing, admin=True)
+    assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN" and await statement_state() == before

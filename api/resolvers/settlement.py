@@ -99,6 +99,15 @@ async def settlement_statement_generate(info: Info, input: i.SettlementStatement
     return i.SettlementStatementGeneratePayload(statement=SettlementStatement.of(s))
 
 
+@user_errors(i.SettlementPeriodClosePayload)
+async def settlement_period_close(info: Info, input: i.SettlementPeriodCloseInput) -> i.SettlementPeriodClosePayload:
+    made, skipped = await statements.close_period(info.context.operator_actor(), info.context.operator_id(),
+                                                  input.period_start, input.period_end)
+    return i.SettlementPeriodClosePayload(
+        statements=[SettlementStatement.of(s) for s in made],
+        skipped=[i.SettlementSkip(merchant_code=k.merchant_code, code=k.code.value, message=k.message) for k in skipped])
+
+
 @user_errors(i.SettlementStatementApprovePayload)
 async def settlement_statement_approve(info: Info, input: i.SettlementStatementApproveInput
                                        ) -> i.SettlementStatementApprovePayload:

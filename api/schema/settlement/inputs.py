@@ -19,6 +19,12 @@ class SettlementStatementGenerateInput:
 
 
 @strawberry.input
+class SettlementPeriodCloseInput:
+    period_start: date = strawberry.field(description="A day, a Monday (week) or the 1st (month).")
+    period_end: date = strawberry.field(description="The period's last day: start, the Sunday, or the month's last.")
+
+
+@strawberry.input
 class SettlementStatementApproveInput:
     statement_id: strawberry.ID
 
@@ -97,4 +103,19 @@ class MerchantTermsUpdatePayload:
 class ProductSettlementPriceUpdatePayload:
     product_id: Optional[strawberry.ID] = None
     settlement_price_fen: Optional[int] = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SettlementSkip:
+    """A merchant a period close left alone: its period is past DRAFT, or it has a later statement."""
+    merchant_code: str
+    code: str
+    message: str
+
+
+@strawberry.type
+class SettlementPeriodClosePayload:
+    statements: Optional[list[SettlementStatement]] = None
+    skipped: Optional[list[SettlementSkip]] = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -30,6 +30,9 @@ class SettlementMutation:
     settlement_statement_generate: i.SettlementStatementGeneratePayload = strawberry.mutation(
         resolver=st.settlement_statement_generate,
         description="A merchant's DRAFT for a closed day, week or month (again while it is a DRAFT); audited.")
+    settlement_period_close: i.SettlementPeriodClosePayload = strawberry.mutation(
+        resolver=st.settlement_period_close,
+        description="Every active merchant's DRAFT for a closed day, week or month; merchants past DRAFT are skipped.")
     settlement_statement_approve: i.SettlementStatementApprovePayload = strawberry.mutation(
         resolver=st.settlement_statement_approve, description="Approves a CONFIRMED statement; audited.")
     settlement_statement_mark_paid: i.SettlementStatementMarkPaidPayload = strawberry.mutation(

@@ -82,7 +82,8 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "settlementStatements": _only(FINANCE, AUDITOR), "settlementStatement": _only(FINANCE, AUDITOR),
     "liabilityReport": _only(FINANCE, AUDITOR),
     "settlementReconciliation": _only(FINANCE, AUDITOR), "merchantTerms": _only(FINANCE, AUDITOR),
-    "settlementStatementGenerate": _only(FINANCE), "settlementStatementApprove": _only(FINANCE),
+    "settlementStatementGenerate": _only(FINANCE), "settlementPeriodClose": _only(FINANCE),
+    "settlementStatementApprove": _only(FINANCE),
     "settlementStatementMarkPaid": _only(FINANCE), "merchantTermsUpdate": _only(FINANCE),
     "productSettlementPriceUpdate": _only(FINANCE),
 }

@@ -11,11 +11,12 @@ left for the next one, never both and never neither.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from api import locks
 from api.db import Tx, transaction
-from api.models import MerchantStaff, SettlementStatement, SettlementStatementEntry
+from api.models import Merchant, MerchantStaff, SettlementStatement, SettlementStatementEntry
 from api.services import clock, merchants
 from api.services import text as hygiene
 from api.services.audit import Actor, audit
@@ -77,6 +78,34 @@ async def generate(actor: Actor, operator_id: int | None, merchant_code: str, st
         await audit(tx, actor, "settlement.generate", "settlement_statement", str(statement.id),
                     {"merchantCode": merchant.code}, after=_view(result))
     return result
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A merchant a period close left alone, and why (the same code and message a single generation gives)."""
+    merchant_code: str
+    code: ErrorCode
+    message: str
+
+
+async def close_period(actor: Actor, operator_id: int | None, start: date,
+                       end: date) -> tuple[list[reads.StatementInfo], list[Skipped]]:
+    """Finance closes a day, week or month for every merchant: a DRAFT per active merchant (again where
+    one is a DRAFT), each in its own transaction and audited as a single generation is. A merchant whose
+    period is past DRAFT (confirmed, approved, paid) or has a later statement is skipped and named; a
+    period that is not a closed day, week or month refuses the whole close, with nothing written."""
+    periods.kind_of(start, end)
+    periods.check_closed(end)
+    made: list[reads.StatementInfo] = []
+    skipped: list[Skipped] = []
+    for code in await Merchant.filter(active=True).order_by("code").values_list("code", flat=True):
+        try:
+            made.append(await generate(actor, operator_id, str(code), start, end))
+        except DomainError as err:
+            if err.code is not ErrorCode.STATEMENT_PERIOD_CLOSED:
+                raise
+            skipped.append(Skipped(str(code), err.code, err.message))
+    return made, skipped
 
 
 async def _locked(statement_id: int, merchant_id: int | None = None) -> SettlementStatement:
