@@ -1,6 +1,7 @@
 """node(id:) comes from one registry that every domain fills, and lists resolve related objects in batches."""
 from __future__ import annotations
 
+import contextvars
 import logging
 from contextlib import contextmanager
 
@@ -48,25 +49,32 @@ PLAYS = """query($game: ID!, $first: Int!) { drawPlays(first: $first, gameId: $g
   prize { name } } } } }"""
 
 
+_counting: contextvars.ContextVar[bool] = contextvars.ContextVar("counting", default=False)
+
+
 class _Statements(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.count = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
+        if _counting.get():  # this request's statements, not a background task's (gate reconciliation …)
+            self.count += 1
 
 
 @contextmanager
 def counted_statements():
-    """Counts the SQL statements Tortoise's clients send (they log each one at DEBUG)."""
+    """Counts the SQL statements Tortoise's clients send (they log each one at DEBUG) from the task
+    that enters this block; the in-process ASGI client runs the request in that task's context."""
     logger = logging.getLogger("tortoise.db_client")
     handler, level = _Statements(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    token = _counting.set(True)
     try:
         yield handler
     finally:
+        _counting.reset(token)
         logger.removeHandler(handler)
         logger.setLevel(level)
 
