@@ -53,6 +53,7 @@ class Rank(IntEnum):
     IDEMPOTENCY = 15  # the idempotency claim (a unique insert; see the module's notes)
     OPERATOR = 16     # operators' rows: role and active changes, one operator's adjustments of the day
     APPROVAL = 17     # a held points adjustment being approved or rejected (booked once)
+    CAMPAIGN = 18     # advisory: one sender of a campaign's chunk at a time (its offers, then each member's account)
     MEMBER = 20       # a member's row and points account (ledger.lock_account; the expiry run's chunks)
     PURCHASE = 30     # a purchase being refunded, or its pending points released
     PENDING = 35      # a purchase's pending points (cancelled by a refund, released by the scheduled run)

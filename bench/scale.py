@@ -11,6 +11,8 @@ Then, in this process, through the services the server runs:
 - page:   `ledger.entries_page(member, 20)` of 300 random members; median and p95 ms;
 - expiry: `ledger.expire_due(now)`: seconds, due lots per second;
 - tiers:  `tiers.evaluate_periods(now)`: seconds, members per second;
+- rollup: the insight rollup's nightly run (`insight.rollup.run` the next morning: the day of the earn
+          run) and, set-based, the heaviest day there is (the day every generated member earned a lot);
 - sizes:  database and ledger tables' bytes, bytes per member.
 
 Then it prints, per figure, how it grows from size to size (flat, linear or worse, from the exponent
@@ -89,6 +91,9 @@ class Figures:
     expiry_lots: int = 0
     tier_seconds: float = 0.0
     tier_members: int = 0
+    rollup_seconds: float = 0.0
+    heavy_day_seconds: float = 0.0
+    heavy_day_entries: int = 0
     db_bytes: int = 0
     receipts: int = 0
     receipt_bytes: float = 0.0
@@ -206,6 +211,22 @@ async def measure(fig: Figures, clients: int, seconds: float) -> None:
     evaluated = await tiers.evaluate_periods(clock.now() + timedelta(seconds=1))
     fig.tier_seconds, fig.tier_members = time.monotonic() - t, evaluated.members_evaluated
 
+    # insight rollup: the nightly run (it rolls the day of the earn run), then the heaviest day
+    from api.services.insight import rollup
+
+    t = time.monotonic()
+    nightly = await rollup.run(clock.now() + timedelta(days=1), max_days=1)
+    fig.rollup_seconds = time.monotonic() - t
+    assert nightly.days_rolled == 1, nightly
+    heavy = clock.business_day(clock.now() - timedelta(days=340))  # every member's first lot (k = 1)
+    start, end = clock.day_bounds(heavy)
+    fig.heavy_day_entries = int(await db.fetchval(
+        "SELECT count(*) FROM points_entry WHERE occurred_at >= $1 AND occurred_at < $2", start, end))
+    t = time.monotonic()
+    async with db.transaction() as tx:
+        await rollup.roll_day(tx, heavy)
+    fig.heavy_day_seconds = time.monotonic() - t
+
     fig.db_bytes = int(await db.fetchval("SELECT pg_database_size(current_database())"))
     for table in ("member", "points_account", "points_entry", "points_lot", "points_lot_move", "purchase"):
         rows = await db.fetch(f"SELECT pg_total_relation_size('{table}') AS b")
@@ -232,7 +253,9 @@ def report(figs: list[Figures], memory_bytes: int) -> None:
     for f in figs:
         print(f"  {f.size:,}: {f.receipts:,} receipts earned, about {f.receipt_bytes:,.0f} bytes of database each")
         print(f"  {f.size:,}: per-unit expiry {f.expiry_lots / max(f.expiry_seconds, 1e-9):,.0f} lots/s, "
-              f"tiers {f.tier_members / max(f.tier_seconds, 1e-9):,.0f} members/s; tables MiB "
+              f"tiers {f.tier_members / max(f.tier_seconds, 1e-9):,.0f} members/s; rollup nightly "
+              f"{f.rollup_seconds:.2f} s, heaviest day {f.heavy_day_seconds:.2f} s ({f.heavy_day_entries:,} entries); "
+              "tables MiB "
               + ", ".join(f"{t} {b / 2**20:.0f}" for t, b in f.tables.items()))
     for a, b in zip(figs, figs[1:], strict=False):
         print(f"\ngrowth {a.size:,} -> {b.size:,} members ({b.size / a.size:.0f}x):")
@@ -242,6 +265,9 @@ def report(figs: list[Figures], memory_bytes: int) -> None:
               f"(due lots grow {b.expiry_lots / max(a.expiry_lots, 1):.0f}x: linear is right)")
         print(f"  tier evaluation  {growth(a.tier_seconds, b.tier_seconds, a.size, b.size)}  "
               f"(due members grow {b.tier_members / max(a.tier_members, 1):.0f}x: linear is right)")
+        print(f"  rollup, nightly  {growth(a.rollup_seconds, b.rollup_seconds, a.size, b.size)}  (flat is right)")
+        print(f"  rollup, heaviest {growth(a.heavy_day_seconds, b.heavy_day_seconds, a.size, b.size)}  "
+              f"(its entries grow {b.heavy_day_entries / max(a.heavy_day_entries, 1):.0f}x: linear is right)")
         print(f"  database size    {growth(a.db_bytes, b.db_bytes, a.size, b.size)}")
     last = figs[-1]
     per_member = last.db_bytes / last.size
@@ -281,7 +307,8 @@ async def main() -> None:
             figs.append(fig)
             log(f"{size:,}: earn {fig.earn_per_second:.0f}/s, page {fig.page_median_ms:.2f} ms, expiry "
                 f"{fig.expiry_seconds:.1f} s ({fig.expiry_lots} lots), tiers {fig.tier_seconds:.1f} s "
-                f"({fig.tier_members} members), db {fig.db_bytes / 2**20:.0f} MiB")
+                f"({fig.tier_members} members), rollup {fig.rollup_seconds:.2f} s nightly, "
+                f"{fig.heavy_day_seconds:.1f} s heaviest day, db {fig.db_bytes / 2**20:.0f} MiB")
         finally:
             await db.close_db()
             if not args.keep:

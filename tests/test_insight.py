@@ -16,6 +16,7 @@ from api.models import (
     MallOrder,
     Member,
     MemberBehaviour,
+    ParkingSession,
     PointsAccount,
     PointsEntry,
     Purchase,
@@ -23,9 +24,12 @@ from api.models import (
 )
 from api.models.insight import KpiDay, LifecycleChange, MemberInsight
 from api.schema.base import global_id
-from api.services import clock, insight, ledger
+from api.services import clock, insight, ledger, signing
 from api.services.insight import rollup
 from tests.conftest import PAY, PURCHASE, code_for, make_member, purchase_input, unique
+from tests.mall_helpers import operator_token
+from tests.parking_helpers import bind, car_park_system, new_plate
+from tests.parking_helpers import offset as apply_offset
 from tests.test_operator_roles import token_for
 
 pytestmark = pytest.mark.asyncio
@@ -58,6 +62,9 @@ async def expected(start: date, end: date) -> dict:
     outstanding = sum(int(p) for _, _, p, t in entries if t < end_at)
     orders = await MallOrder.filter(paid_at__isnull=False).values_list("paid_at", "channel")
     n = len([1 for _, _, t in purchases if inside(t)])
+    stays = await ParkingSession.filter(status="CLOSED", member_id__isnull=False).values_list(
+        "exited_at", "tier_discount_fen", "purchase_discount_fen", "coupon_discount_fen", "points_discount_fen")
+    offsets = [sum(int(d or 0) for d in cut) for t, *cut in stays if inside(t) and sum(int(d or 0) for d in cut) > 0]
     return {
         "membersTotal": sum(1 for _, t in members if t < end_at),
         "membersNew": sum(1 for _, t in members if inside(t)),
@@ -71,15 +78,17 @@ async def expected(start: date, end: date) -> dict:
         "checkIns": sum(1 for k, t in await MemberBehaviour.all().values_list("kind", "occurred_at")
                         if k == "CHECK_IN" and inside(t)),
         "taskCompletions": sum(1 for t in await TaskClaim.all().values_list("claimed_at", flat=True) if inside(t)),
-        "redemptions": sum(1 for t, _ in orders if inside(t)),
+        "redemptions": sum(1 for t, c in orders if c not in ("DRAW", "CAMPAIGN") and inside(t)),
         "flashSaleOrders": sum(1 for t, c in orders if c == "FLASH_SALE" and inside(t)),
         "drawPlays": sum(1 for t in await DrawPlay.all().values_list("played_at", flat=True) if inside(t)),
+        "parkingOffsets": len(offsets), "parkingOffset": {"amountFen": sum(offsets)},
     }
 
 
 FIELDS = ("membersTotal membersNew membersActive purchases memberSales { amountFen } averageTicket { amountFen }"
           " repurchaseRatePermille pointsIssued pointsRedeemed pointsExpired pointsOutstanding liability { amountFen }"
-          " breakageRatePermille checkIns taskCompletions redemptions flashSaleOrders drawPlays")
+          " breakageRatePermille checkIns taskCompletions redemptions flashSaleOrders drawPlays"
+          " parkingOffsets parkingOffset { amountFen }")
 KPIS = f"query($from: Date!, $to: Date!) {{ kpis(from: $from, to: $to) {{ {FIELDS} daily {{ day {FIELDS} }} }} }}"
 
 
@@ -118,6 +127,22 @@ async def seed(api) -> list[int]:
                "idempotencyKey": unique("K")}
         got = await api.signed(PAY, {"input": pay})
         assert got["data"]["pointsPay"]["userErrors"] == [], got
+        # Two stays of a member's car (one reduced by points, one within the free minutes) and a visitor's.
+        clock.freeze(at(START + timedelta(days=6), 13))
+        park = await car_park_system(api, await operator_token(api))
+        plate, token = new_plate(), signing.issue_token("member", ids[1], 86400)
+        assert (await bind(api, token, plate))["userErrors"] == []
+        stay = (await park.entry(plate))["session"]
+        visitor = new_plate()
+        await park.entry(visitor)
+        clock.freeze(at(START + timedelta(days=6), 16))  # 3 h: ¥15; the member offsets ¥4 with 400 points
+        assert (await apply_offset(api, token, stay["id"], 400))["userErrors"] == []
+        left = await park.exit(plate)
+        assert left["bill"]["pointsDiscount"] == {"amountFen": 400}, left
+        await park.exit(visitor)
+        await park.entry(plate)
+        clock.freeze(clock.now() + timedelta(minutes=10))
+        assert (await park.exit(plate))["bill"]["discount"] == {"amountFen": 0}
         clock.freeze(at(START + timedelta(days=40), 3))
         assert (await ledger.expire_due(clock.now())).points_expired > 0
     finally:
@@ -136,7 +161,8 @@ async def test_kpis_match_an_independent_recomputation_live_rolled_and_mixed(api
     whole = (START - timedelta(days=1), end)
     live = await check(api, token, *whole)  # the period's days are answered live (yesterday rolled)
     assert live["purchases"] == 6 and live["membersNew"] == 3 and live["repurchaseRatePermille"] == 666
-    assert live["pointsExpired"] > 0 and live["pointsRedeemed"] == 100 and 0 < live["breakageRatePermille"] < 1000
+    assert live["pointsExpired"] > 0 and live["pointsRedeemed"] == 100 + 400 and 0 < live["breakageRatePermille"] < 1000
+    assert (live["parkingOffsets"], live["parkingOffset"]) == (1, {"amountFen": 400})
     # Roll the period's closed days (the rollup is what answers them from now on).
     for i in range((end - whole[0]).days):
         async with transaction() as tx:

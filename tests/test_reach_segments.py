@@ -3,17 +3,18 @@ from a segment and from uploaded CSV/XLSX lists; segments counted and paged set-
 segment with a holdout, their counts and their effect."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from datetime import timedelta
 
 from api.db import fetch, transaction
-from api.schema.ids import to_global_id
+from api.schema.ids import from_global_id, to_global_id
 from api.services import clock
 from api.services.notifications import dispatcher
 from api.services.segments import campaigns, segments
 from tests.conftest import PURCHASE, make_member, new_phone, purchase_input, unique
-from tests.mall_helpers import funded_member, operator_token
+from tests.mall_helpers import create_product, funded_member, operator_token
 
 TAG_ADD = """mutation($ids: [ID!]!, $tag: String!) { memberTagAdd(input: {memberIds: $ids, tag: $tag}) {
   count userErrors { code field } } }"""
@@ -309,3 +310,74 @@ async def test_segments_on_lifecycle_stages_and_rfm_scores_read_insights_table(a
     high = await api.post(SEGMENT, {"i": {"name": unique("rfm"), "filter": {"tagsAll": [tag], "fMin": 3, "fMax": 3}}},
                           token=token, admin=True)
     assert high["data"]["segmentCreate"]["segment"]["memberCount"] == 2
+
+
+OFFER_CAMPAIGN = """mutation($i: CampaignCreateInput!) { campaignCreate(input: $i) {
+  campaign { id grantPoints couponProduct { id } } userErrors { code field } } }"""
+
+
+async def offer_audience(api, token: str, n: int) -> tuple[list[int], str]:
+    tag = unique("offer")
+    people = [(await make_member())[0] for _ in range(n)]
+    await api.post(TAG_ADD, {"ids": [gid(m) for m in people], "tag": tag}, token=token, admin=True)
+    seg = await api.post(SEGMENT, {"i": {"name": unique("offer"), "filter": {"tagsAll": [tag]}}}, token=token, admin=True)
+    return people, seg["data"]["segmentCreate"]["segment"]["id"]
+
+
+async def offers_of(member_id: int, campaign_pk: int) -> tuple[int, int, int]:
+    """(balance, campaign entries, campaign vouchers) of a member."""
+    rows = await fetch(
+        "SELECT a.balance, (SELECT COUNT(*) FROM points_entry e WHERE e.account_id = a.id AND e.source_type = 'campaign'"
+        " AND e.source_ref = $2) AS entries, (SELECT COUNT(*) FROM voucher v JOIN mall_order o ON o.id = v.order_id"
+        " WHERE v.member_id = a.member_id AND o.channel = 'CAMPAIGN' AND o.idempotency_key = $2) AS vouchers"
+        " FROM points_account a WHERE a.member_id = $1", member_id, f"campaign:{campaign_pk}")
+    return int(rows[0]["balance"]), int(rows[0]["entries"]), int(rows[0]["vouchers"])
+
+
+async def test_a_campaign_offer_gives_each_target_member_points_and_a_voucher_once(api):
+    token = await operator_token(api)
+    people, segment_id = await offer_audience(api, token, 10)
+    coupon = await create_product(api, token, kind="COUPON", stock=3)  # fewer than the audience: stock is not drawn on
+    data = {"name": unique("回归礼"), "segmentId": segment_id, "channel": "INBOX", "title": "送您 {points} 积分",
+            "body": "{nickname}，积分和券已到账", "holdoutPercent": 30, "grantPoints": 200,
+            "couponProductId": coupon["id"], "idempotencyKey": unique("K")}
+    first = (await api.post(OFFER_CAMPAIGN, {"i": data}, token=token, admin=True))["data"]["campaignCreate"]
+    assert first["userErrors"] == [] and first["campaign"]["grantPoints"] == 200
+    assert first["campaign"]["couponProduct"] == {"id": coupon["id"]}
+    campaigns_before = await fetch("SELECT COUNT(*) AS n FROM campaign")
+    again = (await api.post(OFFER_CAMPAIGN, {"i": data}, token=token, admin=True))["data"]["campaignCreate"]
+    assert again == first and await fetch("SELECT COUNT(*) AS n FROM campaign") == campaigns_before
+    other = (await api.post(OFFER_CAMPAIGN, {"i": {**data, "grantPoints": 300}}, token=token,
+                            admin=True))["data"]["campaignCreate"]
+    assert [e["code"] for e in other["userErrors"]] == ["IDEMPOTENCY_KEY_REUSED"] and other["campaign"] is None
+    campaign_pk = int((await fetch("SELECT MAX(id) AS id FROM campaign"))[0]["id"])
+    held = {m for m in people if campaigns.holdout(campaign_pk, m, 30)}
+    assert held and len(held) < len(people)
+    await asyncio.gather(campaigns.send_due(), campaigns.send_due())  # two runs at once give each member one offer
+    await campaigns.send_due()
+    for m in people:
+        assert await offers_of(m, campaign_pk) == ((0, 0, 0) if m in held else (200, 1, 1)), m
+    notes = await fetch("SELECT member_id, title FROM notification WHERE campaign_id = $1", campaign_pk)
+    assert sorted(n["member_id"] for n in notes) == sorted(set(people) - held)
+    assert {n["title"] for n in notes} == {"送您 200 积分"}  # the message is written after the grant
+    stock = await fetch("SELECT stock FROM product WHERE id = $1", from_global_id(coupon["id"], "Product")[1])
+    assert stock[0]["stock"] == 3
+
+
+async def test_bad_campaign_offers_change_nothing(api):
+    token = await operator_token(api)
+    _, segment_id = await offer_audience(api, token, 1)
+    goods = await create_product(api, token, kind="GOODS")
+    base = {"name": unique("x"), "segmentId": segment_id, "channel": "INBOX", "title": "t", "body": "b",
+            "idempotencyKey": unique("K")}
+    before = await fetch("SELECT COUNT(*) AS n FROM campaign")
+    for change, code, field in (({"grantPoints": 10_001}, "INVALID_INPUT", "grantPoints"),
+                                ({"grantPoints": -1}, "INVALID_INPUT", "grantPoints"),
+                                ({"grantPoints": 10, "idempotencyKey": None}, "INVALID_INPUT", "idempotencyKey"),
+                                ({"couponProductId": goods["id"]}, "INVALID_INPUT", "couponProductId"),
+                                ({"couponProductId": to_global_id("Product", 999_999)}, "NOT_FOUND", "couponProductId"),
+                                ({"couponProductId": gid(1)}, "NOT_FOUND", "couponProductId")):
+        answer = (await api.post(OFFER_CAMPAIGN, {"i": {**base, **change}}, token=token, admin=True))["data"]
+        errors = answer["campaignCreate"]["userErrors"]
+        assert [(e["code"], e["field"]) for e in errors] == [(code, ["input", field])], (change, answer)
+    assert await fetch("SELECT COUNT(*) AS n FROM campaign") == before

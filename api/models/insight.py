@@ -29,6 +29,8 @@ class KpiDay(Model):
     redemptions = fields.IntField(default=0)
     flash_sale_orders = fields.IntField(default=0)
     draw_plays = fields.IntField(default=0)
+    parking_offsets = fields.IntField(default=0)  # members' exits whose fee the programme reduced
+    parking_offset_fen = fields.BigIntField(default=0)  # by how much: tier, purchase, coupon and points
     rolled_at = fields.DatetimeField()
 
     class Meta:

@@ -94,7 +94,7 @@ class ParkingSession(Model):
     class Meta:
         table = "parking_session"
         unique_together = (("car_park_id", "entry_event"),)
-        indexes = (("car_park_id", "plate", "status"), ("member_id", "entered_at"), ("status", "entered_at"))
+        indexes = (("car_park_id", "plate", "status"), ("member_id", "entered_at"), ("status", "entered_at"), ("exited_at",))
 
 
 class CarParkKey(Model):

@@ -9,6 +9,7 @@ from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
 
 if TYPE_CHECKING:
+    from api.models.mall import Product
     from api.models.members import Member
     from api.models.operators import Operator
 
@@ -115,6 +116,12 @@ class Campaign(Model):
     body = fields.CharField(max_length=500)  # template: {nickname} {tier} {points}
     send_at = fields.DatetimeField()
     holdout_percent = fields.SmallIntField(default=0)
+    # The offer each target member receives with the message, in the transaction that writes it: points
+    # (0: none; 0 to 10,000, a CHECK on PostgreSQL added by 0018) and a voucher of a COUPON product (null: none).
+    grant_points = fields.IntField(default=0)
+    coupon_product: fields.ForeignKeyNullableRelation["Product"] = fields.ForeignKeyField(
+        "models.Product", related_name=False, on_delete=fields.RESTRICT, null=True)
+    coupon_product_id: int | None
     status = fields.CharField(max_length=10, default="SCHEDULED")  # SCHEDULED SENDING SENT CANCELLED
     created_by: fields.ForeignKeyNullableRelation["Operator"] = fields.ForeignKeyField(
         "models.Operator", related_name=False, on_delete=fields.RESTRICT, null=True)

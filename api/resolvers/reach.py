@@ -86,9 +86,13 @@ async def campaigns_page(info: Info, first: int, after: Optional[str] = None) ->
 
 @user_errors(i.CampaignCreatePayload)
 async def campaign_create(info: Info, input: i.CampaignCreateInput) -> i.CampaignCreatePayload:
+    product_id = None if input.coupon_product_id is None else input_pk(input.coupon_product_id, "Product",
+                                                                        "couponProductId")
     created = await campaigns.create(info.context.operator_actor(), input.name,
                                      input_pk(input.segment_id, "Segment", "segmentId"), input.channel.value,
-                                     input.title, input.body, input.send_at, input.holdout_percent)
+                                     input.title, input.body, input.send_at, input.holdout_percent,
+                                     grant_points=input.grant_points, coupon_product_id=product_id,
+                                     idempotency_key=input.idempotency_key)
     return i.CampaignCreatePayload(campaign=Campaign.of(created, campaigns.CampaignCounts()))
 
 

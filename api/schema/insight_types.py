@@ -40,9 +40,13 @@ class KpiFigures:
     breakage_rate_permille: int = strawberry.field(description="‰ of the points used up that expired unredeemed.")
     check_ins: int
     task_completions: int
-    redemptions: int = strawberry.field(description="Points-mall orders paid.")
+    redemptions: int = strawberry.field(description="Points-mall orders paid (redeemed, checked out or bought in a "
+                                        "flash sale; a draw's prize or a campaign's voucher is not one).")
     flash_sale_orders: int
     draw_plays: int
+    parking_offsets: int = strawberry.field(description="Members' car-park exits whose fee the programme reduced "
+                                            "(tier free time, a purchase, a parking coupon or points).")
+    parking_offset: Money = strawberry.field(description="By how much those exits' fees were reduced, in all.")
 
 
 def _figures(f: insight.KpiFigures) -> dict[str, object]:
@@ -55,7 +59,8 @@ def _figures(f: insight.KpiFigures) -> dict[str, object]:
         liability=Money(amount_fen=f.liability_fen), liability_yuan=f.liability_fen // 100,
         breakage_rate_permille=f.breakage_rate_permille,
         check_ins=f.check_ins, task_completions=f.task_completions, redemptions=f.redemptions,
-        flash_sale_orders=f.flash_sale_orders, draw_plays=f.draw_plays)
+        flash_sale_orders=f.flash_sale_orders, draw_plays=f.draw_plays, parking_offsets=f.parking_offsets,
+        parking_offset=Money(amount_fen=f.parking_offset_fen))
 
 
 @strawberry.type(description="One Asia/Shanghai day's KPIs (totals as at the end of the day).")

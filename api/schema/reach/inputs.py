@@ -111,6 +111,14 @@ class CampaignCreateInput:
     send_at: Optional[datetime] = strawberry.field(default=None, description="Default: now (the next scheduled run).")
     holdout_percent: int = strawberry.field(default=0, description="0 to 90: the share of the segment that "
                                             "receives nothing, to measure the effect against.")
+    grant_points: int = strawberry.field(default=0, description="0 to 10,000 points each target member receives "
+                                         "with the message (an EARN lot that expires under the policy).")
+    coupon_product_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="A voucher of this active COUPON, MERCHANT_VOUCHER or PARKING_COUPON product for "
+        "each target member (the product's stock is not drawn on).")
+    idempotency_key: Optional[str] = strawberry.field(
+        default=None, description="Required with an offer (grantPoints or couponProductId): a repeat returns the "
+        "first campaign; the same key with other input is refused.")
 
 
 @strawberry.type

@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from api.schema.base import Connection, Money, Node, check_first, from_cursor, global_id
 from api.schema.errors import ApiError
+from api.schema.mall.types import Product
 from api.schema.member import Member
 from api.schema.reach.lifecycle import LifecycleStage
 from api.schema.reach.notify_types import NotificationChannel
@@ -123,13 +124,20 @@ class Campaign(Node):
     holdout_percent: int
     created_at: datetime
     started_at: Optional[datetime]
+    grant_points: int = strawberry.field(description="Points each target member receives with the message (0: none).")
 
     @classmethod
     def of(cls, c: campaigns.CampaignInfo, counts: campaigns.CampaignCounts) -> "Campaign":
         return cls(id=global_id("Campaign", c.id), pk=c.id, info=c, counts=counts, name=c.name,
                    status=CampaignStatus(c.status), channel=NotificationChannel(c.channel), title=c.title, body=c.body,
                    send_at=c.send_at, holdout_percent=c.holdout_percent, created_at=c.created_at,
-                   started_at=c.started_at)
+                   started_at=c.started_at, grant_points=c.grant_points)
+
+    @strawberry.field(description="The product of the voucher each target member receives with the message.")
+    async def coupon_product(self, info: Info) -> Optional[Product]:
+        if self.info.coupon_product_id is None:
+            return None
+        return Product.of(await info.context.loaders.product.load(self.info.coupon_product_id))
 
     @strawberry.field(description="Notifications written for the target members.")
     def sent(self) -> int:

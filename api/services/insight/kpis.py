@@ -17,7 +17,8 @@ from api.services.insight.rollup import first_day
 
 MAX_RANGE_DAYS = 3 * 366
 COUNTS = ("members_new", "purchases", "member_sales_fen", "points_issued", "points_redeemed", "points_expired",
-          "check_ins", "task_completions", "redemptions", "flash_sale_orders", "draw_plays")
+          "check_ins", "task_completions", "redemptions", "flash_sale_orders", "draw_plays", "parking_offsets",
+          "parking_offset_fen")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class KpiFigures:
     redemptions: int = 0
     flash_sale_orders: int = 0
     draw_plays: int = 0
+    parking_offsets: int = 0
+    parking_offset_fen: int = 0
 
     @property
     def average_ticket_fen(self) -> int:

@@ -11,10 +11,13 @@ from __future__ import annotations
 # aggregates over indexed time ranges in one round trip; the ORM would need ten queries and cannot say
 # the UNION of purchasers and earners/spenders). The same statement fills the rollup and answers live days,
 # so the rollup can never mean something else than the live figures.
-SPAN_COUNTS = """
+_PARKING_OFFSET = ("coalesce(tier_discount_fen, 0) + coalesce(purchase_discount_fen, 0)"
+                   " + coalesce(coupon_discount_fen, 0) + coalesce(points_discount_fen, 0)")
+SPAN_COUNTS = f"""
 SELECT mb.members_new, p.purchases, p.member_sales_fen, p.buyers, rb.repeat_buyers, act.members_active,
        e.points_issued, e.points_redeemed, e.points_expired, e.points_net,
-       c.check_ins, t.task_completions, o.redemptions, o.flash_sale_orders, d.draw_plays
+       c.check_ins, t.task_completions, o.redemptions, o.flash_sale_orders, d.draw_plays,
+       pk.parking_offsets, pk.parking_offset_fen
 FROM (SELECT count(*) AS members_new FROM member WHERE created_at >= $1 AND created_at < $2) mb,
      (SELECT count(*) AS purchases, CAST(coalesce(sum(amount_fen), 0) AS BIGINT) AS member_sales_fen,
              count(DISTINCT member_id) AS buyers
@@ -34,13 +37,18 @@ FROM (SELECT count(*) AS members_new FROM member WHERE created_at >= $1 AND crea
         AND occurred_at < $2) c,
      (SELECT count(*) AS task_completions FROM task_claim WHERE claimed_at >= $1 AND claimed_at < $2) t,
      (SELECT count(*) AS redemptions, coalesce(sum(CASE WHEN channel = 'FLASH_SALE' THEN 1 ELSE 0 END), 0)
-             AS flash_sale_orders FROM mall_order WHERE paid_at >= $1 AND paid_at < $2) o,
-     (SELECT count(*) AS draw_plays FROM draw_play WHERE played_at >= $1 AND played_at < $2) d
+             AS flash_sale_orders FROM mall_order WHERE paid_at >= $1 AND paid_at < $2
+             AND channel NOT IN ('DRAW', 'CAMPAIGN')) o,
+     (SELECT count(*) AS draw_plays FROM draw_play WHERE played_at >= $1 AND played_at < $2) d,
+     (SELECT count(*) AS parking_offsets, CAST(coalesce(sum({_PARKING_OFFSET}), 0) AS BIGINT) AS parking_offset_fen
+        FROM parking_session WHERE exited_at >= $1 AND exited_at < $2 AND status = 'CLOSED'
+        AND member_id IS NOT NULL AND {_PARKING_OFFSET} > 0) pk
 """
 
 ROLLUP_COLUMNS = ("members_new", "purchases", "member_sales_fen", "buyers", "repeat_buyers", "members_active",
                   "points_issued", "points_redeemed", "points_expired", "points_net", "check_ins",
-                  "task_completions", "redemptions", "flash_sale_orders", "draw_plays")
+                  "task_completions", "redemptions", "flash_sale_orders", "draw_plays", "parking_offsets",
+                  "parking_offset_fen")
 
 # Why SQL: an upsert of one closed day from the same aggregate, in one statement (a day rolled again
 # after late rows replaces its counts; no read-modify-write). `WHERE true` lets SQLite parse the upsert.
