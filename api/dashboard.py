@@ -61,6 +61,7 @@ async def page(request: Request) -> HTMLResponse:
 <figure><figcaption>Points flow</figcaption><div class="chart" id="chart-points"></div></figure>
 <figure><figcaption>Lifecycle stages</figcaption><div class="chart" id="chart-lifecycle"></div></figure>
 <figure><figcaption>Top merchants by member sales</figcaption><div class="chart" id="chart-merchants"></div></figure>
+<figure><figcaption>Campaigns: messages, and buyers ‰ of target and holdout (14 days)</figcaption><div class="chart" id="chart-campaigns"></div></figure>
 </section>
 </main>
 <footer>Charts: Apache ECharts (<a href="{_url('ECHARTS-LICENSE.txt')}">Apache License 2.0</a>,

@@ -55,7 +55,34 @@ async def load_demo(*, with_history: bool = True) -> dict[str, int]:
         # issue 13: the KPI rollup of the closed days and every member's RFM scores and lifecycle stage,
         # so that the dashboard shows the mall's month at once.
         counts["insight_members"] = (await insight.run_now(("cli", "seed"))).members
+        counts["campaign_notifications"] = await _reach(data)
     return counts
+
+
+async def _reach(data: dict) -> int:
+    """The demo members tagged, a segment of those who have not been in for two weeks, and a win-back
+    campaign with 100 points sent to it at once (the dashboard's campaign panel); once: a second load
+    finds the segment and the campaign's key."""
+    from api.models import Member, Segment
+    from api.services.segments import campaigns, filters, segments, tags
+
+    spec = data.get("reach")
+    if not spec:
+        return 0
+    actor = ("cli", "seed")
+    s = spec["segment"]
+    found = await Segment.get_or_none(name=s["name"])
+    if found is not None:
+        segment_id = found.id
+    else:
+        demo = [m.id for m in await Member.filter(phone__startswith=data["members"]["phone_prefix"]).only("id")]
+        await tags.add(actor, demo, spec["tag"])
+        segment_id = (await segments.create(actor, s["name"], filters.build(
+            tags_all=[spec["tag"]], no_purchase_for_days=s["no_purchase_for_days"]))).id
+    c = spec["campaign"]
+    await campaigns.create(actor, c["name"], segment_id, c["channel"], c["title"], c["body"], None,
+                           c["holdout_percent"], grant_points=c["grant_points"], idempotency_key=c["idempotency_key"])
+    return (await campaigns.send_due()).notifications
 
 
 async def _mall(data: dict, now) -> int:

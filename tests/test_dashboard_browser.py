@@ -16,7 +16,7 @@ from tests.test_operator_roles import token_for
 
 pytestmark = pytest.mark.asyncio
 
-CHARTS = ("chart-daily", "chart-points", "chart-lifecycle", "chart-merchants")
+CHARTS = ("chart-daily", "chart-points", "chart-lifecycle", "chart-merchants", "chart-campaigns")
 
 
 async def _wait(page, expression: str, seconds: float = 30) -> None:
@@ -70,6 +70,7 @@ async def test_dashboard_draws_the_demo_malls_month(chromium_path, live_server):
             assert len(data["kpis"]["daily"]) == 30
             assert sum(d["members"] for d in data["lifecycleDistribution"]) >= 50
             assert len(data["topMerchants"]) >= 3
+            assert any(e["node"]["sent"] > 0 for e in data["campaigns"]["edges"])  # the demo's win-back campaign
             for chart in CHARTS:
                 assert await _series_points(page, chart) > 0, chart
                 assert await page.evaluate(f"!!document.querySelector('#{chart} canvas')"), chart

@@ -10,10 +10,12 @@
     "  kpis(from: $from, to: $to) { membersTotal membersNew membersActive purchases memberSalesYuan\n" +
     "    averageTicket { amountFen } repurchaseRatePermille pointsIssued pointsRedeemed pointsExpired\n" +
     "    pointsOutstanding liability { amountFen } breakageRatePermille checkIns taskCompletions redemptions\n" +
-    "    flashSaleOrders drawPlays\n" +
+    "    flashSaleOrders drawPlays parkingOffsets parkingOffset { amountFen }\n" +
     "    daily { day membersNew membersActive purchases memberSalesYuan pointsIssued pointsRedeemed pointsExpired } }\n" +
     "  lifecycleDistribution { stage members }\n" +
-    "  topMerchants(from: $from, to: $to, first: 10) { code name purchases sales { amountFen } }\n}";
+    "  topMerchants(from: $from, to: $to, first: 10) { code name purchases sales { amountFen } }\n" +
+    "  campaigns(first: 6) { edges { node { name sent delivered opened grantPoints\n" +
+    "    effect(days: 14) { liftPermille target { members purchasersPermille } holdout { members purchasersPermille } } } } }\n}";
   var LOGIN = "mutation Login($input: OperatorLoginInput!) { operatorLogin(input: $input) { token userErrors { message } } }";
   var state = { token: null, charts: {}, data: null, ready: false, error: null };
   window.mallpointsDashboard = state;
@@ -45,7 +47,8 @@
       ["积分消耗 Redeemed", num(k.pointsRedeemed)], ["积分过期 Expired", num(k.pointsExpired)],
       ["未用积分 Outstanding", num(k.pointsOutstanding)], ["负债 Liability", yuan(k.liability.amountFen)],
       ["沉淀率 Breakage", permille(k.breakageRatePermille)], ["签到 Check-ins", num(k.checkIns)],
-      ["兑换 Redemptions", num(k.redemptions)], ["抽奖 Draw plays", num(k.drawPlays)]
+      ["兑换 Redemptions", num(k.redemptions)], ["抽奖 Draw plays", num(k.drawPlays)],
+      ["停车抵扣 Parking offsets", num(k.parkingOffsets)], ["抵扣金额 Offset", yuan(k.parkingOffset.amountFen)]
     ];
     var box = $("cards");
     box.textContent = "";
@@ -99,6 +102,22 @@
       yAxis: { type: "category", data: top.map(function (x) { return x.name; }) },
       series: [{ name: "Member sales ¥", type: "bar",
         data: top.map(function (x) { return Math.round(x.sales.amountFen / 100); }) }]
+    });
+    // Campaigns, newest first: messages sent, delivered and opened, and purchasers per thousand members
+    // of the target against the holdout in the 14 days from sending (the difference is the lift).
+    var camps = d.campaigns.edges.map(function (e) { return e.node; }).reverse();
+    function rate(c, group) { return c.effect ? c.effect[group].purchasersPermille : 0; }
+    chart("chart-campaigns", {
+      tooltip: { trigger: "axis" }, legend: { top: 0 }, grid: { left: 50, right: 60, top: 50, bottom: 30 },
+      xAxis: { type: "category", data: camps.map(function (c) { return c.name; }) },
+      yAxis: [{ type: "value", name: "messages" }, { type: "value", name: "‰ buying" }],
+      series: [
+        { name: "Sent", type: "bar", data: camps.map(function (c) { return c.sent; }) },
+        { name: "Delivered", type: "bar", data: camps.map(function (c) { return c.delivered; }) },
+        { name: "Opened", type: "bar", data: camps.map(function (c) { return c.opened; }) },
+        { name: "Target ‰", type: "line", yAxisIndex: 1, data: camps.map(function (c) { return rate(c, "target"); }) },
+        { name: "Holdout ‰", type: "line", yAxisIndex: 1, data: camps.map(function (c) { return rate(c, "holdout"); }) }
+      ]
     });
   }
 
