@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date
 
 import pytest
@@ -332,7 +333,7 @@ async def test_merchant_staff_see_only_their_own_statements(api):
 
 
 async def test_roles_and_downloads(api):
-    _, fin = await finance()
+    fin_id, fin = await finance()
     _, marketing = await finance("MARKETING")
     merchant = await make_merchant()
     clock.freeze(at(2026, 7, 1, 12, 0))
@@ -365,6 +366,10 @@ async def test_roles_and_downloads(api):
     text = (await api.client.get(s["csvUrl"], headers={"authorization": f"Bearer {fin}"})).content.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert ["应付商户净额（元）", "12.34"] in rows and rows[-1][2:] == ["积分抵现", rows[-1][3], "1234", "12.34"]
+    # Each file that left is in the audit trail, with who took it; refusals (401, 403, 404) wrote nothing.
+    taken = await db.fetch("SELECT actor_id, detail FROM audit_log WHERE action = 'settlement.statement_download'"
+                           " AND target_id = $1 ORDER BY id", str(await _pk(s["id"])))
+    assert [(r["actor_id"], json.loads(r["detail"])["format"]) for r in taken] == [(str(fin_id), "xlsx"), (str(fin_id), "csv")]
 
 
 async def test_liability_report(api):

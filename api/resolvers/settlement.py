@@ -178,6 +178,8 @@ async def statement_download(request: Request) -> Response:
         return PlainTextResponse("no such statement", status_code=404)
     media, make = FILES[fmt]
     name = f"settlement-{found.id}-{found.period_start.isoformat()}.{fmt}"
-    return Response(await make(found), media_type=media,
+    body = await make(found)
+    await exports.record_download(caller.operator_id, found, fmt)
+    return Response(body, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 

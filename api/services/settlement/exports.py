@@ -10,7 +10,9 @@ from decimal import Decimal
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from api.db import transaction
 from api.services import clock, merchants
+from api.services.audit import audit
 from api.services.settlement import reads
 
 KIND_NAMES = {
@@ -92,3 +94,11 @@ async def csv_text(s: reads.StatementInfo) -> bytes:
         writer.writerow([n, _local(line.booked_at), KIND_NAMES[line.kind], line.posting, line.points,
                          f"{yuan(line.amount_fen):.2f}"])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+async def record_download(operator_id: int, s: reads.StatementInfo, fmt: str) -> None:
+    """A statement's file leaves the system: who took which one, in the audit trail (finance's files are
+    money records; the trail shows who held a copy)."""
+    async with transaction() as tx:
+        await audit(tx, ("operator", str(operator_id)), "settlement.statement_download", "SettlementStatement",
+                    str(s.id), {"format": fmt, "status": s.status, "merchantId": s.merchant_id})
