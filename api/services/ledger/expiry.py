@@ -41,30 +41,28 @@ EXPIRY_CHUNK = 2000  # accounts per transaction
 
 
 async def expire_due(as_of: datetime) -> ExpiryResult:
-    """Expires every lot due at `as_of`, in set-based statements, one account-id chunk per
-    transaction. Safe to repeat and to run twice at once: each chunk locks its accounts first and
-    then only finds lots that still have points left."""
-    bounds = await fetch(sql.EXPIRY_BOUNDS, as_of)
-    lo, hi = (bounds[0]["lo"], bounds[0]["hi"]) if bounds else (None, None)
-    if lo is None:
-        return ExpiryResult(0, 0, 0)
+    """Expires every lot due at `as_of`, in set-based statements, EXPIRY_CHUNK accounts per transaction.
+    The accounts with due lots are listed once (one index scan); each chunk then locks those of its
+    accounts that still have lots due and works on them alone, so the run's cost follows the due lots,
+    not the size of the ledger. Safe to repeat and to run twice at once: each chunk locks its accounts
+    first and then only finds lots that still have points left."""
+    candidates = [int(r["account_id"]) for r in await fetch(sql.EXPIRY_CANDIDATES, as_of)]
     run = f"{as_of.isoformat()}#{uuid.uuid4().hex[:12]}"
     lots = points = accounts = 0
-    start = lo
-    while start <= hi:
-        end = start + EXPIRY_CHUNK - 1
-        chunk = await _expire_chunk(as_of, run, start, end)
+    for i in range(0, len(candidates), EXPIRY_CHUNK):
+        # Each chunk's entries carry a reference of their own: the statement that writes the moves finds
+        # them by it, so it reads this chunk's entries only, not every chunk's before it (quadratic).
+        chunk = await _expire_chunk(as_of, f"{run}#{i // EXPIRY_CHUNK}", candidates[i:i + EXPIRY_CHUNK])
         lots, points, accounts = lots + chunk[0], points + chunk[1], accounts + chunk[2]
-        start = end + 1
     return ExpiryResult(lots, points, accounts)
 
 
-async def _expire_chunk(as_of: datetime, run: str, lo: int, hi: int) -> tuple[int, int, int]:
+async def _expire_chunk(as_of: datetime, run: str, candidate_ids: list[int]) -> tuple[int, int, int]:
     async with transaction() as tx:
         # The accounts are picked by a subquery that sees the snapshot from before the lock wait: an
         # account whose lot came due meanwhile is not locked. Every later statement is limited to the
         # accounts actually locked (in member order, as every points move takes them).
-        locked = await locks.statement(locks.Rank.MEMBER, sql.EXPIRY_ACCOUNTS, as_of, lo, hi)
+        locked = await locks.statement(locks.Rank.MEMBER, sql.expiry_accounts(candidate_ids), as_of)
         if not locked:
             return 0, 0, 0
         locks.enter(locks.Rank.MEMBER, [int(r["member_id"]) for r in locked])

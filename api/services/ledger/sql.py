@@ -111,17 +111,22 @@ TAKEN_BY_ENTRY = (
 
 # --- the expiry run: set-based statements over a chunk of accounts --------------------------------
 
-# The id range of the accounts with lots due at $1: two aggregates over the whole table.
-EXPIRY_BOUNDS = (
-    "SELECT MIN(account_id) AS lo, MAX(account_id) AS hi FROM points_lot"
-    " WHERE kind = 'EARN' AND remaining > 0 AND expires_at <= $1"
+# The accounts with lots due at $1, in account order: one scan of the partial index of lots with points
+# left, by expiry (points_lot_due, migration 0002), whatever the size of the ledger's history.
+EXPIRY_CANDIDATES = (
+    "SELECT DISTINCT account_id FROM points_lot WHERE kind = 'EARN' AND remaining > 0 AND expires_at <= $1"
+    " ORDER BY account_id"
 )
 
-# The accounts with lots due at $1 in the id range $2..$3, in member order (locked by api.locks.statement).
-EXPIRY_ACCOUNTS = (
-    "SELECT id, member_id FROM points_account WHERE id IN (SELECT account_id FROM points_lot WHERE kind = 'EARN'"
-    " AND remaining > 0 AND expires_at <= $1 AND account_id BETWEEN $2 AND $3) ORDER BY member_id"
-)
+
+def expiry_accounts(candidate_ids: list[int]) -> str:
+    """The candidates that still have lots due at $1, in member order (locked by api.locks.statement). The
+    subquery sees the snapshot from before the lock wait: an account whose lot came due meanwhile is left
+    to the next run (or to its own next move)."""
+    return (
+        "SELECT id, member_id FROM points_account WHERE id IN (SELECT account_id FROM points_lot WHERE kind = 'EARN'"
+        f" AND remaining > 0 AND expires_at <= $1 AND account_id IN ({sql_ids(candidate_ids)})) ORDER BY member_id"
+    )
 
 
 def expiry_chunk(account_ids: list[int]) -> dict[str, str]:
