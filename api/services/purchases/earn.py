@@ -90,13 +90,15 @@ async def earn(
     rules = await earning.active_rules("PURCHASE")
     first = (any(r.conditions.first_purchase for r in rules)
              and not await Purchase.filter(member_id=member_id).exists())
+    facts = await earning.facts_for(acct, "PURCHASE", occurred_at, amount_fen=amount_fen, merchant_code=merchant.code,
+                                    merchant_category=merchant.category, first_purchase=first)
+    # Segments (of rules restricted to one) as the member is before this receipt, as the fast path's plan sees them.
+    facts = await earning.with_segments(member_id, rules, facts)
     purchase_id = await tx.fetchval(sql.INSERT_PURCHASE, merchant.id, member_id, receipt_no, amount_fen, occurred_at,
                                     now)
     if purchase_id is None:
         raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "this receipt has been recorded already", ["receiptNo"])
     await ledger.expire_account(tx, acct, now)
-    facts = await earning.facts_for(acct, "PURCHASE", occurred_at, amount_fen=amount_fen, merchant_code=merchant.code,
-                                    merchant_category=merchant.category, first_purchase=first)
     applied = await earning.apply(
         tx, acct, facts, reason=f"{merchant.name} 消费 {yuan(amount_fen)}", source_type="purchase",
         source_ref=str(purchase_id), occurred_at=occurred_at, now=now, purchase_id=purchase_id,
