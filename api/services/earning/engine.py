@@ -97,6 +97,9 @@ class PurchasePlan:
     points: list[int]
     growth: list[int]
     breakdowns: list[str]
+    # The segments of the receipt's rules that the member is in (None: no rule has one); the general path
+    # (SQLite) evaluates with them too, so that a receipt asks about each segment once.
+    segments: frozenset[int] | None = None
 
 
 def _prefilter(rules: list[R.Rule], merchant_code: str, category: str | None, amount_fen: int,
@@ -121,19 +124,19 @@ async def purchase_plan(member_id: int, merchant_code: str, category: str | None
     None when a matching rule needs state (counters, first purchase, a return window): then the
     general path evaluates under the lock."""
     rules = _prefilter(await active_rules("PURCHASE"), merchant_code, category, amount_fen, occurred_at)
-    segments = None
-    if any(r.segment_id is not None for r in rules):  # a rule for a segment: is the member in it now?
-        segments = await membership.member_segments(member_id, {r.segment_id for r in rules})
-        rules = [r for r in rules if r.segment_id is None or r.segment_id in segments]
     if any(r.conditions.first_purchase for r in rules):
         if not await has_purchased(member_id):
             return None  # perhaps the first purchase: decided under the lock
         rules = [r for r in rules if not r.conditions.first_purchase]
     if any(r.stateful for r in rules):
         return None
+    segments = None
+    if any(r.segment_id is not None for r in rules):  # a rule for a segment: is the member in it now?
+        segments = await membership.member_segments(member_id, {r.segment_id for r in rules})
+        rules = [r for r in rules if r.segment_id is None or r.segment_id in segments]
     birthday = (await birthday_of(member_id, occurred_at.astimezone(clock.SHANGHAI).month)
                 if any(r.conditions.birthday for r in rules) else None)
-    plan = PurchasePlan([], [], [], [])
+    plan = PurchasePlan([], [], [], [], segments)
     all_tiers = await tiers.all_tiers()
     facts = R.Facts("PURCHASE", occurred_at, "", 100, amount_fen, merchant_code, category, birthday,
                     segments=segments)
