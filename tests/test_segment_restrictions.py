@@ -48,6 +48,9 @@ PRODUCT_UPDATE = """mutation($i: ProductUpdateInput!) { productUpdate(input: $i)
 SALE_CREATE = """mutation($i: FlashSaleCreateInput!) { flashSaleCreate(input: $i) { flashSale { id } userErrors { code } } }"""
 BATCH = """mutation($input: PurchaseRecordBatchInput!) { purchaseRecordBatch(input: $input) {
   results { pointsEarned userErrors { code } } userErrors { code } } }"""
+PREVIEW = """mutation($i: PointsEarnPreviewInput!) { pointsEarnPreview(input: $i) {
+  points breakdown { ruleCode points } userErrors { code field } } }"""
+CHECK_IN = """mutation($k: String!) { memberCheckIn(input: {idempotencyKey: $k}) { pointsEarned userErrors { code } } }"""
 BREAKDOWNS = """{ viewer { member { pointsLedger(first: 20) { edges { node { kind points breakdown { ruleCode points } } } } } } }"""
 UNKNOWN_SEGMENT = to_global_id("Segment", 999_999_999)
 
@@ -103,6 +106,35 @@ async def test_a_segment_rule_adds_points_only_for_members_of_the_segment(api):
 
     assert await rules_listed(inside_token) == [["DEFAULT_PURCHASE", code]]
     assert await rules_listed(outside_token) == [["DEFAULT_PURCHASE"]]  # the segment's rule is not listed
+
+
+async def test_previews_and_check_ins_apply_segment_rules_to_members_of_the_segment(api):
+    op = await operator_token(api)
+    merchant = await make_merchant()
+    await bind_demo_key(merchant)
+    inside, inside_token = await make_member()
+    outside, outside_token = await make_member()
+    segment = await segment_of(api, op, inside)
+    for trigger, conditions, value in (("PURCHASE", {"merchantCodes": [merchant]}, 31), ("CHECK_IN", {}, 13)):
+        made = await api.post(RULE_CREATE, {"i": {
+            "code": unique("SEGRULE"), "name": "会员段加赠", "trigger": trigger, "action": "FIXED_POINTS",
+            "actionValue": value, "conditions": conditions, "segmentId": segment["id"]}}, token=op, admin=True)
+        assert made["data"]["earnRuleCreate"]["userErrors"] == []
+    previews = []
+    for member in (inside, outside):
+        answer = await api.post(PREVIEW, {"i": {"memberId": to_global_id("Member", member), "merchantCode": merchant,
+                                                "amountFen": 10_000}}, token=op, admin=True)
+        previews.append(answer["data"]["pointsEarnPreview"])
+    base = base_points(10_000)
+    assert previews[0]["points"] == base + 31 and previews[1]["points"] == base
+    assert [b["ruleCode"] for b in previews[1]["breakdown"]] == ["DEFAULT_PURCHASE"]
+    earned = []
+    for token in (inside_token, outside_token):
+        checked = (await api.post(CHECK_IN, {"k": unique("K")}, token=token))["data"]["memberCheckIn"]
+        assert checked["userErrors"] == []
+        earned.append(checked["pointsEarned"])
+    assert earned[0] == earned[1] + 13  # what other active check-in rules give, both get; the segment's 13 one
+    assert (await snapshot(inside))["balance"] == earned[0] and (await snapshot(outside))["balance"] == earned[1]
 
 
 async def test_a_batch_applies_the_segment_rule_receipt_by_receipt(api):
