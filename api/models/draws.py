@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from api.models.ledger import PointsEntry
     from api.models.mall import MallOrder, Product
     from api.models.members import Member
+    from api.models.reach import Segment
 
 
 
@@ -28,6 +29,10 @@ class DrawGame(Model):
     starts_at = fields.DatetimeField()
     ends_at = fields.DatetimeField()
     status = fields.CharField(max_length=12, default="ACTIVE")  # ACTIVE PAUSED ARCHIVED
+    # Only members of this segment (issue 13 item 3); null = everyone.
+    segment: fields.ForeignKeyNullableRelation["Segment"] = fields.ForeignKeyField(
+        "models.Segment", related_name=False, on_delete=fields.RESTRICT, null=True)
+    segment_id: int | None
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

@@ -1,8 +1,13 @@
 """The earning engine: rules as data, their counters and budgets, breakdowns, pending points,
 behaviours (check-in, share, review, event, profile), invites, tasks and events, and job leases."""
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from api.models.reach import Segment
 
 
 class EarnRule(Model):
@@ -29,6 +34,10 @@ class EarnRule(Model):
     return_days = fields.IntField(default=0)
     starts_at = fields.DatetimeField(null=True)
     ends_at = fields.DatetimeField(null=True)
+    # Only members of this segment (issue 13 item 3); null = everyone.
+    segment: fields.ForeignKeyNullableRelation["Segment"] = fields.ForeignKeyField(
+        "models.Segment", related_name=False, on_delete=fields.RESTRICT, null=True)
+    segment_id: int | None
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
@@ -152,6 +161,10 @@ class EarnTask(Model):
     status = fields.CharField(max_length=16, default="ACTIVE")
     starts_at = fields.DatetimeField(null=True)
     ends_at = fields.DatetimeField(null=True)
+    # Only members of this segment (issue 13 item 3); null = everyone.
+    segment: fields.ForeignKeyNullableRelation["Segment"] = fields.ForeignKeyField(
+        "models.Segment", related_name=False, on_delete=fields.RESTRICT, null=True)
+    segment_id: int | None
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

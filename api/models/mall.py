@@ -35,6 +35,11 @@ class Product(Model):
     min_tier: fields.ForeignKeyNullableRelation["Tier"] = fields.ForeignKeyField(
         "models.Tier", related_name=False, on_delete=fields.RESTRICT, null=True)
     min_tier_id: int | None
+    # Only members of this segment (issue 13 item 3); null = everyone.
+    # (typed as a Model: api.models.reach refers to this module, and the import graph has no circles)
+    segment: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "models.Segment", related_name=False, on_delete=fields.RESTRICT, null=True)
+    segment_id: int | None
     sale_starts_at = fields.DatetimeField(null=True)
     sale_ends_at = fields.DatetimeField(null=True)
     status = fields.CharField(max_length=12, default="ACTIVE")  # ACTIVE PAUSED ARCHIVED

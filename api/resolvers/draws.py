@@ -60,6 +60,10 @@ async def _play_node(info: Info, pk: int) -> Optional[d.DrawPlay]:
 NODES = {"DrawGame": _game_node, "DrawPlay": _play_node}
 
 
+def _segment(segment_id: Optional[strawberry.ID]) -> Optional[int]:
+    return input_pk(segment_id, "Segment", "segmentId") if segment_id is not None else None
+
+
 def _free(plays: Optional[list[d.FreePlaysInput]]) -> Optional[dict[str, int]]:
     return None if plays is None else {p.tier_code: p.plays_per_day for p in plays}
 
@@ -72,11 +76,11 @@ async def game_create(info: Info, input: d.DrawGameCreateInput) -> d.DrawGamePay
     game = await draws.create_game(
         info.context.operator_actor(), name=input.name, kind=input.kind.value, cost_points=input.cost_points,
         free_plays=_free(input.free_plays) or {}, daily_limit=input.daily_limit, total_limit=input.total_limit,
-        starts_at=input.starts_at, ends_at=input.ends_at, prizes=prizes)
+        starts_at=input.starts_at, ends_at=input.ends_at, prizes=prizes, segment_id=_segment(input.segment_id))
     return d.DrawGamePayload(game=d.DrawGame.of(game))
 
 
-_CLEARABLE = {"dailyLimit": "daily_limit", "totalLimit": "total_limit"}
+_CLEARABLE = {"dailyLimit": "daily_limit", "totalLimit": "total_limit", "segmentId": "segment_id"}
 
 
 @user_errors(d.DrawGamePayload)
@@ -89,7 +93,7 @@ async def game_update(info: Info, input: d.DrawGameUpdateInput) -> d.DrawGamePay
         actor, input_pk(input.game_id, "DrawGame", "gameId"), name=input.name, cost_points=input.cost_points,
         free_plays=_free(input.free_plays), daily_limit=input.daily_limit, total_limit=input.total_limit,
         starts_at=input.starts_at, ends_at=input.ends_at, status=input.status.value if input.status else None,
-        clear=frozenset(_CLEARABLE[c] for c in input.clear or []))
+        segment_id=_segment(input.segment_id), clear=frozenset(_CLEARABLE[c] for c in input.clear or []))
     return d.DrawGamePayload(game=d.DrawGame.of(game))
 
 

@@ -1,8 +1,10 @@
 """Earning on the operators' endpoint: rules, tasks and events, event check-in, previews, runs."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
+import strawberry
 from strawberry.types import Info
 
 from api.resolvers import input_pk, user_errors
@@ -36,16 +38,22 @@ async def mall_events(info: Info, first: int, after: Optional[str] = None) -> Co
     return Connection.of([e.MallEvent.of(r) for r in rows], first, after)
 
 
+def _segment(segment_id: Optional[strawberry.ID]) -> Optional[int]:
+    return input_pk(segment_id, "Segment", "segmentId") if segment_id is not None else None
+
+
 @user_errors(e.EarnRuleCreatePayload)
 async def earn_rule_create(info: Info, input: e.EarnRuleCreateInput) -> e.EarnRuleCreatePayload:
     actor = info.context.operator_actor()
-    return e.EarnRuleCreatePayload(rule=e.EarnRule.of(await earning_admin.create_rule(actor, input.to_service())))
+    data = replace(input.to_service(), segment_id=_segment(input.segment_id))
+    return e.EarnRuleCreatePayload(rule=e.EarnRule.of(await earning_admin.create_rule(actor, data)))
 
 
 @user_errors(e.EarnRuleUpdatePayload)
 async def earn_rule_update(info: Info, input: e.EarnRuleUpdateInput) -> e.EarnRuleUpdatePayload:
     rule_id = input_pk(input.rule_id, "EarnRule", ["input", "ruleId"])
-    rule = await earning_admin.update_rule(info.context.operator_actor(), rule_id, input.to_service())
+    data = replace(input.to_service(), segment_id=_segment(input.segment_id))
+    rule = await earning_admin.update_rule(info.context.operator_actor(), rule_id, data)
     return e.EarnRuleUpdatePayload(rule=e.EarnRule.of(rule))
 
 
@@ -72,14 +80,16 @@ async def earn_rule_archive(info: Info, input: e.EarnRuleArchiveInput) -> e.Earn
 @user_errors(e.TaskCreatePayload)
 async def task_create(info: Info, input: e.TaskCreateInput) -> e.TaskCreatePayload:
     actor = info.context.operator_actor()
-    return e.TaskCreatePayload(task=e.Task.of(await earning_admin.save_task(actor, None, input.to_service())))
+    data = replace(input.to_service(), segment_id=_segment(input.segment_id))
+    return e.TaskCreatePayload(task=e.Task.of(await earning_admin.save_task(actor, None, data)))
 
 
 @user_errors(e.TaskUpdatePayload)
 async def task_update(info: Info, input: e.TaskUpdateInput) -> e.TaskUpdatePayload:
     pk = input_pk(input.task_id, "Task", ["input", "taskId"])
     actor = info.context.operator_actor()
-    return e.TaskUpdatePayload(task=e.Task.of(await earning_admin.save_task(actor, pk, input.to_service())))
+    data = replace(input.to_service(), segment_id=_segment(input.segment_id))
+    return e.TaskUpdatePayload(task=e.Task.of(await earning_admin.save_task(actor, pk, data)))
 
 
 async def _task_status(info: Info, task_id: str, status: str) -> e.Task:

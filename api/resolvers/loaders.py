@@ -20,6 +20,7 @@ from api.models.draws import DrawPlay
 from api.models.mall import MallOrder, Payment, PaymentRefund
 from api.services import clock, draws, earning, insight, ledger, mall, members, merchants, operators, parking, tiers
 from api.services.mall import vouchers
+from api.services.segments import segments
 from api.services.segments import tags as member_tags
 
 Batch = Callable[[list[Any]], Awaitable[dict[Any, Any] | Sequence[Any]]]
@@ -124,6 +125,7 @@ class Loaders:
     pending = batched(lambda: earning.pending_totals, 0)  # int → int
     operator = batched(lambda: operators.get_many)  # int → operators.OperatorInfo | None (issue 10)
     insight = batched(lambda: insight.for_members)  # int → insight.InsightRecord | None (issue 13)
+    segment = batched(lambda: segments.get_many)  # int → segments.SegmentInfo | None (issue 13)
     # the points mall
     product = batched(lambda: mall.products_by_id)  # int → mall.ProductInfo
     order = batched(lambda: orders_by_id)  # int → mall.OrderInfo | None

@@ -159,7 +159,9 @@ async def _product_data(input: s.ProductCreateInput | s.ProductUpdateInput) -> m
         face_value_fen=input.face_value_fen, validity_days=input.validity_days, points_price=input.points_price,
         cash_price_fen=input.cash_price_fen, limit_per_member=input.limit_per_member,
         limit_per_member_daily=input.limit_per_member_daily, zone=input.zone,
-        min_tier_id=await _tier_id(input.min_tier_code), sale_starts_at=input.sale_starts_at,
+        min_tier_id=await _tier_id(input.min_tier_code),
+        segment_id=input_pk(input.segment_id, "Segment", "segmentId") if input.segment_id is not None else None,
+        sale_starts_at=input.sale_starts_at,
         sale_ends_at=input.sale_ends_at, status=input.status.value if input.status else None,
     )
 
@@ -172,7 +174,7 @@ async def product_create(info: Info, input: s.ProductCreateInput) -> s.ProductPa
 
 _CLEARABLE = {"description": "description", "merchantCode": "merchant_id", "faceValueFen": "face_value_fen",
               "limitPerMember": "limit_per_member", "limitPerMemberDaily": "limit_per_member_daily", "zone": "zone",
-              "minTierCode": "min_tier_id", "saleStartsAt": "sale_starts_at", "saleEndsAt": "sale_ends_at"}
+              "minTierCode": "min_tier_id", "segmentId": "segment_id", "saleStartsAt": "sale_starts_at", "saleEndsAt": "sale_ends_at"}
 
 
 @user_errors(s.ProductPayload)

@@ -27,6 +27,7 @@ from api.schema.insight import InsightMutation, InsightQuery
 from api.schema.merchant_assistant.root import MerchantAssistantAdminMutation, MerchantAssistantAdminQuery
 from api.schema.operators.permissions import RolePermissions
 from api.schema.operators.root import OperatorsMutation, OperatorsQuery
+from api.schema.reach.restrictions import OperatorsSchema
 from api.schema.reach.root import ReachMutation, ReachQuery
 from api.schema.settlement.root import SettlementMutation, SettlementQuery
 from api.schema.types import Connection, Member, Merchant, Node, PointsEntry, Purchase, Tier
@@ -126,7 +127,7 @@ RULES: list[type[ASTValidationRule]] = [depth_rule(15, None)]  # built once, so 
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return OperatorsSchema(
         query=Query,
         mutation=Mutation,
         types=[Member, PointsEntry, Tier, Purchase, Merchant],

@@ -101,6 +101,7 @@ class DrawGame(Node):
     status: ProductStatus
     prizes: list[DrawPrize]
     free_plays: list[FreePlays]
+    segment_pk: strawberry.Private[Optional[int]] = None  # the `segment` field of the operators' schema only
 
     @classmethod
     def of(cls, g: draws.GameInfo) -> "DrawGame":
@@ -108,7 +109,8 @@ class DrawGame(Node):
                    kind=DrawGameKind(g.kind), cost_points=g.cost_points, daily_limit=g.daily_limit,
                    total_limit=g.total_limit, starts_at=g.starts_at, ends_at=g.ends_at, status=ProductStatus(g.status),
                    prizes=[DrawPrize.of(p) for p in g.prizes if p.active],
-                   free_plays=[FreePlays(tier_code=k, plays_per_day=v) for k, v in sorted(g.free_plays.items())])
+                   free_plays=[FreePlays(tier_code=k, plays_per_day=v) for k, v in sorted(g.free_plays.items())],
+                   segment_pk=g.segment_id)
 
     @strawberry.field
     def open(self) -> bool:
@@ -228,6 +230,8 @@ class DrawGameCreateInput:
     starts_at: datetime
     ends_at: datetime
     prizes: list[DrawPrizeInput]
+    segment_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Only members of this segment may play it; null: every member.")
 
 
 @strawberry.input
@@ -241,7 +245,11 @@ class DrawGameUpdateInput:
     starts_at: Optional[datetime] = None
     ends_at: Optional[datetime] = None
     status: Optional[ProductStatus] = None
-    clear: Optional[list[str]] = strawberry.field(default=None, description="Any of: dailyLimit, totalLimit (no limit).")
+    segment_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Restricts it to the members of this segment (who may play it); null leaves it "
+                                  "as it is; segmentId in clear opens it to every member again.")
+    clear: Optional[list[str]] = strawberry.field(
+        default=None, description="Any of: dailyLimit, totalLimit (no limit), segmentId (every member).")
 
 
 @strawberry.input

@@ -64,6 +64,8 @@ class ErrorCode(str, Enum):
     # settlement (issue 12)
     STATEMENT_PERIOD_CLOSED = "STATEMENT_PERIOD_CLOSED"
     STATEMENT_STATE_INVALID = "STATEMENT_STATE_INVALID"
+    # segment restrictions (issue 13 item 3): the member is not in the segment a task, game or product is for
+    SEGMENT_NOT_ELIGIBLE = "SEGMENT_NOT_ELIGIBLE"
     # retryable (issue 14): a lock wait ran out; nothing was written, the same request may be sent again
     TRY_AGAIN = "TRY_AGAIN"
 

@@ -55,6 +55,12 @@ class EarnRuleClearable(Enum):
     STARTS_AT = "starts_at"
     ENDS_AT = "ends_at"
     STACK_GROUP = "stack_group"
+    SEGMENT_ID = "segment_id"
+
+
+@strawberry.enum
+class TaskClearable(Enum):
+    SEGMENT_ID = "segment_id"
 
 
 @strawberry.input
@@ -78,6 +84,8 @@ class EarnRuleCreateInput:
     return_days: int = 0
     starts_at: Optional[datetime] = None
     ends_at: Optional[datetime] = None
+    segment_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Only members of this segment may earn by it; null: every member.")
 
     def to_service(self) -> earning_admin.RuleInput:
         return earning_admin.RuleInput(
@@ -108,6 +116,9 @@ class EarnRuleUpdateInput:
     return_days: Optional[int] = None
     starts_at: Optional[datetime] = None
     ends_at: Optional[datetime] = None
+    segment_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Restricts it to the members of this segment (who may earn by it); null leaves it "
+                                  "as it is; SEGMENT_ID in clear opens it to every member again.")
     clear: Optional[list[EarnRuleClearable]] = None
 
     def to_service(self) -> earning_admin.RuleInput:
@@ -144,6 +155,8 @@ class TaskCreateInput:
     tier_codes: Optional[list[str]] = None
     starts_at: Optional[datetime] = None
     ends_at: Optional[datetime] = None
+    segment_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Only members of this segment may see and claim it; null: every member.")
 
     def to_service(self) -> earning_admin.TaskInput:
         return earning_admin.TaskInput(self.code, self.name, self.description, self.period.value, self.metric.value,
@@ -162,12 +175,16 @@ class TaskUpdateInput:
     tier_codes: Optional[list[str]] = None
     starts_at: Optional[datetime] = None
     ends_at: Optional[datetime] = None
+    segment_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Restricts it to the members of this segment (who may see and claim it); null leaves it "
+                                  "as it is; SEGMENT_ID in clear opens it to every member again.")
+    clear: Optional[list[TaskClearable]] = None
 
     def to_service(self) -> earning_admin.TaskInput:
         return earning_admin.TaskInput(None, self.name, self.description, None, None, self.target, self.reward_points,
                                        self.reward_growth_value,
                                        None if self.tier_codes is None else tuple(self.tier_codes), self.starts_at,
-                                       self.ends_at)
+                                       self.ends_at, clear=tuple(c.value for c in self.clear or ()))
 
 
 @strawberry.input

@@ -79,6 +79,7 @@ class Task(Node):
     status: ConfigStatus
     starts_at: Optional[datetime]
     ends_at: Optional[datetime]
+    segment_pk: strawberry.Private[Optional[int]] = None  # the `segment` field of the operators' schema only
 
     @classmethod
     def of(cls, t: tasks.TaskInfo) -> "Task":
@@ -86,7 +87,7 @@ class Task(Node):
                    description=t.description, period=TaskPeriod(t.period), metric=TaskMetric(t.metric),
                    target=t.target, reward_points=t.reward_points, reward_growth_value=t.reward_growth,
                    tier_codes=list(t.tier_codes), status=ConfigStatus(t.status), starts_at=t.starts_at,
-                   ends_at=t.ends_at)
+                   ends_at=t.ends_at, segment_pk=t.segment_id)
 
 
 @strawberry.type
@@ -144,6 +145,7 @@ class EarnRule(Node):
     return_days: int
     starts_at: Optional[datetime]
     ends_at: Optional[datetime]
+    segment_pk: strawberry.Private[Optional[int]] = None  # the `segment` field of the operators' schema only
 
     @classmethod
     def of(cls, r: rules.Rule) -> "EarnRule":
@@ -162,7 +164,7 @@ class EarnRule(Node):
             growth_action=GrowthAction(r.growth_action), growth_value=r.growth_value,
             cap_daily_points=r.cap_daily_points, cap_monthly_points=r.cap_monthly_points,
             cap_daily_times=r.cap_daily_times, budget_points=r.budget_points, return_days=r.return_days,
-            starts_at=r.starts_at, ends_at=r.ends_at)
+            starts_at=r.starts_at, ends_at=r.ends_at, segment_pk=r.segment_id)
 
 
 @strawberry.type(description="A mall event members can be checked in to (once each).")

@@ -108,6 +108,8 @@ class ProductCreateInput:
     limit_per_member_daily: Optional[int] = None
     zone: Optional[str] = None
     min_tier_code: Optional[str] = None
+    segment_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Only members of this segment may buy it; null: every member.")
     sale_starts_at: Optional[datetime] = None
     sale_ends_at: Optional[datetime] = None
     status: Optional[ProductStatus] = None
@@ -129,12 +131,15 @@ class ProductUpdateInput:
     limit_per_member_daily: Optional[int] = None
     zone: Optional[str] = None
     min_tier_code: Optional[str] = None
+    segment_id: Optional[strawberry.ID] = strawberry.field(
+        default=None, description="Restricts it to the members of this segment (who may buy it); null leaves it "
+                                  "as it is; segmentId in clear opens it to every member again.")
     sale_starts_at: Optional[datetime] = None
     sale_ends_at: Optional[datetime] = None
     status: Optional[ProductStatus] = strawberry.field(default=None, description="PAUSED stops sales; ARCHIVED hides.")
     clear: Optional[list[str]] = strawberry.field(
         default=None, description="Any of: description, merchantCode, faceValueFen, limitPerMember, "
-                                  "limitPerMemberDaily, zone, minTierCode, saleStartsAt, saleEndsAt.")
+                                  "limitPerMemberDaily, zone, minTierCode, segmentId, saleStartsAt, saleEndsAt.")
 
 
 @strawberry.type

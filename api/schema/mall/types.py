@@ -81,6 +81,7 @@ class Product(Node):
     sale_starts_at: Optional[datetime]
     sale_ends_at: Optional[datetime]
     status: ProductStatus
+    segment_pk: strawberry.Private[Optional[int]] = None  # the `segment` field of the operators' schema only
 
     @classmethod
     def of(cls, p: mall.ProductInfo) -> "Product":
@@ -90,7 +91,7 @@ class Product(Node):
             cash_price=Money(amount_fen=p.cash_price_fen), face_value=money(p.face_value_fen),
             validity_days=p.validity_days, stock=p.stock, limit_per_member=p.limit_per_member,
             limit_per_member_daily=p.limit_per_member_daily, zone=p.zone, sale_starts_at=p.sale_starts_at,
-            sale_ends_at=p.sale_ends_at, status=ProductStatus(p.status),
+            sale_ends_at=p.sale_ends_at, status=ProductStatus(p.status), segment_pk=p.segment_id,
         )
 
     @strawberry.field(description="On sale now: active and inside its sale window.")

@@ -19,6 +19,7 @@ from api.services.draws.games import GameInfo, forget, game
 from api.services.draws.gate import gate_key, gate_ttl
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import stock_gate
+from api.services.segments import membership
 
 GAME_KINDS = ("WHEEL", "NINE_GRID", "SCRATCH")
 PRIZE_KINDS = ("POINTS", "COUPON", "GIFT", "NOTHING")
@@ -90,10 +91,12 @@ async def _check_tier_codes(free_plays: dict[str, int]) -> None:
 
 async def create_game(actor: Actor, *, name: str, kind: str, cost_points: int, free_plays: dict[str, int],
                       daily_limit: int | None, total_limit: int | None, starts_at: datetime, ends_at: datetime,
-                      prizes: list[PrizeData]) -> GameInfo:
+                      prizes: list[PrizeData], segment_id: int | None = None) -> GameInfo:
     starts_at, ends_at = clock.to_utc(starts_at), clock.to_utc(ends_at)
     _check_game(name, kind, cost_points, free_plays, daily_limit, total_limit, starts_at, ends_at, "ACTIVE")
     await _check_tier_codes(free_plays)
+    if segment_id is not None:
+        await membership.require(segment_id, ["input", "segmentId"])
     if not 1 <= len(prizes) <= MAX_PRIZES:
         raise _invalid(f"a game has 1 to {MAX_PRIZES} prizes", "prizes")
     now = clock.now()
@@ -103,14 +106,14 @@ async def create_game(actor: Actor, *, name: str, kind: str, cost_points: int, f
         created = await DrawGame.create(
             name=name.strip(), kind=kind, cost_points=cost_points, free_plays=json.dumps(free_plays),
             daily_limit=daily_limit, total_limit=total_limit, starts_at=starts_at, ends_at=ends_at, status="ACTIVE",
-            created_at=now, updated_at=now)
+            segment_id=segment_id, created_at=now, updated_at=now)
         for p in prizes:
             await DrawPrize.create(game_id=created.id, name=p.name.strip(), kind=p.kind, points=p.points,
                                    product_id=p.product_id, weight=p.weight, stock=p.stock, stock_total=p.stock,
                                    position=p.position, active=True, created_at=now)
         await audit(tx, actor, "draw_game.create", "draw_game", str(created.id),
                     {"name": name, "kind": kind, "costPoints": cost_points, "freePlays": free_plays,
-                     "prizes": [asdict(p) for p in prizes]})
+                     "segmentId": segment_id, "prizes": [asdict(p) for p in prizes]})
     return await game(created.id, fresh=True)
 
 
@@ -126,24 +129,28 @@ def _merged(current: GameInfo, changes: dict[str, Any], clear: frozenset[str]) -
 async def update_game(actor: Actor, game_id: int, *, name: str | None = None, cost_points: int | None = None,
                       free_plays: dict[str, int] | None = None, daily_limit: int | None = None,
                       total_limit: int | None = None, starts_at: datetime | None = None,
-                      ends_at: datetime | None = None, status: str | None = None,
+                      ends_at: datetime | None = None, status: str | None = None, segment_id: int | None = None,
                       clear: frozenset[str] = frozenset()) -> GameInfo:
     """Changes the given terms (None leaves a term as it is; `clear` sets dailyLimit / totalLimit back to
-    no limit). The game's row is locked while it is read and written, so two operators' changes apply one
-    after the other."""
+    no limit, segment_id back to everyone). The game's row is locked while it is read and written, so two
+    operators' changes apply one after the other."""
     if free_plays is not None:
         await _check_tier_codes(free_plays)
+    if segment_id is not None:
+        await membership.require(segment_id, ["input", "segmentId"])
     changes = dict(name=name, cost_points=cost_points, free_plays=free_plays, daily_limit=daily_limit,
                    total_limit=total_limit, starts_at=starts_at, ends_at=ends_at, status=status)
     async with transaction() as tx:
         found = await locks.row(Rank.CONFIG, DrawGame, game_id)
         if found is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such game", ["input", "gameId"])
-        new = _merged(GameInfo.of(found, ()), changes, clear)
+        new = _merged(GameInfo.of(found, ()), changes, clear - {"segment_id"})
         _check_game(**new)
-        found.update_from_dict({**new, "free_plays": json.dumps(new["free_plays"]), "updated_at": clock.now()})
+        segment = None if "segment_id" in clear else segment_id if segment_id is not None else found.segment_id
+        found.update_from_dict({**new, "free_plays": json.dumps(new["free_plays"]), "segment_id": segment,
+                                "updated_at": clock.now()})
         await found.save()
-        await audit(tx, actor, "draw_game.update", "draw_game", str(game_id), new)
+        await audit(tx, actor, "draw_game.update", "draw_game", str(game_id), {**new, "segment_id": segment})
     forget(game_id)
     return await game(game_id, fresh=True)
 

@@ -48,6 +48,7 @@ class GameInfo:
     status: str
     created_at: datetime
     updated_at: datetime
+    segment_id: int | None  # only members of this segment may play (issue 13 item 3)
     prizes: tuple[PrizeInfo, ...]
 
     @classmethod

@@ -22,6 +22,7 @@ from api.services.draws.reads import PlayInfo
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import stock_gate
 from api.services.notifications import outbox
+from api.services.segments import membership
 
 
 def pick(candidates: list[tuple[int, int]], roll: int) -> int:
@@ -86,6 +87,10 @@ async def _draw_and_book(member_id: int, game_id: int, idempotency_key: str, red
     if not g.open(now):
         await _first_result(member_id, g.id, key)
         raise _not_open()
+    if not await membership.eligible(g.segment_id, member_id):  # one query, only for a game restricted to a segment
+        await _first_result(member_id, g.id, key)
+        raise DomainError(ErrorCode.SEGMENT_NOT_ELIGIBLE, "this game is for another group of members",
+                          ["input", "gameId"])
     gone: set[int] = set()
     for redraws in range(len(g.prizes) + 1):
         left = await stock_now(g, redis) if redis is not None else await _stock_in_db(g)

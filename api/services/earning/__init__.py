@@ -27,7 +27,7 @@ from api.services.earning.cache import (
     rule_of,
 )
 from api.services.earning.counters import give_back_counters, local_day, periods
-from api.services.earning.engine import Applied, PurchasePlan, apply, facts_for, purchase_plan
+from api.services.earning.engine import Applied, PurchasePlan, apply, facts_for, purchase_plan, with_segments
 from api.services.earning.pending import ReleaseResult, cancel_pending, release_pending
 from api.services.earning.preview import preview_purchase, preview_receipt
 from api.services.earning.reads import breakdowns, pending_totals
@@ -37,5 +37,5 @@ __all__ = [
     "RULES_CACHE_SECONDS", "active_rules", "birthday_of", "forget_birthday", "has_purchased", "invalidate_cache",
     "reset_caches", "rule_of", "give_back_counters", "local_day", "periods", "Applied", "PurchasePlan", "apply",
     "facts_for", "purchase_plan", "ReleaseResult", "cancel_pending", "release_pending", "preview_purchase",
-    "preview_receipt", "breakdowns", "pending_totals",
+    "preview_receipt", "breakdowns", "pending_totals", "with_segments",
 ]

@@ -17,6 +17,7 @@ from api.services.earning.cache import invalidate_cache, rule_of
 from api.services.earning.tasks import TaskInfo, get_task
 from api.services.earning.validation import MAX_POINTS, bad, validate_rule, validate_task
 from api.services.errors import DomainError, ErrorCode
+from api.services.segments import membership
 
 __all__ = ["MAX_POINTS", "RuleInput", "TaskInput", "EventInfo", "get_rule", "create_rule", "update_rule",
            "set_rule_status", "rules_page", "save_task", "tasks_page", "save_event", "events_page", "find"]
@@ -43,10 +44,13 @@ class RuleInput:
     return_days: int | None = None
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    clear: tuple[str, ...] = ()  # optional fields to set back to null on update (caps, budget, window, group)
+    clear: tuple[str, ...] = ()  # optional fields to set back to null on update (caps, budget, window, group, segment)
+    segment_id: int | None = None  # only members of this segment earn by it (issue 13 item 3)
 
 
-async def _check_references(rule: R.Rule) -> None:
+async def _check_references(rule: R.Rule, data: RuleInput) -> None:
+    if data.segment_id is not None:
+        await membership.require(data.segment_id, ["input", "segmentId"])
     known = {t.code for t in await tiers.all_tiers()}
     if unknown := set(rule.conditions.tier_codes) - known:
         raise bad(f"unknown tiers: {', '.join(sorted(unknown))}", "conditions")
@@ -111,7 +115,7 @@ def _merge(rule: R.Rule, data: RuleInput) -> R.Rule:
             changes[name] = changes[name].strip()
     for name in data.clear:
         if name in ("cap_daily_points", "cap_monthly_points", "cap_daily_times", "budget_points", "starts_at",
-                    "ends_at", "stack_group"):
+                    "ends_at", "stack_group", "segment_id"):
             changes[name] = None
     return replace(rule, **changes)
 
@@ -123,7 +127,7 @@ async def create_rule(actor: Actor, data: RuleInput) -> R.Rule:
     if data.ends_at:
         rule = replace(rule, ends_at=clock.to_utc(data.ends_at))
     validate_rule(rule)
-    await _check_references(rule)
+    await _check_references(rule, data)
     await _check_overlap(rule)
     return await _write_rule(rule, actor, "earn_rule.create", None)
 
@@ -136,7 +140,7 @@ async def update_rule(actor: Actor, rule_id: int, data: RuleInput) -> R.Rule:
     if data.trigger and data.trigger != before.trigger:
         raise bad("the trigger of a rule cannot change; create another rule", "trigger")
     validate_rule(rule)
-    await _check_references(rule)
+    await _check_references(rule, data)
     await _check_overlap(rule)
     return await _write_rule(rule, actor, "earn_rule.update", before)
 
@@ -175,11 +179,14 @@ class TaskInput:
     tier_codes: tuple[str, ...] | None = None
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    segment_id: int | None = None  # only members of this segment see and claim it (issue 13 item 3)
+    clear: tuple[str, ...] = ()  # optional fields to set back to null on update ("segment_id")
 
 
 def _task_changes(before: TaskInfo | None, data: TaskInput, status: str | None) -> TaskInfo:
     base = before or TaskInfo(0, "", "", None, "", "", 0, 0, 0, (), "ACTIVE", None, None)
-    changes: dict[str, Any] = {k: v for k, v in asdict(data).items() if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in asdict(data).items() if v is not None and k != "clear"}
+    changes.update({name: None for name in data.clear if name == "segment_id"})
     if "tier_codes" in changes:
         changes["tier_codes"] = tuple(changes["tier_codes"])
     for name in ("starts_at", "ends_at"):
@@ -201,6 +208,8 @@ async def save_task(actor: Actor, task_id: int | None, data: TaskInput, status: 
     if status and before is not None and before.status == status:
         raise DomainError(ErrorCode.NOT_ACTIVE, f"the task is {status} already", ["input", "taskId"])
     validate_task(task, {t.code for t in await tiers.all_tiers()})
+    if data.segment_id is not None:
+        await membership.require(data.segment_id, ["input", "segmentId"])
     now = clock.now()
     row = {k: v for k, v in asdict(task).items() if k != "id"}
     row["tier_codes"] = ",".join(task.tier_codes) or None

@@ -15,6 +15,7 @@ from api.db import fetch, is_postgres
 from api.models import EarnRule, Purchase
 from api.services.earning import rules as R
 from api.services.earning import sql
+from api.services.segments import membership
 
 RULES_CACHE_SECONDS = 5.0
 _cache: dict[str, Any] = {"rules": None, "at": 0.0, "by_trigger": {}}
@@ -32,6 +33,7 @@ def rule_of(row: EarnRule) -> R.Rule:
         cap_daily_times=row.cap_daily_times,
         budget_points=None if row.budget_points is None else int(row.budget_points),
         return_days=int(row.return_days), starts_at=row.starts_at, ends_at=row.ends_at, status=row.status,
+        segment_id=row.segment_id,
     )
 
 
@@ -101,6 +103,7 @@ def reset_caches() -> None:
     invalidate_cache()
     _born_in.clear()
     _purchased.clear()
+    membership.reset_cache()
 
 
 async def has_purchased(member_id: int) -> bool:

@@ -14,6 +14,7 @@ from api.services import clock, ledger, tiers
 from api.services.earning import counters
 from api.services.earning import rules as R
 from api.services.earning.cache import active_rules, birthday_of, has_purchased
+from api.services.segments import membership
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,16 @@ async def facts_for(acct: ledger.LockedAccount, trigger: str, at: datetime, **ex
                    **extra)
 
 
+async def with_segments(member_id: int, rules: list[R.Rule], facts: R.Facts) -> R.Facts:
+    """The facts with the segments the member is in, of the segments of the rules that otherwise match:
+    one membership query per distinct segment, none when no rule has a segment (the common case)."""
+    if facts.segments is not None or all(r.segment_id is None for r in rules):
+        return facts
+    day = facts.at.astimezone(clock.SHANGHAI).date()
+    wanted = {r.segment_id for r in rules if r.segment_id is not None and R.matches(r, facts, day, check_segment=False)}
+    return replace(facts, segments=await membership.member_segments(member_id, wanted))
+
+
 async def _evaluate(acct: ledger.LockedAccount, facts: R.Facts, extra: tuple[R.Item, ...],
                     member_birthday: bool) -> tuple[list[R.Rule], R.Outcome]:
     """The matching rules and their outcome (plus `extra` items), with the member's counters read
@@ -39,6 +50,7 @@ async def _evaluate(acct: ledger.LockedAccount, facts: R.Facts, extra: tuple[R.I
     if member_birthday and facts.birthday is None and any(r.conditions.birthday for r in rules):
         member = await Member.filter(id=acct.member_id).only("id", "birthday").first()
         facts = replace(facts, birthday=member.birthday if member is not None else None)
+    facts = await with_segments(acct.member_id, rules, facts)
     candidates = [r for r in rules if R.matches(r, facts)]
     await counters.lock_budgets(candidates)
     outcome = R.evaluate(candidates, facts, await counters.usage(acct.member_id, candidates, facts.at))
@@ -85,6 +97,9 @@ class PurchasePlan:
     points: list[int]
     growth: list[int]
     breakdowns: list[str]
+    # The segments of the receipt's rules that the member is in (None: no rule has one); the general path
+    # (SQLite) evaluates with them too, so that a receipt asks about each segment once.
+    segments: frozenset[int] | None = None
 
 
 def _prefilter(rules: list[R.Rule], merchant_code: str, category: str | None, amount_fen: int,
@@ -115,11 +130,16 @@ async def purchase_plan(member_id: int, merchant_code: str, category: str | None
         rules = [r for r in rules if not r.conditions.first_purchase]
     if any(r.stateful for r in rules):
         return None
+    segments = None
+    if any(r.segment_id is not None for r in rules):  # a rule for a segment: is the member in it now?
+        segments = await membership.member_segments(member_id, {r.segment_id for r in rules})
+        rules = [r for r in rules if r.segment_id is None or r.segment_id in segments]
     birthday = (await birthday_of(member_id, occurred_at.astimezone(clock.SHANGHAI).month)
                 if any(r.conditions.birthday for r in rules) else None)
-    plan = PurchasePlan([], [], [], [])
+    plan = PurchasePlan([], [], [], [], segments)
     all_tiers = await tiers.all_tiers()
-    facts = R.Facts("PURCHASE", occurred_at, "", 100, amount_fen, merchant_code, category, birthday)
+    facts = R.Facts("PURCHASE", occurred_at, "", 100, amount_fen, merchant_code, category, birthday,
+                    segments=segments)
     outcomes = R.evaluate_tiers(rules, facts, [(t.code, t.earn_multiplier_percent) for t in all_tiers])
     for tier, outcome in zip(all_tiers, outcomes, strict=True):
         plan.tier_ids.append(tier.id)

@@ -9,6 +9,7 @@ from api.services import clock, merchants
 from api.services.earning import counters
 from api.services.earning import rules as R
 from api.services.earning.cache import active_rules
+from api.services.earning.engine import with_segments
 from api.services.errors import DomainError, ErrorCode
 from api.services.integrations import IntegrationIdentity, require_merchant
 
@@ -38,5 +39,7 @@ async def preview_purchase(member_id: int, merchant_code: str, category: str | N
     tier = await Tier.get(members__id=member_id)
     facts = R.Facts("PURCHASE", at, tier.code, tier.earn_multiplier_percent, amount_fen, merchant_code, category,
                     member.birthday, first_purchase=not await Purchase.exists(member_id=member_id))
-    candidates = [r for r in await active_rules("PURCHASE") if R.matches(r, facts)]
+    rules = await active_rules("PURCHASE")
+    facts = await with_segments(member_id, rules, facts)
+    candidates = [r for r in rules if R.matches(r, facts)]
     return R.evaluate(candidates, facts, await counters.usage(member_id, candidates, at))

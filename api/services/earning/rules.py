@@ -98,6 +98,7 @@ class Rule:
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     status: str = "ACTIVE"
+    segment_id: int | None = None  # only members of this segment (issue 13 item 3)
 
     @property
     def counted(self) -> bool:
@@ -124,6 +125,9 @@ class Facts:
     streak: int = 0
     invite_role: str | None = None
     event_code: str | None = None
+    # The segments (of the matching rules' segments) the member is in at the earn; a rule restricted to a
+    # segment matches only when its segment is here. None: not asked yet (`engine.with_segments`).
+    segments: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,10 +212,14 @@ def _day_ok(d: date, c: Conditions, birthday: date | None) -> bool:
     return True
 
 
-def matches(rule: Rule, facts: Facts, local_day: date | None = None, check_tier: bool = True) -> bool:
+def matches(rule: Rule, facts: Facts, local_day: date | None = None, check_tier: bool = True,
+            check_segment: bool = True) -> bool:
     """Whether every condition of an active rule holds for these facts (without the tier condition
-    when `check_tier` is false: see `evaluate_tiers`)."""
+    when `check_tier` is false: see `evaluate_tiers`; without the segment when `check_segment` is false:
+    which segments to ask about)."""
     if rule.status != "ACTIVE" or rule.trigger != facts.trigger:
+        return False
+    if check_segment and rule.segment_id is not None and rule.segment_id not in (facts.segments or ()):
         return False
     if rule.starts_at is not None and facts.at < rule.starts_at:
         return False
@@ -356,6 +364,8 @@ def overlaps(a: Rule, b: Rule) -> bool:
     if a.id == b.id or a.trigger != b.trigger or a.status != "ACTIVE" or b.status != "ACTIVE":
         return False
     if a.stacking != "ADD" or b.stacking != "ADD" or a.action != b.action or a.conditions != b.conditions:
+        return False
+    if a.segment_id != b.segment_id:  # like a tier condition: a segment's extra on top of everyone's
         return False
     a_start, b_start = a.starts_at or datetime.min.replace(tzinfo=clock.SHANGHAI), b.starts_at or datetime.min.replace(
         tzinfo=clock.SHANGHAI)

@@ -18,6 +18,7 @@ from api.services.earning.behaviours import member_scope
 from api.services.earning.counters import local_day
 from api.services.earning.engine import apply, facts_for
 from api.services.errors import DomainError, ErrorCode
+from api.services.segments import membership
 
 PERIODS = ("ONCE", "DAILY", "WEEKLY")
 METRICS = ("CHECK_IN", "SHARE", "REVIEW", "EVENT", "PURCHASE_COUNT", "PURCHASE_AMOUNT")
@@ -39,13 +40,15 @@ class TaskInfo:
     status: str
     starts_at: datetime | None
     ends_at: datetime | None
+    segment_id: int | None = None  # only members of this segment see and claim it (issue 13 item 3)
 
     @classmethod
     def of(cls, row: EarnTask) -> "TaskInfo":
         """The service's view of a stored task (tier codes as a tuple)."""
         return cls(row.id, row.code, row.name, row.description, row.period, row.metric, int(row.target),
                    int(row.reward_points), int(row.reward_growth),
-                   tuple(c for c in (row.tier_codes or "").split(",") if c), row.status, row.starts_at, row.ends_at)
+                   tuple(c for c in (row.tier_codes or "").split(",") if c), row.status, row.starts_at, row.ends_at,
+                   row.segment_id)
 
 
 async def get_task(task_id: int, field: list[str]) -> TaskInfo:
@@ -113,6 +116,9 @@ async def member_tasks(member_id: int) -> list[TaskProgress]:
         return []
     tasks = [t for t in map(TaskInfo.of, await EarnTask.filter(status="ACTIVE").order_by("id"))
              if _open(t, now, tier.code)]
+    if any(t.segment_id is not None for t in tasks):  # one membership query per distinct segment
+        inside = await membership.member_segments(member_id, {t.segment_id for t in tasks})
+        tasks = [t for t in tasks if t.segment_id is None or t.segment_id in inside]
     progress = await _progress(member_id, tasks, now)
     claimed = set(await TaskClaim.filter(member_id=member_id).values_list("task_id", "period"))
     out = []
@@ -137,6 +143,7 @@ async def _check_claimable(task: TaskInfo, acct: ledger.LockedAccount, period: s
     tier = await tiers.tier_by_id(acct.tier_id)
     if not _open(task, now, tier.code):
         raise DomainError(ErrorCode.NOT_ACTIVE, "this task is not open to you now", ["taskId"])
+    await membership.check_eligible(task.segment_id, acct.member_id, ["taskId"], "task")
     if await TaskClaim.exists(task_id=task.id, member_id=acct.member_id, period=period):
         raise DomainError(ErrorCode.TASK_ALREADY_CLAIMED, "the reward of this task was claimed already", ["taskId"])
     progress = (await _progress(acct.member_id, [task], now))[task.id]

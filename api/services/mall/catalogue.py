@@ -17,6 +17,7 @@ from api.services import text as hygiene
 from api.services.audit import Actor, audit
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.records import names, record
+from api.services.segments import membership
 
 KINDS = ("GOODS", "COUPON", "MERCHANT_VOUCHER", "PARKING_COUPON")
 STATUSES = ("ACTIVE", "PAUSED", "ARCHIVED")
@@ -41,6 +42,7 @@ class ProductInfo:
     limit_per_member_daily: int | None
     zone: str | None
     min_tier_id: int | None
+    segment_id: int | None  # only members of this segment may buy it (issue 13 item 3)
     sale_starts_at: datetime | None
     sale_ends_at: datetime | None
     status: str
@@ -69,6 +71,7 @@ class ProductData:
     limit_per_member_daily: int | None = None
     zone: str | None = None
     min_tier_id: int | None = None
+    segment_id: int | None = None
     sale_starts_at: datetime | None = None
     sale_ends_at: datetime | None = None
     status: str | None = None
@@ -154,6 +157,8 @@ async def create_product(actor: Actor, data: ProductData, stock: int) -> Product
     _validate(fields)
     if not 0 <= stock <= MAX_STOCK:
         raise _invalid(f"stock must be 0 to {MAX_STOCK}", "stock")
+    if data.segment_id is not None:
+        await membership.require(data.segment_id, ["input", "segmentId"])
     now = clock.now()
     async with transaction() as tx:
         created = await Product.create(**_stored(fields), stock=stock, created_at=now, updated_at=now)
@@ -165,6 +170,8 @@ async def update_product(actor: Actor, product_id: int, data: ProductData, stock
                          clear: frozenset[str] = frozenset()) -> ProductInfo:
     """Changes the given fields (and `clear` sets optional ones to null); `stock_delta` adds or
     removes stock without racing concurrent sales (stock never goes below zero)."""
+    if data.segment_id is not None:
+        await membership.require(data.segment_id, ["input", "segmentId"])
     async with transaction() as tx:
         locked = await locks.row(Rank.PRODUCT, Product, product_id)
         if locked is None:

@@ -30,6 +30,7 @@ from api.services.mall.gate import GateState, gate_state, load_gate, pass_gate, 
 from api.services.mall.orders import OrderResult, member_scope, pay_with_points
 from api.services.mall.records import record
 from api.services.mall.zones import visible_to
+from api.services.segments import membership
 
 __all__ = ["STATUSES", "SaleInfo", "GateState", "sale", "sales_page", "live_sale_ids", "create_sale", "update_sale",
            "load_gate", "gate_state", "redeem", "_terms", "GatePass", "pass_checks", "sold_out"]
@@ -233,6 +234,7 @@ async def _check_buyer(acct: ledger.LockedAccount, s: SaleInfo, p: ProductInfo, 
     """Tier, the per-member limit (`bought`: counted under the account lock) and points."""
     if not await visible_to(acct.tier_id, p):
         raise DomainError(ErrorCode.TIER_NOT_ELIGIBLE, "this sale is for a higher tier", ["input", "flashSaleId"])
+    await membership.check_eligible(p.segment_id, acct.member_id, ["input", "flashSaleId"], "sale")
     if bought >= s.per_member_limit:
         raise DomainError(ErrorCode.PURCHASE_LIMIT_REACHED, f"at most {s.per_member_limit} per member",
                           ["input", "flashSaleId"])

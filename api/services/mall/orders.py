@@ -18,6 +18,7 @@ from api.services.mall import sql, vouchers
 from api.services.mall.catalogue import ProductInfo
 from api.services.mall.records import load, record
 from api.services.mall.zones import visible_to
+from api.services.segments import membership
 
 MAX_QUANTITY = 10
 NOTIFY_GRACE = timedelta(minutes=5)  # a hold outlives the payment deadline by this much (late notifications)
@@ -97,6 +98,7 @@ async def check_sale(tx: Tx, acct: ledger.LockedAccount, p: ProductInfo, quantit
         raise DomainError(ErrorCode.NOT_ON_SALE, "this product is not on sale now", ["input", "productId"])
     if not await visible_to(acct.tier_id, p):
         raise DomainError(ErrorCode.TIER_NOT_ELIGIBLE, "this product is for a higher tier", ["input", "productId"])
+    await membership.check_eligible(p.segment_id, acct.member_id, ["input", "productId"], "product")
     if p.limit_per_member is None and p.limit_per_member_daily is None:
         return
     total, today = await sql.limit_counts(tx, acct.member_id, p.id, clock.day_start(now), now - NOTIFY_GRACE)

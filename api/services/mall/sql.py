@@ -67,6 +67,7 @@ SALE_AND_PRODUCT = (
     " p.face_value_fen AS p_face_value_fen, p.validity_days AS p_validity_days, p.points_price AS p_points_price,"
     " p.cash_price_fen AS p_cash_price_fen, p.stock AS p_stock, p.limit_per_member AS p_limit_per_member,"
     " p.limit_per_member_daily AS p_limit_per_member_daily, p.zone AS p_zone, p.min_tier_id AS p_min_tier_id,"
+    " p.segment_id AS p_segment_id,"
     " p.sale_starts_at AS p_sale_starts_at, p.sale_ends_at AS p_sale_ends_at, p.status AS p_status,"
     " p.created_at AS p_created_at, p.updated_at AS p_updated_at"
     " FROM flash_sale f JOIN product p ON p.id = f.product_id WHERE f.id = $1"

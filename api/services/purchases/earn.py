@@ -37,7 +37,7 @@ async def book(tx: Tx, item: Checked, now: datetime) -> PurchaseResult:
         if stored is not None:
             return PurchaseResult(**stored)
     result = await earn(tx, item.member_id, item.merchant, item.receipt_no, item.amount_fen, item.occurred_at, now,
-                        qualified)
+                        qualified, item.plan.segments if item.plan is not None else None)
     await settlement.points_issued(tx, item.merchant.id, result.purchase_id, result.points_earned, now)
     await idempotency.remember(tx, record_id, asdict(result))  # (over)writes the claim's result
     return result
@@ -80,23 +80,26 @@ async def earn_in_one_statement(
 
 async def earn(
     tx: Tx, member_id: int, merchant: merchants.MerchantInfo, receipt_no: str, amount_fen: int,
-    occurred_at: datetime, now: datetime, qualified: list[int] | None = None,
+    occurred_at: datetime, now: datetime, qualified: list[int] | None = None, segments: frozenset[int] | None = None,
 ) -> PurchaseResult:
     """The general earn (SQLite, and PostgreSQL when a rule needs state): lock, evaluate the rules
-    with the member's counters, book the spendable part now and the rest as pending points."""
+    with the member's counters, book the spendable part now and the rest as pending points. `segments`:
+    the plan's answer about the segments of the receipt's rules (None: asked here)."""
     acct = await ledger.lock_account(tx, member_id)
     if acct is None:
         raise DomainError(ErrorCode.NOT_FOUND, "unknown member code", ["memberCode"])
     rules = await earning.active_rules("PURCHASE")
     first = (any(r.conditions.first_purchase for r in rules)
              and not await Purchase.filter(member_id=member_id).exists())
+    facts = await earning.facts_for(acct, "PURCHASE", occurred_at, amount_fen=amount_fen, merchant_code=merchant.code,
+                                    merchant_category=merchant.category, first_purchase=first, segments=segments)
+    # Segments (of rules restricted to one) as the member is before this receipt, as the fast path's plan sees them.
+    facts = await earning.with_segments(member_id, rules, facts)
     purchase_id = await tx.fetchval(sql.INSERT_PURCHASE, merchant.id, member_id, receipt_no, amount_fen, occurred_at,
                                     now)
     if purchase_id is None:
         raise DomainError(ErrorCode.DUPLICATE_RECEIPT, "this receipt has been recorded already", ["receiptNo"])
     await ledger.expire_account(tx, acct, now)
-    facts = await earning.facts_for(acct, "PURCHASE", occurred_at, amount_fen=amount_fen, merchant_code=merchant.code,
-                                    merchant_category=merchant.category, first_purchase=first)
     applied = await earning.apply(
         tx, acct, facts, reason=f"{merchant.name} 消费 {yuan(amount_fen)}", source_type="purchase",
         source_ref=str(purchase_id), occurred_at=occurred_at, now=now, purchase_id=purchase_id,

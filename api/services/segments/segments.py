@@ -14,6 +14,7 @@ from api.services.errors import DomainError, ErrorCode
 from api.services.members import MemberRecord
 from api.services.segments import sql
 from api.services.segments.filters import SegmentFilter, members_query
+from api.services.segments.membership import is_member
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ async def get(segment_id: int, field: list[str] | None = None) -> SegmentInfo:
     return SegmentInfo.of(found)
 
 
+async def get_many(ids: list[int]) -> dict[int, SegmentInfo]:
+    """A DataLoader's batch: the segments with these ids."""
+    return {s.id: SegmentInfo.of(s) for s in await Segment.filter(id__in=ids)} if ids else {}
+
+
 async def page(limit: int, before_id: int | None) -> list[SegmentInfo]:
     q = Segment.all().order_by("-id")
     if before_id is not None:
@@ -88,8 +94,4 @@ async def member_ids_after(f: SegmentFilter, after_id: int, limit: int) -> list[
     return [int(r["id"]) for r in rows]
 
 
-async def is_member(f: SegmentFilter, member_id: int) -> bool:
-    return await members_query(f, is_postgres()).filter(id=member_id).exists()
-
-
-__all__ = ["Member", "SegmentInfo", "count", "create", "get", "is_member", "member_ids_after", "members_page", "page"]
+__all__ = ["Member", "SegmentInfo", "count", "create", "get", "get_many", "is_member", "member_ids_after", "members_page", "page"]
