@@ -25,11 +25,14 @@ from tests.waiting import postgres_dsn, wait_for_lock_waiters
 def lock_log(monkeypatch):
     """{transaction: [(rank, id), …] in the order asked} for every lock taken through the helper."""
     log: dict[int, list[tuple[int, int]]] = {}
+    alive: list[object] = []  # each transaction's lock record kept, so that its id() is never reused
     real_enter = locks.enter
 
     def spy(rank: locks.Rank, ids=()):
         wanted = real_enter(rank, ids)
-        log.setdefault(id(db.held_locks.get()), []).extend((int(rank), i) for i in (wanted or [0]))
+        held = db.held_locks.get()
+        alive.append(held)
+        log.setdefault(id(held), []).extend((int(rank), i) for i in (wanted or [0]))
         return wanted
 
     monkeypatch.setattr(locks, "enter", spy)
