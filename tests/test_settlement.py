@@ -441,3 +441,55 @@ async def test_a_period_closes_for_every_merchant(api):
     before = await statement_state()
     forbidden = await api.post(CLOSE, {"i": month}, token=marketing, admin=True)
     assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN" and await statement_state() == before
+
+
+ADJUST = """mutation($i: SettlementAdjustmentPostInput!) { settlementAdjustmentPost(input: $i) {
+  adjustment { posting amount { amountFen } reason bookedAt merchant { code } } userErrors { code field message } } }"""
+
+
+async def test_finance_adjustments_land_in_the_next_statement_once(api):
+    fin_id, fin = await finance()
+    merchant = await make_merchant()
+    clock.freeze(at(2026, 5, 3, 12, 0))
+    member_id, _ = await funded_member(10_000)
+    await pay(await identity_for(merchant), member_id, merchant, 700)
+    owed = {"merchantCode": merchant, "amountFen": 250, "reason": "补记一张未扫码的券", "idempotencyKey": unique("K")}
+    first = payload(await api.post(ADJUST, {"i": owed}, token=fin, admin=True), "settlementAdjustmentPost")
+    assert first["userErrors"] == [] and first["adjustment"]["amount"] == {"amountFen": 250}
+    assert first["adjustment"]["merchant"] == {"code": merchant} and first["adjustment"]["posting"].startswith("adjustment:")
+    journal_before = (await statement_state())["journal"]
+    again = payload(await api.post(ADJUST, {"i": owed}, token=fin, admin=True), "settlementAdjustmentPost")
+    assert again == first and (await statement_state())["journal"] == journal_before  # a repeat books nothing
+    other = payload(await api.post(ADJUST, {"i": {**owed, "amountFen": 251}}, token=fin, admin=True),
+                    "settlementAdjustmentPost")
+    assert [e["code"] for e in other["userErrors"]] == ["IDEMPOTENCY_KEY_REUSED"] and other["adjustment"] is None
+    clawed = payload(await api.post(ADJUST, {"i": {**owed, "amountFen": -1000, "reason": "重复核销",
+                                                   "idempotencyKey": unique("K")}}, token=fin, admin=True),
+                     "settlementAdjustmentPost")
+    assert clawed["userErrors"] == []
+    rows = await db.fetch("SELECT debit_account, credit_account, amount_fen FROM journal_entry WHERE posting IN ($1, $2)"
+                          " ORDER BY amount_fen", first["adjustment"]["posting"], clawed["adjustment"]["posting"])
+    assert [tuple(r.values()) for r in rows] == [("MALL", "MERCHANT_PAYABLE", 250), ("MERCHANT_RECEIVABLE", "MALL", 1000)]
+    clock.freeze(at(2026, 5, 4, 9, 0))
+    day = {"merchantCode": merchant, "periodStart": "2026-05-03", "periodEnd": "2026-05-03"}
+    s = payload(await api.post(GENERATE, {"i": day}, token=fin, admin=True), "settlementStatementGenerate")["statement"]
+    assert totals(s) == {"POINTS_PAID": (1, 700), "ADJUSTMENT": (2, 250 - 1000)} and s["net"]["amountFen"] == -50
+    audited = await db.fetch("SELECT actor_id, detail FROM audit_log WHERE action = 'settlement.adjustment_post'"
+                             " AND target_type = 'merchant' ORDER BY id DESC LIMIT 2")
+    assert {json.loads(r["detail"])["reason"] for r in audited} == {"补记一张未扫码的券", "重复核销"}
+    assert {r["actor_id"] for r in audited} == {str(fin_id)}
+    # bad input and other roles: refused, nothing written
+    before = await statement_state()
+    for change, code, field in (({"amountFen": 0}, "INVALID_INPUT", "amountFen"),
+                                ({"amountFen": 100_000_001}, "INVALID_INPUT", "amountFen"),
+                                ({"reason": " "}, "INVALID_INPUT", "reason"),
+                                ({"merchantCode": "NO-SUCH"}, "NOT_FOUND", "merchantCode"),
+                                ({"idempotencyKey": ""}, "INVALID_INPUT", "idempotencyKey")):
+        bad = payload(await api.post(ADJUST, {"i": {**owed, "idempotencyKey": unique("K"), **change}}, token=fin,
+                                     admin=True), "settlementAdjustmentPost")
+        assert [(e["code"], e["field"]) for e in bad["userErrors"]] == [(code, ["input", field])], change
+    assert await statement_state() == before
+    _, marketing = await finance("MARKETING")
+    before = await statement_state()
+    refused = await api.post(ADJUST, {"i": {**owed, "idempotencyKey": unique("K")}}, token=marketing, admin=True)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN" and await statement_state() == before

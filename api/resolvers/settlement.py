@@ -13,13 +13,14 @@ from strawberry.types import Info
 
 from api.auth import caller_for
 from api.resolvers import input_pk, user_errors
-from api.schema.base import Connection, check_first, from_cursor, from_global_id
+from api.schema.base import Connection, Money, check_first, from_cursor, from_global_id
 from api.schema.core import Merchant
 from api.schema.errors import ApiError
 from api.schema.settlement import inputs as i
 from api.schema.settlement.types import (
     LiabilityReport,
     MerchantTerms,
+    SettlementAdjustment,
     SettlementReconciliation,
     SettlementStatement,
     SettlementStatus,
@@ -27,7 +28,7 @@ from api.schema.settlement.types import (
 from api.services import merchants
 from api.services.errors import AuthError, DomainError
 from api.services.operators import roles
-from api.services.settlement import exports, liability, reads, statements, terms
+from api.services.settlement import adjustments, exports, liability, reads, statements, terms
 
 STATEMENT = "SettlementStatement"
 
@@ -131,6 +132,18 @@ async def merchant_terms_update(info: Info, input: i.MerchantTermsUpdateInput) -
     t = await terms.of_merchant(merchant.id)
     return i.MerchantTermsUpdatePayload(merchant=Merchant.of(merchant), terms=MerchantTerms(
         point_cost_share_percent=t.point_cost_share_percent, commission_percent=t.commission_percent))
+
+
+@user_errors(i.SettlementAdjustmentPostPayload)
+async def settlement_adjustment_post(info: Info, input: i.SettlementAdjustmentPostInput
+                                     ) -> i.SettlementAdjustmentPostPayload:
+    made = await adjustments.post(info.context.operator_actor(), input.merchant_code, input.amount_fen, input.reason,
+                                  input.idempotency_key)
+    merchant = await merchants.by_id(made.merchant_id)
+    assert merchant is not None  # merchants are never deleted
+    return i.SettlementAdjustmentPostPayload(adjustment=SettlementAdjustment(
+        posting=made.posting, merchant=Merchant.of(merchant), amount=Money(amount_fen=made.amount_fen),
+        reason=made.reason, booked_at=made.booked_at))
 
 
 @user_errors(i.ProductSettlementPriceUpdatePayload)

@@ -8,7 +8,7 @@ import strawberry
 
 from api.schema.core import Merchant
 from api.schema.errors import UserError
-from api.schema.settlement.types import MerchantTerms, SettlementStatement
+from api.schema.settlement.types import MerchantTerms, SettlementAdjustment, SettlementStatement
 
 
 @strawberry.input
@@ -118,4 +118,19 @@ class SettlementSkip:
 class SettlementPeriodClosePayload:
     statements: Optional[list[SettlementStatement]] = None
     skipped: Optional[list[SettlementSkip]] = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SettlementAdjustmentPostInput:
+    merchant_code: str
+    amount_fen: int = strawberry.field(description="Non-zero, at most 100,000,000 either way: > 0 the mall owes the "
+                                                   "merchant more, < 0 the merchant owes the mall.")
+    reason: str = strawberry.field(description="2 to 200 characters, kept in the audit trail.")
+    idempotency_key: str
+
+
+@strawberry.type
+class SettlementAdjustmentPostPayload:
+    adjustment: Optional[SettlementAdjustment] = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -37,6 +37,10 @@ class SettlementMutation:
         resolver=st.settlement_statement_approve, description="Approves a CONFIRMED statement; audited.")
     settlement_statement_mark_paid: i.SettlementStatementMarkPaidPayload = strawberry.mutation(
         resolver=st.settlement_statement_mark_paid, description="Records the payment of an APPROVED one; audited.")
+    settlement_adjustment_post: i.SettlementAdjustmentPostPayload = strawberry.mutation(
+        resolver=st.settlement_adjustment_post,
+        description="Finance's correction between the mall and a merchant (an ADJUSTMENT posting, in the merchant's "
+                    "next statement); idempotent; audited with the reason.")
     merchant_terms_update: i.MerchantTermsUpdatePayload = strawberry.mutation(
         resolver=st.merchant_terms_update, description="A merchant's settlement terms, from now on; audited.")
     product_settlement_price_update: i.ProductSettlementPriceUpdatePayload = strawberry.mutation(

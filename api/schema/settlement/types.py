@@ -121,6 +121,16 @@ class MerchantTerms:
         description="The mall's commission on the cash part of points-plus-cash orders of its goods (default 0).")
 
 
+@strawberry.type(description="Finance's correction: one ADJUSTMENT posting between the mall and a merchant.")
+class SettlementAdjustment:
+    posting: str = strawberry.field(description="The posting's reference on statement lines (adjustment:<n>).")
+    merchant: Merchant
+    amount: Money = strawberry.field(description="> 0: the mall owes the merchant more; < 0: the merchant owes "
+                                                 "the mall.")
+    reason: str
+    booked_at: datetime
+
+
 @strawberry.type(description="Points that expired in one Asia/Shanghai month (breakage).")
 class BreakageMonth:
     month: date = strawberry.field(description="The month's first day.")

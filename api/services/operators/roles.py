@@ -85,6 +85,7 @@ PERMISSIONS: dict[str, frozenset[str] | None] = {
     "settlementStatementGenerate": _only(FINANCE), "settlementPeriodClose": _only(FINANCE),
     "settlementStatementApprove": _only(FINANCE),
     "settlementStatementMarkPaid": _only(FINANCE), "merchantTermsUpdate": _only(FINANCE),
+    "settlementAdjustmentPost": _only(FINANCE),
     "productSettlementPriceUpdate": _only(FINANCE),
 }
 
