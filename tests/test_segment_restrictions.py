@@ -348,11 +348,17 @@ async def test_a_segment_product_is_sold_only_inside_the_segment(api):
     inside, inside_token = await funded_member(500)
     outside, outside_token = await funded_member(500)
     segment = await segment_of(api, op, inside)
+    zone = unique("专享")
     made = (await api.post(PRODUCT_CREATE, {"i": {"kind": "COUPON", "name": unique("商品"), "pointsPrice": 100,
-                                                  "stock": 5, "segmentId": segment["id"]}}, token=op,
+                                                  "stock": 5, "segmentId": segment["id"], "zone": zone}}, token=op,
                            admin=True))["data"]["productCreate"]
     assert made["userErrors"] == [] and made["product"]["segment"] == segment
     product = made["product"]
+    # The catalogue shows it to the segment's members only (as an exclusive zone shows to its tiers).
+    browse = """query($z: String) { products(first: 5, zone: $z) { edges { node { id } } } }"""
+    for token, seen in ((inside_token, [product["id"]]), (outside_token, []), (None, [])):
+        listed = await api.post(browse, {"z": zone}, token=token)
+        assert [e["node"]["id"] for e in listed["data"]["products"]["edges"]] == seen
     before = await state(outside, product["id"])
     refused = (await api.post(REDEEM, {"i": {"productId": product["id"], "quantity": 1, "idempotencyKey": unique("K")}},
                               token=outside_token))["data"]["pointsMallRedeem"]

@@ -30,7 +30,7 @@ async def products(info: Info, first: int, after: Optional[str] = None, kind: Op
     spendable = await info.context.loaders.balance.load(member_id) if member_id is not None and affordable else None
     rows = await mall.browse(tier_id=await _tier_of_caller(info), spendable=spendable,
                              kind=kind.value if kind else None, zone=zone, affordable=affordable,
-                             include_hidden=False, limit=first + 1, after_id=from_cursor(after))
+                             include_hidden=False, limit=first + 1, after_id=from_cursor(after), member_id=member_id)
     return Connection.of([s.Product.of(p) for p in rows], first, after)
 
 
@@ -44,7 +44,7 @@ async def flash_sales_list(info: Info, first: int, after: Optional[str] = None) 
     """Live and coming sales of the products the caller's tier may see."""
     check_first(first)
     rows = await flash_sales.sales_page(first + 1, from_cursor(after), include_hidden=False,
-                                        tier_id=await _tier_of_caller(info))
+                                        tier_id=await _tier_of_caller(info), member_id=info.context.caller.member_id)
     return Connection.of([s.FlashSale.of(x) for x in rows], first, after)
 
 

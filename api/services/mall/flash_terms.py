@@ -10,7 +10,7 @@ from api.models import FlashSale
 from api.services import clock
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall.records import column, load, record
-from api.services.mall.zones import zone_filter
+from api.services.mall.zones import segment_filter, zone_filter
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,13 @@ def forget(sale_id: int) -> None:
 
 
 async def sales_page(limit: int, after_id: int | None, *, include_hidden: bool,
-                     tier_id: int | None = None) -> list[SaleInfo]:
+                     tier_id: int | None = None, member_id: int | None = None) -> list[SaleInfo]:
     """Sales by start time; members (not include_hidden) see the live and coming sales of the
-    products their tier may see (exclusive zones)."""
+    products their tier may see (exclusive zones) and their segments may buy."""
     query = FlashSale.filter(id__gt=after_id or 0)
     if not include_hidden:
-        query = query.filter(await zone_filter(tier_id, "product__"), status="ACTIVE", ends_at__gt=clock.now())
+        query = query.filter(await zone_filter(tier_id, "product__"), await segment_filter(member_id, "product__"),
+                             status="ACTIVE", ends_at__gt=clock.now())
     return await load(SaleInfo, query.order_by("starts_at", "id").limit(limit))
 
 

@@ -1,4 +1,5 @@
-"""What a member may see: exclusive zones (a minimum tier) and the catalogue's pages."""
+"""What a member may see: exclusive zones (a minimum tier), products restricted to a segment the member is
+in, and the catalogue's pages."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,6 +11,7 @@ from api.services import clock, tiers
 from api.services import text as hygiene
 from api.services.mall.catalogue import ProductInfo, info
 from api.services.mall.records import names
+from api.services.segments import membership
 
 
 async def _tier_rank(tier_id: int | None) -> int:
@@ -33,15 +35,27 @@ async def zone_filter(tier_id: int | None, prefix: str = "") -> Q:
     return Q(**without) | Q(**allowed)
 
 
+async def segment_filter(member_id: int | None, prefix: str = "") -> Q:
+    """A filter keeping the products (through `prefix`) a member may buy by segment: the unrestricted ones
+    and those of the segments the member is in now (one membership query per segment that restricts an
+    active product; none when no product is restricted)."""
+    restricted = set(await Product.filter(segment_id__not_isnull=True, status="ACTIVE").distinct()
+                     .values_list("segment_id", flat=True))
+    inside = await membership.member_segments(member_id, restricted) if member_id is not None and restricted else ()
+    return Q(**{f"{prefix}segment_id__isnull": True}) | Q(**{f"{prefix}segment_id__in": sorted(inside) or [-1]})
+
+
 async def browse(*, tier_id: int | None, spendable: int | None, kind: str | None, zone: str | None,
-                 affordable: bool, include_hidden: bool, limit: int, after_id: int | None) -> list[ProductInfo]:
-    """Products a member may see, by id; operators (include_hidden) see every product."""
+                 affordable: bool, include_hidden: bool, limit: int, after_id: int | None,
+                 member_id: int | None = None) -> list[ProductInfo]:
+    """Products a member may see, by id (their tier's zones, their segments' products); operators
+    (include_hidden) see every product."""
     if zone is not None and hygiene.has_control(zone):  # no product has one; PostgreSQL refuses NUL in a query
         return []
     query = Product.filter(id__gt=after_id or 0)
     if not include_hidden:
         query = query.filter(Q(sale_ends_at__isnull=True) | Q(sale_ends_at__gt=clock.now()), status="ACTIVE")
-        query = query.filter(await zone_filter(tier_id))
+        query = query.filter(await zone_filter(tier_id), await segment_filter(member_id))
     if kind is not None:
         query = query.filter(kind=kind)
     if zone is not None:
