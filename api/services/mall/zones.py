@@ -2,7 +2,7 @@
 in, and the catalogue's pages."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from tortoise.expressions import Q
 
@@ -39,10 +39,12 @@ async def segment_filter(member_id: int | None, prefix: str = "") -> Q:
     """A filter keeping the products (through `prefix`) a member may buy by segment: the unrestricted ones
     and those of the segments the member is in now (one membership query per segment that restricts an
     active product; none when no product is restricted)."""
-    restricted = set(await Product.filter(segment_id__not_isnull=True, status="ACTIVE").distinct()
-                     .values_list("segment_id", flat=True))
+    restricted = {int(cast(int, i)) for i in await Product.filter(segment_id__not_isnull=True, status="ACTIVE")
+                  .distinct().values_list("segment_id", flat=True)}
     inside = await membership.member_segments(member_id, restricted) if member_id is not None and restricted else ()
-    return Q(**{f"{prefix}segment_id__isnull": True}) | Q(**{f"{prefix}segment_id__in": sorted(inside) or [-1]})
+    unrestricted: dict[str, Any] = {f"{prefix}segment_id__isnull": True}
+    theirs: dict[str, Any] = {f"{prefix}segment_id__in": sorted(inside) or [-1]}
+    return Q(**unrestricted) | Q(**theirs)
 
 
 async def browse(*, tier_id: int | None, spendable: int | None, kind: str | None, zone: str | None,
