@@ -170,6 +170,13 @@ async def give_points(conn, points: int, reason: str) -> int:
     return int(n)
 
 
+async def gate_key(conn, logical: str) -> str:
+    """The Redis key of a gate's logical key `mallpoints:<rest>` as the server names it: with this database's
+    installation id (api/services/installation.py; the server made it before the gate was loaded)."""
+    installation = await conn.fetchval("SELECT key FROM installation WHERE id = 1")
+    return f"mallpoints:{installation}:{logical.removeprefix('mallpoints:')}"
+
+
 async def ledger_checks(conn, member_ids: list[int]) -> list[Check]:
     """balance = Σ entries = Σ lots remaining, and no negative balance, for the members' accounts."""
     ledger = await conn.fetchrow(

@@ -463,7 +463,7 @@ async def verify(conn, c: DrawContest, args, member_ids: list[int], spent: Count
     if redis_client is not None:
         parts, off = [], []
         for r in limited:
-            value = await redis_client.get(f"mallpoints:draw:{{{c.game_id}}}:prize:{r['id']}")
+            value = await redis_client.get(await harness.gate_key(conn, f"mallpoints:{{draw:{c.game_id}}}:prize:{r['id']}"))
             gate = None if value is None else int(value)
             parts.append(f"{r['name']} {'not loaded' if gate is None else gate} (database {r['stock']})")
             if gate is not None and gate != r["stock"]:

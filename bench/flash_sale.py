@@ -58,6 +58,7 @@ from bench.contest import (
     add_common_args,
     check_common_args,
     contest_figures,
+    gate_key,
     global_id,
     ledger_checks,
     main_with,
@@ -373,7 +374,7 @@ async def verify_http(conn, contest: FlashContest, args, member_ids: list[int], 
                    linked["bad_entry"] == 0 and linked["bad_vouchers"] == 0,
                    f"{linked['bad_entry']} without the entry, {linked['bad_vouchers']} without the voucher"))
     if redis_client is not None:
-        tag = f"mallpoints:fs:{{{contest.sale_id}}}"
+        tag = await gate_key(conn, f"mallpoints:{{fs:{contest.sale_id}}}")
         stock, buyers = await redis_client.get(f"{tag}:stock"), await redis_client.hlen(f"{tag}:buyers")
         contest.gate = f"gate after the contest: stock {stock.decode() if stock else None}, {buyers} buyers"
         checks.append(("the Redis gate agrees: stock 0, S buyers", stock is not None and int(stock) == 0 and buyers == S,
@@ -541,7 +542,7 @@ async def amain(args) -> int:
             sale_id = await sql_sale(conn, product_id, title, args.price, args.stock)
         sale_ids.append(sale_id)
         if kind == "redis":
-            stock = await bench.redis_client.get(f"mallpoints:fs:{{{sale_id}}}:stock")
+            stock = await bench.redis_client.get(await gate_key(conn, f"mallpoints:{{fs:{sale_id}}}:stock"))
             log(f"sale {sale_id} created ({args.sale_setup}); Redis gate "
                 + (f"loaded, stock {stock.decode()}" if stock is not None else "not loaded yet (loads on first request)"))
         else:

@@ -257,8 +257,7 @@ async def write(tx: Tx, writes: list[tuple[str, tuple]], claims: tuple, invites:
                                     ("invited", (sql.BATCH_QUALIFY_INVITES, invites))]:
         parts.append(f"{name} AS ({sql_shift(statement, len(values))})")
         values.extend(args)
-    return await tx.fetchrow("WITH " + ", ".join(parts) + " SELECT (SELECT count(*) FROM claimed) AS claimed,"
-                             " ARRAY(SELECT id FROM invited) AS invited", *values)
+    return await tx.fetchrow(sql.batch_write(parts), *values)
 
 
 def sql_shift(statement: str, offset: int) -> str:

@@ -227,3 +227,11 @@ BATCH_QUALIFY_INVITES = (
     " FROM unnest($1::bigint[], $2::bigint[]) AS v(member_id, purchase_id)"
     " WHERE i.member_id = v.member_id AND i.inviter_id IS NOT NULL AND i.purchase_id IS NULL RETURNING i.id"
 )
+
+
+def batch_write(ctes: list[str]) -> str:
+    """Why SQL: a batch's independent writes, key claims and invite qualification as the data-modifying
+    CTEs of one statement (one round trip); `ctes` are "name AS (statement)" with the claims named
+    `claimed` and the invites `invited` (api/services/purchases/batch.py `write`)."""
+    return ("WITH " + ", ".join(ctes) + " SELECT (SELECT count(*) FROM claimed) AS claimed,"
+            " ARRAY(SELECT id FROM invited) AS invited")
