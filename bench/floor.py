@@ -7,7 +7,8 @@ server's own Redis client, `api.app.redis_client`) and
 answer the same JSON as mallpoints' sold-out payload. mallpoints' sold-out answers/s under the same
 load, divided by this endpoint's, is how close the server comes to the machine (target ≥ 0.6).
 
-    uvicorn bench.floor:create_app --factory   (MALLPOINTS_REDIS_URL, MALLPOINTS_SECRET_KEY as the server's)
+    uvicorn bench.floor:create_app --factory   (MALLPOINTS_REDIS_URL, MALLPOINTS_SECRET_KEY as the server's,
+                                                MALLPOINTS_BENCH_INSTALLATION: the database's installation id)
 
 It answers HTTP 500 for anything but a sold-out verdict, so that a load generator counts it as a failure.
 """
@@ -36,10 +37,12 @@ def create_app() -> Starlette:
     from api.app import redis_client
     from api.schema.ids import from_global_id
     from api.services.errors import AuthError
+    from api.services import installation
     from api.services.mall.gate import pass_gate
     from api.services.signing import read_token
 
     redis = redis_client(os.environ["MALLPOINTS_REDIS_URL"])  # the server's own client (pool, timeouts)
+    installation.assume(os.environ["MALLPOINTS_BENCH_INSTALLATION"])  # the gate's keys, without a database
 
     async def graphql(request: Request) -> Response:
         payload = orjson.loads(await request.body())

@@ -159,8 +159,11 @@ async def run_steady(bench: Any, args: argparse.Namespace, sale_id: int, env: di
     workdir = Path(tempfile.mkdtemp(prefix="mallpoints-steady-"))
     answers: dict[str, bytes] = {}
     body = full
+    # The floor has no database: it is told the installation id the server names its gate keys with.
+    installation = await bench.stats_conn.fetchval("SELECT key FROM installation WHERE id = 1")
+    floor_env = {**env, "MALLPOINTS_BENCH_INSTALLATION": str(installation)}
     for label, cls in (("mallpoints", ContestServer), ("floor", FloorServer)):
-        server = cls(one, env, workdir, label)
+        server = cls(one, env if cls is ContestServer else floor_env, workdir, label)
         server.start()
         try:
             await server.wait_ready()
