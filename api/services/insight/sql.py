@@ -184,21 +184,6 @@ ON CONFLICT (member_id) DO UPDATE SET recency_days = excluded.recency_days, freq
                      ELSE excluded.stage_since END,
   lifecycle = excluded.lifecycle, computed_at = excluded.computed_at
 """
-# PostgreSQL: the rows that exist are updated in place (a plain UPDATE, not ON CONFLICT's speculative insert
-# per row: a recomputation updates nearly every row, every day); members new to the table are inserted.
-_UPDATE = """
-UPDATE member_insight mi SET recency_days = v.recency_days, frequency = v.frequency, monetary_fen = v.monetary_fen,
-  r = v.r, f = v.f, m = v.m, stage_since = CASE WHEN mi.lifecycle = v.stage THEN mi.stage_since ELSE $3 END,
-  lifecycle = v.stage, computed_at = $3
-  FROM vals v WHERE mi.member_id = v.member_id
-"""
-_INSERT_NEW = """
-INSERT INTO member_insight (member_id, recency_days, frequency, monetary_fen, r, f, m, lifecycle, stage_since,
-                            computed_at)
-SELECT member_id, recency_days, frequency, monetary_fen, r, f, m, stage, $3, $3 FROM vals v
- WHERE NOT EXISTS (SELECT 1 FROM member_insight mi WHERE mi.member_id = v.member_id)
-ON CONFLICT (member_id) DO NOTHING
-"""
 _CHANGES = """
 INSERT INTO member_lifecycle_change (member_id, from_stage, to_stage, changed_at)
 SELECT v.member_id, mi.lifecycle, v.stage, $3 FROM vals v LEFT JOIN member_insight mi ON mi.member_id = v.member_id
@@ -229,12 +214,8 @@ def rfm_chunk(postgres: bool) -> list[str]:
     values = _RFM_VALUES.format(recency=recency, r_score=_score("g.last_window", 18, t),
                                 f_score=_score("g.fq", 10, b), m_score=_score("g.mon", 14, b))
     if postgres:
-        # (data-modifying CTEs all see the table as before the statement: the history compares with the
-        # old stages, the insert skips exactly the rows the update writes)
-        return [f"WITH {values}, changed AS ({_CHANGES} RETURNING 1), upd AS ({_UPDATE} RETURNING 1),"
-                f" ins AS ({_INSERT_NEW} RETURNING 1)"
-                " SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM ins) AS n,"
-                " (SELECT count(*) FROM changed) AS c"]
+        return [f"WITH {values}, changed AS ({_CHANGES} RETURNING 1), up AS ({_UPSERT} RETURNING 1)"
+                " SELECT (SELECT count(*) FROM up) AS n, (SELECT count(*) FROM changed) AS c"]
     return [f"WITH {values} {_CHANGES}", f"WITH {values} {_UPSERT}"]
 
 
