@@ -36,8 +36,8 @@ class _Sale:  # what the gate reads of a sale
 def create_app() -> Starlette:
     from api.app import redis_client
     from api.schema.ids import from_global_id
-    from api.services.errors import AuthError
     from api.services import installation
+    from api.services.errors import AuthError
     from api.services.mall.gate import pass_gate
     from api.services.signing import read_token
 
