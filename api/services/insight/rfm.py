@@ -85,6 +85,8 @@ async def recompute(as_of: datetime | None = None) -> RecomputeResult:
                 changes += await tx.execute(statements[0], start, end, *args)
                 members += await tx.execute(statements[1], start, end, *args)
         start = end
+    if is_postgres():
+        await fetch(sql.ANALYZE)
     await InsightState.get_or_create(name=STATE)
     await InsightState.filter(name=STATE).update(last_day=clock.business_day(now), ran_at=clock.now())
     return RecomputeResult(members, changes, _time.perf_counter() - started)

@@ -174,6 +174,7 @@ vals AS (
         FROM purchase WHERE member_id >= $1 AND member_id < $2 GROUP BY member_id) g ON g.member_id = m.id
    WHERE m.id >= $1 AND m.id < $2)
 """
+# SQLite: the upsert (its ON CONFLICT costs nothing like PostgreSQL's speculative insertion).
 _UPSERT = """
 INSERT INTO member_insight (member_id, recency_days, frequency, monetary_fen, r, f, m, lifecycle, stage_since,
                             computed_at)
@@ -184,9 +185,28 @@ ON CONFLICT (member_id) DO UPDATE SET recency_days = excluded.recency_days, freq
                      ELSE excluded.stage_since END,
   lifecycle = excluded.lifecycle, computed_at = excluded.computed_at
 """
+# PostgreSQL: the rows that exist are updated in place (a plain UPDATE: ON CONFLICT's speculative insertion
+# per row cost 3× on a recomputation, which updates nearly every row every day); members new to the table are
+# inserted. Every read of member_insight names the chunk's id range, so the plan is an index range scan of
+# the chunk even where the table's statistics are stale (right after a first computation filled it).
+_UPDATE = """
+UPDATE member_insight mi SET recency_days = v.recency_days, frequency = v.frequency, monetary_fen = v.monetary_fen,
+  r = v.r, f = v.f, m = v.m, stage_since = CASE WHEN mi.lifecycle = v.stage THEN mi.stage_since ELSE $3 END,
+  lifecycle = v.stage, computed_at = $3
+  FROM vals v WHERE mi.member_id = v.member_id AND mi.member_id >= $1 AND mi.member_id < $2
+"""
+_INSERT_NEW = """
+INSERT INTO member_insight (member_id, recency_days, frequency, monetary_fen, r, f, m, lifecycle, stage_since,
+                            computed_at)
+SELECT member_id, recency_days, frequency, monetary_fen, r, f, m, stage, $3, $3 FROM vals v
+ WHERE NOT EXISTS (SELECT 1 FROM member_insight mi
+                    WHERE mi.member_id = v.member_id AND mi.member_id >= $1 AND mi.member_id < $2)
+ON CONFLICT (member_id) DO NOTHING
+"""
 _CHANGES = """
 INSERT INTO member_lifecycle_change (member_id, from_stage, to_stage, changed_at)
-SELECT v.member_id, mi.lifecycle, v.stage, $3 FROM vals v LEFT JOIN member_insight mi ON mi.member_id = v.member_id
+SELECT v.member_id, mi.lifecycle, v.stage, $3 FROM vals v
+  LEFT JOIN member_insight mi ON mi.member_id = v.member_id AND mi.member_id >= $1 AND mi.member_id < $2
  WHERE mi.lifecycle IS NULL OR mi.lifecycle <> v.stage
 """
 
@@ -200,7 +220,7 @@ def _score(expr: str, first: int, cast: str) -> str:
 def rfm_chunk(postgres: bool) -> list[str]:
     """Why SQL: a chunk of members recomputed set-based: their purchase aggregates (one grouped scan of
     the chunk's purchases on the (member_id, occurred_at) index), scores against the cut values, the stage,
-    the history rows of changed stages, then the upsert. On PostgreSQL one statement (data-modifying
+    the history rows of changed stages, then the rows written. On PostgreSQL one statement (data-modifying
     CTEs see the rows as before the statement) answering the numbers of members written and of changes;
     on SQLite the history insert then the upsert (their row counts)."""
     if postgres:
@@ -214,10 +234,18 @@ def rfm_chunk(postgres: bool) -> list[str]:
     values = _RFM_VALUES.format(recency=recency, r_score=_score("g.last_window", 18, t),
                                 f_score=_score("g.fq", 10, b), m_score=_score("g.mon", 14, b))
     if postgres:
-        return [f"WITH {values}, changed AS ({_CHANGES} RETURNING 1), up AS ({_UPSERT} RETURNING 1)"
-                " SELECT (SELECT count(*) FROM up) AS n, (SELECT count(*) FROM changed) AS c"]
+        # (data-modifying CTEs all see the table as before the statement: the history compares with the
+        # old stages, the insert skips exactly the rows the update writes)
+        return [f"WITH {values}, changed AS ({_CHANGES} RETURNING 1), upd AS ({_UPDATE} RETURNING 1),"
+                f" ins AS ({_INSERT_NEW} RETURNING 1)"
+                " SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM ins) AS n,"
+                " (SELECT count(*) FROM changed) AS c"]
     return [f"WITH {values} {_CHANGES}", f"WITH {values} {_UPSERT}"]
 
+
+# Why SQL: fresh statistics after a recomputation (PostgreSQL): a first computation fills the table long before
+# autovacuum would look, and the segments' filters on stages and scores are planned from these statistics.
+ANALYZE = "ANALYZE member_insight"
 
 # Why SQL: the id span of members, for chunking.
 MEMBER_SPAN = "SELECT coalesce(min(id), 0) AS lo, coalesce(max(id), 0) AS hi FROM member"
