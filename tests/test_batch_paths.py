@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 
 from api import db
-from api.services import clock, earning, ledger, purchases
+from api.services import clock, earning, ledger, merchants, purchases
 from api.services.errors import DomainError
 from tests.conftest import make_member, unique
 from tests.test_earn_paths import MERCHANTS, Twins, _claw_back, _identity, _stacking_rule, _written
@@ -102,6 +102,21 @@ async def test_set_based_batches_write_what_receipt_by_receipt_writes(api, backe
         return outcome, rest
 
     monkeypatch.setattr(purchases.batch, "book", counting_book)
+    # M002 funds 15 % of its receipts' points (settlement terms): their postings have both legs.
+    m002 = (await merchants.by_code("M002", [])).id
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO merchant_terms (merchant_id, point_cost_share_percent, commission_percent,"
+                         " updated_at) VALUES ($1, 15, 0, $2)", m002, start)
+    try:
+        await _compare_batches(rng, start, set_based)
+        assert await db.fetchval("SELECT COUNT(*) FROM journal_entry WHERE merchant_id = $1 AND kind = 'POINTS_ISSUED'"
+                                 " AND debit_account = 'MERCHANT_RECEIVABLE'", m002) > 0
+    finally:
+        async with db.transaction() as tx:
+            await tx.execute("DELETE FROM merchant_terms WHERE merchant_id = $1", m002)
+
+
+async def _compare_batches(rng: random.Random, start, set_based: list[int]) -> None:
     pairs = [((await make_member(at=start))[0], (await make_member(at=start))[0]) for _ in range(5)]
     twins = Twins(await _identity(), pairs)
     for pair, amount in enumerate((0, 600_000, 1_600_000, 6_000_000, 0)):

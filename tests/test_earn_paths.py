@@ -108,6 +108,9 @@ async def _written(member_id: int) -> dict:
         " ORDER BY b.id", acct["id"])]
     growth = [dict(r) for r in await db.fetch("SELECT * FROM growth_entry WHERE member_id = $1 ORDER BY id", member_id)]
     changes = [dict(r) for r in await db.fetch("SELECT * FROM tier_change WHERE member_id = $1 ORDER BY id", member_id)]
+    journal = [dict(r) for r in await db.fetch(
+        "SELECT j.* FROM journal_entry j JOIN purchase p ON j.posting = 'purchase:' || CAST(p.id AS TEXT)"
+        " WHERE p.member_id = $1 ORDER BY j.id", member_id)]
     stored = {}
     for r in await db.fetch("SELECT result FROM idempotency_record WHERE scope = 'integration:path-test'"
                             " AND result IS NOT NULL"):
@@ -139,6 +142,8 @@ async def _written(member_id: int) -> dict:
         "growth": [ref(_strip(g, ("id", "member_id"))) for g in growth],
         "tier_changes": [_strip(c, ("id", "member_id")) for c in changes],
         "results": results,
+        # the settlement postings of the receipts (POINTS_ISSUED: the merchant's share and the mall's)
+        "journal": [_strip(j, ("id", "posting")) | {"purchase": p_no[j["posting"].split(":")[1]]} for j in journal],
     }
 
 

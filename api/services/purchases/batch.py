@@ -273,8 +273,15 @@ async def book(tx: Tx, items: list[tuple[Checked, datetime]], fast: list[int], o
     member_ids = locks.enter(locks.Rank.MEMBER, (items[i][0].member_id for i in order))
     accounts = {int(r["member_id"]): r for r in await tx.fetch(sql.BATCH_LOCK, member_ids)}
     await booking.book(tx, accounts)
+    booked = [i for i in fast if i in booking.booked and i not in booking.repeat_of]
+    writes = booking.writes()
+    postings = settlement.points_issued_many([  # the receipts' journal lines, in the same statement
+        (items[i][0].merchant.id, r.purchase_id, r.points_earned, items[i][1])
+        for i in booked if isinstance(r := booking.outcome[i], PurchaseResult)])
+    if postings is not None:
+        writes.append(postings)
     try:
-        done = await write(tx, booking.writes(), tuple(booking.w.claims), (*booking.w.invites, booking.as_of))
+        done = await write(tx, writes, tuple(booking.w.claims), (*booking.w.invites, booking.as_of))
     except Exception as exc:
         if sqlstate(exc) == UNIQUE_VIOLATION:
             raise Declined from exc
@@ -282,13 +289,11 @@ async def book(tx: Tx, items: list[tuple[Checked, datetime]], fast: list[int], o
     if done["claimed"] != len(booking.w.claims[0]):
         raise Declined  # a key another call took between the read and the write
     qualified.extend(int(i) for i in done["invited"])
-    for i in fast:  # receipt hooks, as the receipt-by-receipt path calls them (notifications)
-        result = booking.outcome.get(i)
-        if isinstance(result, PurchaseResult) and i not in booking.repeat_of and i in booking.booked:
+    for i in booked:  # receipt hooks, as the receipt-by-receipt path calls them (notifications)
+        result = booking.outcome[i]
+        if isinstance(result, PurchaseResult):
             await outbox.on_receipt(tx, items[i][0].member_id, result.purchase_id, result.points_earned,
                                     result.points_balance, booking.upgraded.get(i))
-            await settlement.points_issued(tx, items[i][0].merchant.id, result.purchase_id, result.points_earned,
-                                           items[i][1])
     later = set(booking.general)
     rest = [i for i in order if i in later or i not in booking.outcome and i not in fast]
     return booking.outcome, rest

@@ -10,11 +10,12 @@ from api.services.settlement.journal import (
     cash_sale,
     cash_sale_refunded,
     points_issued,
+    points_issued_many,
     points_paid,
     points_value_fen,
     purchase_refunded,
     voucher_written_off,
 )
 
-__all__ = ["cash_sale", "cash_sale_refunded", "points_issued", "points_paid", "points_value_fen",
+__all__ = ["cash_sale", "cash_sale_refunded", "points_issued", "points_issued_many", "points_paid", "points_value_fen",
            "purchase_refunded", "voucher_written_off"]

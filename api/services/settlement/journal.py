@@ -22,6 +22,17 @@ async def points_issued(tx: Tx, merchant_id: int, purchase_id: int, points: int,
         await tx.execute(sql.POINTS_ISSUED, f"purchase:{purchase_id}", merchant_id, points, value, now)
 
 
+def points_issued_many(receipts: list[tuple[int, int, int, datetime]]) -> tuple[str, tuple] | None:
+    """The postings of `points_issued` for many receipts (merchant, purchase, points, booked at) as one
+    statement over arrays with its arguments, for a set-based write (PostgreSQL); None when no receipt
+    earned points worth a fen."""
+    rows = [(f"purchase:{purchase_id}", merchant_id, points, points_value_fen(points), at)
+            for merchant_id, purchase_id, points, at in receipts if points_value_fen(points) > 0]
+    if not rows:
+        return None
+    return sql.POINTS_ISSUED_MANY, tuple(list(column) for column in zip(*rows, strict=True))
+
+
 async def purchase_refunded(tx: Tx, purchase_id: int, refund_id: int, refunded_before: int, refunded_after: int,
                             amount_fen: int, now: datetime) -> None:
     """A receipt refunded (in part): its share of the points posting reversed, in the refund's period."""
