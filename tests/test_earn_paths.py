@@ -111,6 +111,9 @@ async def _written(member_id: int) -> dict:
     journal = [dict(r) for r in await db.fetch(
         "SELECT j.* FROM journal_entry j JOIN purchase p ON j.posting = 'purchase:' || CAST(p.id AS TEXT)"
         " WHERE p.member_id = $1 ORDER BY j.id", member_id)]
+    notes = [dict(r) for r in await db.fetch(
+        "SELECT topic, channel, title, body, source_ref, status FROM notification WHERE member_id = $1 ORDER BY id",
+        member_id)]
     stored = {}
     for r in await db.fetch("SELECT result FROM idempotency_record WHERE scope = 'integration:path-test'"
                             " AND result IS NOT NULL"):
@@ -143,6 +146,8 @@ async def _written(member_id: int) -> dict:
         "tier_changes": [_strip(c, ("id", "member_id")) for c in changes],
         "results": results,
         # the settlement postings of the receipts (POINTS_ISSUED: the merchant's share and the mall's)
+        "notifications": sorted((n["topic"], n["channel"], n["title"], n["body"], n["status"],
+                                 p_no.get(str(n["source_ref"]).split(":")[1])) for n in notes),  # purchase:<id>[:<tier id>]
         "journal": [_strip(j, ("id", "posting")) | {"purchase": p_no[j["posting"].split(":")[1]]} for j in journal],
     }
 

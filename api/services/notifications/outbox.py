@@ -3,7 +3,8 @@ pushed after commit by the dispatcher (api/services/notifications/dispatcher.py)
 
 Event sites call ONE function here with the transaction they run in: `emit(tx, note)`. Inside a group of
 receipts (group commit, purchaseRecordBatch) `collect()` gathers the group's notes and `flush(tx)` writes
-them with one set-based INSERT before the group commits. `statement(note)` is the same INSERT as a
+them with one set-based INSERT before the group commits (the set-based batch sends that INSERT, `many`, inside
+its own write statement). `statement(note)` is the same INSERT as a
 (sql, args) pair for callers that send several writes in one round trip (`Tx.execute_many`).
 """
 from __future__ import annotations
@@ -80,19 +81,26 @@ def collect() -> Iterator[list[Note]]:
         _collector.reset(token)
 
 
+def many(notes: list[Note], now: datetime) -> tuple[str, tuple]:
+    """The set-based INSERT of the notes as (sql, args) (PostgreSQL), for `flush` and for a caller that
+    sends it inside a statement of its own (the set-based batch's write)."""
+    rows = [_args(n, now) for n in notes]
+    return sql.INSERT_MANY_PG, (*[list(col) for col in zip(*(r[:8] for r in rows), strict=True)], now)
+
+
 async def flush(tx: Tx, notes: list[Note], now: datetime | None = None) -> int:
     """Writes the gathered notes: one set-based INSERT on PostgreSQL, one INSERT each on SQLite."""
     if not notes:
         return 0
     now = now or clock.now()
-    rows = [_args(n, now) for n in notes]
+    count = len(notes)
     if tx.postgres:
-        columns = [list(col) for col in zip(*(r[:8] for r in rows), strict=True)]
-        await tx.execute(sql.INSERT_MANY_PG, *columns, now)
+        query, args = many(notes, now)
+        await tx.execute(query, *args)
     else:
-        await tx.execute_many([(sql.INSERT_ONE, r) for r in rows])
+        await tx.execute_many([(sql.INSERT_ONE, _args(n, now)) for n in notes])
     notes.clear()
-    return len(rows)
+    return count
 
 
 async def emit_all(tx: Tx, notes: list[Note]) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from api import locks
 from api.db import _PLACEHOLDER, Tx, _shifted, sqlstate
-from api.services import ledger, settlement, tiers
+from api.services import clock, ledger, settlement, tiers
 from api.services.errors import DomainError, ErrorCode
 from api.services.notifications import outbox
 from api.services.purchases import sql
@@ -280,6 +280,14 @@ async def book(tx: Tx, items: list[tuple[Checked, datetime]], fast: list[int], o
         for i in booked if isinstance(r := booking.outcome[i], PurchaseResult)])
     if postings is not None:
         writes.append(postings)
+    with outbox.collect() as notes:  # the receipts' notifications, in the same statement too
+        for i in booked:
+            result = booking.outcome[i]
+            if isinstance(result, PurchaseResult):
+                await outbox.on_receipt(tx, items[i][0].member_id, result.purchase_id, result.points_earned,
+                                        result.points_balance, booking.upgraded.get(i))
+    if notes:
+        writes.append(outbox.many(notes, clock.now()))
     try:
         done = await write(tx, writes, tuple(booking.w.claims), (*booking.w.invites, booking.as_of))
     except Exception as exc:
@@ -289,11 +297,6 @@ async def book(tx: Tx, items: list[tuple[Checked, datetime]], fast: list[int], o
     if done["claimed"] != len(booking.w.claims[0]):
         raise Declined  # a key another call took between the read and the write
     qualified.extend(int(i) for i in done["invited"])
-    for i in booked:  # receipt hooks, as the receipt-by-receipt path calls them (notifications)
-        result = booking.outcome[i]
-        if isinstance(result, PurchaseResult):
-            await outbox.on_receipt(tx, items[i][0].member_id, result.purchase_id, result.points_earned,
-                                    result.points_balance, booking.upgraded.get(i))
     later = set(booking.general)
     rest = [i for i in order if i in later or i not in booking.outcome and i not in fast]
     return booking.outcome, rest

@@ -174,7 +174,7 @@ SELECT
 
 # The batch's writes, each over arrays; `batch.write` joins them into one statement of data-modifying
 # CTEs (independent writes: each names its rows by id, no two touch the same row). A receipt site's
-# further write (the journal lines, `settlement.points_issued_many`) is one more entry of the writes.
+# further write (journal lines, notifications) is one more entry of the writes.
 BATCH_PURCHASES = (
     "INSERT INTO purchase (id, merchant_id, member_id, receipt_no, amount_fen, refunded_fen, points_earned,"
     " points_reversed, points_forgiven, growth_earned, growth_reversed, occurred_at, recorded_at)"
