@@ -60,7 +60,7 @@ DB_PREFIX = "mallpoints_bench"
 MERCHANT_CODES = ("M001", "M002", "M003")  # the demo key's merchants (seeds/demo.json)
 SCOPE = f"integration:{DEMO_KEY_ID}"  # api.services.purchases.scope_of
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TARGET_SINGLE, GOAL_SINGLE, TARGET_BATCH = 0.25, 0.5, 0.7
+TARGET_SINGLE, GOAL_SINGLE, TARGET_BATCH = 0.35, 0.5, 0.7  # issue 14
 ALL_PHASES = ("single", "single-rules", "batch", "raw", "raw-steps")
 TARGET_RULES = 0.8  # issue 3: with 20 active rules, at least 80% of the single-rule throughput
 

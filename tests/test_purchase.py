@@ -317,3 +317,42 @@ async def test_group_commit_isolates_a_receipt_that_fails_for_another_reason(api
     assert state["balance"] == 50 and state["purchases"] == 5
     with pytest.raises(RuntimeError):
         await purchases.record_purchase(identity, inputs[2])
+
+
+async def test_group_commit_runs_one_group_and_starts_another_beside_one_that_waits(api, monkeypatch):
+    """One group of receipts in flight per process: a receipt that arrives while a group runs waits for
+    the next group; once the running group has taken longer than STALL_SECONDS (it waits for a lock that
+    another transaction holds), the next group starts beside it instead of waiting too."""
+    import asyncio
+
+    from api.services import purchases
+    from api.services.purchases import group
+
+    release = asyncio.Event()
+    real_book_together = group.book_together
+
+    async def book_together(items):
+        if any(item.receipt_no.startswith("SLOW") for item, _ in items):
+            await release.wait()  # a group held up (as by another transaction's lock)
+        return await real_book_together(items)
+
+    monkeypatch.setattr(group, "book_together", book_together)
+    monkeypatch.setattr(group.group_commit, "STALL_SECONDS", 0.3)
+    first, second, third = [(await make_member())[0] for _ in range(3)]
+    identity = purchases.IntegrationIdentity("demo-pos", "test", frozenset(
+        [(await purchases.merchants.by_code("M001", [])).id]))
+
+    def receipt(member_id: int, prefix: str = "") -> purchases.PurchaseInput:
+        return purchases.PurchaseInput(code_for(member_id), "M001", prefix + unique("R"), 1000, clock.now(), unique("K"))
+
+    slow = asyncio.create_task(purchases.record_purchase(identity, receipt(first, "SLOW")))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(purchases.record_purchase(identity, receipt(second)))  # the group is moving
+    await asyncio.sleep(0.1)
+    assert not queued.done() and group.group_commit.running == 1
+    await asyncio.sleep(0.3)  # now the running group has taken longer than STALL_SECONDS
+    beside = await asyncio.wait_for(purchases.record_purchase(identity, receipt(third)), 10)
+    assert beside.points_earned == 10 and not slow.done()
+    release.set()
+    assert (await slow).points_earned == 10 and (await queued).points_earned == 10
+    assert [(await snapshot(m))["balance"] for m in (first, second, third)] == [10, 10, 10]
