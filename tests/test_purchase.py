@@ -356,3 +356,59 @@ async def test_group_commit_runs_one_group_and_starts_another_beside_one_that_wa
     release.set()
     assert (await slow).points_earned == 10 and (await queued).points_earned == 10
     assert [(await snapshot(m))["balance"] for m in (first, second, third)] == [10, 10, 10]
+
+
+async def test_a_big_batch_is_booked_in_chunks_of_members_and_answers_in_input_order(api, monkeypatch):
+    """purchaseRecordBatch books its receipts in transactions of about 25 (a member's receipts never
+    split); two members with one receipt number keep the batch in one transaction (who is refused
+    depends on the order of both); a lock timeout after the first chunk answers TRY_AGAIN for the
+    receipts not booked, and the same batch sent again books them and repeats the others."""
+    from api.services import purchases
+    from api.services.errors import DomainError, ErrorCode
+    from api.services.purchases import group
+
+    calls: list[list[int]] = []
+    fail_call: list[int] = []
+    real_book_together = group.book_together
+
+    async def book_together(items):
+        calls.append(sorted({item.member_id for item, _ in items}))
+        if len(calls) in fail_call:
+            raise DomainError(ErrorCode.TRY_AGAIN, "the accounts were busy", None)
+        return await real_book_together(items)
+
+    monkeypatch.setattr(group, "book_together", book_together)
+    members = [(await make_member())[0] for _ in range(12)]
+    identity = purchases.IntegrationIdentity("demo-pos", "test", frozenset(
+        [(await purchases.merchants.by_code("M001", [])).id]))
+
+    def batch(receipt_no=lambda i: unique("R")) -> list[purchases.PurchaseInput]:
+        return [purchases.PurchaseInput(code_for(members[i % 12]), "M001", receipt_no(i), 1000 + i, clock.now(),
+                                        unique("K")) for i in range(60)]
+
+    items = await purchases.record_batch(identity, batch())
+    assert [(it.error, it.result.amount_fen if it.result else None) for it in items] == [
+        (None, 1000 + i) for i in range(60)]
+    assert [len(c) for c in calls] == [5, 5, 2]  # 25, 25 and 10 receipts
+    assert sorted(m for c in calls for m in c) == sorted(members)
+    assert [(await snapshot(m))["balance"] for m in members] == [50] * 12
+
+    calls.clear()
+    shared = unique("R")
+    items = await purchases.record_batch(identity, batch(lambda i: shared if i in (0, 1) else unique("R")))
+    assert len(calls) == 1
+    assert [it.error.code for it in items if it.error] == [ErrorCode.DUPLICATE_RECEIPT]
+
+    calls.clear()
+    fail_call.append(2)
+    inputs = batch()
+    items = await purchases.record_batch(identity, inputs)
+    busy = [i for i, it in enumerate(items) if it.error]
+    assert len(busy) == 35 and all(items[i].error.code is ErrorCode.TRY_AGAIN for i in busy)
+    assert all(items[i].error.field == ["purchases", str(i)] for i in busy)
+    first = {i: it.result for i, it in enumerate(items) if it.result}
+    calls.clear()
+    fail_call.clear()
+    again = await purchases.record_batch(identity, inputs)
+    assert all(it.error is None for it in again) and all(again[i].result == r for i, r in first.items())
+    assert sum([(await snapshot(m))["purchases"] for m in members]) == 60 + 59 + 60
