@@ -146,8 +146,10 @@ async def _written(member_id: int) -> dict:
         "tier_changes": [_strip(c, ("id", "member_id")) for c in changes],
         "results": results,
         # the settlement postings of the receipts (POINTS_ISSUED: the merchant's share and the mall's)
+        # (source: purchase:<id>, or purchase:<id>:<tier id> for an upgrade, on every path)
         "notifications": sorted((n["topic"], n["channel"], n["title"], n["body"], n["status"],
-                                 p_no.get(str(n["source_ref"]).split(":")[1])) for n in notes),  # purchase:<id>[:<tier id>]
+                                 ":".join([str(p_no[n["source_ref"].split(":")[1]]), *n["source_ref"].split(":")[2:]]))
+                                for n in notes),
         "journal": [_strip(j, ("id", "posting")) | {"purchase": p_no[j["posting"].split(":")[1]]} for j in journal],
     }
 

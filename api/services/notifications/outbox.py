@@ -117,14 +117,15 @@ async def emit_all(tx: Tx, notes: list[Note]) -> None:
 
 
 async def on_receipt(tx: Tx, member_id: int, purchase_id: int, points: int, balance: int,
-                     upgraded_to: str | None) -> None:
-    """Points earned on a receipt (and the upgrade it caused, named by its tier)."""
+                     upgraded_to: tuple[int, str] | None) -> None:
+    """Points earned on a receipt, and the upgrade it caused ((tier id, tier name)), with the source the
+    general path's growth step gives it (`tiers.add_growth`: purchase:<id>:<tier id>)."""
     notes = []
     if points > 0:
         notes.append(Note(member_id, "POINTS_EARNED", "积分到账", f"消费获得 {points} 积分，当前可用 {balance} 积分",
                           f"purchase:{purchase_id}"))
     if upgraded_to is not None:
-        notes.append(tier_changed(member_id, upgraded_to, True, f"purchase:{purchase_id}"))
+        notes.append(tier_changed(member_id, upgraded_to[1], True, f"purchase:{purchase_id}:{upgraded_to[0]}"[:64]))
     await emit_all(tx, notes)
 
 

@@ -108,7 +108,7 @@ class _Booking:
                 self.repeat_of[i] = first
         self.as_of = max(items[i][1] for i in fast)
         self.w = _Writes()
-        self.upgraded: dict[int, str] = {}  # receipt -> name of the tier it upgraded the member to
+        self.upgraded: dict[int, tuple[int, str]] = {}  # receipt -> (id, name) of the tier it upgraded the member to
         self.booked: set[int] = set()  # receipts booked here (not answered from a key used before)
 
     def answer_repeats(self, used: list[list[str]]) -> None:
@@ -206,7 +206,7 @@ class _Booking:
                     _add(w.tier_changes, item.member_id, tier_id, up.id, growth_value,
                          f"growth value reached {up.growth_threshold}", item.occurred_at)
                     tier_id = up.id
-                    self.upgraded[i] = up.name
+                    self.upgraded[i] = (up.id, up.name)
             booked.append((i, PurchaseResult(purchase_id, item.receipt_no, item.amount_fen, points,
                                              balance - state[1])))
         first_purchase = None

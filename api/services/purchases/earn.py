@@ -74,7 +74,7 @@ async def earn_in_one_statement(
                             int(row["balance"]) + points - int(row["held"]))
     upgraded = row["upgraded_tier_id"]
     await outbox.on_receipt(tx, item.member_id, result.purchase_id, points, result.points_balance,
-                            (await tiers.tier_by_id(int(upgraded))).name if upgraded is not None else None)
+                            None if upgraded is None else (int(upgraded), (await tiers.tier_by_id(int(upgraded))).name))
     return row["claim_id"], result
 
 
