@@ -14,6 +14,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from api import console, dashboard, db, logs
+from api import sql as raw_sql
 from api.auth import caller_for
 from api.config import settings
 from api.context import Context
@@ -127,7 +128,7 @@ def _is_json(request: Request) -> bool:
 
 async def healthz(request: Request) -> Response:
     try:
-        await db.fetch("SELECT 1 AS ok")
+        await db.fetch(raw_sql.HEALTH)
     except Exception as exc:  # the database is the one dependency that decides health
         return JSONResponse({"status": "error", "database": str(exc.__class__.__name__)}, status_code=503)
     redis_state = "not configured"

@@ -18,6 +18,7 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.transactions import in_transaction
 
+from api import sql as raw_sql
 from api.config import Settings, settings
 
 T = TypeVar("T")
@@ -183,7 +184,7 @@ class Tx:
         for index, (sql, args) in enumerate(statements):
             parts.append(f"w{index} AS ({_PLACEHOLDER.sub(_shifted(len(values)), sql)})")
             values.extend(args)
-        await self.conn.execute_query("WITH " + ", ".join(parts) + " SELECT 1", values)
+        await self.conn.execute_query(raw_sql.writes_in_one_round_trip(parts), values)
 
 
 def _shifted(offset: int) -> Callable[[re.Match[str]], str]:

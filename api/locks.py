@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from tortoise import connections
 from tortoise.models import Model
 
+from api import sql as raw_sql
 from api.db import LOCK_NOT_AVAILABLE, HeldLocks, Tx, held_locks, is_deadlock, retry_on_deadlock, sqlstate
 
 __all__ = ["Rank", "LockOrderError", "rows", "row", "skip_locked", "advisory", "statement", "enter", "held", "step",
@@ -165,7 +166,7 @@ async def advisory(rank: Rank, space: int, key: str) -> None:
     enter(rank)
     if _postgres():
         conn = connections.get("default")
-        await conn.execute_query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [space, key])
+        await conn.execute_query(raw_sql.ADVISORY_XACT_LOCK, [space, key])
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
