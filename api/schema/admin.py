@@ -23,6 +23,7 @@ from api.schema import parking as pk
 from api.schema import payloads as p
 from api.schema import staff as sp
 from api.schema.errors import should_mask
+from api.schema.execution import AcyclicExecutionContext
 from api.schema.insight import InsightMutation, InsightQuery
 from api.schema.merchant_assistant.root import MerchantAssistantAdminMutation, MerchantAssistantAdminQuery
 from api.schema.operators.permissions import RolePermissions
@@ -131,6 +132,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         types=[Member, PointsEntry, Tier, Purchase, Merchant],
+        execution_context_class=AcyclicExecutionContext,
         extensions=[
             lambda: ParserCache(maxsize=256),
             lambda: AddValidationRules(RULES),
