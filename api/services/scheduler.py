@@ -113,7 +113,8 @@ async def _rfm_due(as_of: datetime) -> int:
 async def refresh_gates(redis: Any) -> int:
     """Reloads the Redis gates of the flash sales and lucky-draw games on now from the database, so a
     unit a crashed process left taken in a gate (between its gate step and its commit or undo) comes
-    back within one interval. Safe while buyers press: a gate only rejects early, the database decides.
+    back (a flash sale's after `gate.IN_FLIGHT_SECONDS`: until then its pass counts as still running).
+    Safe while buyers press: a gate only rejects early, the database decides.
     Each gate on its own: one that cannot be reloaded (its Redis shard down) does not hold up the others."""
     now = clock.now()
     gates: list[tuple[str, int]] = [("sale", sale_id) for sale_id in await flash_sales.live_sale_ids(now)]

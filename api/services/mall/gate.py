@@ -23,12 +23,19 @@ def gate_tag(sale_id: int) -> str:
 
 
 async def gate_keys(sale_id: int) -> list[str]:
-    """The Redis keys of a sale's gate (stock, buyers, keys), namespaced by the installation id."""
+    """The Redis keys of a sale's gate (stock, buyers, keys, passes), namespaced by the installation id."""
     tag = await installation.key(gate_tag(sale_id))
-    return [f"{tag}:stock", f"{tag}:buyers", f"{tag}:keys"]
+    return [f"{tag}:stock", f"{tag}:buyers", f"{tag}:keys", f"{tag}:passes"]
 
 
-# KEYS: stock, buyers (hash member -> units), keys (set of "member:idempotencyKey" of successful buyers)
+# A pass of the gate that the database has not recorded yet is in flight for at most this long (a winner's
+# transaction, queued behind a burst's); after it, a reload counts it as the pass of a process that died
+# between its gate step and its commit or undo, and gives the unit back.
+IN_FLIGHT_SECONDS = 60
+
+# KEYS: stock, buyers (hash member -> units), keys (set of "member:idempotencyKey" of successful buyers),
+# passes (sorted set: "member:idempotencyKey" -> when it passed, Redis's clock in ms, until a reload finds
+# its order in the database or an undo takes it back)
 # ARGV: member, member:key, per-member limit
 _GATE = """
 local stock = redis.call('GET', KEYS[1])
@@ -39,27 +46,50 @@ if tonumber(stock) <= 0 then return 'SOLD_OUT' end
 redis.call('DECR', KEYS[1])
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 redis.call('SADD', KEYS[3], ARGV[2])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[4], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[2])
 return 'OK'
 """
 # Undo one 'OK' of this request (only if the gate still remembers it: a reload may have replaced it).
 # ARGV: member, member:key, '1' when the database said sold out (then the counter is set to 0).
 _UNDO = """
+redis.call('ZREM', KEYS[4], ARGV[2])
 if redis.call('SREM', KEYS[3], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
 if ARGV[3] == '1' then redis.call('SET', KEYS[1], 0, 'KEEPTTL') else redis.call('INCR', KEYS[1]) end
 return 1
 """
-# ARGV: stock, ttl seconds, force ('1' replaces a loaded gate), n buyers, n pairs (member, units),
-# then the "member:key" strings.
+# The gate from the database's snapshot, keeping the passes still in flight: a pass younger than the grace
+# whose order the snapshot does not hold yet keeps its unit (else a reload in the middle of a burst would
+# hand the units of running winners out again, and the database would have to refuse that many more);
+# passes whose orders the snapshot holds, and older ones, are forgotten.
+# ARGV: stock, ttl seconds, force ('1' replaces a loaded gate), grace seconds, n buyers, n pairs (member,
+# units), then the "member:key" strings of the paid orders.
 _LOAD = """
 if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+local oldest = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[4]) * 1000
+local n = tonumber(ARGV[5])
+local paid = {}
+for i = 6 + 2 * n, #ARGV do paid[ARGV[i]] = true end
+local passes = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+local running = {}
+for i = 1, #passes, 2 do
+  if paid[passes[i]] or tonumber(passes[i + 1]) <= oldest then
+    redis.call('ZREM', KEYS[4], passes[i])
+  else
+    table.insert(running, passes[i])
+  end
+end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local n = tonumber(ARGV[4])
-for i = 0, n - 1 do redis.call('HSET', KEYS[2], ARGV[5 + 2 * i], ARGV[6 + 2 * i]) end
-for i = 5 + 2 * n, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[1], math.max(0, tonumber(ARGV[1]) - #running), 'EX', ARGV[2])
+for i = 0, n - 1 do redis.call('HSET', KEYS[2], ARGV[6 + 2 * i], ARGV[7 + 2 * i]) end
+for i = 6 + 2 * n, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+for _, key in ipairs(running) do
+  redis.call('SADD', KEYS[3], key)
+  redis.call('HINCRBY', KEYS[2], string.match(key, '^[^:]+'), 1)
+end
+for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
 return 1
 """
 _scripts: dict[tuple[int, str], Any] = {}
@@ -83,7 +113,8 @@ def _script(redis: Any, source: str) -> Any:
 
 async def load_gate(redis: Any, sale_id: int, force: bool = False) -> bool:
     """Loads (or with `force` rebuilds) the gate of a sale from the database: stock left, units per
-    buyer, idempotency keys of paid orders. Returns False when Redis is unavailable."""
+    buyer, idempotency keys of paid orders, less the passes still in flight (`_LOAD`). Returns False when
+    Redis is unavailable."""
     s = await sale(sale_id, fresh=True)
     rows = await MallOrder.filter(flash_sale_id=sale_id, status="PAID").values(
         "member_id", "quantity", "idempotency_key")
@@ -91,7 +122,7 @@ async def load_gate(redis: Any, sale_id: int, force: bool = False) -> bool:
     for r in rows:
         units[r["member_id"]] = units.get(r["member_id"], 0) + r["quantity"]
     ttl = max(60, int((s.ends_at - clock.now()).total_seconds()) + 86400)
-    args: list[Any] = [s.stock, ttl, "1" if force else "0", len(units)]
+    args: list[Any] = [s.stock, ttl, "1" if force else "0", IN_FLIGHT_SECONDS, len(units)]
     for member_id, count in units.items():
         args += [member_id, count]
     args += [f"{r['member_id']}:{r['idempotency_key']}" for r in rows]
