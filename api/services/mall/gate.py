@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from api.models import MallOrder
 from api.services import clock, installation
+from api.services.mall import sql
 from api.services.mall.flash_terms import SaleInfo, sale
 
 log = logging.getLogger("mallpoints.flash_sales")
@@ -115,14 +115,13 @@ async def load_gate(redis: Any, sale_id: int, force: bool = False) -> bool:
     """Loads (or with `force` rebuilds) the gate of a sale from the database: stock left, units per
     buyer, idempotency keys of paid orders, less the passes still in flight (`_LOAD`). Returns False when
     Redis is unavailable."""
-    s = await sale(sale_id, fresh=True)
-    rows = await MallOrder.filter(flash_sale_id=sale_id, status="PAID").values(
-        "member_id", "quantity", "idempotency_key")
+    s = await sale(sale_id, fresh=True)  # its window (the keys' time to live)
+    stock, rows = await sql.gate_snapshot(sale_id)  # stock and orders of one moment
     units: dict[int, int] = {}
     for r in rows:
         units[r["member_id"]] = units.get(r["member_id"], 0) + r["quantity"]
     ttl = max(60, int((s.ends_at - clock.now()).total_seconds()) + 86400)
-    args: list[Any] = [s.stock, ttl, "1" if force else "0", IN_FLIGHT_SECONDS, len(units)]
+    args: list[Any] = [stock, ttl, "1" if force else "0", IN_FLIGHT_SECONDS, len(units)]
     for member_id, count in units.items():
         args += [member_id, count]
     args += [f"{r['member_id']}:{r['idempotency_key']}" for r in rows]

@@ -25,6 +25,13 @@ SOLD_OUT_PEEK = (
     " ON r.scope = $2 AND r.key = $3 WHERE f.id = $1"
 )
 
+# SQL because the gate's reload needs the stock and the paid orders from one snapshot: read one after the
+# other, a winner committing in between is counted twice or not at all (api/services/mall/gate.py).
+GATE_SNAPSHOT = (
+    "SELECT f.stock, o.member_id, o.quantity, o.idempotency_key FROM flash_sale f LEFT JOIN mall_order o"
+    " ON o.flash_sale_id = f.id AND o.status = 'PAID' WHERE f.id = $1"
+)
+
 # SQL because it is a report: a count and a sum over a merchant's day in one statement.
 WRITE_OFF_SUMMARY = (
     "SELECT COUNT(*) AS n, COALESCE(SUM(face_value_fen), 0) AS total FROM voucher"
@@ -44,6 +51,13 @@ async def sold_out_peek(sale_id: int, scope: str, key: str) -> dict[str, Any] | 
     """The sale's committed stock and the key's first request hash and result (None: no such sale)."""
     rows = await fetch(SOLD_OUT_PEEK, sale_id, scope, key)
     return dict(rows[0]) if rows else None
+
+
+async def gate_snapshot(sale_id: int) -> tuple[int, list[dict[str, Any]]]:
+    """A sale's stock left and its paid orders (member, units, idempotency key), as of one moment."""
+    rows = await fetch(GATE_SNAPSHOT, sale_id)
+    assert rows, "a flash sale is never deleted"
+    return int(rows[0]["stock"]), [dict(r) for r in rows if r["member_id"] is not None]
 
 
 async def write_off_summary(merchant_id: int, start: datetime, end: datetime) -> tuple[int, int]:
