@@ -17,7 +17,8 @@ What it does (see bench/README.md):
   5b. phase "single-rules" (earning, issue 3): after the single phase, 19 more active PURCHASE rules are
      installed (20 with the default rule; several match every receipt: category multipliers, member
      day, a campaign window, a BEST_OF group, tier and birthday rules) and the single phase runs again;
-     the summary prints both rates and single-rules ÷ single (target ≥ 0.8);
+     the summary prints both rates and single-rules ÷ single (target ≥ 0.8); the rules are paused again
+     before a later single or batch phase (their targets are with the default rule);
   6. prints a summary with the ratios single/raw and batch/raw against the targets;
   7. checks the ledger (balance = Σ entries = Σ lots, no negative balance, rows = successes);
   8. always stops the server and drops the database.
@@ -1305,7 +1306,7 @@ async def amain(args) -> int:
                     await set_bench_rules(args.database_url, "install" if not rules_installed else "ACTIVE")
                     rules_installed = True
                     await asyncio.sleep(RULES_SETTLE_SECONDS)  # the servers' rule caches reload
-                elif base == "single" and rules_installed:
+                elif base in ("single", "batch") and rules_installed:  # the targets are with the default rule
                     await set_bench_rules(args.database_url, "PAUSED")
                     await asyncio.sleep(RULES_SETTLE_SECONDS)
                 if base in ("single", "single-rules"):
