@@ -140,6 +140,44 @@ async def test_a_reload_in_the_middle_of_a_burst_keeps_the_units_of_running_winn
     assert await redis.zcard((await gate_keys(pk))[3]) == 0
 
 
+async def test_a_prize_reload_keeps_the_units_of_plays_in_flight(api, redis, monkeypatch):
+    """The same for a lucky-draw prize's counter (api/services/mall/stock_gate.py): a unit taken for a play
+    still in its transaction stays taken across a reload; once the play is recorded the reload forgets
+    its pass; a pass older than IN_FLIGHT_SECONDS is a dead process's and its unit comes back."""
+    from api.services.draws import gate as prize_gate
+    from api.services.mall import stock_gate
+
+    api.client._transport.app.state.redis = redis
+    op = await operator_token(api)
+    game = await new_game(api, op, [{"name": "头奖", "kind": "POINTS", "points": 7, "weight": 1, "stock": 3}])
+    game_pk, prize_pk = from_global_id(game["id"])[1], from_global_id(game["prizes"][0]["id"])[1]
+    key = draws.gate_key(game_pk, prize_pk)
+    counter = await installation.key(key)
+
+    async def load() -> int | None:
+        return await prize_gate.db_stock(prize_pk)
+
+    # Two plays took a unit each and are still in their transactions.
+    assert await stock_gate.take(redis, key, load, 3600, "900001:k1") is True
+    assert await stock_gate.take(redis, key, load, 3600, "900002:k2") is True
+    await draws.reload_prize_gate(redis, prize_pk)
+    assert int(await redis.get(counter)) == 1
+    # A member plays and wins the last unit the gate has; the next reload finds the play recorded.
+    _, token = await funded_member(200)
+    played = (await api.post(PLAY, {"i": {"gameId": game["id"], "idempotencyKey": unique("K")}},
+                             token=token))["data"]["luckyDrawPlay"]
+    assert played["userErrors"] == [] and played["play"]["prize"]["name"] == "头奖", played
+    assert int(await redis.get(counter)) == 0
+    await draws.reload_prize_gate(redis, prize_pk)
+    assert int(await redis.get(counter)) == 0  # 2 in the database, both held by the plays in flight
+    assert await redis.zcard(f"{counter}:passes") == 2
+    # The two plays' process died: after the grace their units come back.
+    monkeypatch.setattr(stock_gate, "IN_FLIGHT_SECONDS", 0)
+    await asyncio.sleep(0.01)
+    await draws.reload_prize_gate(redis, prize_pk)
+    assert int(await redis.get(counter)) == 2 and await redis.zcard(f"{counter}:passes") == 0
+
+
 async def test_gate_reconciliation_is_on_by_default_every_5_seconds():
     from api.config import Settings
 

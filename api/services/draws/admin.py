@@ -16,9 +16,8 @@ from api.services import clock, mall, tiers
 from api.services import text as hygiene
 from api.services.audit import Actor, audit
 from api.services.draws.games import GameInfo, forget, game
-from api.services.draws.gate import gate_key, gate_ttl
+from api.services.draws.gate import reload_prize_gate
 from api.services.errors import DomainError, ErrorCode
-from api.services.mall import stock_gate
 from api.services.segments import membership
 
 GAME_KINDS = ("WHEEL", "NINE_GRID", "SCRATCH")
@@ -176,5 +175,5 @@ async def update_prize(actor: Actor, prize_id: int, *, weight: int | None = None
         stock = cast("int | None", await DrawPrize.filter(id=prize_id).first().values_list("stock", flat=True))
     forget(p.game_id)
     if redis is not None and stock is not None:
-        await stock_gate.reload(redis, gate_key(p.game_id, prize_id), int(stock), await gate_ttl(p.game_id))
+        await reload_prize_gate(redis, prize_id)
     return await game(p.game_id, fresh=True)

@@ -2,10 +2,13 @@
 fails, and is rebuilt from the database (the database's conditional update decides)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
+from api.db import fetch
 from api.models import DrawPrize
 from api.services import clock
+from api.services.draws import sql
 from api.services.draws.games import GameInfo, game
 from api.services.mall import stock_gate
 
@@ -40,8 +43,18 @@ async def db_stock(prize_id: int) -> int | None:
     return cast("int | None", await DrawPrize.filter(id=prize_id).first().values_list("stock", flat=True))
 
 
+def play_token(member_id: int, key: str) -> str:
+    """What a play's unit is taken under in the prize's counter, as its `draw_play` row records it."""
+    return f"{member_id}:{key}"
+
+
 async def reload_prize_gate(redis: Any, prize_id: int) -> None:
-    """After a unit came back to a prize (a refunded win): the gate's counter from the database."""
-    found = await DrawPrize.get_or_none(id=prize_id)
-    if found is not None and found.stock is not None:
-        await stock_gate.reload(redis, gate_key(found.game_id, prize_id), found.stock, await gate_ttl(found.game_id))
+    """The gate's counter from the database (the reconciliation, a refunded win, an operator's change):
+    the prize's units left, less the units of plays still in flight (api/services/mall/stock_gate.py)."""
+    since = clock.now() - timedelta(seconds=stock_gate.IN_FLIGHT_SECONDS + 60)
+    rows = await fetch(sql.PRIZE_SNAPSHOT, prize_id, since)
+    if not rows or rows[0]["stock"] is None:
+        return
+    game_id, stock = int(rows[0]["game_id"]), int(rows[0]["stock"])
+    recorded = [play_token(r["member_id"], r["idempotency_key"]) for r in rows if r["member_id"] is not None]
+    await stock_gate.reload(redis, gate_key(game_id, prize_id), stock, await gate_ttl(game_id), recorded)

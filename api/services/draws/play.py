@@ -17,7 +17,7 @@ from api.models import DrawPlay, DrawPrize
 from api.services import clock, idempotency, ledger, mall, tiers
 from api.services.draws import sql
 from api.services.draws.games import GameInfo, PrizeInfo, game
-from api.services.draws.gate import db_stock, gate_key, gate_ttl, stock_now
+from api.services.draws.gate import db_stock, gate_key, gate_ttl, play_token, stock_now
 from api.services.draws.reads import PlayInfo
 from api.services.errors import DomainError, ErrorCode
 from api.services.mall import stock_gate
@@ -132,23 +132,23 @@ async def _reserve_and_book(member_id: int, g: GameInfo, prize: PrizeInfo, candi
                             roll: int, redraws: int, key: str, now: datetime, redis: Any) -> PlayResult | None:
     """Reserves a limited prize in the gate, then books the play; None when the prize is gone."""
     reserved = None
-    gate = gate_key(g.id, prize.id)
+    gate, token = gate_key(g.id, prize.id), play_token(member_id, key)
     if prize.stock is not None and redis is not None:
-        reserved = await stock_gate.take(redis, gate, lambda: db_stock(prize.id), await gate_ttl(g.id))
+        reserved = await stock_gate.take(redis, gate, lambda: db_stock(prize.id), await gate_ttl(g.id), token)
         if reserved is False:
             return None
     try:
         result, repeated = await _book(member_id, g, prize, candidates, roll, redraws, key, now)
     except _PrizeGone:
         if reserved:
-            await stock_gate.undo(redis, gate, none_left=True)
+            await stock_gate.undo(redis, gate, none_left=True, token=token)
         return None
     except BaseException:
         if reserved:
-            await stock_gate.undo(redis, gate, none_left=False)
+            await stock_gate.undo(redis, gate, none_left=False, token=token)
         raise
     if repeated and reserved:
-        await stock_gate.undo(redis, gate, none_left=False)
+        await stock_gate.undo(redis, gate, none_left=False, token=token)
     return result
 
 

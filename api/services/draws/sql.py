@@ -30,6 +30,14 @@ PLAY_TERMS = (
 # millisecond of CPU per play for it (the benchmarked path).
 STOCK_LEFT = "SELECT id, stock FROM draw_prize WHERE game_id = $1"
 
+# A prize's units left and the plays of it since $2 (member, idempotency key), as of one moment: the
+# prize's Redis counter is reloaded from them (api.services.draws.gate). Read one after the other, a
+# play committing in between would be counted twice or not at all.
+PRIZE_SNAPSHOT = (
+    "SELECT p.game_id, p.stock, pl.member_id, pl.idempotency_key FROM draw_prize p"
+    " LEFT JOIN draw_play pl ON pl.prize_id = p.id AND pl.played_at >= $2 WHERE p.id = $1"
+)
+
 # A game's figures for operators: counts, a distinct count and sums over its plays joined with the
 # points they granted (a report: conditional and distinct aggregates over a join).
 GAME_TOTALS = (

@@ -14,19 +14,52 @@ from api.services import installation
 
 log = logging.getLogger("mallpoints.stock_gate")
 
-# KEYS[1]: the counter. Returns the units left after taking one, -1 when none is left, -2 when the
+# A unit taken that the database has not recorded yet is in flight for at most this long; after it, a
+# reload counts it as taken by a process that died before its commit or undo, and gives it back.
+IN_FLIGHT_SECONDS = 60
+
+# KEYS[1]: the counter, KEYS[2]: its passes (sorted set: the caller's token -> when it took a unit,
+# Redis's clock in ms, until a reload finds it recorded in the database or an undo takes it back).
+# ARGV: token, ttl seconds. Returns the units left after taking one, -1 when none is left, -2 when the
 # counter is not loaded.
 _TAKE = """
 local left = redis.call('GET', KEYS[1])
 if not left then return -2 end
 if tonumber(left) <= 0 then return -1 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return redis.call('DECR', KEYS[1])
 """
-# ARGV[1]: '1' when the database said none is left (the counter becomes 0), else one unit goes back.
+# ARGV[1]: '1' when the database said none is left (the counter becomes 0), else one unit goes back;
+# ARGV[2]: the token of the take.
 _UNDO = """
+redis.call('ZREM', KEYS[2], ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] == '1' then redis.call('SET', KEYS[1], 0, 'KEEPTTL') else redis.call('INCR', KEYS[1]) end
 return 1
+"""
+# The counter from the database's snapshot, less the units still in flight: passes younger than the grace
+# that the snapshot does not hold yet (else a reload in the middle of a burst would hand the units of
+# running plays out again, for the database to refuse). ARGV: stock, ttl seconds, grace seconds, then the
+# tokens the snapshot holds.
+_RELOAD = """
+local t = redis.call('TIME')
+local oldest = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3]) * 1000
+local done = {}
+for i = 4, #ARGV do done[ARGV[i]] = true end
+local passes = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+local running = 0
+for i = 1, #passes, 2 do
+  if done[passes[i]] or tonumber(passes[i + 1]) <= oldest then
+    redis.call('ZREM', KEYS[2], passes[i])
+  else
+    running = running + 1
+  end
+end
+redis.call('SET', KEYS[1], math.max(0, tonumber(ARGV[1]) - running), 'EX', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return running
 """
 _scripts: dict[tuple[int, str], Any] = {}
 
@@ -38,27 +71,35 @@ def _script(redis: Any, source: str) -> Any:
     return _scripts[key]
 
 
-async def take(redis: Any, key: str, load: Callable[[], Awaitable[int | None]], ttl_seconds: int) -> bool | None:
-    """Takes one unit from the counter: True (taken), False (none left), None (no gate: Redis is down,
-    or the stock is gone from the database too and nothing could be loaded)."""
+def _keys(name: str) -> list[str]:
+    """The counter and its passes (one hash tag: the caller's key carries it)."""
+    return [name, f"{name}:passes"]
+
+
+async def take(redis: Any, key: str, load: Callable[[], Awaitable[int | None]], ttl_seconds: int,
+               token: str) -> bool | None:
+    """Takes one unit from the counter for `token` (what the database records the unit under, e.g.
+    "member:idempotencyKey"): True (taken), False (none left), None (no gate: Redis is down, or the stock
+    is gone from the database too and nothing could be loaded)."""
     try:
-        name = await installation.key(key)
-        left = await _script(redis, _TAKE)(keys=[name])
+        keys = _keys(await installation.key(key))
+        left = await _script(redis, _TAKE)(keys=keys, args=[token, ttl_seconds])
         if left == -2:
             stock = await load()
             if stock is None:
                 return None
-            await redis.set(name, stock, ex=ttl_seconds, nx=True)
-            left = await _script(redis, _TAKE)(keys=[name])
+            await redis.set(keys[0], stock, ex=ttl_seconds, nx=True)
+            left = await _script(redis, _TAKE)(keys=keys, args=[token, ttl_seconds])
     except Exception:  # Redis is a gate in front of the database, never a dependency
         log.warning("stock gate %s: Redis unavailable, the database decides alone", key, exc_info=True)
         return None
     return int(left) >= 0
 
 
-async def undo(redis: Any, key: str, none_left: bool) -> None:
+async def undo(redis: Any, key: str, none_left: bool, token: str) -> None:
+    """Gives back the unit `token` took (or, when the database said none is left, sets the counter to 0)."""
     try:
-        await _script(redis, _UNDO)(keys=[await installation.key(key)], args=["1" if none_left else "0"])
+        await _script(redis, _UNDO)(keys=_keys(await installation.key(key)), args=["1" if none_left else "0", token])
     except Exception:  # the gate stays too strict by one unit until it is reloaded; the database decides
         log.warning("stock gate %s: could not undo a step", key, exc_info=True)
 
@@ -76,8 +117,11 @@ async def peek(redis: Any, keys: list[str]) -> list[int | None] | None:
     return [None if v is None else int(v) for v in values]
 
 
-async def reload(redis: Any, key: str, stock: int, ttl_seconds: int) -> None:
+async def reload(redis: Any, key: str, stock: int, ttl_seconds: int, recorded: list[str]) -> None:
+    """The counter from the database: `stock` left and the tokens of the units it has `recorded` (of the
+    last IN_FLIGHT_SECONDS at least), as of one moment; the units of passes still in flight stay taken."""
     try:
-        await redis.set(await installation.key(key), stock, ex=ttl_seconds)
+        await _script(redis, _RELOAD)(keys=_keys(await installation.key(key)),
+                                      args=[stock, ttl_seconds, IN_FLIGHT_SECONDS, *recorded])
     except Exception:
         log.warning("stock gate %s: could not reload", key, exc_info=True)
