@@ -63,19 +63,21 @@ return 1
 # whose order the snapshot does not hold yet keeps its unit (else a reload in the middle of a burst would
 # hand the units of running winners out again, and the database would have to refuse that many more);
 # passes whose orders the snapshot holds, and older ones, are forgotten.
-# ARGV: stock, ttl seconds, force ('1' replaces a loaded gate), grace seconds, n buyers, n pairs (member,
-# units), then the "member:key" strings of the paid orders.
+# ARGV: stock, ttl seconds, force ('1' replaces a loaded gate), grace seconds, n buyers, m paid orders,
+# n pairs (member, units), the m "member:key" strings of the paid orders, then those of the sale's other
+# orders (refunded: recorded, so their passes are not in flight, but no longer buyers).
 _LOAD = """
 if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = redis.call('TIME')
 local oldest = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[4]) * 1000
-local n = tonumber(ARGV[5])
-local paid = {}
-for i = 6 + 2 * n, #ARGV do paid[ARGV[i]] = true end
+local n, m = tonumber(ARGV[5]), tonumber(ARGV[6])
+local first = 7 + 2 * n
+local recorded = {}
+for i = first, #ARGV do recorded[ARGV[i]] = true end
 local passes = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
 local running = {}
 for i = 1, #passes, 2 do
-  if paid[passes[i]] or tonumber(passes[i + 1]) <= oldest then
+  if recorded[passes[i]] or tonumber(passes[i + 1]) <= oldest then
     redis.call('ZREM', KEYS[4], passes[i])
   else
     table.insert(running, passes[i])
@@ -83,8 +85,8 @@ for i = 1, #passes, 2 do
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('SET', KEYS[1], math.max(0, tonumber(ARGV[1]) - #running), 'EX', ARGV[2])
-for i = 0, n - 1 do redis.call('HSET', KEYS[2], ARGV[6 + 2 * i], ARGV[7 + 2 * i]) end
-for i = 6 + 2 * n, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+for i = 0, n - 1 do redis.call('HSET', KEYS[2], ARGV[7 + 2 * i], ARGV[8 + 2 * i]) end
+for i = first, first + m - 1 do redis.call('SADD', KEYS[3], ARGV[i]) end
 for _, key in ipairs(running) do
   redis.call('SADD', KEYS[3], key)
   redis.call('HINCRBY', KEYS[2], string.match(key, '^[^:]+'), 1)
@@ -117,14 +119,16 @@ async def load_gate(redis: Any, sale_id: int, force: bool = False) -> bool:
     Redis is unavailable."""
     s = await sale(sale_id, fresh=True)  # its window (the keys' time to live)
     stock, rows = await sql.gate_snapshot(sale_id)  # stock and orders of one moment
+    paid = [r for r in rows if r["status"] == "PAID"]
     units: dict[int, int] = {}
-    for r in rows:
+    for r in paid:
         units[r["member_id"]] = units.get(r["member_id"], 0) + r["quantity"]
     ttl = max(60, int((s.ends_at - clock.now()).total_seconds()) + 86400)
-    args: list[Any] = [stock, ttl, "1" if force else "0", IN_FLIGHT_SECONDS, len(units)]
+    args: list[Any] = [stock, ttl, "1" if force else "0", IN_FLIGHT_SECONDS, len(units), len(paid)]
     for member_id, count in units.items():
         args += [member_id, count]
-    args += [f"{r['member_id']}:{r['idempotency_key']}" for r in rows]
+    args += [f"{r['member_id']}:{r['idempotency_key']}" for r in paid]
+    args += [f"{r['member_id']}:{r['idempotency_key']}" for r in rows if r["status"] != "PAID"]
     try:
         await _script(redis, _LOAD)(keys=await gate_keys(sale_id), args=args)
         return True

@@ -28,8 +28,8 @@ SOLD_OUT_PEEK = (
 # SQL because the gate's reload needs the stock and the paid orders from one snapshot: read one after the
 # other, a winner committing in between is counted twice or not at all (api/services/mall/gate.py).
 GATE_SNAPSHOT = (
-    "SELECT f.stock, o.member_id, o.quantity, o.idempotency_key FROM flash_sale f LEFT JOIN mall_order o"
-    " ON o.flash_sale_id = f.id AND o.status = 'PAID' WHERE f.id = $1"
+    "SELECT f.stock, o.member_id, o.quantity, o.idempotency_key, o.status FROM flash_sale f"
+    " LEFT JOIN mall_order o ON o.flash_sale_id = f.id WHERE f.id = $1"
 )
 
 # SQL because it is a report: a count and a sum over a merchant's day in one statement.
@@ -54,7 +54,7 @@ async def sold_out_peek(sale_id: int, scope: str, key: str) -> dict[str, Any] | 
 
 
 async def gate_snapshot(sale_id: int) -> tuple[int, list[dict[str, Any]]]:
-    """A sale's stock left and its paid orders (member, units, idempotency key), as of one moment."""
+    """A sale's stock left and its orders (member, units, idempotency key, status), as of one moment."""
     rows = await fetch(GATE_SNAPSHOT, sale_id)
     assert rows, "a flash sale is never deleted"
     return int(rows[0]["stock"]), [dict(r) for r in rows if r["member_id"] is not None]
