@@ -5,7 +5,7 @@ import json
 from datetime import timedelta
 
 from api.db import fetch
-from api.services import clock
+from api.services import clock, installation
 from api.services.members import mask_phone, normalize_phone
 from tests.conftest import (
     PURCHASE,
@@ -196,7 +196,7 @@ async def test_nonce_replay_is_refused_with_redis_too(api, redis):
     nonce = unique("nonce")
     first = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}, nonce=nonce)
     assert first["data"]["purchaseRecord"]["pointsEarned"] == 100
-    assert await redis.ttl(f"mallpoints:nonce:demo-pos:{nonce}") > 500
+    assert await redis.ttl(await installation.key(f"mallpoints:nonce:demo-pos:{nonce}")) > 500
     replay = await api.signed(PURCHASE, {"input": purchase_input(member_id, 10_000)}, nonce=nonce)
     assert _refused(replay)
     assert (await snapshot(member_id))["balance"] == 100

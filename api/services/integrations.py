@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from api.config import settings
 from api.db import fetchval, transaction
 from api.models import IntegrationKey, IntegrationKeyMerchant, IntegrationNonce, Merchant
-from api.services import clock, text
+from api.services import clock, installation, text
 from api.services import sql as core_sql
 from api.services.audit import audit
 from api.services.errors import DomainError, ErrorCode, forbidden, unauthenticated
@@ -121,7 +121,8 @@ async def _remember_nonce(key_id: str, nonce: str, redis: Any = None) -> bool:
     ttl = settings().nonce_ttl_seconds
     if redis is not None:
         try:
-            return bool(await redis.set(f"mallpoints:nonce:{key_id}:{nonce}", 1, nx=True, ex=ttl))
+            name = await installation.key(f"mallpoints:nonce:{key_id}:{nonce}")  # a staging copy beside it
+            return bool(await redis.set(name, 1, nx=True, ex=ttl))  # on one Redis has keys of the same names
         except Exception:  # a gate, never a dependency: fall back to the database
             log.warning("nonce check: Redis unavailable, using the database", exc_info=True)
     now = clock.now()
