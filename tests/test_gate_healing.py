@@ -117,6 +117,8 @@ async def test_a_reload_in_the_middle_of_a_burst_keeps_the_units_of_running_winn
     # Two winners passed the gate and are still in their transactions (nothing committed yet).
     assert await gate.pass_gate(redis, info, 900001, "k1") == "OK"
     assert await gate.pass_gate(redis, info, 900002, "k2") == "OK"
+    passes = (await gate_keys(pk))[3]
+    assert await redis.ttl(passes) > 3000  # the gate's keys' time to live (the sale's end and a day)
     assert await gate.load_gate(redis, pk, force=True)
     state = await gate.gate_state(redis, pk)
     assert (state.stock, state.buyers) == (1, 2), state

@@ -48,6 +48,7 @@ redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 redis.call('SADD', KEYS[3], ARGV[2])
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[4], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[2])
+if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], math.max(60, redis.call('TTL', KEYS[1]))) end
 return 'OK'
 """
 # Undo one 'OK' of this request (only if the gate still remembers it: a reload may have replaced it).
