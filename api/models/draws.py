@@ -93,4 +93,4 @@ class DrawPlay(Model):
 
     class Meta:
         table = "draw_play"
-        indexes = (("game_id", "member_id", "played_at"), ("member_id", "id"))
+        indexes = (("game_id", "member_id", "played_at"), ("member_id", "id"), ("prize_id",))

@@ -18,7 +18,10 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
     one (`async_helpers` holds two bound methods of the context): with it, each request's whole object
     graph (context, request, connection state, collected fields) was freed only by the cyclic garbage
     collector, which then took ~18% of a worker's CPU under load. The helpers reach the context through a
-    weak reference; the context lives as long as its execution runs."""
+    weak reference; the context lives as long as its execution runs. (graphql-core's sub-executors for
+    `@defer`/`@stream` and subscriptions are shallow copies whose helpers would still point at the parent:
+    neither is enabled here, and `api/prepared.py` refuses incremental delivery; re-point the helpers
+    in the copy before enabling them.)"""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -113,7 +113,7 @@ async def _rfm_due(as_of: datetime) -> int:
 async def refresh_gates(redis: Any) -> int:
     """Reloads the Redis gates of the flash sales and lucky-draw games on now from the database, so a
     unit a crashed process left taken in a gate (between its gate step and its commit or undo) comes
-    back (a flash sale's after `gate.IN_FLIGHT_SECONDS`: until then its pass counts as still running).
+    back (after `IN_FLIGHT_SECONDS` when the gate noted its pass: until then the pass counts as running).
     Safe while buyers press: a gate only rejects early, the database decides.
     Each gate on its own: one that cannot be reloaded (its Redis shard down) does not hold up the others."""
     now = clock.now()

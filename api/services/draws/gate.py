@@ -2,7 +2,6 @@
 fails, and is rebuilt from the database (the database's conditional update decides)."""
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, cast
 
 from api.db import fetch
@@ -51,8 +50,7 @@ def play_token(member_id: int, key: str) -> str:
 async def reload_prize_gate(redis: Any, prize_id: int) -> None:
     """The gate's counter from the database (the reconciliation, a refunded win, an operator's change):
     the prize's units left, less the units of plays still in flight (api/services/mall/stock_gate.py)."""
-    since = clock.now() - timedelta(seconds=stock_gate.IN_FLIGHT_SECONDS + 60)
-    rows = await fetch(sql.PRIZE_SNAPSHOT, prize_id, since)
+    rows = await fetch(sql.PRIZE_SNAPSHOT, prize_id)
     if not rows or rows[0]["stock"] is None:
         return
     game_id, stock = int(rows[0]["game_id"]), int(rows[0]["stock"])

@@ -30,12 +30,13 @@ PLAY_TERMS = (
 # millisecond of CPU per play for it (the benchmarked path).
 STOCK_LEFT = "SELECT id, stock FROM draw_prize WHERE game_id = $1"
 
-# A prize's units left and the plays of it since $2 (member, idempotency key), as of one moment: the
-# prize's Redis counter is reloaded from them (api.services.draws.gate). Read one after the other, a
-# play committing in between would be counted twice or not at all.
+# A prize's units left and the plays that won it (member, idempotency key: as many as units handed out),
+# as of one moment: the prize's Redis counter is reloaded from them (api.services.draws.gate). Read one
+# after the other, a play committing in between would be counted twice or not at all. No time window:
+# plays are timed by the app's clock and passes by Redis's, and a window on one misses passes of the other.
 PRIZE_SNAPSHOT = (
     "SELECT p.game_id, p.stock, pl.member_id, pl.idempotency_key FROM draw_prize p"
-    " LEFT JOIN draw_play pl ON pl.prize_id = p.id AND pl.played_at >= $2 WHERE p.id = $1"
+    " LEFT JOIN draw_play pl ON pl.prize_id = p.id WHERE p.id = $1"
 )
 
 # A game's figures for operators: counts, a distinct count and sums over its plays joined with the

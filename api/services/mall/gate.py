@@ -17,7 +17,7 @@ log = logging.getLogger("mallpoints.flash_sales")
 
 
 def gate_tag(sale_id: int) -> str:
-    """The logical prefix of a sale's gate keys; `{fs:<id>}` is the hash tag that puts the three keys in
+    """The logical prefix of a sale's gate keys; `{fs:<id>}` is the hash tag that puts the four keys in
     one slot of a Redis Cluster (a Lua script's keys must share a slot)."""
     return f"mallpoints:{{fs:{sale_id}}}"
 
@@ -48,7 +48,8 @@ redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 redis.call('SADD', KEYS[3], ARGV[2])
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[4], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[2])
-if redis.call('TTL', KEYS[4]) < 0 then redis.call('EXPIRE', KEYS[4], math.max(60, redis.call('TTL', KEYS[1]))) end
+local ttl = math.max(60, redis.call('TTL', KEYS[1]))
+for i = 2, 4 do if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ttl) end end
 return 'OK'
 """
 # Undo one 'OK' of this request (only if the gate still remembers it: a reload may have replaced it).
@@ -62,8 +63,9 @@ return 1
 """
 # The gate from the database's snapshot, keeping the passes still in flight: a pass younger than the grace
 # whose order the snapshot does not hold yet keeps its unit (else a reload in the middle of a burst would
-# hand the units of running winners out again, and the database would have to refuse that many more);
-# passes whose orders the snapshot holds, and older ones, are forgotten.
+# hand the units of running winners out again, and the database would have to refuse that many more).
+# Passes leave only by age (or by their undo): a recorded pass stays noted until then, so a reload whose
+# snapshot is older than another's, running after it, still finds it and counts it.
 # ARGV: stock, ttl seconds, force ('1' replaces a loaded gate), grace seconds, n buyers, m paid orders,
 # n pairs (member, units), the m "member:key" strings of the paid orders, then those of the sale's other
 # orders (refunded: recorded, so their passes are not in flight, but no longer buyers).
@@ -75,14 +77,10 @@ local n, m = tonumber(ARGV[5]), tonumber(ARGV[6])
 local first = 7 + 2 * n
 local recorded = {}
 for i = first, #ARGV do recorded[ARGV[i]] = true end
-local passes = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', oldest)
 local running = {}
-for i = 1, #passes, 2 do
-  if recorded[passes[i]] or tonumber(passes[i + 1]) <= oldest then
-    redis.call('ZREM', KEYS[4], passes[i])
-  else
-    table.insert(running, passes[i])
-  end
+for _, key in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  if not recorded[key] then table.insert(running, key) end
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('SET', KEYS[1], math.max(0, tonumber(ARGV[1]) - #running), 'EX', ARGV[2])

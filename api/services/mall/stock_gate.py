@@ -32,30 +32,28 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return redis.call('DECR', KEYS[1])
 """
 # ARGV[1]: '1' when the database said none is left (the counter becomes 0), else one unit goes back;
-# ARGV[2]: the token of the take.
+# ARGV[2]: the token of the take. Only if the pass is still noted: a reload that aged it out gave its
+# unit back already.
 _UNDO = """
-redis.call('ZREM', KEYS[2], ARGV[2])
+if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] == '1' then redis.call('SET', KEYS[1], 0, 'KEEPTTL') else redis.call('INCR', KEYS[1]) end
 return 1
 """
 # The counter from the database's snapshot, less the units still in flight: passes younger than the grace
 # that the snapshot does not hold yet (else a reload in the middle of a burst would hand the units of
-# running plays out again, for the database to refuse). ARGV: stock, ttl seconds, grace seconds, then the
-# tokens the snapshot holds.
+# running plays out again, for the database to refuse). Passes leave only by age or by their undo, so a
+# reload with an older snapshot, running after another, still counts a pass the other found recorded.
+# ARGV: stock, ttl seconds, grace seconds, then the tokens the snapshot holds.
 _RELOAD = """
 local t = redis.call('TIME')
 local oldest = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[3]) * 1000
 local done = {}
 for i = 4, #ARGV do done[ARGV[i]] = true end
-local passes = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', oldest)
 local running = 0
-for i = 1, #passes, 2 do
-  if done[passes[i]] or tonumber(passes[i + 1]) <= oldest then
-    redis.call('ZREM', KEYS[2], passes[i])
-  else
-    running = running + 1
-  end
+for _, token in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if not done[token] then running = running + 1 end
 end
 redis.call('SET', KEYS[1], math.max(0, tonumber(ARGV[1]) - running), 'EX', ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
