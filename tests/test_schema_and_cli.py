@@ -93,14 +93,14 @@ def test_production_refuses_default_secrets(tmp_path):
     assert result.returncode != 0 and "MALLPOINTS_TEST_SMS_CODE" in (result.stderr + result.stdout)
 
 
-async def test_rate_limiter_on_redis_and_without(redis):
+async def test_rate_limiter_on_redis_and_without(backend, redis):  # the installation id names the keys
     from redis.asyncio import from_url
 
     from api.services import ratelimit
 
     key = f"test:{os.getpid()}"
     assert [await ratelimit.allow(redis, key, 3, 60) for _ in range(5)] == [True, True, True, False, False]
-    assert await redis_keys(redis, f"mallpoints:rl:{key}:*")  # counted in Redis, not in the process
+    assert await redis_keys(redis, f"{await ratelimit.bucket_prefix(key)}*")  # counted in Redis, not in the process
     local = unique("local")  # the process table outlives the test (it runs once per Redis kind)
     assert [await ratelimit.allow(None, local, 2, 60) for _ in range(3)] == [True, True, False]
     dead = from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)

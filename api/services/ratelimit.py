@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api import db
+from api.services import installation
 from api.services import sql as core_sql
 
 log = logging.getLogger("mallpoints.ratelimit")
@@ -30,11 +31,23 @@ _last_purge = [0.0]
 
 
 
+def _digest(key: str) -> str:
+    """What a limit's key is stored under, in Redis as in the database: its hash (keys name usernames and
+    client addresses)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def bucket_prefix(key: str) -> str:
+    """The Redis keys of a limit's windows start with this: the installation id (a staging copy beside
+    production on one Redis counts apart) and the key's hash."""
+    return await installation.key(f"mallpoints:rl:{_digest(key)}:")
+
+
 async def allow(redis: Any, key: str, limit: int, window_seconds: int) -> bool:
     """Counts one hit on `key`; False once `limit` hits were counted in the current window."""
     if redis is not None:
         try:
-            bucket = f"mallpoints:rl:{key}:{int(time.time()) // window_seconds}"
+            bucket = f"{await bucket_prefix(key)}{int(time.time()) // window_seconds}"
             async with redis.pipeline(transaction=True) as pipe:
                 count, _ = await pipe.incr(bucket).expire(bucket, window_seconds).execute()
             return int(count) <= limit
@@ -88,14 +101,14 @@ async def reserve(redis: Any, key: str, limit: int, window_seconds: int) -> Slot
     now = time.time()
     expires_at = _window_end(window_seconds, now)
     if redis is not None:
-        bucket = f"mallpoints:rl:{key}:{expires_at}"
         try:
+            bucket = f"{await bucket_prefix(key)}{expires_at}"
             async with redis.pipeline(transaction=True) as pipe:
                 count, _ = await pipe.incr(bucket).expireat(bucket, expires_at + 1).execute()
             return Slot(int(count) <= limit, int(count), redis, bucket, expires_at)
         except Exception:  # Redis is a gate, never a dependency: the database counts instead
             log.warning("rate limiter: Redis unavailable, counting in the database", exc_info=True)
-    key_hash = hashlib.sha256(key.encode()).hexdigest()
+    key_hash = _digest(key)
     await _purge_now_and_then(now)
     async with db.transaction() as tx:
         count = int(await tx.fetchval(core_sql.RATE_HIT, key_hash, expires_at))
