@@ -163,7 +163,7 @@ async def gate_loop(redis: Any, interval_seconds: int) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - keep reconciling; Redis or the database may be back next time
-            log.warning("gate reconciliation failed; retrying in %s s", interval_seconds)
+            log.warning("gate reconciliation failed; retrying in %s s", interval_seconds, exc_info=True)
         first = False
         await asyncio.sleep(interval_seconds)
 
