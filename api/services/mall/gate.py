@@ -34,8 +34,8 @@ async def gate_keys(sale_id: int) -> list[str]:
 IN_FLIGHT_SECONDS = 60
 
 # KEYS: stock, buyers (hash member -> units), keys (set of "member:idempotencyKey" of successful buyers),
-# passes (sorted set: "member:idempotencyKey" -> when it passed, Redis's clock in ms, until a reload finds
-# its order in the database or an undo takes it back)
+# passes (sorted set: "member:idempotencyKey" -> when it passed, Redis's clock in ms, until it is older than
+# IN_FLIGHT_SECONDS at a reload or an undo takes it back)
 # ARGV: member, member:key, per-member limit
 _GATE = """
 local stock = redis.call('GET', KEYS[1])

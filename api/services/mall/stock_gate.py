@@ -19,7 +19,7 @@ log = logging.getLogger("mallpoints.stock_gate")
 IN_FLIGHT_SECONDS = 60
 
 # KEYS[1]: the counter, KEYS[2]: its passes (sorted set: the caller's token -> when it took a unit,
-# Redis's clock in ms, until a reload finds it recorded in the database or an undo takes it back).
+# Redis's clock in ms, until it is older than IN_FLIGHT_SECONDS at a reload or an undo takes it back).
 # ARGV: token, ttl seconds. Returns the units left after taking one, -1 when none is left, -2 when the
 # counter is not loaded.
 _TAKE = """
