@@ -121,8 +121,9 @@ async def _remember_nonce(key_id: str, nonce: str, redis: Any = None) -> bool:
     ttl = settings().nonce_ttl_seconds
     if redis is not None:
         try:
-            name = await installation.key(f"mallpoints:nonce:{key_id}:{nonce}")  # a staging copy beside it
-            return bool(await redis.set(name, 1, nx=True, ex=ttl))  # on one Redis has keys of the same names
+            # Named by the installation: a staging copy beside production on one Redis has the same key ids.
+            name = await installation.key(f"mallpoints:nonce:{key_id}:{nonce}")
+            return bool(await redis.set(name, 1, nx=True, ex=ttl))
         except Exception:  # a gate, never a dependency: fall back to the database
             log.warning("nonce check: Redis unavailable, using the database", exc_info=True)
     now = clock.now()

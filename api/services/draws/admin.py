@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from tortoise.expressions import F
 
@@ -172,8 +172,7 @@ async def update_prize(actor: Actor, prize_id: int, *, weight: int | None = None
             stock=F("stock") + stock_delta, stock_total=F("stock_total") + stock_delta)
         await audit(tx, actor, "draw_prize.update", "draw_prize", str(prize_id),
                     {"weight": weight, "stockDelta": stock_delta, "active": active})
-        stock = cast("int | None", await DrawPrize.filter(id=prize_id).first().values_list("stock", flat=True))
     forget(p.game_id)
-    if redis is not None and stock is not None:
-        await reload_prize_gate(redis, prize_id)
+    if redis is not None and p.stock is not None:  # a limited prize (a limit is never added or removed here)
+        await reload_prize_gate(redis, prize_id)  # reads the stock and the plays in flight itself
     return await game(p.game_id, fresh=True)
