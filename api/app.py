@@ -5,6 +5,7 @@ import gc
 import logging
 import time
 from contextlib import asynccontextmanager
+from functools import partial
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -21,6 +22,7 @@ from api.config import settings
 from api.context import Context
 from api.prepared import PreparedExecutor, refusal
 from api.services.errors import AuthError
+from api.services.loops import Loops
 from api.transport import UNSUPPORTED_MEDIA_TYPE, TransportError, check_json_request, read_body, unsupported_media_type
 
 log = logging.getLogger("mallpoints")
@@ -233,15 +235,15 @@ def create_app(*, manage_db: bool = True) -> Starlette:
         app.state.redis = None
         if cfg.redis_url:
             app.state.redis = redis_client(cfg.redis_url, cfg.redis_mode)
-        schedule = gates = None
-        import asyncio
-
         from api.services import scheduler
+        from api.services.notifications import dispatcher
 
+        background = Loops()
         if app.state.redis is not None and cfg.gate_refresh_seconds > 0:  # issue 11 finding 12
-            gates = asyncio.create_task(scheduler.gate_loop(app.state.redis, cfg.gate_refresh_seconds))
+            background.start(partial(scheduler.gate_loop, app.state.redis, cfg.gate_refresh_seconds))
         if cfg.scheduler_enabled:  # earning (issue 3): pending release, expiry, tier evaluation
-            schedule = asyncio.create_task(scheduler.loop(app.state.redis))
+            background.start(partial(scheduler.loop, app.state.redis))
+            background.start(dispatcher.loop)  # notifications go out between runs too
         settled = settle_heap() if manage_db else None
         try:
             yield
@@ -249,9 +251,7 @@ def create_app(*, manage_db: bool = True) -> Starlette:
             if settled is not None:
                 gc.unfreeze()
                 gc.set_threshold(*settled)
-            for task in (schedule, gates):
-                if task is not None:
-                    task.cancel()
+            await background.stop()  # before Redis and the database close under them
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if manage_db:

@@ -6,6 +6,7 @@ SQLite they become `?1, ?2…`, which SQLite understands natively.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -200,10 +201,35 @@ async def transaction() -> AsyncIterator[Tx]:
     outer = held_locks.get()
     token = held_locks.set(outer if outer is not None else HeldLocks())
     try:
-        async with in_transaction("default") as conn:
+        context = in_transaction("default")
+        conn = await _open(context)
+        try:
             yield Tx(conn)
+        except BaseException as exc:
+            await context.__aexit__(type(exc), exc, exc.__traceback__)  # rolls back; never suppresses
+            raise
+        await context.__aexit__(None, None, None)
     finally:
         held_locks.reset(token)
+
+
+async def _open(context: Any) -> Any:
+    """Enters Tortoise's transaction context, and gives back what it took when the entry fails part-way.
+
+    Tortoise (1.1.9) takes the connection first (SQLite: the lock of its one connection; PostgreSQL: a
+    pool connection), makes it the task's connection, then sends BEGIN; when BEGIN fails, or a cancel
+    lands while it runs (a server's stop, a client's timeout), it gives nothing back: every later
+    statement on SQLite waits for that lock for ever, and PostgreSQL's pool is one connection short for
+    good. The context's own exit gives both back (and rolls back what BEGIN may have started); it runs
+    when the entry got as far as naming the task's connection (`token`), which comes right after the
+    take. (A cancel while SQLite opens its very first connection, between the two, is not covered.)"""
+    try:
+        return await context.__aenter__()
+    except BaseException as exc:
+        if hasattr(context, "token"):
+            with contextlib.suppress(Exception):  # the rollback of a BEGIN that never ran may fail
+                await context.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
 
 
 def sqlstate(exc: BaseException) -> str | None:

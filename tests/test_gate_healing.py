@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 
 import pytest
@@ -99,6 +100,63 @@ async def test_a_unit_stranded_by_a_crash_comes_back_within_seconds_without_an_o
     bought = (await api.post(FLASH, {"i": {"flashSaleId": sale["id"], "idempotencyKey": unique("K")}},
                              token=token))["data"]["flashSaleRedeem"]
     assert bought["userErrors"] == [] and await sale_stock(sale) == 1
+
+
+def background_loops() -> list[asyncio.Task]:
+    from api.services import scheduler
+    from api.services.notifications import dispatcher
+
+    codes = {scheduler.gate_loop.__code__, scheduler.loop.__code__, dispatcher.loop.__code__}
+    return [t for t in asyncio.all_tasks() if not t.done() and getattr(t.get_coro(), "cr_code", None) in codes]
+
+
+async def test_a_server_that_stops_leaves_no_loop_running(api, redis_single, server_settings):
+    """A CI run failed the test above: a gate loop of an earlier test's server had outlived it and won
+    each interval's refresh election (with a closed database), so the live server never reconciled.
+    A server's stop now waits for its loops to end, stopped at whatever point of their rounds."""
+    from api.app import create_app
+
+    url, mode = redis_url_of(redis_single)
+    server_settings(redis_url=url, redis_mode=mode, gate_refresh_seconds=1, scheduler_enabled=True)
+    op = await operator_token(api)
+    await new_sale(api, op, stock=2)  # a live sale: each round reloads a gate
+    for stop_after in (0.0, 0.01, 0.05, 0.2, 1.1):
+        app = create_app(manage_db=False)
+        async with app.router.lifespan_context(app):
+            assert len(background_loops()) == 3  # gates, scheduled runs, pushes
+            await asyncio.sleep(stop_after)
+        assert background_loops() == [], stop_after
+
+
+async def test_a_loop_that_swallows_its_cancel_still_stops(redis_single, monkeypatch):
+    """On Python 3.11 `asyncio.wait_for` (inside redis-py and asyncpg) can turn a cancel that arrives as
+    its call fails into that call's error (CPython gh-86296), which a loop that keeps going catches:
+    that is how the loop above outlived its server. Here a reconciliation does exactly that when a stop
+    has to cancel it (it overstays the grace); the loop still ends, on its stop flag."""
+    from api.services import scheduler
+    from api.services.loops import Loops
+
+    working = asyncio.Event()
+    rounds = []
+
+    async def swallowing_refresh(redis, interval_seconds: int = 0) -> int:
+        rounds.append(time.monotonic())
+        working.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise ConnectionError("Connection closed by the server before write") from None
+        return 0
+
+    monkeypatch.setattr(scheduler, "refresh_gates", swallowing_refresh)  # the first round
+    monkeypatch.setattr(scheduler, "refresh_gates_now_and_then", swallowing_refresh)  # the others
+    loops = Loops()
+    loops.start(functools.partial(scheduler.gate_loop, redis_single, 1))
+    await asyncio.wait_for(working.wait(), 5)
+    started = time.monotonic()
+    await loops.stop(grace_seconds=0.2)
+    assert background_loops() == [] and len(rounds) == 1  # it ended instead of starting another round
+    assert time.monotonic() - started < 2.0
 
 
 async def test_a_reload_in_the_middle_of_a_burst_keeps_the_units_of_running_winners(api, redis, monkeypatch):

@@ -23,7 +23,7 @@ from tortoise.expressions import Q
 from api.config import settings
 from api.db import transaction
 from api.models import JobLease
-from api.services import clock, draws, earning, insight, installation, ledger, mall, parking, tiers
+from api.services import clock, draws, earning, insight, installation, ledger, loops, mall, parking, tiers
 from api.services import sql as core_sql
 from api.services.audit import Actor, audit
 from api.services.earning import invites
@@ -148,12 +148,13 @@ async def refresh_gates_now_and_then(redis: Any, interval_seconds: int) -> int |
     return await refresh_gates(redis)
 
 
-async def gate_loop(redis: Any, interval_seconds: int) -> None:
+async def gate_loop(redis: Any, interval_seconds: int, stopping: asyncio.Event) -> None:
     """Every server: the gates reconciled with the database once at start (a restored database, or a
     worker that replaced a crashed one) and then every interval, so a unit a crashed process left taken
-    in a gate comes back within seconds, without an operator and without the scheduled runs."""
+    in a gate comes back within seconds, without an operator and without the scheduled runs. Ends when
+    `stopping` is set (`api.services.loops`)."""
     first = True
-    while True:
+    while not stopping.is_set():
         try:
             if first:
                 count = await refresh_gates(redis)
@@ -165,25 +166,16 @@ async def gate_loop(redis: Any, interval_seconds: int) -> None:
         except Exception:  # noqa: BLE001 - keep reconciling; Redis or the database may be back next time
             log.warning("gate reconciliation failed; retrying in %s s", interval_seconds, exc_info=True)
         first = False
-        await asyncio.sleep(interval_seconds)
+        await loops.pause(interval_seconds, stopping)
 
 
-async def loop(redis: Any = None) -> None:
-    """The server's schedule: run when the lease is ours (and refresh the Redis gates), then sleep an
-    interval."""
+async def loop(redis: Any, stopping: asyncio.Event) -> None:
+    """The server's schedule: run when the lease is ours (and refresh the Redis gates when no gate loop
+    does), then pause an interval; ends when `stopping` is set. The holder keeps the lease by renewing
+    it; another server takes over two intervals after the holder stopped renewing."""
     interval = settings().scheduler_interval_seconds
-    pushes = asyncio.create_task(dispatcher.loop())  # notifications go out between runs too
-    try:
-        await _runs(interval, redis)
-    finally:
-        pushes.cancel()
-
-
-async def _runs(interval: int, redis: Any) -> None:
-    while True:
+    while not stopping.is_set():
         try:
-            # The holder keeps the lease by renewing it; another server takes over two intervals
-            # after the holder stopped renewing.
             if await acquire_lease(interval * 2):
                 result = await run_once(("system", HOLDER))
                 log.info("scheduled run: %s", result)
@@ -193,4 +185,4 @@ async def _runs(interval: int, redis: Any) -> None:
             raise
         except Exception:  # noqa: BLE001 - keep the schedule alive; the next run retries
             log.exception("scheduled run failed")
-        await asyncio.sleep(interval)
+        await loops.pause(interval, stopping)

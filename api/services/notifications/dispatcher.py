@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from api.db import transaction
 from api.models import Member, MemberWechat, Notification, NotificationPreference
-from api.services import clock
+from api.services import clock, loops
 from api.services.notifications import sql
 from api.services.notifications.channels.base import Channel, Message, Outcome
 from api.services.notifications.settings import NotifySettings, notify_settings
@@ -202,14 +202,14 @@ async def _record(rows: list[dict], outcomes: dict[int, tuple[str, Outcome]]) ->
             await Notification.filter(id__in=ids, status="PENDING").update(**changes)
 
 
-async def loop(interval_seconds: float = 15.0) -> None:
-    """The server's push loop (started with the scheduler): every interval, whatever is due. Several
-    servers may run it at once: a claim skips rows another dispatcher holds."""
-    while True:
+async def loop(stopping: asyncio.Event, interval_seconds: float = 15.0) -> None:
+    """The server's push loop (started with the scheduler): every interval, whatever is due, until
+    `stopping` is set. Several servers may run it at once: a claim skips rows another dispatcher holds."""
+    while not stopping.is_set():
         try:
             await dispatch_due()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - keep pushing; the next pass retries
             log.exception("notification dispatch failed")
-        await asyncio.sleep(interval_seconds)
+        await loops.pause(interval_seconds, stopping)
