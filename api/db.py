@@ -218,7 +218,7 @@ async def _open(context: Any) -> Any:
 
     Tortoise (1.1.9) takes the connection first (SQLite: the lock of its one connection; PostgreSQL: a
     pool connection), makes it the task's connection, then sends BEGIN; when BEGIN fails, or a cancel
-    lands while it runs (a server's stop, a client's timeout), it gives nothing back: every later
+    lands while it runs (a server's stop cancelling a scheduled run), it gives nothing back: every later
     statement on SQLite waits for that lock for ever, and PostgreSQL's pool is one connection short for
     good. The context's own exit gives both back (and rolls back what BEGIN may have started); it runs
     when the entry got as far as naming the task's connection (`token`), which comes right after the
