@@ -12,6 +12,9 @@ from typing import Any
 from api.services import clock, installation
 from api.services.mall import sql
 from api.services.mall.flash_terms import SaleInfo, sale
+# How long a pass the database has not recorded yet counts as in flight (a winner's transaction queued
+# behind a burst's); the same grace as the prize counters'.
+from api.services.mall.stock_gate import IN_FLIGHT_SECONDS
 
 log = logging.getLogger("mallpoints.flash_sales")
 
@@ -27,11 +30,6 @@ async def gate_keys(sale_id: int) -> list[str]:
     tag = await installation.key(gate_tag(sale_id))
     return [f"{tag}:stock", f"{tag}:buyers", f"{tag}:keys", f"{tag}:passes"]
 
-
-# A pass of the gate that the database has not recorded yet is in flight for at most this long (a winner's
-# transaction, queued behind a burst's); after it, a reload counts it as the pass of a process that died
-# between its gate step and its commit or undo, and gives the unit back.
-IN_FLIGHT_SECONDS = 60
 
 # KEYS: stock, buyers (hash member -> units), keys (set of "member:idempotencyKey" of successful buyers),
 # passes (sorted set: "member:idempotencyKey" -> when it passed, Redis's clock in ms, until it is older than
