@@ -12,9 +12,7 @@ from typing import Any
 from api.services import clock, installation
 from api.services.mall import sql
 from api.services.mall.flash_terms import SaleInfo, sale
-# How long a pass the database has not recorded yet counts as in flight (a winner's transaction queued
-# behind a burst's); the same grace as the prize counters'.
-from api.services.mall.stock_gate import IN_FLIGHT_SECONDS
+from api.services.mall.stock_gate import IN_FLIGHT_SECONDS  # the prize counters' grace for passes in flight
 
 log = logging.getLogger("mallpoints.flash_sales")
 
